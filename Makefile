@@ -1,0 +1,48 @@
+# EfficientLIF-Net shared-LIF PE array: generator, golden model, co-simulation.
+#
+#   make sim ARRAY=128 GROUPS=4   set up .venv if needed, emit, build, co-simulate
+#   make test                     set up .venv if needed, run the pytest regression
+#
+# Set-up is automatic: the first target that needs Python creates .venv and
+# installs the project with the pins in constraints.txt; system simulators
+# (iverilog, yosys) are installed with apt-get when missing and running as root.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+ARRAY ?= 128
+GROUPS ?= 4
+
+.PHONY: setup sysdeps test emit clean
+
+setup: $(STAMP) sysdeps
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+sysdeps:
+	@missing=""; for t in iverilog:iverilog yosys:yosys; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	  else \
+	    echo "error: missing system tools:$$missing (install them, e.g. apt-get install$$missing)" >&2; exit 2; \
+	  fi; \
+	fi
+
+test: setup
+	$(VPY) -m pytest
+
+emit: setup
+	$(VPY) -m gen.emit --verilog --array $(ARRAY) --groups $(GROUPS)
+
+clean:
+	rm -rf rtl sim_build build reports .pytest_cache
