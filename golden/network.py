@@ -1,0 +1,453 @@
+"""Integer network description shared by the fixed-point model, the schedule and quantization.
+
+A :class:`Network` is a chain of :class:`Layer` objects whose weights are
+already integers in the common weight/current/membrane scale of
+``docs/fixed-point.md`` (F1). Pure numpy: no torch, no amaranth.
+
+Shapes (all C, H, W order):
+
+* a linear layer takes ``in_shape = (F,)`` and has ``weight[out, F]``;
+  its output shape is ``(out,)``. When it follows a conv layer its input is
+  that layer's output flattened in C, H, W order (``F = C*H*W``);
+* a conv layer takes ``in_shape = (C, H, W)`` and has
+  ``weight[out, C, k, k]``; its output shape is ``(out, H', W')`` with
+  ``H' = (H + 2*padding - k) // stride + 1`` (same for W).
+
+Modes (what the layer's neurons do with the current X):
+
+* ``"chained"``     C#N chaining over ``cfg.groups`` contiguous channel groups
+                    (``groups = 1`` is the baseline), docs/fixed-point.md F7;
+* ``"independent"`` every neuron has its own membrane (baseline on any build);
+* ``"readout"``     emit X, no LIF (F8).
+
+Cross-layer (L) sharing: consecutive layers with the same non-None ``block``
+id form a sharing block and use one membrane (F7). All layers of a block have
+the same output shape and the same mode (chained or independent).
+
+Network files are ``.npz`` archives holding one JSON description under the
+key ``network.json`` and one int64 array per layer (``w0``, ``w1``, ...);
+:func:`save_network` / :func:`load_network` read and write them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .config import HwConfig
+
+__all__ = [
+    "NetworkError", "Layer", "Network", "KINDS", "MODES", "LIF_MODES",
+    "save_network", "load_network", "FILE_FORMAT", "FILE_VERSION",
+]
+
+KINDS = ("linear", "conv")
+MODES = ("chained", "independent", "readout")
+#: Modes that run the LIF stage and own membrane state.
+LIF_MODES = ("chained", "independent")
+
+FILE_FORMAT = "efficientlif-network"
+FILE_VERSION = 1
+
+
+class NetworkError(ValueError):
+    """An invalid network description or network file. The message names the layer or file."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of integer weights.
+
+    ``kind``          "linear" or "conv".
+    ``in_shape``      (F,) for linear, (C, H, W) for conv.
+    ``out_channels``  output features / channels.
+    ``weight``        int64, linear ``[out, F]``, conv ``[out, C, k, k]``.
+    ``kernel``, ``stride``, ``padding``  conv geometry (square; ignored for linear).
+    ``mode``          "chained", "independent" or "readout".
+    ``block``         sharing-block id (None: the layer has its own membrane).
+    ``name``          free text used in messages.
+
+    Structural problems raise :class:`NetworkError` naming the layer. The
+    weight array is copied to int64 and made read-only.
+    """
+
+    kind: str
+    in_shape: tuple
+    out_channels: int
+    weight: np.ndarray = field(repr=False)
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    mode: str = "chained"
+    block: Optional[int] = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        who = f"layer {self.name!r}" if self.name else "layer"
+
+        def bad(msg: str) -> NetworkError:
+            return NetworkError(f"{who}: {msg}")
+
+        if not isinstance(self.name, str):
+            raise bad(f"name must be a string, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise bad(f"kind={self.kind!r}: must be one of {', '.join(KINDS)}")
+        if self.mode not in MODES:
+            raise bad(f"mode={self.mode!r}: must be one of {', '.join(MODES)}")
+        if self.block is not None and not _is_int(self.block):
+            raise bad(f"block={self.block!r}: must be an integer id or None")
+        try:
+            shape = tuple(self.in_shape)
+        except TypeError:
+            raise bad(f"in_shape={self.in_shape!r}: must be a tuple of positive integers") from None
+        if not shape or not all(_is_int(d) and d > 0 for d in shape):
+            raise bad(f"in_shape={self.in_shape!r}: must be a tuple of positive integers")
+        shape = tuple(int(d) for d in shape)
+        object.__setattr__(self, "in_shape", shape)
+        for fname in ("out_channels", "kernel", "stride"):
+            v = getattr(self, fname)
+            if not _is_int(v) or v < 1:
+                raise bad(f"{fname}={v!r}: must be a positive integer")
+            object.__setattr__(self, fname, int(v))
+        if not _is_int(self.padding) or self.padding < 0:
+            raise bad(f"padding={self.padding!r}: must be a non-negative integer")
+        object.__setattr__(self, "padding", int(self.padding))
+        if self.block is not None:
+            object.__setattr__(self, "block", int(self.block))
+
+        w = np.asarray(self.weight)
+        if w.dtype.kind not in "iu":
+            if w.dtype.kind == "f" and w.size and np.all(np.isfinite(w)) and np.all(w == np.round(w)):
+                pass  # integral floats are accepted
+            elif w.size:
+                raise bad(f"weight must hold integers, got dtype {w.dtype}")
+        w = w.astype(np.int64)
+        if self.kind == "linear":
+            if len(shape) != 1:
+                raise bad(f"a linear layer takes in_shape (features,), got {shape}")
+            want = (self.out_channels, shape[0])
+            if self.kernel != 1 or self.stride != 1 or self.padding != 0:
+                raise bad("kernel/stride/padding must keep their defaults (1/1/0) on a linear layer")
+        else:
+            if len(shape) != 3:
+                raise bad(f"a conv layer takes in_shape (C, H, W), got {shape}")
+            want = (self.out_channels, shape[0], self.kernel, self.kernel)
+            c, h, wd = shape
+            if h + 2 * self.padding < self.kernel or wd + 2 * self.padding < self.kernel:
+                raise bad(f"kernel {self.kernel} is larger than the padded input "
+                          f"{h + 2 * self.padding}x{wd + 2 * self.padding}")
+        if w.shape != want:
+            raise bad(f"weight shape {w.shape} does not match {want} "
+                      f"({'[out, in]' if self.kind == 'linear' else '[out, in_c, k, k]'})")
+        w.setflags(write=False)
+        object.__setattr__(self, "weight", w)
+
+    # ----------------------------------------------------------- geometry
+    @property
+    def out_shape(self) -> tuple:
+        """(C,) for linear, (C, H', W') for conv."""
+        if self.kind == "linear":
+            return (self.out_channels,)
+        _, h, w = self.in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        return (self.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+    @property
+    def out_chw(self) -> tuple:
+        """Output shape as (C, H, W); a linear layer is (C, 1, 1)."""
+        s = self.out_shape
+        return s if len(s) == 3 else (s[0], 1, 1)
+
+    @property
+    def out_size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def in_size(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def fan_in_size(self) -> int:
+        """Synapses per output neuron (linear: F; conv: C·k·k, padding included)."""
+        if self.kind == "linear":
+            return self.in_shape[0]
+        return self.in_shape[0] * self.kernel * self.kernel
+
+    @property
+    def is_lif(self) -> bool:
+        return self.mode in LIF_MODES
+
+    def describe(self) -> dict:
+        """JSON-able description without the weights."""
+        return {"kind": self.kind, "in_shape": list(self.in_shape),
+                "out_channels": self.out_channels, "kernel": self.kernel,
+                "stride": self.stride, "padding": self.padding, "mode": self.mode,
+                "block": self.block, "name": self.name}
+
+    # ------------------------------------------------------- constructors
+    @classmethod
+    def linear(cls, weight, *, mode: str = "chained", block=None, name: str = "") -> "Layer":
+        """A linear layer whose shapes come from ``weight[out, in]``."""
+        w = np.asarray(weight)
+        if w.ndim != 2:
+            raise NetworkError(f"layer {name!r}: linear weight must be 2-D [out, in], got shape {w.shape}")
+        return cls("linear", (w.shape[1],), w.shape[0], w, mode=mode, block=block, name=name)
+
+    @classmethod
+    def conv(cls, in_shape, weight, *, stride: int = 1, padding: int = 0, mode: str = "chained",
+             block=None, name: str = "") -> "Layer":
+        """A conv layer whose channel counts and kernel come from ``weight[out, in_c, k, k]``."""
+        w = np.asarray(weight)
+        if w.ndim != 4 or w.shape[2] != w.shape[3]:
+            raise NetworkError(f"layer {name!r}: conv weight must be [out, in_c, k, k], got shape {w.shape}")
+        return cls("conv", tuple(in_shape), w.shape[0], w, kernel=w.shape[2], stride=stride,
+                   padding=padding, mode=mode, block=block, name=name)
+
+
+def where(index: int, layer: Layer) -> str:
+    """``layer 3 ('conv2')``: how messages name a layer."""
+    return f"layer {index} ({layer.name!r})" if layer.name else f"layer {index}"
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A chain of layers. ``in_shape`` is the shape of one timestep of input spikes.
+
+    Construction checks what does not depend on the hardware (shapes chain,
+    blocks are consecutive and homogeneous); :meth:`validate` adds the checks
+    against an :class:`HwConfig`.
+    """
+
+    in_shape: tuple
+    layers: tuple
+
+    def __post_init__(self) -> None:
+        try:
+            shape = tuple(int(d) for d in self.in_shape)
+        except (TypeError, ValueError):
+            raise NetworkError(f"network in_shape={self.in_shape!r}: must be a tuple of positive integers") from None
+        if not shape or min(shape) < 1:
+            raise NetworkError(f"network in_shape={self.in_shape!r}: must be a tuple of positive integers")
+        object.__setattr__(self, "in_shape", shape)
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise NetworkError("network has no layers")
+        prev = shape
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
+            ok = (layer.in_shape == prev) or (
+                layer.kind == "linear" and layer.in_shape[0] == int(np.prod(prev)))
+            if not ok:
+                src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
+                raise NetworkError(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
+                                   f"{src} {prev}" + (" (flattened: a conv output feeds a linear layer"
+                                                       " as C*H*W features)" if layer.kind == "linear" else ""))
+            prev = layer.out_shape
+        for blk in self.blocks():
+            first = layers[blk[0]]
+            if len(blk) < 2:
+                continue
+            for i in blk[1:]:
+                layer = layers[i]
+                if layer.out_chw != first.out_chw:
+                    raise NetworkError(f"{where(i, layer)}: out_shape {layer.out_shape} differs from "
+                                       f"{first.out_shape} of {where(blk[0], first)} in sharing block "
+                                       f"{first.block}; layers of a block share one membrane and need "
+                                       f"the same output shape")
+                if layer.mode != first.mode:
+                    raise NetworkError(f"{where(i, layer)}: mode {layer.mode!r} differs from "
+                                       f"{first.mode!r} of {where(blk[0], first)} in sharing block "
+                                       f"{first.block}")
+        seen = {}
+        for i, layer in enumerate(layers):
+            if layer.block is None:
+                continue
+            if layer.mode == "readout":
+                raise NetworkError(f"{where(i, layer)}: a readout layer has no membrane and cannot "
+                                   f"be in sharing block {layer.block}")
+            if layer.block in seen and seen[layer.block] != i - 1:
+                raise NetworkError(f"{where(i, layer)}: sharing block {layer.block} is not contiguous "
+                                   f"(it also holds {where(seen[layer.block], layers[seen[layer.block]])}"
+                                   f" with other layers in between)")
+            seen[layer.block] = i
+
+    # ------------------------------------------------------------ structure
+    def blocks(self) -> list:
+        """Membrane-sharing units in layer order: lists of layer indices.
+
+        Each LIF layer without a block id is a unit of its own; consecutive
+        layers with the same block id form one unit. Readout layers are not
+        listed (they have no membrane).
+        """
+        out: list = []
+        for i, layer in enumerate(self.layers):
+            if layer.mode == "readout":
+                continue
+            if (layer.block is not None and out and out[-1][-1] == i - 1
+                    and self.layers[i - 1].block == layer.block):
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
+
+    def block_of(self, index: int) -> list:
+        """The sharing unit (list of layer indices) holding LIF layer ``index``."""
+        for blk in self.blocks():
+            if index in blk:
+                return blk
+        raise NetworkError(f"{where(index, self.layers[index])} is a readout layer and has no membrane")
+
+    @property
+    def out_shape(self) -> tuple:
+        return self.layers[-1].out_shape
+
+    # ----------------------------------------------------------- hw checks
+    def validate(self, cfg: HwConfig) -> "Network":
+        """Check the network against a hardware build; returns ``self``.
+
+        Raises :class:`NetworkError` naming the layer (index and name) when a
+        weight is outside ``[cfg.weight_min, cfg.weight_max]``, a chained
+        layer's channel count is not a multiple of ``cfg.groups``, one tile's
+        fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
+        ``cfg.mem_rows``.
+        """
+        from .schedule import membrane_rows_of_block, tile_fanin_sizes
+
+        if not isinstance(cfg, HwConfig):
+            raise NetworkError(f"validate() needs an HwConfig, got {type(cfg).__name__}")
+        for i, layer in enumerate(self.layers):
+            w = layer.weight
+            if w.size and (w.min() < cfg.weight_min or w.max() > cfg.weight_max):
+                bad = w.min() if w.min() < cfg.weight_min else w.max()
+                raise NetworkError(f"{where(i, layer)}: weight {int(bad)} is outside the "
+                                   f"{cfg.weight_width}-bit range [{cfg.weight_min}, {cfg.weight_max}]")
+            if layer.mode == "chained" and layer.out_channels % cfg.groups:
+                raise NetworkError(f"{where(i, layer)}: chained mode needs out_channels "
+                                   f"({layer.out_channels}) divisible by groups={cfg.groups}; "
+                                   f"use mode='independent' or change the channel count")
+            sizes = tile_fanin_sizes(cfg, layer)
+            worst = int(np.argmax(sizes))
+            if sizes[worst] > cfg.weight_rows:
+                raise NetworkError(f"{where(i, layer)}: tile {worst} has fan-in {int(sizes[worst])} > "
+                                   f"weight_rows={cfg.weight_rows}; raise weight_rows or shrink the layer")
+        used = 0
+        for blk in self.blocks():
+            rows = membrane_rows_of_block(cfg, self.layers[blk[0]])
+            used += rows
+            if used > cfg.mem_rows:
+                i = blk[0]
+                names = ", ".join(where(j, self.layers[j]) for j in blk)
+                raise NetworkError(f"{where(i, self.layers[i])}: membrane region of {names} ends at row "
+                                   f"{used} > mem_rows={cfg.mem_rows}; raise mem_rows, share more "
+                                   f"layers (block) or use more groups")
+        return self
+
+    # --------------------------------------------------------------- files
+    def describe(self) -> dict:
+        return {"format": FILE_FORMAT, "version": FILE_VERSION, "in_shape": list(self.in_shape),
+                "layers": [dict(layer.describe(), weight=f"w{i}") for i, layer in enumerate(self.layers)]}
+
+    def save(self, path) -> None:
+        save_network(self, path)
+
+    @classmethod
+    def load(cls, path) -> "Network":
+        return load_network(path)
+
+
+def save_network(net: Network, path) -> None:
+    """Write ``net`` to ``path`` (.npz). Atomic: a failure leaves no partial file."""
+    path = os.fspath(path)
+    arrays = {f"w{i}": layer.weight for i, layer in enumerate(net.layers)}
+    desc = json.dumps(net.describe(), sort_keys=True)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".net-", suffix=".npz", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{"network.json": np.array(desc)}, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_network(path) -> Network:
+    """Read a network written by :func:`save_network`.
+
+    Every problem (missing file, not an npz archive, missing or malformed
+    JSON, missing weight arrays, wrong shapes) raises :class:`NetworkError`
+    naming the file and, where it applies, the layer.
+    """
+    path = os.fspath(path)
+    where_f = f"network file {path!r}"
+    if not os.path.isfile(path):
+        raise NetworkError(f"{where_f}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        archive = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise NetworkError(f"{where_f}: not an .npz archive (a single .npy array)")
+        with archive:
+            contents = {k: archive[k] for k in archive.files}
+    except NetworkError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise NetworkError(f"{where_f}: not a readable .npz archive ({e})") from None
+    if "network.json" not in contents:
+        raise NetworkError(f"{where_f}: missing the 'network.json' description")
+    try:
+        desc = json.loads(str(contents["network.json"][()]))
+    except (ValueError, TypeError) as e:
+        raise NetworkError(f"{where_f}: 'network.json' is not valid JSON ({e})") from None
+    if not isinstance(desc, dict):
+        raise NetworkError(f"{where_f}: 'network.json' must be a JSON object")
+    if desc.get("format") != FILE_FORMAT:
+        raise NetworkError(f"{where_f}: format is {desc.get('format')!r}, expected {FILE_FORMAT!r}")
+    if desc.get("version") != FILE_VERSION:
+        raise NetworkError(f"{where_f}: version {desc.get('version')!r} is not supported "
+                           f"(expected {FILE_VERSION})")
+    for key, typ in (("in_shape", list), ("layers", list)):
+        if not isinstance(desc.get(key), typ):
+            raise NetworkError(f"{where_f}: '{key}' must be a JSON list")
+    layers = []
+    keys = ("kind", "in_shape", "out_channels", "kernel", "stride", "padding", "mode", "block", "name", "weight")
+    for i, ld in enumerate(desc["layers"]):
+        if not isinstance(ld, dict):
+            raise NetworkError(f"{where_f}: layer {i}: must be a JSON object")
+        missing = [k for k in keys if k not in ld]
+        unknown = sorted(set(ld) - set(keys))
+        if missing:
+            raise NetworkError(f"{where_f}: layer {i}: missing field(s) {', '.join(missing)}")
+        if unknown:
+            raise NetworkError(f"{where_f}: layer {i}: unknown field(s) {', '.join(unknown)}")
+        wkey = ld["weight"]
+        if not isinstance(wkey, str) or wkey not in contents:
+            raise NetworkError(f"{where_f}: layer {i}: weight array {wkey!r} is not in the archive")
+        if not isinstance(ld["in_shape"], list):
+            raise NetworkError(f"{where_f}: layer {i}: in_shape must be a list")
+        try:
+            layers.append(Layer(kind=ld["kind"], in_shape=tuple(ld["in_shape"]),
+                                out_channels=ld["out_channels"], weight=contents[wkey],
+                                kernel=ld["kernel"], stride=ld["stride"], padding=ld["padding"],
+                                mode=ld["mode"], block=ld["block"], name=ld["name"]))
+        except NetworkError as e:
+            raise NetworkError(f"{where_f}: layer {i}: {e}") from None
+    try:
+        return Network(tuple(desc["in_shape"]), tuple(layers))
+    except NetworkError as e:
+        raise NetworkError(f"{where_f}: {e}") from None
