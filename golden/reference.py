@@ -1,0 +1,473 @@
+"""PyTorch float reference of EfficientLIF-Net (baseline, L, C#N, L+C#N).
+
+This is the *float* model: what a user trains. The bit-accurate integer model
+of the hardware lives in :mod:`golden.fixed_model`; the two agree under the
+conditions listed in ``docs/fixed-point.md`` ("Float model correspondence").
+
+LIF step (one membrane slot, paper eq. 1/2/4/8, docs/fixed-point.md F3-F6)::
+
+    U  = λ·V + X                       # V: carried membrane, 0 at the first timestep
+    O  = [U > θ]  (fire="gt")  or  [U >= θ]  (fire="ge")
+    V' = U − θ·O  (reset="soft")  or  U·(1 − O)  (reset="hard")
+
+Sharing = *which* V a step starts from (docs/fixed-point.md F7):
+
+* **independent** (baseline): every neuron has its own membrane, carried
+  from timestep t to t+1.
+* **chained** with ``groups = N`` (C#N, eq. 7-11): the C output channels are N
+  contiguous groups of C/N; slot (c', h, w) of group g+1 starts from V' of
+  the same slot of group g; group N-1 carries to group 0 of the next timestep.
+  ``groups = 1`` chained is the baseline again.
+* **block** (L, eq. 4-6; L+C#N, eq. 12-14): consecutive chained layers with
+  the same block id and the same output shape share one membrane: layer l+1
+  starts from layer l's last V' in the same timestep, the block's last layer
+  carries to the block's first layer at t+1.
+* **readout**: the layer outputs its current X (no LIF). The network's output
+  is the read-out current summed over timesteps (or per timestep).
+
+Surrogate gradient (paper §3.2; SpikingJelly ``surrogate.ATan``)::
+
+    dO/dU = (α/2) / (1 + (π/2 · α · (U − θ))²),   α = 2 by default,
+
+which for α = 2 is the derivative of ``arctan(π(U−θ))/π + 1/2``.
+``detach_reset=True`` (the released code's setting, default) stops the
+gradient through the ``θ·O`` reset term.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ReferenceError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
+    "EfficientLIFNet", "NetTrace", "with_scheme", "parse_scheme", "KINDS", "MODES",
+]
+
+KINDS = ("linear", "conv")
+MODES = ("chained", "independent", "readout")
+
+
+class ReferenceError(ValueError):
+    """Invalid float-model parameter, layer spec or input. The message names it."""
+
+
+# --------------------------------------------------------------------- neuron
+@dataclass(frozen=True)
+class LIFParams:
+    """Neuron constants shared by every LIF layer of a network.
+
+    ``leak`` λ (0 < λ <= 1), ``theta`` θ > 0, ``fire`` "gt"|"ge",
+    ``reset`` "soft"|"hard", ``alpha`` ATan surrogate sharpness,
+    ``detach_reset`` no gradient through the reset term.
+    """
+
+    leak: float = 0.25
+    theta: float = 1.0
+    fire: str = "gt"
+    reset: str = "soft"
+    alpha: float = 2.0
+    detach_reset: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("leak", "theta", "alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ReferenceError(f"{name}={v!r}: expected a finite number")
+        if not 0 < self.leak <= 1:
+            raise ReferenceError(f"leak={self.leak!r}: must satisfy 0 < λ <= 1")
+        if not self.theta > 0:
+            raise ReferenceError(f"theta={self.theta!r}: must be > 0")
+        if not self.alpha > 0:
+            raise ReferenceError(f"alpha={self.alpha!r}: must be > 0")
+        if self.fire not in ("gt", "ge"):
+            raise ReferenceError(f"fire={self.fire!r}: must be 'gt' (U > θ) or 'ge' (U >= θ)")
+        if self.reset not in ("soft", "hard"):
+            raise ReferenceError(f"reset={self.reset!r}: must be 'soft' or 'hard'")
+        if not isinstance(self.detach_reset, bool):
+            raise ReferenceError(f"detach_reset={self.detach_reset!r}: expected a bool")
+
+
+def surrogate_grad(u: torch.Tensor, theta: float, alpha: float) -> torch.Tensor:
+    """ATan surrogate dO/dU = (α/2) / (1 + (π/2·α·(U−θ))²)."""
+    x = (math.pi / 2 * alpha) * (u - theta)
+    return (alpha / 2) / (1 + x * x)
+
+
+class ATanSpike(torch.autograd.Function):
+    """Heaviside firing with the ATan surrogate gradient."""
+
+    @staticmethod
+    def forward(ctx, u, theta: float, alpha: float, ge: bool):
+        ctx.save_for_backward(u)
+        ctx.theta, ctx.alpha = theta, alpha
+        return (u >= theta if ge else u > theta).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_o):
+        (u,) = ctx.saved_tensors
+        return grad_o * surrogate_grad(u, ctx.theta, ctx.alpha), None, None, None
+
+
+def spike_fn(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
+    """O = f(U) with the firing rule and surrogate gradient of ``p``."""
+    return ATanSpike.apply(u, p.theta, p.alpha, p.fire == "ge")
+
+
+def lif_step(v: torch.Tensor, x: torch.Tensor, p: LIFParams):
+    """One LIF step. Returns ``(u, o, v_next)`` (see module docstring)."""
+    u = p.leak * v + x
+    o = spike_fn(u, p)
+    r = o.detach() if p.detach_reset else o
+    v_next = u - p.theta * r if p.reset == "soft" else u * (1 - r)
+    return u, o, v_next
+
+
+# ----------------------------------------------------------------- layer spec
+def _pos_int(v, name: str, lo: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ReferenceError(f"{name}={v!r}: expected an integer >= {lo}")
+    return v
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One synaptic layer (no bias) followed by its neurons.
+
+    Same fields as :class:`golden.network.Layer` minus the integer weight:
+    ``kind`` "linear" (input flattened; weight [out, prod(in_shape)]) or
+    "conv" (in_shape (C, H, W); weight [out, C, kernel, kernel], square
+    kernel, equal stride/padding on both axes); ``mode`` "chained" (C#N
+    over the network's groups), "independent" (own membrane per neuron) or
+    "readout" (current out, no LIF); ``block`` an id shared by consecutive
+    chained layers that share one membrane (L), or None.
+    """
+
+    kind: str
+    in_shape: tuple
+    out_channels: int
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    mode: str = "chained"
+    block: Optional[object] = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"layer {self.name or '?'}"
+        if self.kind not in KINDS:
+            raise ReferenceError(f"{where}: kind={self.kind!r}: must be one of {', '.join(KINDS)}")
+        if self.mode not in MODES:
+            raise ReferenceError(f"{where}: mode={self.mode!r}: must be one of {', '.join(MODES)}")
+        shape = tuple(self.in_shape) if isinstance(self.in_shape, (tuple, list)) else None
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise ReferenceError(f"{where}: in_shape={self.in_shape!r}: expected a tuple of positive ints")
+        object.__setattr__(self, "in_shape", shape)
+        _pos_int(self.out_channels, f"{where}: out_channels")
+        _pos_int(self.kernel, f"{where}: kernel")
+        _pos_int(self.stride, f"{where}: stride")
+        _pos_int(self.padding, f"{where}: padding", lo=0)
+        if self.kind == "conv":
+            if len(shape) != 3:
+                raise ReferenceError(f"{where}: conv in_shape={shape}: expected (C, H, W)")
+            _, h, w = shape
+            if h + 2 * self.padding < self.kernel or w + 2 * self.padding < self.kernel:
+                raise ReferenceError(f"{where}: kernel={self.kernel} larger than padded input {shape}")
+        elif (self.kernel, self.stride, self.padding) != (1, 1, 0):
+            raise ReferenceError(f"{where}: linear layer takes no kernel/stride/padding")
+        if self.mode != "chained" and self.block is not None:
+            raise ReferenceError(f"{where}: block={self.block!r} needs mode='chained' (got {self.mode!r})")
+
+    @property
+    def out_shape(self) -> tuple:
+        if self.kind == "linear":
+            return (self.out_channels,)
+        _, h, w = self.in_shape
+        k, s, p = self.kernel, self.stride, self.padding
+        return (self.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+    @property
+    def weight_shape(self) -> tuple:
+        if self.kind == "linear":
+            return (self.out_channels, math.prod(self.in_shape))
+        return (self.out_channels, self.in_shape[0], self.kernel, self.kernel)
+
+    @property
+    def fan_in(self) -> int:
+        return math.prod(self.weight_shape[1:])
+
+
+def synapse(spec: LayerSpec, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """X = W·O for a batch of input spikes [B, *in_shape] -> [B, *out_shape]."""
+    if spec.kind == "linear":
+        return spikes.flatten(1) @ weight.t()
+    return F.conv2d(spikes, weight, stride=spec.stride, padding=spec.padding)
+
+
+def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
+    """Network-level checks: shapes chain, groups divide channels, blocks are sound."""
+    if not layers:
+        raise ReferenceError("network has no layers")
+    _pos_int(groups, "groups")
+    for i, spec in enumerate(layers):
+        if not isinstance(spec, LayerSpec):
+            raise ReferenceError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
+        if i and spec.in_shape != layers[i - 1].out_shape:
+            raise ReferenceError(
+                f"layer {i} ({spec.name or spec.kind}): in_shape {spec.in_shape} != previous "
+                f"layer's out_shape {layers[i - 1].out_shape}")
+        if spec.mode == "readout" and i != len(layers) - 1:
+            raise ReferenceError(f"layer {i}: a readout layer must be the last layer")
+        if spec.mode == "chained" and spec.out_channels % groups:
+            raise ReferenceError(
+                f"layer {i} ({spec.name or spec.kind}): groups={groups} must divide "
+                f"out_channels={spec.out_channels}")
+    seen: dict = {}
+    for i, spec in enumerate(layers):
+        if spec.block is None:
+            continue
+        if spec.block in seen:
+            j = seen[spec.block][-1]
+            if j != i - 1:
+                raise ReferenceError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
+            if spec.out_shape != layers[j].out_shape:
+                raise ReferenceError(
+                    f"block {spec.block!r}: layer {i} out_shape {spec.out_shape} differs from "
+                    f"layer {j} out_shape {layers[j].out_shape}; only same-shape layers can share")
+            seen[spec.block].append(i)
+        else:
+            seen[spec.block] = [i]
+
+
+def parse_scheme(scheme: str) -> tuple[bool, int]:
+    """'baseline' | 'L' | 'C#N' | 'L+C#N' -> (layer_sharing, groups)."""
+    s = str(scheme).strip()
+    if s == "baseline":
+        return False, 1
+    if s == "L":
+        return True, 1
+    layer = s.startswith("L+")
+    rest = s[2:] if layer else s
+    if rest.startswith("C#") and rest[2:].isdigit() and int(rest[2:]) >= 1:
+        return layer, int(rest[2:])
+    raise ReferenceError(f"scheme={scheme!r}: expected 'baseline', 'L', 'C#N' or 'L+C#N' (N >= 1)")
+
+
+def with_scheme(layers: Sequence[LayerSpec], scheme: str) -> tuple[list, int]:
+    """Re-label a layer list for a sharing scheme; returns ``(layers, groups)``.
+
+    Readout layers are kept. ``baseline``: every LIF layer independent.
+    ``C#N``: every LIF layer chained, no blocks. ``L``/``L+C#N``: maximal runs
+    of consecutive LIF layers with equal output shape become blocks (a run
+    of one layer gets no block).
+    """
+    layer_sharing, groups = parse_scheme(scheme)
+    out = []
+    for spec in layers:
+        if spec.mode == "readout":
+            out.append(replace(spec, block=None))
+        elif scheme == "baseline":
+            out.append(replace(spec, mode="independent", block=None))
+        else:
+            out.append(replace(spec, mode="chained", block=None))
+    if layer_sharing:
+        i = 0
+        while i < len(out):
+            j = i
+            while (j + 1 < len(out) and out[j + 1].mode == "chained" and out[i].mode == "chained"
+                   and out[j + 1].out_shape == out[i].out_shape):
+                j += 1
+            if j > i:
+                for k in range(i, j + 1):
+                    out[k] = replace(out[k], block=f"b{i}")
+            i = j + 1
+    return out, groups
+
+
+# --------------------------------------------------------------------- network
+@dataclass
+class NetTrace:
+    """Everything one forward pass produced, per layer, time-major.
+
+    ``spikes[l]``, ``membranes[l]`` (U before reset), ``currents[l]`` (X):
+    tensors [T, B, *out_shape]; for a readout layer ``spikes`` and
+    ``membranes`` are None. ``final[l]``: V' carried out of the layer's last
+    step (shape of one group's state), None for readout layers.
+    ``output``: read-out current summed over T [B, *out_shape] (or the last
+    layer's spike count if it is not a readout layer).
+    """
+
+    spikes: list = field(default_factory=list)
+    membranes: list = field(default_factory=list)
+    currents: list = field(default_factory=list)
+    final: list = field(default_factory=list)
+    output: Optional[torch.Tensor] = None
+    per_step: Optional[torch.Tensor] = None
+
+
+class EfficientLIFNet(nn.Module):
+    """A feed-forward SNN built from a list of :class:`LayerSpec`.
+
+    ``groups``: C#N group count of every chained layer. ``params``: neuron
+    constants. ``backward``: "autograd" (plain BPTT, stores every membrane)
+    or "reversible" (paper §4.3, :mod:`golden.reversible`; soft reset only),
+    with ``checkpoint_every`` = K (store a membrane every K reverse steps;
+    None = only the chain's last one).
+
+    ``forward(spikes[T, B, *in_shape]) -> [B, *out_shape]``: read-out current
+    summed over T (``per_step=True``: [T, B, *out_shape]).
+    ``run(spikes, record=True) -> NetTrace`` also returns every layer's
+    spikes, membranes and currents.
+    """
+
+    def __init__(self, layers: Sequence[LayerSpec], groups: int = 1,
+                 params: LIFParams = LIFParams(), backward: str = "autograd",
+                 checkpoint_every: Optional[int] = None, init_gain: float = 2.0,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        layers = list(layers)
+        validate_layers(layers, groups)
+        if not isinstance(params, LIFParams):
+            raise ReferenceError(f"params: expected LIFParams, got {type(params).__name__}")
+        if backward not in ("autograd", "reversible"):
+            raise ReferenceError(f"backward={backward!r}: must be 'autograd' or 'reversible'")
+        if backward == "reversible" and params.reset != "soft":
+            raise ReferenceError("backward='reversible' needs reset='soft': a hard reset "
+                                 "destroys the residual membrane the reverse step recomputes from")
+        if checkpoint_every is not None:
+            _pos_int(checkpoint_every, "checkpoint_every")
+        self.layers = layers
+        self.groups = groups
+        self.params = params
+        self.backward_mode = backward
+        self.checkpoint_every = checkpoint_every
+        gen = torch.Generator().manual_seed(0)
+        self.weights = nn.ParameterList([
+            nn.Parameter(torch.randn(s.weight_shape, generator=gen, dtype=dtype)
+                         * (init_gain / math.sqrt(s.fan_in)))
+            for s in layers])
+        self._chains = self._plan_chains()
+
+    # ------------------------------------------------------------- structure
+    def lif_groups(self, index: int) -> int:
+        """Number of chained groups of layer ``index`` (1 for independent layers)."""
+        return self.groups if self.layers[index].mode == "chained" else 1
+
+    def _plan_chains(self) -> list:
+        """Map each LIF layer to (chain id, position in block, block size)."""
+        plan, chain = [], -1
+        for i, spec in enumerate(self.layers):
+            if spec.mode == "readout":
+                plan.append(None)
+                continue
+            if spec.block is None or i == 0 or self.layers[i - 1].block != spec.block:
+                chain += 1
+                pos = 0
+            else:
+                pos = plan[i - 1][1] + 1
+            plan.append((chain, pos))
+        sizes: dict = {}
+        for p in plan:
+            if p is not None:
+                sizes[p[0]] = sizes.get(p[0], 0) + 1
+        return [None if p is None else (p[0], p[1], sizes[p[0]]) for p in plan]
+
+    def state_shape(self, index: int) -> tuple:
+        """Shape of one group's membrane state of layer ``index`` (no batch)."""
+        c, *rest = self.layers[index].out_shape
+        return (c // self.lif_groups(index), *rest)
+
+    def chain_length(self, index: int, timesteps: int) -> int:
+        """Number of LIF steps (groups x layers x timesteps) in layer ``index``'s chain."""
+        chain, _, size = self._chains[index]
+        return timesteps * size * self.lif_groups(index)
+
+    # --------------------------------------------------------------- running
+    def check_input(self, spikes: torch.Tensor) -> None:
+        want = self.layers[0].in_shape
+        if not isinstance(spikes, torch.Tensor):
+            raise ReferenceError(f"input spikes: expected a torch.Tensor, got {type(spikes).__name__}")
+        if spikes.dim() != 2 + len(want) or tuple(spikes.shape[2:]) != want:
+            raise ReferenceError(f"input spikes: shape {tuple(spikes.shape)} is not [T, B, *{want}]")
+        if spikes.shape[0] < 1 or spikes.shape[1] < 1:
+            raise ReferenceError(f"input spikes: shape {tuple(spikes.shape)} has an empty T or B axis")
+        if not bool(((spikes == 0) | (spikes == 1)).all()):
+            raise ReferenceError("input spikes: values must be 0 or 1")
+
+    def forward(self, spikes: torch.Tensor, per_step: bool = False) -> torch.Tensor:
+        trace = self.run(spikes, record=False)
+        return trace.per_step if per_step else trace.output
+
+    def run(self, spikes: torch.Tensor, record: bool = True) -> NetTrace:
+        self.check_input(spikes)
+        dtype = self.weights[0].dtype
+        spikes = spikes.to(dtype)
+        T, B = spikes.shape[:2]
+        p = self.params
+        trace = NetTrace()
+        n = len(self.layers)
+        rec_s = [[] for _ in range(n)]
+        rec_u = [[] for _ in range(n)]
+        rec_x = [[] for _ in range(n)]
+        state: dict = {}      # chain id -> V carried
+        steps: dict = {}      # chain id -> index of the next group step in the chain
+        tapes: dict = {}      # chain id -> reversible tape
+        reversible = self.backward_mode == "reversible" and torch.is_grad_enabled()
+        if reversible:
+            from . import reversible as rev
+        outs = []
+        final = [None] * n
+        for t in range(T):
+            o_in = spikes[t]
+            for i, spec in enumerate(self.layers):
+                w = self.weights[i]
+                if spec.mode == "readout":
+                    x = synapse(spec, o_in, w)
+                    outs.append(x)
+                    if record:
+                        rec_x[i].append(x)
+                    continue
+                chain = self._chains[i][0]
+                ng = self.lif_groups(i)
+                v = state.get(chain)
+                if v is None:
+                    v = torch.zeros((B, *self.state_shape(i)), dtype=dtype)
+                if reversible:
+                    if chain not in tapes:
+                        tapes[chain] = rev.ChainTape(self.chain_length(i, T), self.checkpoint_every)
+                    o, v, u, x = rev.rev_layer_step(tapes[chain], steps.get(chain, 0), v, o_in, w,
+                                                    spec, ng, p, record)
+                else:
+                    x = synapse(spec, o_in, w)
+                    us, os_ = [], []
+                    for xg in x.chunk(ng, dim=1):
+                        u, og, v = lif_step(v, xg, p)
+                        us.append(u)
+                        os_.append(og)
+                    o = os_[0] if ng == 1 else torch.cat(os_, dim=1)
+                    u = us[0] if ng == 1 else torch.cat(us, dim=1)
+                steps[chain] = steps.get(chain, 0) + ng
+                state[chain] = v
+                final[i] = v
+                if record:
+                    rec_s[i].append(o)
+                    rec_u[i].append(u)
+                    rec_x[i].append(x)
+                o_in = o
+            if self.layers[-1].mode != "readout":
+                outs.append(o_in)
+        trace.per_step = torch.stack(outs)
+        trace.output = trace.per_step.sum(0)
+        if record:
+            for i, spec in enumerate(self.layers):
+                lif = spec.mode != "readout"
+                trace.spikes.append(torch.stack(rec_s[i]) if lif else None)
+                trace.membranes.append(torch.stack(rec_u[i]) if lif and rec_u[i][0] is not None else None)
+                trace.currents.append(torch.stack(rec_x[i]))
+            trace.final = final
+        return trace
