@@ -1,0 +1,168 @@
+"""Transaction-level model of the ``lif_pe_array`` core (docs/interface.md).
+
+An independent second implementation of the arithmetic: it executes the
+command stream tile by tile on a weight buffer and a membrane buffer, the way
+the hardware does, using only :mod:`golden.fixedpoint` primitives. It knows
+nothing about networks or the neuron -> PE mapping; tests run a schedule's
+commands through it and compare against the schedule's expectations (which
+come from :func:`golden.fixed_model.run_fixed`).
+
+Behaviour beyond the happy path (docs/interface.md, "Errors"):
+
+* reserved ``op`` or LAYER with reserved ``mode``: error bit 0, command dropped;
+* EVENT with ``row >= weight_rows``: error bit 1, dropped;
+* TILE whose membrane rows (any group) are ``>= mem_rows``: error bit 2; the
+  tile still yields its N beats (computed as if ``first`` were set: no read),
+  nothing is written, the tile counter still advances. The values of such
+  beats are this model's choice, the interface leaves them unspecified.
+
+``strict=True`` additionally raises :class:`CoreModelError` when a command
+reads a weight row or a membrane row that was never written (with
+``first = 0``): real hardware would return stale data, which the schedule must
+never rely on.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import fixedpoint as fp
+from .config import HwConfig
+
+__all__ = ["CoreModel", "CoreModelError", "OutBeat",
+           "ERR_OPCODE", "ERR_WEIGHT_ROW", "ERR_MEM_ROW"]
+
+ERR_OPCODE, ERR_WEIGHT_ROW, ERR_MEM_ROW = 1, 2, 4
+
+_EVENT, _TILE, _LAYER = 0, 1, 2
+_CHAINED, _READOUT, _INDEPENDENT = 0, 1, 2
+
+
+class CoreModelError(RuntimeError):
+    """A strict-mode read of a buffer row that was never written."""
+
+
+class OutBeat(NamedTuple):
+    """One ``out`` stream beat: spikes int64 [S], values int64 [S], tile (mod 2**16), group, last, readout."""
+
+    spikes: np.ndarray
+    values: np.ndarray
+    tile: int
+    group: int
+    last: int
+    readout: int
+
+
+class CoreModel:
+    """State: weight buffer [weight_rows, A], membrane buffer [mem_rows, S], A accumulators,
+    latched ``base``/``mode``/``first``, tile counter, sticky ``error`` flags."""
+
+    def __init__(self, cfg: HwConfig, strict: bool = True):
+        self.cfg = cfg
+        self.strict = strict
+        self.weights = np.zeros((cfg.weight_rows, cfg.array), dtype=np.int64)
+        self.weight_written = np.zeros(cfg.weight_rows, dtype=bool)
+        self.mem = np.zeros((cfg.mem_rows, cfg.slots), dtype=np.int64)
+        self.mem_written = np.zeros(cfg.mem_rows, dtype=bool)
+        self.reset()
+
+    def reset(self) -> None:
+        """The ``rst`` state: accumulators 0, tile 0, CHAINED with first = 1, no errors.
+        Buffers keep their contents."""
+        self.acc = np.zeros(self.cfg.array, dtype=np.int64)
+        self.tile = 0
+        self.base = 0
+        self.mode = _CHAINED
+        self.first = 1
+        self.error = 0
+
+    # ------------------------------------------------------------ streams
+    def load_weight(self, addr: int, data) -> None:
+        """Write weight row ``addr`` (``data`` [A] signed ints within weight_width)."""
+        cfg = self.cfg
+        d = np.asarray(data, dtype=np.int64)
+        if d.shape != (cfg.array,):
+            raise ValueError(f"weight row must have {cfg.array} entries, got shape {d.shape}")
+        if not 0 <= addr < cfg.weight_rows:
+            raise ValueError(f"weight row address {addr} outside 0..{cfg.weight_rows - 1}")
+        if d.min() < cfg.weight_min or d.max() > cfg.weight_max:
+            raise ValueError(f"weight row {addr}: values outside [{cfg.weight_min}, {cfg.weight_max}]")
+        self.weights[addr] = d
+        self.weight_written[addr] = True
+
+    def read_membrane(self, row: int) -> np.ndarray:
+        """Membrane row ``row`` (int64 [S]), like ``dbg_data``."""
+        return self.mem[row].copy()
+
+    def command(self, cmd) -> list:
+        """Execute one command (anything with op/row/base/mode/first); returns the beats it produced."""
+        op = int(cmd.op)
+        if op == _LAYER:
+            if int(cmd.mode) not in (_CHAINED, _READOUT, _INDEPENDENT):
+                self.error |= ERR_OPCODE
+                return []
+            self.base, self.mode, self.first = int(cmd.base), int(cmd.mode), int(cmd.first)
+            self.tile = 0
+            return []
+        if op == _EVENT:
+            row = int(cmd.row)
+            if not 0 <= row < self.cfg.weight_rows:
+                self.error |= ERR_WEIGHT_ROW
+                return []
+            if self.strict and not self.weight_written[row]:
+                raise CoreModelError(f"EVENT reads weight row {row}, which was never loaded")
+            self.acc = fp.saturate(self.acc + self.weights[row], self.cfg.acc_width)   # F2
+            return []
+        if op == _TILE:
+            beats = self._close_tile()
+            self.acc = np.zeros(self.cfg.array, dtype=np.int64)
+            self.tile += 1
+            return beats
+        self.error |= ERR_OPCODE
+        return []
+
+    # ---------------------------------------------------------------- LIF
+    def _rows(self) -> list:
+        n = self.cfg.groups
+        if self.mode == _CHAINED:
+            return [self.base + self.tile]
+        return [self.base + self.tile * n + g for g in range(n)]
+
+    def _read(self, row: int, ok: bool) -> np.ndarray:
+        if self.first or not ok:                                   # F7 first timestep
+            return np.zeros(self.cfg.slots, dtype=np.int64)
+        if self.strict and not self.mem_written[row]:
+            raise CoreModelError(f"TILE reads membrane row {row} (first = 0), which was never written")
+        return self.mem[row].copy()
+
+    def _close_tile(self) -> list:
+        cfg = self.cfg
+        n, s_ = cfg.groups, cfg.slots
+        tile16 = self.tile & 0xFFFF
+        xg = self.acc.reshape(n, s_)
+        if self.mode == _READOUT:                                  # F8
+            zero = np.zeros(s_, dtype=np.int64)
+            return [OutBeat(zero, xg[g].copy(), tile16, g, int(g == n - 1), 1) for g in range(n)]
+        rows = self._rows()
+        ok = max(rows) < cfg.mem_rows
+        if not ok:
+            self.error |= ERR_MEM_ROW
+        beats, writes = [], []
+        if self.mode == _CHAINED:                                  # F7 chained
+            v = self._read(rows[0], ok)
+            for g in range(n):
+                u, o, v = fp.lif_step(cfg, v, xg[g])               # F3-F6
+                beats.append(OutBeat(o, u, tile16, g, int(g == n - 1), 0))
+            writes.append((rows[0], v))
+        else:                                                      # F7 independent
+            for g in range(n):
+                u, o, v = fp.lif_step(cfg, self._read(rows[g], ok), xg[g])
+                beats.append(OutBeat(o, u, tile16, g, int(g == n - 1), 0))
+                writes.append((rows[g], v))
+        if ok:
+            for row, v in writes:
+                self.mem[row] = v
+                self.mem_written[row] = True
+        return beats
