@@ -140,12 +140,14 @@ class LayerSpec:
     """One synaptic layer (no bias) followed by its neurons.
 
     Same fields as :class:`golden.network.Layer` minus the integer weight:
-    ``kind`` "linear" (input flattened; weight [out, prod(in_shape)]) or
-    "conv" (in_shape (C, H, W); weight [out, C, kernel, kernel], square
-    kernel, equal stride/padding on both axes); ``mode`` "chained" (C#N
-    over the network's groups), "independent" (own membrane per neuron) or
-    "readout" (current out, no LIF); ``block`` an id shared by consecutive
-    chained layers that share one membrane (L), or None.
+    ``kind`` "linear" (in_shape (F,); weight [out, F]; after a conv layer
+    its input is that layer's output flattened in C, H, W order) or "conv"
+    (in_shape (C, H, W); weight [out, C, kernel, kernel], square kernel,
+    equal stride/padding on both axes); ``mode`` "chained" (C#N over the
+    network's groups), "independent" (own membrane per neuron) or "readout"
+    (current out, no LIF); ``block`` an integer id shared by consecutive LIF
+    layers of the same mode and output shape that share one membrane (L),
+    or None.
     """
 
     kind: str
@@ -155,7 +157,7 @@ class LayerSpec:
     stride: int = 1
     padding: int = 0
     mode: str = "chained"
-    block: Optional[object] = None
+    block: Optional[int] = None
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -172,6 +174,8 @@ class LayerSpec:
         _pos_int(self.kernel, f"{where}: kernel")
         _pos_int(self.stride, f"{where}: stride")
         _pos_int(self.padding, f"{where}: padding", lo=0)
+        if self.kind == "linear" and len(shape) != 1:
+            raise ReferenceError(f"{where}: linear in_shape={shape}: expected (features,)")
         if self.kind == "conv":
             if len(shape) != 3:
                 raise ReferenceError(f"{where}: conv in_shape={shape}: expected (C, H, W)")
@@ -180,8 +184,11 @@ class LayerSpec:
                 raise ReferenceError(f"{where}: kernel={self.kernel} larger than padded input {shape}")
         elif (self.kernel, self.stride, self.padding) != (1, 1, 0):
             raise ReferenceError(f"{where}: linear layer takes no kernel/stride/padding")
-        if self.mode != "chained" and self.block is not None:
-            raise ReferenceError(f"{where}: block={self.block!r} needs mode='chained' (got {self.mode!r})")
+        if self.block is not None and (isinstance(self.block, bool) or not isinstance(self.block, int)):
+            raise ReferenceError(f"{where}: block={self.block!r}: expected an integer id or None")
+        if self.mode == "readout" and self.block is not None:
+            raise ReferenceError(f"{where}: a readout layer has no membrane and cannot be in block "
+                                 f"{self.block}")
 
     @property
     def out_shape(self) -> tuple:
@@ -217,7 +224,9 @@ def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
     for i, spec in enumerate(layers):
         if not isinstance(spec, LayerSpec):
             raise ReferenceError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
-        if i and spec.in_shape != layers[i - 1].out_shape:
+        prev = layers[i - 1].out_shape if i else None
+        if i and spec.in_shape != prev and not (
+                spec.kind == "linear" and spec.in_shape[0] == math.prod(prev)):
             raise ReferenceError(
                 f"layer {i} ({spec.name or spec.kind}): in_shape {spec.in_shape} != previous "
                 f"layer's out_shape {layers[i - 1].out_shape}")
@@ -235,13 +244,20 @@ def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
             j = seen[spec.block][-1]
             if j != i - 1:
                 raise ReferenceError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
-            if spec.out_shape != layers[j].out_shape:
+            if spec.mode != layers[j].mode:
+                raise ReferenceError(f"block {spec.block!r}: layer {i} mode {spec.mode!r} differs from "
+                                     f"layer {j} mode {layers[j].mode!r}")
+            if _chw(spec.out_shape) != _chw(layers[j].out_shape):
                 raise ReferenceError(
                     f"block {spec.block!r}: layer {i} out_shape {spec.out_shape} differs from "
                     f"layer {j} out_shape {layers[j].out_shape}; only same-shape layers can share")
             seen[spec.block].append(i)
         else:
             seen[spec.block] = [i]
+
+
+def _chw(shape: tuple) -> tuple:
+    return shape if len(shape) == 3 else (shape[0], 1, 1)
 
 
 def parse_scheme(scheme: str) -> tuple[bool, int]:
@@ -284,7 +300,7 @@ def with_scheme(layers: Sequence[LayerSpec], scheme: str) -> tuple[list, int]:
                 j += 1
             if j > i:
                 for k in range(i, j + 1):
-                    out[k] = replace(out[k], block=f"b{i}")
+                    out[k] = replace(out[k], block=i)
             i = j + 1
     return out, groups
 
@@ -437,6 +453,8 @@ class EfficientLIFNet(nn.Module):
                 v = state.get(chain)
                 if v is None:
                     v = torch.zeros((B, *self.state_shape(i)), dtype=dtype)
+                else:
+                    v = v.reshape(B, *self.state_shape(i))
                 if reversible:
                     if chain not in tapes:
                         tapes[chain] = rev.ChainTape(self.chain_length(i, T), self.checkpoint_every)
