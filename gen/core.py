@@ -1,0 +1,89 @@
+"""Top level ``lif_pe_array``: ports exactly as docs/interface.md."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import HwConfig
+
+from .layouts import cmd_layout, out_layout, wload_layout
+from .lif_stage import LifStage
+from .membrane_buffer import MembraneBuffer
+from .pe_array import PeArray
+from .sequencer import Sequencer
+from .weight_buffer import WeightBuffer
+
+__all__ = ["LifPeArrayCore"]
+
+
+class LifPeArrayCore(wiring.Component):
+    """PE array with ``A/N`` shared LIF units (EfficientLIF-Net C#N / L sharing).
+
+    Members (flattened by the Verilog back end to ``cmd__valid``,
+    ``cmd__ready``, ``cmd__payload``, ...; plus ``clk`` and ``rst`` of the
+    ``sync`` domain):
+
+    * ``cmd``   In stream, :func:`gen.layouts.cmd_layout`
+    * ``out``   Out stream, :func:`gen.layouts.out_layout`
+    * ``wload`` In stream, :func:`gen.layouts.wload_layout` (always ready)
+    * ``dbg_addr`` In (MA), ``dbg_data`` Out (S*MW) -- membrane read-back, 1 cycle
+    * ``busy`` Out, ``error`` Out (3) -- see docs/interface.md
+
+    Block structure: :class:`Sequencer` (commands, EVENT pipeline, bank
+    hand-off) -> :class:`WeightBuffer` -> :class:`PeArray` (two accumulator
+    banks) -> :class:`LifStage` (``A/N`` :class:`gen.lif_unit.LifUnit`, membrane
+    row control, output register) <-> :class:`MembraneBuffer`.
+    """
+
+    def __init__(self, cfg: HwConfig):
+        if not isinstance(cfg, HwConfig):
+            raise TypeError(f"expected a HwConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(cmd_layout(cfg))),
+            "out": Out(stream.Signature(out_layout(cfg))),
+            "wload": In(stream.Signature(wload_layout(cfg))),
+            "dbg_addr": In(unsigned(cfg.mem_addr_width)),
+            "dbg_data": Out(unsigned(cfg.slots * cfg.mem_width)),
+            "busy": Out(1),
+            "error": Out(3),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.sequencer = seq = Sequencer(cfg)
+        m.submodules.weight_buffer = wbuf = WeightBuffer(cfg)
+        m.submodules.pe_array = pes = PeArray(cfg)
+        m.submodules.lif_stage = lif = LifStage(cfg)
+        m.submodules.membrane_buffer = mbuf = MembraneBuffer(cfg)
+
+        wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
+        wiring.connect(m, wiring.flipped(self.wload), wbuf.wload)
+        wiring.connect(m, seq.tile, lif.tile)
+        wiring.connect(m, lif.out, wiring.flipped(self.out))
+        m.d.comb += [
+            wbuf.rd_addr.eq(seq.wb_rd_addr),
+            wbuf.rd_en.eq(seq.wb_rd_en),
+            pes.weights.eq(wbuf.rd_data),
+            pes.add_en.eq(seq.add_en),
+            pes.add_bank.eq(seq.add_bank),
+            pes.clear_en.eq(seq.clear_en),
+            pes.clear_bank.eq(seq.clear_bank),
+            pes.rd_bank.eq(lif.pe_rd_bank),
+            pes.rd_group.eq(lif.pe_rd_group),
+            lif.currents.eq(pes.currents),
+            mbuf.rd_addr.eq(lif.mem_rd_addr),
+            mbuf.rd_en.eq(lif.mem_rd_en),
+            lif.mem_rd_data.eq(mbuf.rd_data),
+            mbuf.wr_addr.eq(lif.mem_wr_addr),
+            mbuf.wr_en.eq(lif.mem_wr_en),
+            mbuf.wr_data.eq(lif.mem_wr_data),
+            mbuf.dbg_addr.eq(self.dbg_addr),
+            self.dbg_data.eq(mbuf.dbg_data),
+            self.busy.eq(seq.busy | lif.busy),
+            self.error.eq(seq.error),
+        ]
+        return m

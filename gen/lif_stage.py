@@ -1,0 +1,166 @@
+"""The shared-LIF stage: A/N LIF units time-multiplexed over the N groups.
+
+The :class:`LifStage` takes closed tiles from the
+:class:`gen.sequencer.Sequencer`, walks groups ``0 .. N-1`` of the tile, one
+group per cycle, and produces one output beat per group. It is also the
+membrane buffer controller: it decides which buffer row each group reads and
+writes (docs/fixed-point.md F7, docs/interface.md "Membrane rows").
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import HwConfig
+
+from .layouts import Mode, out_layout, row_cursor_width, tile_layout
+from .lif_unit import LifUnit
+
+__all__ = ["LifStage"]
+
+
+class LifStage(wiring.Component):
+    """Group sequencer, membrane-row controller and output register.
+
+    Ports:
+
+    * ``tile`` In stream (:func:`gen.layouts.tile_layout`): ``ready`` is raised in
+      the cycle the last group's beat is produced (see Sequencer).
+    * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
+      PeArray's combinational read of the current group.
+    * ``mem_rd_addr``/``mem_rd_en`` Out, ``mem_rd_data`` In (S x signed MW):
+      synchronous membrane read (one cycle latency, holds while not enabled).
+    * ``mem_wr_addr``/``mem_wr_en``/``mem_wr_data`` Out: membrane write.
+    * ``out`` Out stream (:func:`gen.layouts.out_layout`): a registered beat;
+      ``valid`` is a flip-flop and never depends on ``ready``.
+    * ``busy`` Out -- a tile is being processed or a beat waits on ``out``.
+
+    Timing: a tile whose descriptor is valid in cycle ``c`` (stage idle) has its
+    group-0 membrane row read in cycle ``c``; group ``g`` is computed in cycle
+    ``c+1+g`` (if ``out`` is not blocked) and its beat is valid from cycle
+    ``c+2+g``. So the stage needs ``N+1`` cycles per tile; a blocked ``out``
+    stalls it with all state held.
+
+    Membrane rows (F7): CHAINED reads row ``row`` before group 0, carries
+    ``V'`` of group ``g`` to group ``g+1`` in ``carry``, writes ``V'`` of group
+    ``N-1`` back to ``row``. INDEPENDENT reads and writes row ``row + g`` for
+    group ``g``. READOUT touches no row and emits the currents. ``first`` or
+    ``bad`` replace every buffer read by 0; ``bad`` also suppresses writes.
+    """
+
+    def __init__(self, cfg: HwConfig):
+        self._cfg = cfg
+        mem_row = data.ArrayLayout(signed(cfg.mem_width), cfg.slots)
+        super().__init__({
+            "tile": In(stream.Signature(tile_layout(cfg))),
+            "pe_rd_bank": Out(1),
+            "pe_rd_group": Out(unsigned(cfg.group_width)),
+            "currents": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "mem_rd_addr": Out(unsigned(cfg.mem_addr_width)),
+            "mem_rd_en": Out(1),
+            "mem_rd_data": In(mem_row),
+            "mem_wr_addr": Out(unsigned(cfg.mem_addr_width)),
+            "mem_wr_en": Out(1),
+            "mem_wr_data": Out(mem_row),
+            "out": Out(stream.Signature(out_layout(cfg))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        n, s = cfg.groups, cfg.slots
+
+        desc = self.tile.payload
+        active = Signal(1)                                  # working on desc
+        group = Signal(unsigned(cfg.group_width))           # group being computed
+        mem_row = Signal(unsigned(row_cursor_width(cfg)))   # row of this group
+        carry = Signal(data.ArrayLayout(signed(cfg.mem_width), s))  # F7 V' carry
+        out_valid = Signal(1)
+        out_beat = Signal(out_layout(cfg))
+
+        readout = Signal(1)
+        independent = Signal(1)
+        read_buffer = Signal(1)     # V comes from the buffer (not first / bad)
+        write_back = Signal(1)
+        last_group = Signal(1)
+        out_free = Signal(1)
+        advance = Signal(1)         # group `group` completes on this edge
+        m.d.comb += [
+            readout.eq(desc.mode == Mode.READOUT),
+            independent.eq(desc.mode == Mode.INDEPENDENT),
+            read_buffer.eq(~desc.first & ~desc.bad & ~readout),
+            write_back.eq(~desc.bad & ~readout),
+            last_group.eq(group == n - 1),
+            out_free.eq(~out_valid | self.out.ready),
+            advance.eq(active & out_free),
+            self.pe_rd_bank.eq(desc.bank),
+            self.pe_rd_group.eq(group),
+            self.tile.ready.eq(advance & last_group),
+            self.out.valid.eq(out_valid),
+            self.out.payload.eq(out_beat),
+            self.busy.eq(active | out_valid),
+        ]
+
+        # ---- Shared LIF units: unit k computes slot k of group `group`.
+        spikes = []
+        u_values = []
+        v_next = []
+        for k in range(s):
+            unit = LifUnit(cfg)
+            m.submodules[f"lif_unit_{k}"] = unit
+            v_from_buffer = self.mem_rd_data[k]
+            v_carried = carry[k]
+            # F7: group 0 (or every group, INDEPENDENT) starts from the buffer,
+            # the others from the previous group's V'; first/bad read 0.
+            v_in = Mux((group == 0) | independent,
+                       Mux(read_buffer, v_from_buffer, 0), v_carried)
+            m.d.comb += [unit.v.eq(v_in), unit.x.eq(self.currents[k])]
+            spikes.append(unit.spike)
+            u_values.append(unit.u)
+            v_next.append(unit.v_next)
+
+        # ---- Membrane buffer reads: group-0 row when a tile starts, the next
+        # row after each INDEPENDENT group.
+        start = ~active & self.tile.valid
+        with m.If(start):
+            m.d.comb += [self.mem_rd_addr.eq(desc.row), self.mem_rd_en.eq(read_buffer)]
+            m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row)]
+        with m.Elif(advance & independent & ~last_group):
+            m.d.comb += [self.mem_rd_addr.eq(mem_row + 1), self.mem_rd_en.eq(read_buffer)]
+
+        # ---- Membrane buffer write: V' of group N-1 (CHAINED) or of every
+        # group (INDEPENDENT), never in READOUT or for a bad tile.
+        m.d.comb += [
+            self.mem_wr_addr.eq(mem_row),
+            self.mem_wr_data.eq(Cat(*v_next)),
+            self.mem_wr_en.eq(advance & write_back & (independent | last_group)),
+        ]
+
+        # ---- Group step and output register.
+        with m.If(advance):
+            beat = Signal(out_layout(cfg))
+            m.d.comb += [
+                beat.spikes.eq(Mux(readout, 0, Cat(*spikes))),
+                beat.tile.eq(desc.tile),
+                beat.group.eq(group),
+                beat.last.eq(last_group),
+                beat.readout.eq(readout),
+            ]
+            for k in range(s):
+                # values: U (F4) or, in READOUT, X (F8), sign-extended to VW.
+                m.d.comb += beat.values[k].eq(Mux(readout, self.currents[k], u_values[k]))
+            m.d.sync += [
+                out_valid.eq(1),
+                out_beat.eq(beat),
+                carry.eq(Cat(*v_next)),
+                group.eq(group + 1),
+                mem_row.eq(mem_row + independent),
+            ]
+            with m.If(last_group):
+                m.d.sync += active.eq(0)
+        with m.Elif(self.out.ready):
+            m.d.sync += out_valid.eq(0)
+        return m

@@ -1,0 +1,58 @@
+"""Membrane buffer: ``mem_rows`` rows of ``S`` signed membrane words."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.config import HwConfig
+
+__all__ = ["MembraneBuffer"]
+
+
+class MembraneBuffer(wiring.Component):
+    """``lib.memory.Memory`` of ``mem_rows`` x ``S*MW`` bits (slot ``k`` at bits
+    ``k*MW``), one write port and two synchronous read ports.
+
+    * ``rd_addr``/``rd_en`` In, ``rd_data`` Out (S x signed MW): LIF-stage read,
+      data one cycle after an edge with ``rd_en = 1``, held while ``rd_en = 0``.
+      Not transparent: the LIF stage never reads a row in the cycle it writes it.
+    * ``wr_addr``/``wr_en``/``wr_data`` In: write on the edge.
+    * ``dbg_addr`` In, ``dbg_data`` Out (S*MW): always-enabled debug read, one
+      cycle latency. Rows ``>= mem_rows`` read as undefined.
+
+    The row addressing (which row a tile and group use) is done by
+    :class:`gen.lif_stage.LifStage`; this block only stores. Contents are not
+    cleared by reset.
+    """
+
+    def __init__(self, cfg: HwConfig):
+        self._cfg = cfg
+        row = data.ArrayLayout(signed(cfg.mem_width), cfg.slots)
+        super().__init__({
+            "rd_addr": In(unsigned(cfg.mem_addr_width)),
+            "rd_en": In(1),
+            "rd_data": Out(row),
+            "wr_addr": In(unsigned(cfg.mem_addr_width)),
+            "wr_en": In(1),
+            "wr_data": In(row),
+            "dbg_addr": In(unsigned(cfg.mem_addr_width)),
+            "dbg_data": Out(unsigned(cfg.slots * cfg.mem_width)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        m.submodules.membrane_mem = mem = Memory(
+            shape=unsigned(cfg.slots * cfg.mem_width), depth=cfg.mem_rows, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port()
+        dbg = mem.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
+            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
+            dbg.addr.eq(self.dbg_addr), dbg.en.eq(1), self.dbg_data.eq(dbg.data),
+        ]
+        return m

@@ -1,0 +1,80 @@
+"""Double-buffered saturating accumulator array (docs/fixed-point.md F2).
+
+The :class:`PeArray` holds two banks of ``A`` signed ``acc_width``
+accumulators. While one bank accumulates the events of tile ``j+1``, the other
+holds the finished currents of tile ``j`` for the LIF stage.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import HwConfig
+
+__all__ = ["PeArray"]
+
+
+class PeArray(wiring.Component):
+    """Two banks of ``A`` saturating accumulators, one adder per PE.
+
+    Ports (all synchronous to ``sync``; updates take effect on the next edge):
+
+    * ``add_en``   In, 1  -- add ``weights`` to bank ``add_bank``:
+      ``X[p] <- sat_AW(X[p] + weights[p])`` for every PE ``p`` (F2).
+    * ``add_bank`` In, 1
+    * ``weights``  In, A x signed WW -- one weight-buffer row.
+    * ``clear_en`` In, 1  -- set every accumulator of ``clear_bank`` to 0. The
+      caller never adds to and clears the same bank in one cycle.
+    * ``clear_bank`` In, 1
+    * ``rd_bank``  In, 1; ``rd_group`` In, GW -- combinational read selector.
+    * ``currents`` Out, S x signed AW -- PEs ``rd_group*S .. rd_group*S+S-1`` of
+      bank ``rd_bank`` (slot ``k`` = PE ``rd_group*S + k``), no latency.
+
+    After reset both banks are 0.
+    """
+
+    def __init__(self, cfg: HwConfig):
+        self._cfg = cfg
+        super().__init__({
+            "add_en": In(1),
+            "add_bank": In(1),
+            "weights": In(data.ArrayLayout(signed(cfg.weight_width), cfg.array)),
+            "clear_en": In(1),
+            "clear_bank": In(1),
+            "rd_bank": In(1),
+            "rd_group": In(unsigned(cfg.group_width)),
+            "currents": Out(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        aw, lo, hi = cfg.acc_width, cfg.acc_min, cfg.acc_max
+        banks = [[Signal(signed(aw), name=f"acc_b{b}_p{p}") for p in range(cfg.array)]
+                 for b in range(2)]
+
+        for p in range(cfg.array):
+            # One adder per PE; its operand is the selected bank (F2).
+            acc_in = Signal(signed(aw), name=f"acc_in_p{p}")
+            acc_sum = Signal(signed(aw + 1), name=f"acc_sum_p{p}")
+            acc_sat = Signal(signed(aw), name=f"acc_sat_p{p}")
+            m.d.comb += [
+                acc_in.eq(Mux(self.add_bank, banks[1][p], banks[0][p])),
+                acc_sum.eq(acc_in + self.weights[p]),
+                acc_sat.eq(Mux(acc_sum > hi, hi, Mux(acc_sum < lo, lo, acc_sum))),
+            ]
+            for b in range(2):
+                with m.If(self.clear_en & (self.clear_bank == b)):
+                    m.d.sync += banks[b][p].eq(0)
+                with m.Elif(self.add_en & (self.add_bank == b)):
+                    m.d.sync += banks[b][p].eq(acc_sat)
+
+        # Read mux: bank x group -> the S currents of one group.
+        for k in range(cfg.slots):
+            by_group = [Array(banks[b][g * cfg.slots + k] for g in range(cfg.groups))
+                        for b in range(2)]
+            m.d.comb += self.currents[k].eq(
+                Mux(self.rd_bank, by_group[1][self.rd_group], by_group[0][self.rd_group]))
+        return m
