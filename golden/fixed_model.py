@@ -87,7 +87,7 @@ def check_spikes(spikes, shape_tail: tuple, what: str, lead: str) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{what}: expected 0/1 numbers, got dtype {a.dtype}")
     if a.size and not np.all((a == 0) | (a == 1)):
-        bad = a[(a != 0) & (a != 1)].ravel()[0]
+        bad = a[(a != 0) & (a != 1)].ravel()[0].item()
         raise ValueError(f"{what}: spikes must be 0 or 1, found {bad!r}")
     return a.astype(np.uint8)
 
