@@ -443,7 +443,7 @@ class EfficientLIFNet(nn.Module):
             for i, spec in enumerate(self.layers):
                 w = self.weights[i]
                 if spec.mode == "readout":
-                    x = synapse(spec, o_in, w)
+                    x = rev.SpikeSynapse.apply(o_in, w, spec) if reversible else synapse(spec, o_in, w)
                     outs.append(x)
                     if record:
                         rec_x[i].append(x)

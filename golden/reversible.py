@@ -40,7 +40,8 @@ from torch import nn
 
 from .reference import LIFParams, LayerSpec, surrogate_grad, synapse
 
-__all__ = ["ChainTape", "RevLayerStep", "rev_layer_step", "SavedBytes", "saved_bytes"]
+__all__ = ["ChainTape", "RevLayerStep", "rev_layer_step", "SpikeSynapse", "SavedBytes",
+           "saved_bytes"]
 
 
 class ChainTape:
@@ -150,6 +151,34 @@ def rev_layer_step(tape: ChainTape, step0: int, v, o_in, w, spec: LayerSpec, ng:
     """Apply :class:`RevLayerStep`; returns ``(o, v_next, u, x)`` (u, x None unless record)."""
     o, v, u, x = RevLayerStep.apply(v, o_in, w, tape, step0, spec, ng, p)
     return o, v, (u if record else None), (x if record else None)
+
+
+class SpikeSynapse(torch.autograd.Function):
+    """X = W·O_in for a read-out layer, saving the input spikes as ``bool``.
+
+    Plain autograd would save them in the float dtype; spikes are 0/1, so
+    the bool copy is exact.
+    """
+
+    @staticmethod
+    def forward(ctx, o_in, w, spec: LayerSpec):
+        ctx.save_for_backward(o_in.to(torch.bool), w)
+        ctx.spec = spec
+        return synapse(spec, o_in, w)
+
+    @staticmethod
+    def backward(ctx, g_x):
+        o_in_b, w = ctx.saved_tensors
+        need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.enable_grad():
+            o_in = o_in_b.to(w.dtype).requires_grad_(need_in)
+            wd = w.detach().requires_grad_(need_w)
+            x = synapse(ctx.spec, o_in, wd)
+        wanted = [t for t, need in ((o_in, need_in), (wd, need_w)) if need]
+        grads = list(torch.autograd.grad(x, wanted, g_x)) if wanted else []
+        g_in = grads.pop(0) if need_in else None
+        g_w = grads.pop(0) if need_w else None
+        return g_in, g_w, None
 
 
 # ------------------------------------------------------------ memory counting
