@@ -1,0 +1,240 @@
+"""Tests of golden/schedule.py.
+
+The main check replays every schedule through golden.core_model.CoreModel (an
+independent tile-by-tile implementation of docs/interface.md) and requires
+its beats and membrane rows to equal the schedule's expectations, which come
+from golden.fixed_model remapped to the hardware layout. Mapping and
+allocation are also checked against small hand-worked examples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from golden.config import HwConfig
+from golden.core_model import CoreModel
+from golden.network import Layer, Network, NetworkError
+from golden.schedule import (
+    MODE_CHAINED, MODE_INDEPENDENT, MODE_READOUT, OP_EVENT, OP_LAYER, OP_TILE, LayerPass,
+    TimestepEnd, build_schedule, plan_allocation, tile_fanin, tile_pe_neurons, tile_weights,
+)
+from test_golden_fixed import rand_spikes, rand_weights, small_net
+
+
+def replay(cfg: HwConfig, sched) -> CoreModel:
+    """Drive the schedule through CoreModel; assert every beat and membrane row."""
+    core = CoreModel(cfg, strict=True)
+    for wl in sched.static_weight_loads:
+        core.load_weight(wl.addr, wl.data)
+    for item in sched.items:
+        if isinstance(item, LayerPass):
+            for wl in item.weight_loads:
+                core.load_weight(wl.addr, wl.data)
+            got = []
+            for cmd in item.commands:
+                got.extend(core.command(cmd))
+            assert len(got) == len(item.beats), f"sample {item.sample} t {item.t} layer {item.layer}: beat count"
+            for g, e in zip(got, item.beats):
+                where = f"sample {e.sample} t {e.t} layer {e.layer} tile {e.tile} group {e.group}"
+                assert (g.tile, g.group, g.last, g.readout) == (e.tile & 0xFFFF, e.group, e.last, e.readout), where
+                np.testing.assert_array_equal(g.spikes, e.spikes, err_msg=f"{where}: spikes")
+                np.testing.assert_array_equal(g.values, e.values, err_msg=f"{where}: values")
+        else:
+            assert isinstance(item, TimestepEnd)
+            for row, words in item.membrane.items():
+                np.testing.assert_array_equal(core.read_membrane(row), words,
+                                              err_msg=f"sample {item.sample} t {item.t}: membrane row {row}")
+    assert core.error == 0
+    assert int(core.mem_written.sum()) == sched.allocation.mem_rows_used
+    return core
+
+
+def _max_fanin(cfg, net):
+    alloc = plan_allocation(cfg, net)
+    return max(p.fanin.size for tp in alloc.tiles.values() for p in tp), alloc
+
+
+@pytest.mark.parametrize("weights", ["static", "per_tile"])
+@pytest.mark.parametrize("kind", ["conv_block", "linear_block", "independent_block"])
+@pytest.mark.parametrize("array,groups", [(8, 1), (8, 2), (12, 4)])
+def test_schedule_replays_on_core_model(kind, array, groups, weights):
+    rng = np.random.default_rng(array * 10 + groups + len(kind))
+    cfg = HwConfig(array=array, groups=groups, theta_int=64, leak_int=200, weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, kind, groups)
+    fanin, alloc = _max_fanin(cfg, net)
+    total = sum(p.fanin.size for tp in alloc.tiles.values() for p in tp)
+    rows = total if weights == "static" else fanin     # both exactly at the limit
+    cfg = cfg.replace(weight_rows=rows, mem_rows=alloc.mem_rows_used)
+    spikes = rand_spikes(rng, (2, 3) + net.in_shape)
+    sched = build_schedule(cfg, net, spikes)
+    assert sched.allocation.weights == weights
+    assert (len(sched.static_weight_loads) > 0) == (weights == "static")
+    replay(cfg, sched)
+    # the network must do something, otherwise the replay proves little
+    assert sched.result.layers[0].spikes.any() and sched.counts["events"] > 0
+    padded = any((p.pe_neurons < 0).any() for tp in sched.allocation.tiles.values() for p in tp)
+    if (array, groups) != (8, 2) or kind == "conv_block":
+        assert padded, "configuration chosen to exercise padding PEs"
+
+
+def test_saturating_schedule_replays():
+    rng = np.random.default_rng(11)
+    cfg = HwConfig(array=8, groups=2, weight_width=6, acc_width=7, mem_width=8, frac_bits=4,
+                   theta_int=40, leak_int=256, weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, "conv_block", 2, lo=-16, hi=31)
+    sched = build_schedule(cfg, net, rand_spikes(rng, (2, 3) + net.in_shape, p=0.7))
+    replay(cfg, sched)
+    assert (sched.result.layers[0].current == cfg.acc_max).any()
+
+
+@pytest.mark.parametrize("reset,fire", [("hard", "ge"), ("soft", "ge")])
+def test_reset_and_fire_modes_replay(reset, fire):
+    rng = np.random.default_rng(2)
+    cfg = HwConfig(array=8, groups=2, theta_int=64, leak_int=128, reset=reset, fire=fire,
+                   weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, "linear_block", 2)
+    replay(cfg, build_schedule(cfg, net, rand_spikes(rng, (2, 4) + net.in_shape)))
+
+
+def test_replay_detects_a_wrong_expectation():
+    """The replay harness itself must be able to fail."""
+    rng = np.random.default_rng(0)
+    cfg = HwConfig(array=8, groups=2, theta_int=64, weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, "linear_block", 2)
+    sched = build_schedule(cfg, net, rand_spikes(rng, (1, 3) + net.in_shape))
+    end = next(it for it in sched.items if isinstance(it, TimestepEnd) and it.t == 1)
+    row = next(iter(end.membrane))
+    end.membrane[row] = end.membrane[row] + 1
+    with pytest.raises(AssertionError, match=f"membrane row {row}"):
+        replay(cfg, sched)
+
+
+# =========================================================================
+# mapping, by hand
+# =========================================================================
+
+def test_pe_mapping_by_hand():
+    cfg = HwConfig(array=4, groups=2)                        # S = 2
+    chained = Layer.conv((1, 1, 3), np.zeros((4, 1, 1, 1)), mode="chained")     # out (4, 1, 3), Cg = 2
+    # group 0 holds channels 0-1 (neurons 0..5), group 1 channels 2-3 (neurons 6..11)
+    assert tile_pe_neurons(cfg, chained).tolist() == [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]]
+    indep = Layer.conv((1, 1, 3), np.zeros((5, 1, 1, 1)), mode="independent")  # 15 neurons
+    assert tile_pe_neurons(cfg, indep).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11],
+                                                    [12, 13, 14, -1]]
+    pad = Layer.linear(np.zeros((6, 2)), mode="chained")     # Cg = 3 slots, S = 2 -> 2 tiles
+    assert tile_pe_neurons(cfg, pad).tolist() == [[0, 1, 3, 4], [2, -1, 5, -1]]
+
+
+def test_fanin_and_weight_rows_by_hand():
+    cfg = HwConfig(array=4, groups=2)
+    w = np.arange(18).reshape(2, 1, 3, 3) - 9
+    layer = Layer.conv((1, 4, 4), w, padding=1)              # out (2, 4, 4), Cg = 1, S = 2
+    pe = tile_pe_neurons(cfg, layer)[0]                     # (c0,0,0) (c0,0,1) (c1,0,0) (c1,0,1)
+    assert pe.tolist() == [0, 1, 16, 17]
+    fan = tile_fanin(cfg, layer, pe)
+    assert fan.tolist() == [0, 1, 2, 4, 5, 6]                # input rows 0..1, cols 0..2
+    rows = tile_weights(cfg, layer, pe, fan)
+    # input 5 = (1,1): tap (2,2) for output (0,0), tap (2,1) for output (0,1)
+    assert rows[4].tolist() == [w[0, 0, 2, 2], w[0, 0, 2, 1], w[1, 0, 2, 2], w[1, 0, 2, 1]]
+    # input 4 = (1,0): tap (2,1) for output (0,0), tap (2,0) for output (0,1)
+    assert rows[3].tolist() == [w[0, 0, 2, 1], w[0, 0, 2, 0], w[1, 0, 2, 1], w[1, 0, 2, 0]]
+    # input 2 = (0,2): outside the window of output (0,0); tap (1,2) for output (0,1)
+    assert rows[2].tolist() == [0, w[0, 0, 1, 2], 0, w[1, 0, 1, 2]]
+
+
+def test_allocation_by_hand():
+    cfg = HwConfig(array=8, groups=2, weight_rows=4096, mem_rows=4096)
+    rng = np.random.default_rng(0)
+    net = small_net(rng, "conv_block", 2)
+    # c1, c2: chained block, out (4,5,5): Cg = 2, 50 slots / S = 4 -> 13 tiles -> rows 0..12
+    # c3: independent, out (3,2,2) = 12 neurons / A = 8 -> 2 tiles x N = 4 rows at 13..16
+    alloc = plan_allocation(cfg, net)
+    assert [(r.layers, r.base, r.rows, r.mode) for r in alloc.regions] == [
+        ((0, 1), 0, 13, "chained"), ((2,), 13, 4, "independent")]
+    assert alloc.mem_rows_used == 17 and alloc.layer_base == {0: 0, 1: 0, 2: 13, 3: 0}
+    # fc (linear 12 -> 5) readout: 1 tile, fan-in 12
+    assert [p.fanin.size for p in alloc.tiles[3]] == [12]
+    assert alloc.weights == "static"
+    bases = [p.weight_base for i in range(4) for p in alloc.tiles[i]]
+    sizes = [p.fanin.size for i in range(4) for p in alloc.tiles[i]]
+    assert bases == list(np.cumsum([0] + sizes[:-1]))
+
+
+def test_command_stream_structure():
+    rng = np.random.default_rng(4)
+    cfg = HwConfig(array=8, groups=2, theta_int=64, weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, "conv_block", 2)
+    spikes = rand_spikes(rng, (2, 3) + net.in_shape)
+    sched = build_schedule(cfg, net, spikes)
+    alloc = sched.allocation
+    passes = [it for it in sched.items if isinstance(it, LayerPass)]
+    assert [(p.sample, p.t, p.layer) for p in passes] == [
+        (b, t, i) for b in range(2) for t in range(3) for i in range(4)]
+    ends = [(it.sample, it.t) for it in sched.items if isinstance(it, TimestepEnd)]
+    assert ends == [(b, t) for b in range(2) for t in range(3)]
+    row_to_input = {}
+    for i, tp in alloc.tiles.items():
+        for j, p in enumerate(tp):
+            for r, inp in enumerate(p.fanin):
+                row_to_input[p.weight_base + r] = (i, j, int(inp))
+    for p in passes:
+        layer = net.layers[p.layer]
+        head = p.commands[0]
+        assert head.op == OP_LAYER
+        assert head.mode == {"chained": MODE_CHAINED, "independent": MODE_INDEPENDENT,
+                             "readout": MODE_READOUT}[layer.mode]
+        assert head.base == alloc.layer_base[p.layer]
+        # c2 is the second layer of its block: never first. Everything else: first at t = 0.
+        assert head.first == int(p.t == 0 and p.layer != 1)
+        x = (spikes[p.sample, p.t] if p.layer == 0
+             else sched.result.layers[p.layer - 1].spikes[p.t, p.sample]).ravel()
+        tile = 0
+        seen = []
+        for cmd in p.commands[1:]:
+            if cmd.op == OP_TILE:
+                want = [int(v) for v in alloc.tiles[p.layer][tile].fanin if x[v]]
+                assert seen == want, f"layer {p.layer} tile {tile}: events"
+                tile, seen = tile + 1, []
+                continue
+            assert cmd.op == OP_EVENT
+            li, tj, inp = row_to_input[cmd.row]
+            assert (li, tj) == (p.layer, tile)
+            seen.append(inp)
+        assert tile == len(alloc.tiles[p.layer]) and not seen
+        assert len(p.beats) == tile * cfg.groups
+        assert [(b.tile, b.group, b.last) for b in p.beats] == [
+            (j, g, int(g == cfg.groups - 1)) for j in range(tile) for g in range(cfg.groups)]
+    c = sched.counts
+    assert c["beats"] == c["tiles"] * cfg.groups
+    assert c["commands"] == c["events"] + c["tiles"] + c["layers"]
+    assert c["layers"] == 2 * 3 * 4 and c["timesteps"] == 6
+
+
+def test_per_tile_passes():
+    rng = np.random.default_rng(9)
+    cfg = HwConfig(array=8, groups=2, theta_int=64, weight_rows=4096, mem_rows=4096)
+    net = small_net(rng, "conv_block", 2)
+    fanin, alloc = _max_fanin(cfg, net)
+    cfg = cfg.replace(weight_rows=fanin)
+    sched = build_schedule(cfg, net, rand_spikes(rng, (1, 2) + net.in_shape))
+    passes = [it for it in sched.items if isinstance(it, LayerPass)]
+    ntiles = [len(alloc.tiles[i]) for i in range(4)]
+    assert [(p.t, p.layer, p.tile) for p in passes] == [
+        (t, i, j) for t in range(2) for i in range(4) for j in range(ntiles[i])]
+    for p in passes:
+        assert (p.commands[0].op == OP_LAYER) == (p.tile == 0)
+        assert [wl.addr for wl in p.weight_loads] == list(range(alloc.tiles[p.layer][p.tile].fanin.size))
+        assert all(c.row < alloc.tiles[p.layer][p.tile].fanin.size for c in p.commands if c.op == OP_EVENT)
+
+
+def test_schedule_input_errors():
+    rng = np.random.default_rng(0)
+    net = small_net(rng, "linear_block", 2)
+    cfg = HwConfig(array=8, groups=2, weight_rows=4096, mem_rows=4096)
+    with pytest.raises(ValueError, match=r"spikes_in: expected shape \[samples, T, 7\]"):
+        build_schedule(cfg, net, np.zeros((2, 7)))
+    with pytest.raises(NetworkError, match=r"layer 0 \('fc1'\): tile 0 has fan-in 7 > weight_rows=3"):
+        build_schedule(cfg.replace(weight_rows=3), net, np.zeros((1, 1, 7)))
+    with pytest.raises(NetworkError, match=r"mem_rows=1"):
+        build_schedule(cfg.replace(mem_rows=1), net, np.zeros((1, 1, 7)))
