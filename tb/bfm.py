@@ -1,0 +1,297 @@
+"""Bus-functional model of ``lif_pe_array`` for cocotb 2.x.
+
+One coroutine (:meth:`CoreBfm.run`) drives all four interfaces, because every
+awaited trigger costs tens of microseconds in Verilator. Each clock cycle it
+
+1. waits for the falling edge and drives the inputs for the next rising edge:
+   the command stream (with random gaps: ``valid`` low for random cycles),
+   the weight-load stream (only after the core was seen idle), ``dbg_addr``
+   for membrane read-back, and a random ``out__ready`` (backpressure);
+2. waits for ``ReadOnly`` and samples the settled outputs, which are exactly
+   what the next rising edge will see: a transfer happens on a stream whose
+   ``valid`` and ``ready`` are both 1 now.
+
+The work is a flat list of operations made by :func:`flatten` from a
+:class:`golden.schedule.Schedule`:
+
+* ``("idle", n)``  wait until ``busy`` = 0 (sampled in a cycle without a
+  command offered) and ``n`` beats were received; check ``error`` = 0;
+* ``("wl", payload)`` one weight-load beat;
+* ``("cmd", payload)`` one command beat;
+* ``("rb", timestep_end)`` read back every membrane row of a TimestepEnd
+  through ``dbg_addr``/``dbg_data`` (one row per cycle, pipelined).
+
+Every received beat goes to the :class:`~tb.scoreboard.Scoreboard`. A
+watchdog ends the run when no progress is made for ``stall_limit`` cycles
+(a dropped beat or a hung core) and says what it was waiting for.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from golden.schedule import LayerPass, TimestepEnd
+
+from .payload import StreamLayout, unpack_bits
+
+__all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "PORTS"]
+
+#: Port names of docs/interface.md (Amaranth flattens stream members with "__").
+PORTS = {"clk": "clk", "rst": "rst",
+         "cmd_valid": "cmd__valid", "cmd_ready": "cmd__ready", "cmd_payload": "cmd__payload",
+         "out_valid": "out__valid", "out_ready": "out__ready", "out_payload": "out__payload",
+         "wl_valid": "wload__valid", "wl_ready": "wload__ready", "wl_payload": "wload__payload",
+         "dbg_addr": "dbg_addr", "dbg_data": "dbg_data", "busy": "busy", "error": "error"}
+OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "busy", "error")
+
+IDLE, WL, CMD, RB = 0, 1, 2, 3
+
+
+class BfmTimeout(RuntimeError):
+    """The core made no progress for too long."""
+
+
+def flatten(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
+    """Schedule -> (operations, expected beats in order)."""
+    cmd_l, wl_l = layouts["cmd"], layouts["wload"]
+    ops: list = []
+    beats: list = []
+    if sched.static_weight_loads:
+        ops.append((IDLE, 0))
+        ops.extend((WL, wl_l.pack(addr=w.addr, data=w.data)) for w in sched.static_weight_loads)
+    for item in sched.items:
+        if isinstance(item, LayerPass):
+            if item.weight_loads:
+                ops.append((IDLE, len(beats)))
+                ops.extend((WL, wl_l.pack(addr=w.addr, data=w.data)) for w in item.weight_loads)
+            ops.extend((CMD, cmd_l.pack(op=c.op, row=c.row, base=c.base, mode=c.mode,
+                                        first=c.first)) for c in item.commands)
+            beats.extend(item.beats)
+        elif isinstance(item, TimestepEnd):
+            ops.append((IDLE, len(beats)))
+            if item.membrane:
+                ops.append((RB, item))
+    ops.append((IDLE, len(beats)))
+    return ops, beats
+
+
+class Backpressure:
+    """Random ``out__ready``: phases of random length with different ready
+    probabilities (always ready, light, heavy, full stall)."""
+
+    LEVELS = (1.0, 1.0, 0.85, 0.5, 0.15, 0.0)
+
+    def __init__(self, rng: random.Random, enabled: bool = True):
+        self.rng, self.enabled = rng, enabled
+        self.left, self.p = 0, 1.0
+
+    def next(self) -> int:
+        if not self.enabled:
+            return 1
+        if self.left <= 0:
+            self.p = self.rng.choice(self.LEVELS)
+            self.left = self.rng.randint(4, 40) if self.p == 0.0 else self.rng.randint(20, 300)
+        self.left -= 1
+        return 1 if self.p >= 1.0 or self.rng.random() < self.p else 0
+
+
+@dataclass
+class Stats:
+    cycles: int = 0
+    wload_cycles: int = 0
+    readback_cycles: int = 0
+    gap_cycles: int = 0
+    backpressure_cycles: int = 0
+    commands: int = 0
+    tiles: int = 0
+
+
+class CoreBfm:
+    """Drives one ``lif_pe_array`` instance; see the module docstring."""
+
+    def __init__(self, dut, layouts: dict[str, StreamLayout], cfg, seed: int, *,
+                 stress: bool = True, stall_limit: int = 5000):
+        self.dut, self.layouts, self.cfg = dut, layouts, cfg
+        self.rng = random.Random(seed)
+        self.stress = stress
+        self.stall_limit = stall_limit
+        self.sig = {}
+        missing = []
+        for key, name in PORTS.items():
+            try:
+                self.sig[key] = getattr(dut, name)
+            except AttributeError:
+                missing.append(name)
+        if missing:
+            raise RuntimeError(f"the DUT lacks port(s) {', '.join(missing)} of docs/interface.md")
+        self.stats = Stats()
+        self._driven: dict = {}
+        out = layouts["out"]
+        self._out_fields = [(f.name, f) for f in out.fields.values()]
+        self.mem_words = cfg.slots
+        self.mem_width = cfg.mem_width
+
+    # ------------------------------------------------------------- helpers
+    def drive(self, key: str, value: int) -> None:
+        """Write an input only when it changes (each write is a VPI call)."""
+        if self._driven.get(key) != value:
+            self.sig[key].value = value
+            self._driven[key] = value
+
+    def drive_all_idle(self, rst: int) -> None:
+        self._driven.clear()
+        for key, v in (("rst", rst), ("cmd_valid", 0), ("cmd_payload", 0), ("wl_valid", 0),
+                       ("wl_payload", 0), ("out_ready", 0), ("dbg_addr", 0)):
+            self.drive(key, v)
+
+    def decode_beat(self, word: int) -> dict:
+        got = {}
+        for name, f in self._out_fields:
+            bits = (word >> f.offset) & ((1 << f.width) - 1)
+            got[name] = unpack_bits(bits, f.count, f.elem_width, f.signed) if f.is_vector else bits
+        return got
+
+    def unresolved_outputs(self) -> list[str]:
+        """Outputs that hold X or Z right now (meaningful on Icarus)."""
+        bad = []
+        for key in OUTPUTS:
+            v = self.sig[key].value
+            if not v.is_resolvable:
+                bad.append(f"{PORTS[key]}={v}")
+        return bad
+
+    # --------------------------------------------------------------- reset
+    async def reset(self, cycles: int = 3) -> list[str]:
+        """Hold ``rst`` for ``cycles`` rising edges; returns contract
+        violations seen (a beat offered during reset, X/Z outputs after it)."""
+        from cocotb.triggers import FallingEdge, ReadOnly
+        clk = self.sig["clk"]
+        problems = []
+        await FallingEdge(clk)
+        self.drive_all_idle(rst=1)
+        for k in range(cycles):
+            await FallingEdge(clk)
+            self.stats.cycles += 1
+            if k == cycles - 1:
+                self.drive("rst", 0)
+            await ReadOnly()
+            # every ReadOnly here follows a rising edge that sampled rst = 1
+            if self.sig["out_valid"].value.is_resolvable and int(self.sig["out_valid"].value):
+                problems.append(f"out__valid = 1 while in reset (cycle {k})")
+        bad = self.unresolved_outputs()
+        if bad:
+            problems.append("outputs not 0/1 after reset: " + ", ".join(bad))
+        elif int(self.sig["error"].value):
+            problems.append(f"error = {int(self.sig['error'].value)} after reset")
+        return problems
+
+    # ----------------------------------------------------------------- run
+    async def run(self, ops: list, sb, *, abort_at_op: int | None = None,
+                  stop_after: int | None = None) -> None:
+        """Execute ``ops`` (see :func:`flatten`), checking beats with ``sb``.
+
+        With ``abort_at_op`` the run stops (mid-stream, valids left as they
+        are) once that many operations have completed; with ``stop_after`` it
+        stops once the scoreboard counted that many mismatches. Raises
+        :class:`BfmTimeout` when the watchdog fires.
+        """
+        from cocotb.triggers import FallingEdge, ReadOnly
+        sig, rng, st = self.sig, self.rng, self.stats
+        clk = sig["clk"]
+        fe, ro = FallingEdge(clk), ReadOnly()
+        bp = Backpressure(random.Random(rng.random()), self.stress)
+        gap_p = 0.25 if self.stress else 0.0
+        n = len(ops)
+        i = 0
+        cmd_v = wl_v = 0
+        gap = 0
+        idle_ok = False
+        rb = None                  # [TimestepEnd, sorted rows, index of the next row to drive]
+        prev_row = cur_row = None  # dbg row driven in the previous / this cycle
+        stall = 0
+        while i < n:
+            if abort_at_op is not None and i >= abort_at_op:
+                return
+            if stop_after is not None and sb.n_mismatches >= stop_after:
+                return
+            await fe
+            st.cycles += 1
+            # ------------------------------------------------------- drive
+            while i < n and not cmd_v and not wl_v and rb is None:
+                kind, arg = ops[i]
+                if kind == IDLE:
+                    if not (idle_ok and sb.next_beat >= arg):
+                        break
+                    err = sig["error"].value
+                    if not err.is_resolvable or int(err):
+                        sb.error_flag(int(err) if err.is_resolvable else -1,
+                                      f"at operation {i} (cycle {st.cycles})")
+                    i += 1
+                    stall = 0
+                elif kind == CMD:
+                    if gap:
+                        gap -= 1
+                        st.gap_cycles += 1
+                    else:
+                        self.drive("cmd_payload", arg)
+                        cmd_v = 1
+                    break
+                elif kind == WL:
+                    self.drive("wl_payload", arg)
+                    wl_v = 1
+                    break
+                else:  # RB
+                    rb = [arg, sorted(arg.membrane), 0]
+                    break
+            self.drive("cmd_valid", cmd_v)
+            self.drive("wl_valid", wl_v)
+            if rb is not None and rb[2] < len(rb[1]):
+                cur_row = rb[1][rb[2]]
+                self.drive("dbg_addr", cur_row)
+                rb[2] += 1
+            ready = bp.next()
+            self.drive("out_ready", ready)
+            if wl_v:
+                st.wload_cycles += 1
+            elif rb is not None:
+                st.readback_cycles += 1
+            # ------------------------------------------------------ sample
+            await ro
+            busy = sig["busy"].value
+            busy = int(busy) if busy.is_resolvable else 1
+            if cmd_v and int(sig["cmd_ready"].value):
+                st.commands += 1
+                cmd_v = 0
+                i += 1
+                stall = 0
+                if gap_p and rng.random() < gap_p:
+                    gap = rng.randint(1, 6)
+            if wl_v and int(sig["wl_ready"].value):
+                wl_v = 0
+                i += 1
+                stall = 0
+            if int(sig["out_valid"].value):
+                if ready:
+                    sb.check_beat(self.decode_beat(sig["out_payload"].value.to_unsigned()))
+                    stall = 0
+                else:
+                    st.backpressure_cycles += 1
+            if rb is not None and prev_row is not None:
+                word = sig["dbg_data"].value.to_unsigned()
+                sb.check_membrane(rb[0], prev_row,
+                                  unpack_bits(word, self.mem_words, self.mem_width, True))
+                if prev_row == rb[1][-1]:
+                    rb = None
+                    i += 1
+                    stall = 0
+            prev_row, cur_row = cur_row, None
+            idle_ok = busy == 0 and not self._driven.get("cmd_valid")
+            stall += 1
+            if stall > self.stall_limit:
+                kind, arg = ops[i] if i < n else (IDLE, sb.beats_expected)
+                what = {IDLE: f"the core to become idle with {arg} beats received "
+                              f"(busy={busy}, beats received {sb.next_beat})",
+                        CMD: "cmd__ready", WL: "wload__ready", RB: "membrane read-back"}[kind]
+                raise BfmTimeout(f"no progress for {self.stall_limit} cycles at operation {i} "
+                                 f"of {n} (cycle {st.cycles}): waiting for {what}")

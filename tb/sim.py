@@ -1,0 +1,245 @@
+"""``python -m tb.sim``: emit, build and co-simulate one configuration.
+
+This is what ``make sim`` runs::
+
+    make sim ARRAY=128 GROUPS=4 [SIM=verilator|icarus] [SEED=n] [WAVES=1]
+             [LAYER_SHARE=0|1] [RESET=soft|hard] [T=n]
+
+    python -m tb.sim --array 128 --groups 4 [--sim icarus] [--seed 7] [--waves]
+                     [--layer-share 0] [--reset hard] [-T 4] [--samples 3] [--no-stress]
+
+The Verilog is emitted by :func:`gen.emit.emit` into
+``sim_build/rtl/<config name>/``, built into ``sim_build/<sim>/<config name>/``
+(reused while the Verilog is unchanged) and simulated with the cocotb tests of
+``tb/test_lif_pe_array.py``. The run ends with a summary: outputs checked
+(beats, spikes, membrane words), mismatches, cycles, cycles per tile and per
+timestep, wall time. Exit status: 0 all checks passed, 1 a mismatch or a
+simulation failure, 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+
+from golden.config import ConfigError, HwConfig
+
+from .build import SIMULATORS, BuildError, build, emit_rtl, run
+
+__all__ = ["SimOptions", "SimResult", "run_sim", "main"]
+
+TESTS = ("full_run", "reset_mid_run")
+
+
+class OptionError(ValueError):
+    """A bad command-line / make option."""
+
+
+@dataclass
+class SimOptions:
+    """One co-simulation. ``extra_cfg`` adds HwConfig fields (widths, θ, ...)."""
+
+    array: int = 128
+    groups: int = 4
+    sim: str = "verilator"
+    seed: int = 1
+    waves: bool = False
+    layer_share: bool = True
+    reset: str = "soft"
+    timesteps: int = 3
+    samples: int = 3
+    stress: bool = True
+    tests: tuple = TESTS
+    extra_cfg: dict = field(default_factory=dict)
+    # fault injection: a callable (verilog text) -> mutated text, and its tag
+    mutate: object = None
+    tag: str = ""
+    stall_limit: int = 5000
+    max_report: int = 8
+
+    def config(self) -> HwConfig:
+        return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
+
+    def repro(self) -> str:
+        cmd = (f"make sim ARRAY={self.array} GROUPS={self.groups} SIM={self.sim} SEED={self.seed} "
+               f"LAYER_SHARE={int(self.layer_share)} RESET={self.reset} T={self.timesteps}")
+        if self.extra_cfg or self.samples != 3 or not self.stress or self.tag:
+            extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
+            cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
+                   f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
+                   f"-T {self.timesteps} --samples {self.samples}"
+                   + ("" if self.stress else " --no-stress")
+                   + (f" --cfg {extra}" if extra else "")
+                   + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
+        return cmd
+
+
+@dataclass
+class SimResult:
+    ok: bool
+    summary: dict
+    text: str
+    run: object = None
+    build_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def failure_text(self) -> str:
+        return self.text
+
+
+def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
+    """Emit, build (or reuse) and run; never raises for a failed simulation."""
+    t0 = time.monotonic()
+    cfg = opts.config()
+    verilog, manifest = emit_rtl(cfg)
+    if opts.mutate is not None:
+        from pathlib import Path
+        text = Path(verilog).read_text()
+        mutated = opts.mutate(text)
+        mdir = Path(verilog).parent.parent / f"{cfg.name}-{opts.tag}"
+        mdir.mkdir(parents=True, exist_ok=True)
+        verilog = mdir / Path(verilog).name
+        verilog.write_text(mutated)
+    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet)
+    plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
+            "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
+            "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
+    r = run(b, plan, quiet=quiet)
+    wall = time.monotonic() - t0
+    text = format_summary(opts, cfg, b, r, wall)
+    if not r.ok:
+        text += "\n" + r.failure_text()
+    return SimResult(r.ok, r.summary, text, r, b.seconds, wall)
+
+
+def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
+    lines = [f"== {cfg.name} on {opts.sim}, seed {opts.seed}, T={opts.timesteps}, "
+             f"samples={opts.samples}, L sharing {'on' if opts.layer_share else 'off'}"
+             f"{', mutation ' + opts.tag if opts.tag else ''}",
+             f"   verilog: {b.verilog}",
+             f"   build:   {b.build_dir} ({'reused' if b.reused else f'built in {b.seconds:.1f} s'})",
+             f"   log:     {r.log}"]
+    for name, t in r.summary.get("tests", {}).items():
+        c = t.get("checked")
+        if not c:
+            lines.append(f"   {name}: FAILED before checking ({t.get('failure', '')[:200]})")
+            continue
+        cov = c["coverage"]
+        lines.append(
+            f"   {name}: {'PASS' if t['ok'] else 'FAIL'}  beats {c['beats']}/{c['beats_expected']}, "
+            f"spikes {c['spikes']}, values {c['values']}, membrane words {c['membrane_words']} "
+            f"({c['membrane_rows']} rows), mismatches {c['mismatches']}")
+        lines.append(
+            f"      cycles {t['cycles']} (weight load {t['wload_cycles']}, read-back "
+            f"{t['readback_cycles']}, cmd gaps {t['gap_cycles']}, out stalled "
+            f"{t['backpressure_cycles']}); {t['events']} events, {t['tiles']} tiles, "
+            f"{t['timesteps']} timesteps, weights {t['weights']}")
+        lines.append(
+            f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. weight load and read-back), "
+            f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
+            f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
+            f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.1f} s")
+    if b.waves:
+        lines.append(f"   waves:   {r.waves_file or '(no waveform file was written)'}")
+    lines.append(f"   result:  {'PASS' if r.ok else 'FAIL'}   wall time {wall:.1f} s "
+                 f"(simulation {r.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def _bool01(name):
+    def conv(v: str) -> bool:
+        if v in ("0", "1"):
+            return v == "1"
+        raise argparse.ArgumentTypeError(f"{name} must be 0 or 1, got {v!r}")
+    return conv
+
+
+def _posint(name):
+    def conv(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}")
+        return n
+    return conv
+
+
+def _seed(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"SEED must be a non-negative integer, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"SEED must be a non-negative integer, got {v!r}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, exit 2
+        print(f"tb.sim: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv) -> SimOptions:
+    p = _Parser(prog="python -m tb.sim", description=__doc__.splitlines()[0])
+    p.add_argument("--array", type=_posint("ARRAY"), default=128)
+    p.add_argument("--groups", type=_posint("GROUPS"), default=4)
+    p.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    p.add_argument("--seed", type=_seed, default=1)
+    p.add_argument("--waves", type=_bool01("WAVES"), nargs="?", const=True, default=False)
+    p.add_argument("--layer-share", type=_bool01("LAYER_SHARE"), default=True)
+    p.add_argument("--reset", choices=("soft", "hard"), default="soft")
+    p.add_argument("-T", "--timesteps", type=_posint("T"), default=3)
+    p.add_argument("--samples", type=_posint("samples"), default=3)
+    p.add_argument("--no-stress", action="store_true",
+                   help="no command gaps and no output backpressure (for clean cycle counts)")
+    p.add_argument("--test", choices=TESTS, action="append",
+                   help="run only this cocotb test (repeatable)")
+    p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="other HwConfig fields, e.g. acc_width=12 fire=ge")
+    a = p.parse_args(argv)
+    extra = {}
+    ints = {f for f, v in HwConfig().to_dict().items() if isinstance(v, int)}
+    for item in a.cfg:
+        k, sep, v = item.partition("=")
+        if not sep:
+            p.error(f"--cfg expects FIELD=VALUE, got {item!r}")
+        if k in ("array", "groups", "reset"):
+            p.error(f"--cfg {k}: use --{k} instead")
+        try:
+            extra[k] = int(v) if k in ints else v
+        except ValueError:
+            p.error(f"--cfg {k}={v!r}: expected an integer")
+    opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
+                      layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
+                      samples=a.samples, stress=not a.no_stress,
+                      tests=tuple(a.test) if a.test else TESTS, extra_cfg=extra)
+    try:
+        cfg = opts.config()
+    except (ConfigError, TypeError) as e:
+        p.error(f"bad configuration: {e}")
+    try:
+        from .stimulus import StimulusError, make_network
+        make_network(cfg, opts.seed, opts.layer_share)
+    except StimulusError as e:
+        p.error(str(e))
+    return opts
+
+
+def main(argv=None) -> int:
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        res = run_sim(opts, quiet=True)
+    except BuildError as e:
+        print(f"tb.sim: build failed: {e}", file=sys.stderr)
+        return 1
+    print(res.text)
+    return 0 if res.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
