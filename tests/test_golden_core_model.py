@@ -1,0 +1,145 @@
+"""Tests of golden/core_model.py against hand-computed transactions (docs/interface.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from golden.config import HwConfig
+from golden.core_model import ERR_MEM_ROW, ERR_OPCODE, ERR_WEIGHT_ROW, CoreModel, CoreModelError
+from golden.schedule import (
+    MODE_CHAINED, MODE_INDEPENDENT, MODE_READOUT, OP_EVENT, OP_LAYER, OP_TILE, Command,
+)
+
+# A = 4, N = 2, S = 2; θ = 4, λ = 0.5
+CFG = HwConfig(array=4, groups=2, theta_int=4, leak_int=128, weight_rows=8, mem_rows=4)
+
+
+def _core(cfg=CFG):
+    core = CoreModel(cfg)
+    core.load_weight(0, [6, 1, 1, 5])
+    core.load_weight(1, [-1, 2, 0, 3])
+    return core
+
+
+def _run(core, *cmds):
+    beats = []
+    for c in cmds:
+        beats.extend(core.command(c))
+    return beats
+
+
+def _vals(beats):
+    return [(b.spikes.tolist(), b.values.tolist(), b.tile, b.group, b.last, b.readout) for b in beats]
+
+
+def test_chained_tile_by_hand():
+    core = _core()
+    # X = row0 + row1 = [5, 3, 1, 8]; group 0 slots (5, 3), group 1 slots (1, 8)
+    beats = _run(core, Command(OP_LAYER, base=1, mode=MODE_CHAINED, first=1),
+                 Command(OP_EVENT, row=0), Command(OP_EVENT, row=1), Command(OP_TILE))
+    # g0: U = (5, 3) -> O = (1, 0), V' = (1, 3); g1: L = (1, 2) (0.5·3 rounds up), U = (2, 10) -> O = (0, 1), V' = (2, 6)
+    assert _vals(beats) == [([1, 0], [5, 3], 0, 0, 0, 0), ([0, 1], [2, 10], 0, 1, 1, 0)]
+    assert core.read_membrane(1).tolist() == [2, 6]
+    # next timestep, same tile: reads row 1 (first = 0); only row 0 -> X = [6, 1, 1, 5]
+    beats = _run(core, Command(OP_LAYER, base=1, mode=MODE_CHAINED, first=0),
+                 Command(OP_EVENT, row=0), Command(OP_TILE))
+    # g0: L = (1, 3), U = (7, 4) -> O = (1, 0), V' = (3, 4); g1: L = (2, 2), U = (3, 7) -> (0, 1), V' = (3, 3)
+    assert _vals(beats) == [([1, 0], [7, 4], 0, 0, 0, 0), ([0, 1], [3, 7], 0, 1, 1, 0)]
+    assert core.read_membrane(1).tolist() == [3, 3]
+    assert core.error == 0
+
+
+def test_first_flag_ignores_stored_row_and_tiles_advance():
+    core = _core()
+    core.mem[2] = [100, 100]
+    core.mem_written[2] = True
+    beats = _run(core, Command(OP_LAYER, base=1, mode=MODE_CHAINED, first=1),
+                 Command(OP_TILE), Command(OP_EVENT, row=0), Command(OP_TILE))
+    assert [b.tile for b in beats] == [0, 0, 1, 1]
+    assert beats[2].values.tolist() == [6, 1]          # row 2 holds 100s but first = 1
+    # tile 1: g0 U = (6, 1) -> V' = (2, 1); g1 L = (1, 1), U = (2, 6) -> V' = (2, 2)
+    assert core.read_membrane(1).tolist() == [0, 0] and core.read_membrane(2).tolist() == [2, 2]
+
+
+def test_independent_rows_by_hand():
+    core = _core()
+    beats = _run(core, Command(OP_LAYER, base=0, mode=MODE_INDEPENDENT, first=1),
+                 Command(OP_TILE), Command(OP_EVENT, row=0), Command(OP_TILE))
+    # tile 1 uses rows 0 + 1·2 + g = 2, 3; each group from 0: U = X
+    assert _vals(beats[2:]) == [([1, 0], [6, 1], 1, 0, 0, 0), ([0, 1], [1, 5], 1, 1, 1, 0)]
+    assert core.read_membrane(2).tolist() == [2, 1] and core.read_membrane(3).tolist() == [1, 1]
+    beats = _run(core, Command(OP_LAYER, base=0, mode=MODE_INDEPENDENT, first=0),
+                 Command(OP_TILE), Command(OP_TILE))
+    # no events: U = leak(V): (1, 1) from (2, 1) and (1, 1) from (1, 1)
+    assert [b.values.tolist() for b in beats[2:]] == [[1, 1], [1, 1]]
+
+
+def test_readout_and_saturation():
+    cfg = CFG.replace(weight_width=4, acc_width=5)      # weights [-8, 7], acc [-16, 15]
+    core = CoreModel(cfg)
+    core.load_weight(0, [7, -8, 7, 0])
+    core.load_weight(1, [-8, 7, 7, 0])
+    beats = _run(core, Command(OP_LAYER, mode=MODE_READOUT),
+                 Command(OP_EVENT, row=0), Command(OP_EVENT, row=0), Command(OP_EVENT, row=0),
+                 Command(OP_EVENT, row=1), Command(OP_TILE))
+    # PE0: 7, 14, 15, 7; PE1: -8, -16, -16, -9; PE2: 7, 14, 15, 15 (+7 saturates)
+    assert _vals(beats) == [([0, 0], [7, -9], 0, 0, 0, 1), ([0, 0], [15, 0], 0, 1, 1, 1)]
+    assert not core.mem_written.any()
+
+
+def test_error_flags():
+    core = _core()
+    _run(core, Command(OP_LAYER, base=0, mode=MODE_CHAINED, first=1))
+    assert _run(core, Command(3)) == [] and core.error == ERR_OPCODE
+    core.reset()
+    _run(core, Command(OP_LAYER, base=0, mode=MODE_READOUT, first=1), Command(OP_LAYER, base=2, mode=3))
+    assert core.error == ERR_OPCODE and core.mode == MODE_READOUT and core.base == 0   # dropped
+    core.reset()
+    _run(core, Command(OP_EVENT, row=0), Command(OP_EVENT, row=8))
+    assert core.error == ERR_WEIGHT_ROW and core.acc.tolist() == [6, 1, 1, 5]
+    core.reset()
+    # chained tile at row 4 = mem_rows: still N beats, nothing written, tile advances
+    beats = _run(core, Command(OP_LAYER, base=3, mode=MODE_CHAINED, first=1),
+                 Command(OP_TILE), Command(OP_TILE))
+    assert len(beats) == 4 and core.error == ERR_MEM_ROW
+    assert core.mem_written.tolist() == [False, False, False, True]
+    core.reset()
+    # independent tile 0 at base 3 needs rows 3 and 4: whole tile dropped
+    beats = _run(core, Command(OP_LAYER, base=3, mode=MODE_INDEPENDENT, first=1), Command(OP_TILE))
+    assert len(beats) == 2 and core.error == ERR_MEM_ROW
+    # sticky, and combined
+    _run(core, Command(OP_EVENT, row=9))
+    assert core.error == ERR_MEM_ROW | ERR_WEIGHT_ROW
+    core.reset()
+    assert core.error == 0
+
+
+def test_tile_field_wraps():
+    core = _core()
+    _run(core, Command(OP_LAYER, mode=MODE_READOUT))
+    core.tile = 0xFFFF
+    beats = _run(core, Command(OP_TILE), Command(OP_TILE))
+    assert [b.tile for b in beats] == [0xFFFF, 0xFFFF, 0, 0]
+
+
+def test_strict_reads_of_unwritten_rows():
+    core = CoreModel(CFG)
+    with pytest.raises(CoreModelError, match="weight row 3"):
+        core.command(Command(OP_EVENT, row=3))
+    _run(core, Command(OP_LAYER, base=2, mode=MODE_CHAINED, first=0))
+    with pytest.raises(CoreModelError, match="membrane row 2"):
+        core.command(Command(OP_TILE))
+    lax = CoreModel(CFG, strict=False)
+    _run(lax, Command(OP_EVENT, row=3), Command(OP_LAYER, base=2, mode=MODE_CHAINED, first=0))
+    assert len(lax.command(Command(OP_TILE))) == 2
+
+
+def test_bad_weight_loads():
+    core = CoreModel(CFG)
+    with pytest.raises(ValueError, match="4 entries"):
+        core.load_weight(0, [1, 2, 3])
+    with pytest.raises(ValueError, match="address 8"):
+        core.load_weight(8, [0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"outside \[-128, 127\]"):
+        core.load_weight(0, [0, 128, 0, 0])
