@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from golden.schedule import LayerPass, TimestepEnd
 
-from .payload import StreamLayout, unpack_bits
+from .payload import StreamLayout, unpack_binstr, unpack_bits
 
 __all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "PORTS"]
 
@@ -260,27 +260,31 @@ class CoreBfm:
             await ro
             busy = sig["busy"].value
             busy = int(busy) if busy.is_resolvable else 1
-            if cmd_v and int(sig["cmd_ready"].value):
+            if cmd_v and sig["cmd_ready"].value == 1:
                 st.commands += 1
                 cmd_v = 0
                 i += 1
                 stall = 0
                 if gap_p and rng.random() < gap_p:
                     gap = rng.randint(1, 6)
-            if wl_v and int(sig["wl_ready"].value):
+            if wl_v and sig["wl_ready"].value == 1:
                 wl_v = 0
                 i += 1
                 stall = 0
-            if int(sig["out_valid"].value):
+            if sig["out_valid"].value == 1:
                 if ready:
-                    sb.check_beat(self.decode_beat(sig["out_payload"].value.to_unsigned()))
+                    v = sig["out_payload"].value
+                    sb.check_beat(self.decode_beat(v.to_unsigned()) if v.is_resolvable
+                                  else self.layouts["out"].unpack_logic(v.binstr))
                     stall = 0
                 else:
                     st.backpressure_cycles += 1
             if rb is not None and prev_row is not None:
-                word = sig["dbg_data"].value.to_unsigned()
-                sb.check_membrane(rb[0], prev_row,
-                                  unpack_bits(word, self.mem_words, self.mem_width, True))
+                v = sig["dbg_data"].value
+                got = unpack_bits(v.to_unsigned(), self.mem_words, self.mem_width, True) \
+                    if v.is_resolvable else \
+                    unpack_binstr(v.binstr, 0, self.mem_words, self.mem_width, True)
+                sb.check_membrane(rb[0], prev_row, got)
                 if prev_row == rb[1][-1]:
                     rb = None
                     i += 1

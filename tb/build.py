@@ -305,6 +305,7 @@ def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True
             runner = _get_runner(b.sim, vcd=b.waves)
             try:
                 runner.test(plusargs=plusargs, test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL,
+                            hdl_toplevel_lang="verilog",
                             build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
                             extra_env=env, waves=b.waves and b.sim == "verilator", timescale=TIMESCALE,
                             test_args=test_args, results_xml=str(results),

@@ -22,7 +22,16 @@ import numpy as np
 from golden.config import HwConfig
 
 __all__ = ["Field", "StreamLayout", "PayloadError", "expected_layouts",
-           "layouts_from_manifest", "pack_bits", "unpack_bits"]
+           "layouts_from_manifest", "pack_bits", "unpack_bits", "XVAL", "fmt_value",
+           "unpack_binstr"]
+
+#: Stands for an element or field that held X/Z (never a legal value).
+XVAL = -(1 << 62)
+
+
+def fmt_value(v) -> str:
+    """Format an unpacked value; X/Z elements print as ``X``."""
+    return "X" if int(v) == XVAL else str(int(v))
 
 
 class PayloadError(ValueError):
@@ -76,6 +85,23 @@ def unpack_bits(word: int, count: int, elem_width: int, signed: bool) -> np.ndar
     for k in range(count):
         v = (word >> (k * elem_width)) & mask
         out[k] = v - (1 << elem_width) if signed and v & sign else v
+    return out
+
+
+def unpack_binstr(binstr: str, offset: int, count: int, elem_width: int,
+                  signed: bool) -> np.ndarray:
+    """Like :func:`unpack_bits` on a 4-state MSB-first bit string (a
+    ``LogicArray.binstr``); elements holding any X/Z bit become :data:`XVAL`."""
+    n = len(binstr)
+    out = np.empty(count, dtype=np.int64)
+    for k in range(count):
+        lo = offset + k * elem_width
+        bits = binstr[n - lo - elem_width:n - lo]
+        if bits.strip("01"):
+            out[k] = XVAL
+        else:
+            v = int(bits, 2)
+            out[k] = v - (1 << elem_width) if signed and bits[0] == "1" else v
     return out
 
 
@@ -147,6 +173,16 @@ class StreamLayout:
                 out[fname] = bits - (1 << f.width)
             else:
                 out[fname] = bits
+        return out
+
+    def unpack_logic(self, binstr: str) -> dict:
+        """:meth:`unpack` for a 4-state bit string; X/Z parts become :data:`XVAL`."""
+        out = {}
+        for fname, f in self.fields.items():
+            if f.is_vector:
+                out[fname] = unpack_binstr(binstr, f.offset, f.count, f.elem_width, f.signed)
+            else:
+                out[fname] = int(unpack_binstr(binstr, f.offset, 1, f.width, f.signed)[0])
         return out
 
     def describe(self) -> str:

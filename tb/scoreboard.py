@@ -21,6 +21,8 @@ import numpy as np
 
 from golden.config import HwConfig
 
+from .payload import fmt_value
+
 __all__ = ["Scoreboard", "Mismatch"]
 
 MODE_NAMES = {0: "chained", 1: "readout", 2: "independent"}
@@ -99,14 +101,14 @@ class Scoreboard:
                "readout": exp.readout}
         for k, v in hdr.items():
             if int(got[k]) != v:
-                lines.append(f"  {k}: exp {v} got {int(got[k])}")
+                lines.append(f"  {k}: exp {v} got {fmt_value(got[k])}")
         es, ev = np.asarray(exp.spikes), np.asarray(exp.values)
         gs, gv = np.asarray(got["spikes"]), np.asarray(got["values"])
         bad = np.flatnonzero((es != gs) | (ev != gv))
         for k in bad[:self.max_slots].tolist():
             pe = exp.group * S + k
-            lines.append(f"  slot {k} (PE {pe}): spike exp {int(es[k])} got {int(gs[k])}, "
-                         f"value exp {int(ev[k])} got {int(gv[k])}")
+            lines.append(f"  slot {k} (PE {pe}): spike exp {int(es[k])} got {fmt_value(gs[k])}, "
+                         f"value exp {int(ev[k])} got {fmt_value(gv[k])}")
         if bad.size > self.max_slots:
             lines.append(f"  ... and {bad.size - self.max_slots} more slot(s) of this beat")
         self.beats_checked += 1
@@ -143,7 +145,7 @@ class Scoreboard:
         bad = np.flatnonzero(exp != got)
         if bad.size == 0:
             return True
-        lines = [f"  slot {k}: exp {int(exp[k])} got {int(got[k])}" for k in bad[:self.max_slots]]
+        lines = [f"  slot {k}: exp {int(exp[k])} got {fmt_value(got[k])}" for k in bad[:self.max_slots]]
         if bad.size > self.max_slots:
             lines.append(f"  ... and {bad.size - self.max_slots} more word(s) of this row")
         self._fail("membrane", f"membrane row {row} after sample {te.sample}, t {te.t} "
