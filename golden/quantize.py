@@ -1,0 +1,257 @@
+"""Float EfficientLIF-Net -> hardware integers, and a float-vs-fixed agreement report.
+
+:func:`quantize` turns a trained :class:`golden.reference.EfficientLIFNet`
+(weights, λ, θ, firing and reset rules, groups) into
+
+* an :class:`HwConfig` whose ``frac_bits`` is the largest number of fraction
+  bits for which every weight rounds into ``weight_width`` bits without
+  clipping, θ fits the membrane with ``theta_headroom_bits`` of headroom and
+  ``frac_bits < mem_width`` (or the ``frac_bits`` you pass);
+  ``theta_int = round(θ·2^frac_bits)``, ``leak_int = round(λ·2^leak_bits)``
+  (exact when representable, otherwise the nearest value; both recorded);
+  ``weight_rows`` / ``mem_rows`` are the smallest that hold the network
+  unless given;
+* a :class:`golden.network.Network` with integer weights
+  ``clip(round_half_even(w·2^frac_bits))``, same layer order, modes and
+  block ids;
+* ``choices``: every decision with the exact value it replaced.
+
+:func:`agreement_report` runs the float model and
+:func:`golden.fixed_model.run_fixed` on the same input spikes and compares
+spikes, currents and membranes layer by layer, both for the original float
+model and for the float model with the quantized weights, λ and θ (which
+isolates the fixed-point rounding of F3 and the saturation of F2/F4 from the
+weight quantization). :func:`report_markdown` renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .config import MAX_ROWS, ConfigError, HwConfig
+from .network import Layer, Network
+from .reference import EfficientLIFNet, LIFParams
+
+__all__ = ["QuantizeError", "Quantized", "quantize", "agreement_report", "report_markdown",
+           "float_model_of"]
+
+
+class QuantizeError(ValueError):
+    """The float model cannot be mapped onto the requested hardware. The message says why."""
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Result of :func:`quantize`: ``cfg``, ``network`` and the ``choices`` dict."""
+
+    cfg: HwConfig
+    network: Network
+    choices: dict
+
+
+def _weights(model: EfficientLIFNet) -> list:
+    return [w.detach().to(torch.float64).cpu().numpy() for w in model.weights]
+
+
+def _fits(ws: list, f: int, lo: int, hi: int) -> bool:
+    return all(w.size == 0 or (np.round(w * 2.0 ** f).max() <= hi and np.round(w * 2.0 ** f).min() >= lo)
+               for w in ws)
+
+
+def _choose_frac_bits(ws, theta: float, fire: str, weight_width: int, mem_width: int,
+                      headroom: int) -> tuple:
+    """Largest frac_bits satisfying the weight, θ and width limits; returns (f, limiting reason)."""
+    wlo, whi = -(1 << (weight_width - 1)), (1 << (weight_width - 1)) - 1
+    mem_max = (1 << (mem_width - 1)) - 1
+    theta_top = (mem_max if fire == "ge" else mem_max - 1) >> headroom
+    best = None
+    for f in range(mem_width - 1, -1, -1):
+        t = round(theta * 2 ** f)
+        if not _fits(ws, f, wlo, whi):
+            reason = f"weights need frac_bits <= {f} to fit {weight_width} bits without clipping"
+            continue
+        if not 1 <= t <= theta_top:
+            reason = (f"θ·2^frac_bits must be in [1, {theta_top}] ({headroom} headroom bits in a "
+                      f"{mem_width}-bit membrane)")
+            continue
+        best = f
+        break
+    if best is None:
+        raise QuantizeError(f"no frac_bits in [0, {mem_width - 1}] fits: {reason}; widen "
+                            f"weight_width/mem_width or rescale the model")
+    if best == mem_width - 1:
+        why = f"frac_bits < mem_width={mem_width}"
+    elif not _fits(ws, best + 1, wlo, whi):
+        why = f"largest weight |w|={max(float(np.abs(w).max(initial=0)) for w in ws):.6g} fills {weight_width} bits"
+    else:
+        why = f"θ={theta} must stay {headroom} bit(s) below the {mem_width}-bit membrane maximum"
+    return best, why
+
+
+def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 16,
+             mem_width: int = 16, leak_bits: int = 8, array: int = 128,
+             frac_bits: Optional[int] = None, theta_headroom_bits: int = 2,
+             weight_rows: Optional[int] = None, mem_rows: Optional[int] = None) -> Quantized:
+    """Map ``model`` onto an :class:`HwConfig` + integer :class:`Network` (see module docstring)."""
+    if not isinstance(model, EfficientLIFNet):
+        raise QuantizeError(f"quantize() needs an EfficientLIFNet, got {type(model).__name__}")
+    p = model.params
+    if isinstance(theta_headroom_bits, bool) or not isinstance(theta_headroom_bits, int) \
+            or theta_headroom_bits < 0:
+        raise QuantizeError(f"theta_headroom_bits={theta_headroom_bits!r}: expected an integer >= 0")
+    # Let HwConfig report bad widths in its own words before we use them.
+    try:
+        HwConfig(array=array, groups=model.groups, weight_width=weight_width, acc_width=acc_width,
+                 mem_width=mem_width, leak_bits=leak_bits, frac_bits=0, leak_int=1, theta_int=1)
+    except ConfigError as e:
+        raise QuantizeError(f"hardware parameters: {e}") from None
+    ws = _weights(model)
+    if frac_bits is None:
+        frac_bits, why = _choose_frac_bits(ws, p.theta, p.fire, weight_width, mem_width,
+                                           theta_headroom_bits)
+    else:
+        why = "given"
+    scale = 2.0 ** frac_bits
+    theta_int = round(p.theta * scale)
+    leak_int = max(1, min(round(p.leak * 2 ** leak_bits), 1 << leak_bits))
+    wlo, whi = -(1 << (weight_width - 1)), (1 << (weight_width - 1)) - 1
+
+    layers, wstats = [], []
+    for i, (spec, w) in enumerate(zip(model.layers, ws)):
+        wq_raw = np.round(w * scale)
+        wq = np.clip(wq_raw, wlo, whi).astype(np.int64)
+        clipped = int(np.count_nonzero(wq != wq_raw))
+        wstats.append({"layer": spec.name or f"layer{i}", "max_abs": float(np.abs(w).max(initial=0)),
+                       "clipped": clipped,
+                       "max_abs_error": float(np.abs(wq / scale - w).max(initial=0))})
+        layers.append(Layer(kind=spec.kind, in_shape=spec.in_shape, out_channels=spec.out_channels,
+                            weight=wq, kernel=spec.kernel, stride=spec.stride, padding=spec.padding,
+                            mode=spec.mode, block=spec.block, name=spec.name or f"layer{i}"))
+    net = Network(model.layers[0].in_shape, tuple(layers))
+
+    base = dict(array=array, groups=model.groups, weight_width=weight_width, acc_width=acc_width,
+                mem_width=mem_width, frac_bits=frac_bits, leak_bits=leak_bits, leak_int=leak_int,
+                theta_int=theta_int, reset=p.reset, fire=p.fire)
+    try:
+        probe = HwConfig(**base)
+    except ConfigError as e:
+        raise QuantizeError(f"hardware parameters: {e}") from None
+    from .schedule import membrane_rows_of_block, tile_fanin_sizes
+    need_w = max(1, max(int(tile_fanin_sizes(probe, layer).max(initial=0)) for layer in layers))
+    need_m = max(1, sum(membrane_rows_of_block(probe, layers[b[0]]) for b in net.blocks()))
+    for name, need, given in (("weight_rows", need_w, weight_rows), ("mem_rows", need_m, mem_rows)):
+        if given is None and need > MAX_ROWS:
+            raise QuantizeError(f"{name}: the network needs {need} rows > {MAX_ROWS}; use a larger "
+                                f"array or more groups")
+    try:
+        cfg = HwConfig(**base, weight_rows=weight_rows or need_w, mem_rows=mem_rows or need_m)
+        net.validate(cfg)
+    except (ConfigError, ValueError) as e:
+        raise QuantizeError(f"quantized network does not fit: {e}") from None
+
+    choices = {
+        "frac_bits": {"value": frac_bits, "reason": why},
+        "theta": {"float": p.theta, "int": theta_int, "value": theta_int / scale,
+                  "exact": theta_int == p.theta * scale},
+        "leak": {"float": p.leak, "int": leak_int, "bits": leak_bits,
+                 "value": leak_int / 2 ** leak_bits, "exact": leak_int == p.leak * 2 ** leak_bits},
+        "weights": wstats,
+        "weight_rows": {"value": cfg.weight_rows, "needed": need_w},
+        "mem_rows": {"value": cfg.mem_rows, "needed": need_m},
+    }
+    return Quantized(cfg=cfg, network=net, choices=choices)
+
+
+def float_model_of(q: Quantized, model: EfficientLIFNet) -> EfficientLIFNet:
+    """The float64 model with ``q``'s integer weights, λ and θ (real-valued)."""
+    cfg = q.cfg
+    params = replace(model.params, leak=cfg.leak, theta=cfg.theta)
+    fm = EfficientLIFNet(model.layers, model.groups, params, dtype=torch.float64)
+    with torch.no_grad():
+        for w, layer in zip(fm.weights, q.network.layers):
+            w.copy_(torch.from_numpy(layer.weight.astype(np.float64) * cfg.scale))
+    return fm
+
+
+def _compare(cfg: HwConfig, model: EfficientLIFNet, spikes: torch.Tensor, fixed) -> dict:
+    with torch.no_grad():
+        tr = model.run(spikes.to(model.weights[0].dtype))
+    layers = []
+    for i, spec in enumerate(model.layers):
+        fx = fixed.layers[i]
+        row = {"layer": spec.name or f"layer{i}", "kind": spec.kind, "mode": spec.mode}
+        x_f = tr.currents[i].double().numpy()
+        row["current_max_abs_err"] = float(np.abs(x_f - fx.current * cfg.scale).max(initial=0))
+        if spec.mode == "readout":
+            row.update(spikes=0, mismatches=0, agreement=1.0, first_mismatch=None,
+                       membrane_max_abs_err=None, fixed_spikes=0, float_spikes=0)
+        else:
+            s_f = tr.spikes[i].numpy().astype(np.int64)
+            diff = s_f != fx.spikes
+            n = int(diff.sum())
+            first = None
+            if n:
+                idx = np.argwhere(diff)[0]
+                first = {"t": int(idx[0]), "b": int(idx[1]), "neuron": [int(v) for v in idx[2:]],
+                         "float": int(s_f[tuple(idx)]), "fixed": int(fx.spikes[tuple(idx)])}
+            row.update(spikes=int(diff.size), mismatches=n, agreement=1 - n / diff.size,
+                       first_mismatch=first, float_spikes=int(s_f.sum()),
+                       fixed_spikes=int(fx.spikes.sum()),
+                       membrane_max_abs_err=float(np.abs(tr.membranes[i].double().numpy()
+                                                         - fx.membrane * cfg.scale).max(initial=0)))
+        layers.append(row)
+    out_f = tr.output.double().numpy()
+    out_x = fixed.output.sum(axis=0) * (cfg.scale if model.layers[-1].mode == "readout" else 1)
+    return {"layers": layers, "output_max_abs_err": float(np.abs(out_f - out_x).max(initial=0)),
+            "prediction_agreement": float(np.mean(out_f.reshape(out_f.shape[0], -1).argmax(1)
+                                                  == out_x.reshape(out_x.shape[0], -1).argmax(1)))}
+
+
+def agreement_report(model: EfficientLIFNet, q: Quantized, spikes) -> dict:
+    """Compare float and fixed-point runs on ``spikes`` [T, B, *in_shape] (0/1).
+
+    Returns ``{"config": cfg dict, "choices": ..., "float": cmp, "float_quantized": cmp}``
+    where each ``cmp`` has per-layer rows (spike mismatches, agreement,
+    first mismatch, max current / membrane error in real units) and the
+    read-out error and argmax agreement.
+    """
+    from .fixed_model import run_fixed
+    x = torch.as_tensor(np.asarray(spikes)) if not isinstance(spikes, torch.Tensor) else spikes
+    model.check_input(x)
+    fixed = run_fixed(q.cfg, q.network, x.detach().cpu().numpy().astype(np.uint8))
+    return {"config": q.cfg.to_dict(), "choices": q.choices,
+            "float": _compare(q.cfg, model, x, fixed),
+            "float_quantized": _compare(q.cfg, float_model_of(q, model), x, fixed)}
+
+
+def report_markdown(rep: dict) -> str:
+    """Markdown rendering of :func:`agreement_report`'s dict."""
+    c = rep["choices"]
+    lines = ["## Quantization", "",
+             f"* frac_bits = {c['frac_bits']['value']} ({c['frac_bits']['reason']})",
+             f"* θ = {c['theta']['float']} -> theta_int = {c['theta']['int']} "
+             f"({'exact' if c['theta']['exact'] else 'nearest: ' + repr(c['theta']['value'])})",
+             f"* λ = {c['leak']['float']} -> leak_int = {c['leak']['int']}/2^{c['leak']['bits']} "
+             f"({'exact' if c['leak']['exact'] else 'nearest: ' + repr(c['leak']['value'])})",
+             f"* weight_rows = {c['weight_rows']['value']}, mem_rows = {c['mem_rows']['value']}", "",
+             "| layer | max abs w | clipped | max abs rounding |", "|---|---|---|---|"]
+    for w in c["weights"]:
+        lines.append(f"| {w['layer']} | {w['max_abs']:.4g} | {w['clipped']} | {w['max_abs_error']:.3g} |")
+    for key, title in (("float", "float model vs fixed point"),
+                       ("float_quantized", "float model with quantized weights/λ/θ vs fixed point")):
+        r = rep[key]
+        lines += ["", f"### {title}", "",
+                  "| layer | mode | spike agreement | mismatches | float / fixed spikes | "
+                  "max current err | max membrane err |", "|---|---|---|---|---|---|---|"]
+        for row in r["layers"]:
+            mem = "-" if row["membrane_max_abs_err"] is None else f"{row['membrane_max_abs_err']:.3g}"
+            lines.append(f"| {row['layer']} | {row['mode']} | {row['agreement']:.4f} | "
+                         f"{row['mismatches']}/{row['spikes']} | {row['float_spikes']} / "
+                         f"{row['fixed_spikes']} | {row['current_max_abs_err']:.3g} | {mem} |")
+        lines.append(f"\nread-out max abs error {r['output_max_abs_err']:.4g}, "
+                     f"argmax agreement {r['prediction_agreement']:.3f}")
+    return "\n".join(lines)
