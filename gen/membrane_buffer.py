@@ -46,7 +46,9 @@ class MembraneBuffer(wiring.Component):
         cfg = self._cfg
         m = Module()
         m.submodules.membrane_mem = mem = Memory(
-            shape=unsigned(cfg.slots * cfg.mem_width), depth=cfg.mem_rows, init=[])
+            shape=unsigned(cfg.slots * cfg.mem_width), depth=max(2, cfg.mem_rows), init=[])
+        # (a 1-row memory would have 0-bit addresses, which the Verilog back end
+        # emits as an illegal [-1:0] range; the spare row is never addressed.)
         wr = mem.write_port()
         rd = mem.read_port()
         dbg = mem.read_port()

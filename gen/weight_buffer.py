@@ -40,7 +40,9 @@ class WeightBuffer(wiring.Component):
         cfg = self._cfg
         m = Module()
         m.submodules.weight_mem = mem = Memory(
-            shape=unsigned(cfg.array * cfg.weight_width), depth=cfg.weight_rows, init=[])
+            shape=unsigned(cfg.array * cfg.weight_width), depth=max(2, cfg.weight_rows), init=[])
+        # (a 1-row memory would have 0-bit addresses, which the Verilog back end
+        # emits as an illegal [-1:0] range; the spare row is never addressed.)
         wr = mem.write_port()
         rd = mem.read_port()
         m.d.comb += [

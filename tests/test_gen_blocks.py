@@ -1,0 +1,201 @@
+"""Unit tests of the generator's blocks with amaranth.sim, against golden/fixedpoint.py."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from gen.lif_unit import LifUnit
+from gen.membrane_buffer import MembraneBuffer
+from gen.pe_array import PeArray
+from golden import fixedpoint as fp
+from golden.config import HwConfig
+
+LIF_CFGS = {
+    "default": HwConfig(),
+    "hard_ge": HwConfig(reset="hard", fire="ge"),
+    "lambda_one": HwConfig(leak_int=256),                    # λ = 1: L = V exactly
+    "small_lambda": HwConfig(leak_int=1, theta_int=3),      # λ = 2**-8
+    "narrow": HwConfig(array=8, groups=2, weight_width=4, acc_width=6, mem_width=5,
+                       frac_bits=2, leak_bits=1, leak_int=1, theta_int=15, fire="ge"),
+    "acc_wider": HwConfig(acc_width=20, mem_width=12, frac_bits=4, leak_bits=5,
+                          leak_int=27, theta_int=2047, fire="ge", reset="soft"),
+    "mem_wider": HwConfig(acc_width=10, mem_width=18, leak_bits=3, leak_int=7,
+                          theta_int=1000, reset="hard"),
+}
+
+
+def _run_comb(dut, body):
+    sim = Simulator(dut)
+    sim.add_testbench(body)
+    sim.run()
+
+
+def _lif_vectors(cfg: HwConfig, rng: random.Random, count: int):
+    th = cfg.theta_int
+    vs = {cfg.mem_min, cfg.mem_min + 1, -1, 0, 1, th - 1, th, th + 1, cfg.mem_max - 1, cfg.mem_max}
+    xs = {cfg.acc_min, cfg.acc_min + 1, -1, 0, 1, th - 1, th, th + 1, cfg.acc_max}
+    vs = sorted(v for v in vs if cfg.mem_min <= v <= cfg.mem_max)
+    xs = sorted(x for x in xs if cfg.acc_min <= x <= cfg.acc_max)
+    pairs = [(v, x) for v in vs for x in xs]
+    # values whose leak lands exactly on a rounding tie (V * leak_int = k*2**b + 2**(b-1))
+    for v in range(cfg.mem_min, cfg.mem_max + 1, max(1, (cfg.mem_max - cfg.mem_min) // 64)):
+        pairs.append((v, 0))
+    pairs += [(rng.randint(cfg.mem_min, cfg.mem_max), rng.randint(cfg.acc_min, cfg.acc_max))
+              for _ in range(count)]
+    # membranes near θ with small currents: exercises the comparison boundary
+    pairs += [(rng.randint(th - 4, min(th + 4, cfg.mem_max)), rng.randint(-2, 2))
+              for _ in range(count // 4)]
+    return pairs
+
+
+@pytest.mark.parametrize("name", sorted(LIF_CFGS))
+def test_lif_unit_matches_lif_step(name):
+    cfg = LIF_CFGS[name]
+    dut = LifUnit(cfg)
+    pairs = _lif_vectors(cfg, random.Random(name), 250)
+    mismatches = []
+
+    async def bench(ctx):
+        for v, x in pairs:
+            ctx.set(dut.v, v)
+            ctx.set(dut.x, x)
+            got = (ctx.get(dut.u), ctx.get(dut.spike), ctx.get(dut.v_next))
+            exp = fp.lif_step(cfg, v, x)
+            if got != exp:
+                mismatches.append((v, x, got, exp))
+
+    _run_comb(dut, bench)
+    assert not mismatches, f"{len(mismatches)} mismatches, first (v, x, got, expected): {mismatches[:3]}"
+
+
+def test_lif_unit_lambda_one_keeps_v():
+    cfg = LIF_CFGS["lambda_one"]
+    dut = LifUnit(cfg)
+
+    async def bench(ctx):
+        for v in (cfg.mem_min, -3, 0, 5, cfg.theta_int - 10):
+            ctx.set(dut.v, v)
+            ctx.set(dut.x, 0)
+            assert ctx.get(dut.u) == v          # F3 with λ = 1 is the identity
+
+    _run_comb(dut, bench)
+
+
+def test_lif_unit_saturates_and_resets():
+    cfg = HwConfig()   # soft, gt, θ = 256
+    dut = LifUnit(cfg)
+
+    async def bench(ctx):
+        ctx.set(dut.v, cfg.mem_max)
+        ctx.set(dut.x, cfg.acc_max)
+        assert ctx.get(dut.u) == cfg.mem_max                         # F4 saturates high
+        assert ctx.get(dut.spike) == 1
+        assert ctx.get(dut.v_next) == cfg.mem_max - cfg.theta_int    # F6 soft
+        ctx.set(dut.v, cfg.mem_min)
+        ctx.set(dut.x, cfg.acc_min)
+        assert ctx.get(dut.u) == cfg.mem_min                         # F4 saturates low
+        assert ctx.get(dut.spike) == 0
+        ctx.set(dut.v, 0)
+        ctx.set(dut.x, cfg.theta_int)
+        assert ctx.get(dut.spike) == 0                               # F5 strict >
+
+    _run_comb(dut, bench)
+
+
+@pytest.mark.parametrize("cfg", [HwConfig(array=8, groups=2, weight_width=8, acc_width=9),
+                                 HwConfig(array=6, groups=3, weight_width=4, acc_width=4)],
+                         ids=["a8g2", "a6g3_acc4"])
+def test_pe_array_saturating_banks(cfg):
+    dut = PeArray(cfg)
+    rng = random.Random(7)
+    ops = []
+    for _ in range(120):
+        kind = rng.choice(["add", "add", "add", "clear"])
+        ops.append((kind, rng.randrange(2),
+                    [rng.choice([cfg.weight_min, cfg.weight_max, rng.randint(cfg.weight_min, cfg.weight_max)])
+                     for _ in range(cfg.array)]))
+    model = np.zeros((2, cfg.array), dtype=np.int64)
+    errors = []
+
+    async def bench(ctx):
+        for kind, bank, w in ops:
+            ctx.set(dut.add_en, kind == "add")
+            ctx.set(dut.add_bank, bank)
+            ctx.set(dut.weights, w)
+            ctx.set(dut.clear_en, kind == "clear")
+            ctx.set(dut.clear_bank, bank)
+            await ctx.tick()
+            if kind == "add":
+                model[bank] = fp.accumulate(cfg, [model[bank], w])   # F2, one saturating add
+            else:
+                model[bank] = 0
+            ctx.set(dut.add_en, 0)
+            ctx.set(dut.clear_en, 0)
+            for b in range(2):
+                for g in range(cfg.groups):
+                    ctx.set(dut.rd_bank, b)
+                    ctx.set(dut.rd_group, g)
+                    got = [int(v) for v in ctx.get(dut.currents)]
+                    exp = [int(v) for v in model[b, g * cfg.slots:(g + 1) * cfg.slots]]
+                    if got != exp:
+                        errors.append((kind, b, g, got, exp))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not errors, errors[:3]
+    assert model.max() == cfg.acc_max or model.min() == cfg.acc_min, "saturation never exercised"
+
+
+def test_membrane_buffer_ports():
+    cfg = HwConfig(array=8, groups=2, mem_rows=5, mem_width=9, frac_bits=4, theta_int=16)
+    dut = MembraneBuffer(cfg)
+    rng = random.Random(3)
+    rows = {r: [rng.randint(cfg.mem_min, cfg.mem_max) for _ in range(cfg.slots)]
+            for r in range(cfg.mem_rows)}
+
+    def unpack(word):
+        mw = cfg.mem_width
+        f = [(word >> (k * mw)) & ((1 << mw) - 1) for k in range(cfg.slots)]
+        return [x - (1 << mw) if x >> (mw - 1) else x for x in f]
+
+    async def bench(ctx):
+        for r, vals in rows.items():
+            ctx.set(dut.wr_addr, r)
+            ctx.set(dut.wr_data, vals)
+            ctx.set(dut.wr_en, 1)
+            await ctx.tick()
+        ctx.set(dut.wr_en, 0)
+        for r in (4, 0, 2):
+            ctx.set(dut.rd_addr, r)
+            ctx.set(dut.rd_en, 1)
+            ctx.set(dut.dbg_addr, (r + 1) % cfg.mem_rows)
+            await ctx.tick()
+            assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r]
+            assert unpack(ctx.get(dut.dbg_data)) == rows[(r + 1) % cfg.mem_rows]
+        # rd_en = 0 holds the last data even when the address changes.
+        ctx.set(dut.rd_en, 0)
+        ctx.set(dut.rd_addr, 1)
+        await ctx.tick()
+        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[2]
+        # A write and a read of the same row in one cycle return the old row.
+        new = [1] * cfg.slots
+        ctx.set(dut.wr_addr, 1)
+        ctx.set(dut.wr_data, new)
+        ctx.set(dut.wr_en, 1)
+        ctx.set(dut.rd_en, 1)
+        await ctx.tick()
+        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[1]
+        ctx.set(dut.wr_en, 0)
+        await ctx.tick()
+        assert [int(v) for v in ctx.get(dut.rd_data)] == new
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
