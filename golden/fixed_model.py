@@ -106,6 +106,41 @@ def _check_arithmetic(cfg: HwConfig, net: Network) -> None:
 
 
 # ---------------------------------------------------------------- currents
+_CHUNK_ELEMS = 1 << 22
+
+
+def _saturating_sum(cfg: HwConfig, contrib: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """F2 for rows of ordered contributions ``contrib`` [n, K]: x ← sat_acc(x + d_k), k = 0..K-1.
+
+    ``pos`` / ``neg`` are the row sums of the positive / negative entries.
+    By induction the walk never drops below the running sum of the negative
+    entries (clamping at the top cannot push it below that) and never rises
+    above the running sum of the positive ones. So when ``neg >= acc_min``
+    only the upper bound can act and the walk is a one-sided reflection: ``x = S_K - max(0, max_k S_k - acc_max)`` with
+    ``S_k`` the prefix sums; symmetrically when ``pos <= acc_max``. Rows that
+    can hit both bounds run the plain sequential loop.
+    """
+    hi, lo = cfg.acc_max, cfg.acc_min
+    out = np.empty(contrib.shape[0], dtype=np.int64)
+    upper = neg >= lo
+    lower = ~upper & (pos <= hi)
+    both = ~upper & ~lower
+    if upper.any():
+        s = np.cumsum(contrib[upper], axis=1, dtype=np.int64)
+        out[upper] = s[:, -1] - np.maximum(0, s.max(axis=1) - hi)
+    if lower.any():
+        s = np.cumsum(contrib[lower], axis=1, dtype=np.int64)
+        out[lower] = s[:, -1] + np.maximum(0, lo - s.min(axis=1))
+    if both.any():
+        steps = np.ascontiguousarray(contrib[both].T).astype(np.int64)   # [K, n]
+        acc = np.zeros(steps.shape[1], dtype=np.int64)
+        for d in steps[steps.any(axis=1)]:
+            acc += d
+            np.clip(acc, lo, hi, out=acc)                           # F2: saturate every step
+        out[both] = acc
+    return out
+
+
 def _patches(layer: Layer, x: np.ndarray) -> np.ndarray:
     """[M, *in_shape] -> [M, Ho*Wo, C*k*k] receptive-field patches (columns in c, kh, kw order).
 
@@ -150,12 +185,17 @@ def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray) -> np.ndarra
     x = pos_sum + neg_sum
     slow = (pos_sum > cfg.acc_max) | (neg_sum < cfg.acc_min)
     if slow.any():
-        r, o = np.nonzero(slow)
-        contrib = cols.reshape(m * npos, kdim)[r].astype(np.int64) * wmat[o]   # [n_slow, K]
-        acc = np.zeros(r.size, dtype=np.int64)
-        for col in np.flatnonzero(contrib.any(axis=0)):            # ascending input index
-            acc = fp.saturate(acc + contrib[:, col], cfg.acc_width)   # F2
-        x[r, o] = acc
+        flat_cols = cols.reshape(m * npos, kdim)
+        # int32 is exact for every prefix sum when kdim * max|w| < 2**31 (``bound``)
+        dt = np.int32 if bound < (1 << 31) else np.int64
+        chunk = max(1, _CHUNK_ELEMS // kdim)                       # bounds the [rows, K] temporaries
+        for o in np.flatnonzero(slow.any(axis=0)):
+            rows = np.flatnonzero(slow[:, o])
+            w_o = wmat[o].astype(dt)
+            for lo in range(0, rows.size, chunk):
+                rr = rows[lo:lo + chunk]
+                contrib = flat_cols[rr].astype(dt) * w_o           # [n, K], ascending input index
+                x[rr, o] = _saturating_sum(cfg, contrib, pos_sum[rr, o], neg_sum[rr, o])
     if layer.kind == "linear":
         return x.reshape(m, layer.out_channels)
     _, ho, wo = layer.out_shape

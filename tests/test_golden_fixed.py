@@ -204,6 +204,22 @@ def test_order_dependent_accumulation_uses_sequential_fallback():
     assert (differs & inside).any(), "want a case whose exact sum fits but a partial sum saturated"
 
 
+def test_saturating_sum_all_branches_match_sequential_loop():
+    """Rows that can hit only the top, only the bottom, or both bounds (F2)."""
+    from golden.fixed_model import _saturating_sum
+    cfg = HwConfig(weight_width=8, acc_width=9)           # acc [-256, 255]
+    rng = np.random.default_rng(1)
+    rows = np.concatenate([rng.integers(-20, 128, (50, 40)),     # top only
+                           rng.integers(-128, 20, (50, 40)),     # bottom only
+                           rng.integers(-128, 128, (200, 40))])  # both
+    pos = np.where(rows > 0, rows, 0).sum(axis=1)
+    neg = np.where(rows < 0, rows, 0).sum(axis=1)
+    kinds = (neg >= cfg.acc_min, pos <= cfg.acc_max, (neg < cfg.acc_min) & (pos > cfg.acc_max))
+    assert all(k.any() for k in kinds)
+    want = [int(fp.accumulate(cfg, r[:, None])[0]) for r in rows]
+    assert _saturating_sum(cfg, rows.astype(np.int32), pos, neg).tolist() == want
+
+
 # =========================================================================
 # hand-computed corners (expected values derived by hand from the rules)
 # =========================================================================
