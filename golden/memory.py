@@ -272,6 +272,8 @@ def markdown(rows: Sequence[MemoryRow], paper: bool = True) -> str:
                  f"{r.bwd_mib_hw:.3f}", f"{r.fwd_ratio:.3f}", f"{r.bwd_ratio:.3f}"]
         if paper:
             ref = PAPER_TABLE1.get((r.arch.replace("-ls", ""), r.input_size), {}).get(r.scheme)
+            if r.arch.endswith("-ls") and not r.scheme.startswith("L"):
+                ref = None          # the paper's non-L figures are for the other VGG16
             cells.append(f"{ref[0]} / {ref[1]}" if ref and r.timesteps == 5 and r.batch == 1 else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

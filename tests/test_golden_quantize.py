@@ -40,9 +40,9 @@ def spikes(T, B=4, seed=1):
 def test_on_grid_float_equals_fixed_exactly(scheme, leak, T, reset, fire):
     """λ a power of two, weights on the grid, wide widths: no rounding, no saturation.
 
-    Each chain loses at most 8 bits to the leak (λ=1/2: 8 steps, λ=1/4: 4 steps) and weights
-    are multiples of 2^10 LSBs
-    (frac_bits = 13), so every λ·V stays an integer number of LSBs (docs/fixed-point.md).
+    Each chain loses at most 8 bits to the leak (λ=1/2: 8 steps, λ=1/4: 4 steps) and the
+    weights are multiples of 2^10 LSBs (frac_bits = 13), so every λ·V stays an integer
+    number of LSBs (docs/fixed-point.md, "Float model correspondence").
     """
     model = on_grid_model(scheme, LIFParams(leak=leak, fire=fire, reset=reset))
     q = quantize(model, **WIDE)
