@@ -123,3 +123,21 @@ def test_impossible_scale_raises():
     model = on_grid_model("baseline", LIFParams(theta=1e6))
     with pytest.raises(QuantizeError, match="frac_bits"):
         quantize(model, weight_width=8, mem_width=16)
+
+
+def test_independent_sharing_block_on_a_grouped_build_is_exact():
+    """L without C#N on a groups=2 build: layers in 'independent' mode sharing one block."""
+    layers = [LayerSpec("conv", (2, 5, 5), 4, kernel=3, padding=1, mode="independent", block=3),
+              LayerSpec("conv", (4, 5, 5), 4, kernel=3, padding=1, mode="independent", block=3),
+              LayerSpec("linear", (100,), 3, mode="readout")]
+    model = EfficientLIFNet(layers, 2, LIFParams(leak=0.5), dtype=torch.float64)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for w in model.weights:
+            w.copy_(torch.randint(-16, 17, w.shape, generator=g).double() / 8)
+    q = quantize(model, **WIDE)
+    assert q.cfg.groups == 2
+    rep = agreement_report(model, q, spikes(4))
+    assert all(row["mismatches"] == 0 for row in rep["float"]["layers"])
+    assert rep["float"]["output_max_abs_err"] == 0.0
+    assert sum(row["fixed_spikes"] for row in rep["float"]["layers"]) > 0
