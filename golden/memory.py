@@ -256,25 +256,34 @@ def memory_table(net="vgg16", input_size: Optional[int] = 32, timesteps: int = 5
     return rows
 
 
+def _paper_ref(r: MemoryRow):
+    if r.timesteps != 5 or r.batch != 1:
+        return None
+    if r.arch.endswith("-ls") and not r.scheme.startswith("L"):
+        return None          # the paper's non-L VGG16 figures are for the other VGG16
+    return PAPER_TABLE1.get((r.arch.replace("-ls", ""), r.input_size), {}).get(r.scheme)
+
+
 def markdown(rows: Sequence[MemoryRow], paper: bool = True) -> str:
     """A markdown table of ``rows``; with ``paper`` adds Table 1's figures where it has them."""
     if not rows:
         return ""
     w = rows[0].mem_width
-    head = ["arch", "input", "T", "scheme", "fwd MiB (32b)", "bwd MiB (32b)", "bwd BPTT MiB (32b)",
-            f"fwd MiB ({w}b)", f"bwd MiB ({w}b)", "fwd / baseline", "bwd / baseline"]
+    paper = paper and any(_paper_ref(r) for r in rows)
+    head = ["arch", "input", "T", "scheme", "fwd words", "bwd words", "fwd MiB (32b)",
+            "bwd MiB (32b)", "bwd BPTT MiB (32b)", f"fwd MiB ({w}b)", f"bwd MiB ({w}b)",
+            "fwd / baseline", "bwd / baseline"]
     if paper:
         head += ["paper fwd / bwd MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r.arch, str(r.input_size or "-"), str(r.timesteps), r.scheme, f"{r.fwd_mib_32:.3f}",
-                 f"{r.bwd_mib_32:.3f}", f"{r.bwd_bptt_mib_32:.3f}", f"{r.fwd_mib_hw:.3f}",
-                 f"{r.bwd_mib_hw:.3f}", f"{r.fwd_ratio:.3f}", f"{r.bwd_ratio:.3f}"]
+        cells = [r.arch, str(r.input_size or "-"), str(r.timesteps), r.scheme, str(r.fwd_words),
+                 str(r.bwd_words), f"{r.fwd_mib_32:.3f}", f"{r.bwd_mib_32:.3f}",
+                 f"{r.bwd_bptt_mib_32:.3f}", f"{r.fwd_mib_hw:.3f}", f"{r.bwd_mib_hw:.3f}",
+                 f"{r.fwd_ratio:.3f}", f"{r.bwd_ratio:.3f}"]
         if paper:
-            ref = PAPER_TABLE1.get((r.arch.replace("-ls", ""), r.input_size), {}).get(r.scheme)
-            if r.arch.endswith("-ls") and not r.scheme.startswith("L"):
-                ref = None          # the paper's non-L figures are for the other VGG16
-            cells.append(f"{ref[0]} / {ref[1]}" if ref and r.timesteps == 5 and r.batch == 1 else "")
+            ref = _paper_ref(r)
+            cells.append(f"{ref[0]} / {ref[1]}" if ref else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

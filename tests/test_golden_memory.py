@@ -119,3 +119,17 @@ def test_cli_prints_markdown_and_rejects_bad_input(capsys):
     assert e.value.code == 2
     assert main(["--network", "/nonexistent.npz"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_network_file(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    from golden.network import Layer, Network, save_network
+    net = Network((2, 4, 4), (Layer.conv((2, 4, 4), np.zeros((4, 2, 3, 3), int), padding=1, block=0),
+                              Layer.conv((4, 4, 4), np.zeros((4, 4, 3, 3), int), padding=1, block=0),
+                              Layer.linear(np.zeros((3, 64), int), mode="readout")))
+    path = tmp_path / "net.npz"
+    save_network(net, path)
+    assert main(["--network", str(path), "--schemes", "baseline,L+C#4", "-T", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| network | - | 3 | baseline | 128 | 384 |" in out      # 2 layers x 64 neurons, x T
+    assert "| network | - | 3 | L+C#4 | 16 | 16 |" in out           # one 64-neuron membrane / 4
