@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "ReferenceError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
+    "ReferenceModelError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
     "EfficientLIFNet", "NetTrace", "with_scheme", "parse_scheme", "KINDS", "MODES",
 ]
 
@@ -53,7 +53,7 @@ KINDS = ("linear", "conv")
 MODES = ("chained", "independent", "readout")
 
 
-class ReferenceError(ValueError):
+class ReferenceModelError(ValueError):
     """Invalid float-model parameter, layer spec or input. The message names it."""
 
 
@@ -78,19 +78,19 @@ class LIFParams:
         for name in ("leak", "theta", "alpha"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ReferenceError(f"{name}={v!r}: expected a finite number")
+                raise ReferenceModelError(f"{name}={v!r}: expected a finite number")
         if not 0 < self.leak <= 1:
-            raise ReferenceError(f"leak={self.leak!r}: must satisfy 0 < λ <= 1")
+            raise ReferenceModelError(f"leak={self.leak!r}: must satisfy 0 < λ <= 1")
         if not self.theta > 0:
-            raise ReferenceError(f"theta={self.theta!r}: must be > 0")
+            raise ReferenceModelError(f"theta={self.theta!r}: must be > 0")
         if not self.alpha > 0:
-            raise ReferenceError(f"alpha={self.alpha!r}: must be > 0")
+            raise ReferenceModelError(f"alpha={self.alpha!r}: must be > 0")
         if self.fire not in ("gt", "ge"):
-            raise ReferenceError(f"fire={self.fire!r}: must be 'gt' (U > θ) or 'ge' (U >= θ)")
+            raise ReferenceModelError(f"fire={self.fire!r}: must be 'gt' (U > θ) or 'ge' (U >= θ)")
         if self.reset not in ("soft", "hard"):
-            raise ReferenceError(f"reset={self.reset!r}: must be 'soft' or 'hard'")
+            raise ReferenceModelError(f"reset={self.reset!r}: must be 'soft' or 'hard'")
         if not isinstance(self.detach_reset, bool):
-            raise ReferenceError(f"detach_reset={self.detach_reset!r}: expected a bool")
+            raise ReferenceModelError(f"detach_reset={self.detach_reset!r}: expected a bool")
 
 
 def surrogate_grad(u: torch.Tensor, theta: float, alpha: float) -> torch.Tensor:
@@ -131,7 +131,7 @@ def lif_step(v: torch.Tensor, x: torch.Tensor, p: LIFParams):
 # ----------------------------------------------------------------- layer spec
 def _pos_int(v, name: str, lo: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ReferenceError(f"{name}={v!r}: expected an integer >= {lo}")
+        raise ReferenceModelError(f"{name}={v!r}: expected an integer >= {lo}")
     return v
 
 
@@ -163,31 +163,31 @@ class LayerSpec:
     def __post_init__(self) -> None:
         where = f"layer {self.name or '?'}"
         if self.kind not in KINDS:
-            raise ReferenceError(f"{where}: kind={self.kind!r}: must be one of {', '.join(KINDS)}")
+            raise ReferenceModelError(f"{where}: kind={self.kind!r}: must be one of {', '.join(KINDS)}")
         if self.mode not in MODES:
-            raise ReferenceError(f"{where}: mode={self.mode!r}: must be one of {', '.join(MODES)}")
+            raise ReferenceModelError(f"{where}: mode={self.mode!r}: must be one of {', '.join(MODES)}")
         shape = tuple(self.in_shape) if isinstance(self.in_shape, (tuple, list)) else None
         if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-            raise ReferenceError(f"{where}: in_shape={self.in_shape!r}: expected a tuple of positive ints")
+            raise ReferenceModelError(f"{where}: in_shape={self.in_shape!r}: expected a tuple of positive ints")
         object.__setattr__(self, "in_shape", shape)
         _pos_int(self.out_channels, f"{where}: out_channels")
         _pos_int(self.kernel, f"{where}: kernel")
         _pos_int(self.stride, f"{where}: stride")
         _pos_int(self.padding, f"{where}: padding", lo=0)
         if self.kind == "linear" and len(shape) != 1:
-            raise ReferenceError(f"{where}: linear in_shape={shape}: expected (features,)")
+            raise ReferenceModelError(f"{where}: linear in_shape={shape}: expected (features,)")
         if self.kind == "conv":
             if len(shape) != 3:
-                raise ReferenceError(f"{where}: conv in_shape={shape}: expected (C, H, W)")
+                raise ReferenceModelError(f"{where}: conv in_shape={shape}: expected (C, H, W)")
             _, h, w = shape
             if h + 2 * self.padding < self.kernel or w + 2 * self.padding < self.kernel:
-                raise ReferenceError(f"{where}: kernel={self.kernel} larger than padded input {shape}")
+                raise ReferenceModelError(f"{where}: kernel={self.kernel} larger than padded input {shape}")
         elif (self.kernel, self.stride, self.padding) != (1, 1, 0):
-            raise ReferenceError(f"{where}: linear layer takes no kernel/stride/padding")
+            raise ReferenceModelError(f"{where}: linear layer takes no kernel/stride/padding")
         if self.block is not None and (isinstance(self.block, bool) or not isinstance(self.block, int)):
-            raise ReferenceError(f"{where}: block={self.block!r}: expected an integer id or None")
+            raise ReferenceModelError(f"{where}: block={self.block!r}: expected an integer id or None")
         if self.mode == "readout" and self.block is not None:
-            raise ReferenceError(f"{where}: a readout layer has no membrane and cannot be in block "
+            raise ReferenceModelError(f"{where}: a readout layer has no membrane and cannot be in block "
                                  f"{self.block}")
 
     @property
@@ -219,21 +219,21 @@ def synapse(spec: LayerSpec, spikes: torch.Tensor, weight: torch.Tensor) -> torc
 def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
     """Network-level checks: shapes chain, groups divide channels, blocks are sound."""
     if not layers:
-        raise ReferenceError("network has no layers")
+        raise ReferenceModelError("network has no layers")
     _pos_int(groups, "groups")
     for i, spec in enumerate(layers):
         if not isinstance(spec, LayerSpec):
-            raise ReferenceError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
+            raise ReferenceModelError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
         prev = layers[i - 1].out_shape if i else None
         if i and spec.in_shape != prev and not (
                 spec.kind == "linear" and spec.in_shape[0] == math.prod(prev)):
-            raise ReferenceError(
+            raise ReferenceModelError(
                 f"layer {i} ({spec.name or spec.kind}): in_shape {spec.in_shape} != previous "
                 f"layer's out_shape {layers[i - 1].out_shape}")
         if spec.mode == "readout" and i != len(layers) - 1:
-            raise ReferenceError(f"layer {i}: a readout layer must be the last layer")
+            raise ReferenceModelError(f"layer {i}: a readout layer must be the last layer")
         if spec.mode == "chained" and spec.out_channels % groups:
-            raise ReferenceError(
+            raise ReferenceModelError(
                 f"layer {i} ({spec.name or spec.kind}): groups={groups} must divide "
                 f"out_channels={spec.out_channels}")
     seen: dict = {}
@@ -243,12 +243,12 @@ def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
         if spec.block in seen:
             j = seen[spec.block][-1]
             if j != i - 1:
-                raise ReferenceError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
+                raise ReferenceModelError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
             if spec.mode != layers[j].mode:
-                raise ReferenceError(f"block {spec.block!r}: layer {i} mode {spec.mode!r} differs from "
+                raise ReferenceModelError(f"block {spec.block!r}: layer {i} mode {spec.mode!r} differs from "
                                      f"layer {j} mode {layers[j].mode!r}")
             if _chw(spec.out_shape) != _chw(layers[j].out_shape):
-                raise ReferenceError(
+                raise ReferenceModelError(
                     f"block {spec.block!r}: layer {i} out_shape {spec.out_shape} differs from "
                     f"layer {j} out_shape {layers[j].out_shape}; only same-shape layers can share")
             seen[spec.block].append(i)
@@ -271,7 +271,7 @@ def parse_scheme(scheme: str) -> tuple[bool, int]:
     rest = s[2:] if layer else s
     if rest.startswith("C#") and rest[2:].isdigit() and int(rest[2:]) >= 1:
         return layer, int(rest[2:])
-    raise ReferenceError(f"scheme={scheme!r}: expected 'baseline', 'L', 'C#N' or 'L+C#N' (N >= 1)")
+    raise ReferenceModelError(f"scheme={scheme!r}: expected 'baseline', 'L', 'C#N' or 'L+C#N' (N >= 1)")
 
 
 def with_scheme(layers: Sequence[LayerSpec], scheme: str) -> tuple[list, int]:
@@ -349,11 +349,11 @@ class EfficientLIFNet(nn.Module):
         layers = list(layers)
         validate_layers(layers, groups)
         if not isinstance(params, LIFParams):
-            raise ReferenceError(f"params: expected LIFParams, got {type(params).__name__}")
+            raise ReferenceModelError(f"params: expected LIFParams, got {type(params).__name__}")
         if backward not in ("autograd", "reversible"):
-            raise ReferenceError(f"backward={backward!r}: must be 'autograd' or 'reversible'")
+            raise ReferenceModelError(f"backward={backward!r}: must be 'autograd' or 'reversible'")
         if backward == "reversible" and params.reset != "soft":
-            raise ReferenceError("backward='reversible' needs reset='soft': a hard reset "
+            raise ReferenceModelError("backward='reversible' needs reset='soft': a hard reset "
                                  "destroys the residual membrane the reverse step recomputes from")
         if checkpoint_every is not None:
             _pos_int(checkpoint_every, "checkpoint_every")
@@ -407,13 +407,13 @@ class EfficientLIFNet(nn.Module):
     def check_input(self, spikes: torch.Tensor) -> None:
         want = self.layers[0].in_shape
         if not isinstance(spikes, torch.Tensor):
-            raise ReferenceError(f"input spikes: expected a torch.Tensor, got {type(spikes).__name__}")
+            raise ReferenceModelError(f"input spikes: expected a torch.Tensor, got {type(spikes).__name__}")
         if spikes.dim() != 2 + len(want) or tuple(spikes.shape[2:]) != want:
-            raise ReferenceError(f"input spikes: shape {tuple(spikes.shape)} is not [T, B, *{want}]")
+            raise ReferenceModelError(f"input spikes: shape {tuple(spikes.shape)} is not [T, B, *{want}]")
         if spikes.shape[0] < 1 or spikes.shape[1] < 1:
-            raise ReferenceError(f"input spikes: shape {tuple(spikes.shape)} has an empty T or B axis")
+            raise ReferenceModelError(f"input spikes: shape {tuple(spikes.shape)} has an empty T or B axis")
         if not bool(((spikes == 0) | (spikes == 1)).all()):
-            raise ReferenceError("input spikes: values must be 0 or 1")
+            raise ReferenceModelError("input spikes: values must be 0 or 1")
 
     def forward(self, spikes: torch.Tensor, per_step: bool = False) -> torch.Tensor:
         trace = self.run(spikes, record=False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from golden.reference import (EfficientLIFNet, LayerSpec, LIFParams, ReferenceError, parse_scheme,
+from golden.reference import (EfficientLIFNet, LayerSpec, LIFParams, ReferenceModelError, parse_scheme,
                               spike_fn, with_scheme)
 
 torch.set_num_threads(1)
@@ -237,13 +237,13 @@ def test_training_reduces_loss():
     (lambda: LayerSpec("linear", (4,), 4, kernel=3), "kernel"),
 ])
 def test_bad_parameters_raise_clear_errors(build, msg):
-    with pytest.raises(ReferenceError, match=msg):
+    with pytest.raises(ReferenceModelError, match=msg):
         build()
 
 
 def test_bad_input_raises():
     net = EfficientLIFNet([LayerSpec("linear", (4,), 4)])
-    with pytest.raises(ReferenceError, match="shape"):
+    with pytest.raises(ReferenceModelError, match="shape"):
         net(torch.zeros(2, 3, 5))
-    with pytest.raises(ReferenceError, match="0 or 1"):
+    with pytest.raises(ReferenceModelError, match="0 or 1"):
         net(torch.full((2, 3, 4), 0.5))
