@@ -14,7 +14,9 @@
 * a :class:`golden.network.Network` with integer weights
   ``clip(round_half_even(w·2^frac_bits))``, same layer order, modes and
   block ids;
-* ``choices``: every decision with the exact value it replaced.
+* ``choices``: every decision with the exact value it replaced, and per layer
+  the largest possible |X| (Σ|w_int| over a neuron's fan-in) and whether it
+  can exceed the accumulator (F2 saturation).
 
 :func:`agreement_report` runs the float model and
 :func:`golden.fixed_model.run_fixed` on the same input spikes and compares
@@ -125,9 +127,12 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         wq_raw = np.round(w * scale)
         wq = np.clip(wq_raw, wlo, whi).astype(np.int64)
         clipped = int(np.count_nonzero(wq != wq_raw))
+        bound = int(np.abs(wq).reshape(wq.shape[0], -1).sum(axis=1).max(initial=0))
         wstats.append({"layer": spec.name or f"layer{i}", "max_abs": float(np.abs(w).max(initial=0)),
                        "clipped": clipped,
-                       "max_abs_error": float(np.abs(wq / scale - w).max(initial=0))})
+                       "max_abs_error": float(np.abs(wq / scale - w).max(initial=0)),
+                       "current_bound": bound,
+                       "acc_may_saturate": bound > (1 << (acc_width - 1)) - 1})
         layers.append(Layer(kind=spec.kind, in_shape=spec.in_shape, out_channels=spec.out_channels,
                             weight=wq, kernel=spec.kernel, stride=spec.stride, padding=spec.padding,
                             mode=spec.mode, block=spec.block, name=spec.name or f"layer{i}"))
@@ -238,9 +243,11 @@ def report_markdown(rep: dict) -> str:
              f"* λ = {c['leak']['float']} -> leak_int = {c['leak']['int']}/2^{c['leak']['bits']} "
              f"({'exact' if c['leak']['exact'] else 'nearest: ' + repr(c['leak']['value'])})",
              f"* weight_rows = {c['weight_rows']['value']}, mem_rows = {c['mem_rows']['value']}", "",
-             "| layer | max abs w | clipped | max abs rounding |", "|---|---|---|---|"]
+             "| layer | max abs w | clipped | max abs rounding | max Σ abs(w_int) (F2 may saturate) |",
+             "|---|---|---|---|---|"]
     for w in c["weights"]:
-        lines.append(f"| {w['layer']} | {w['max_abs']:.4g} | {w['clipped']} | {w['max_abs_error']:.3g} |")
+        lines.append(f"| {w['layer']} | {w['max_abs']:.4g} | {w['clipped']} | {w['max_abs_error']:.3g} "
+                     f"| {w['current_bound']}{' (yes)' if w['acc_may_saturate'] else ''} |")
     for key, title in (("float", "float model vs fixed point"),
                        ("float_quantized", "float model with quantized weights/λ/θ vs fixed point")):
         r = rep[key]

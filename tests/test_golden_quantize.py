@@ -141,3 +141,13 @@ def test_independent_sharing_block_on_a_grouped_build_is_exact():
     assert all(row["mismatches"] == 0 for row in rep["float"]["layers"])
     assert rep["float"]["output_max_abs_err"] == 0.0
     assert sum(row["fixed_spikes"] for row in rep["float"]["layers"]) > 0
+
+
+def test_accumulator_saturation_risk_is_flagged():
+    model = on_grid_model("baseline", LIFParams())
+    q = quantize(model, weight_width=8, acc_width=8, mem_width=16)
+    stats = {s["layer"]: s for s in q.choices["weights"]}
+    w = q.network.layers[2].weight
+    assert stats["fc"]["current_bound"] == int(np.abs(w).sum(axis=1).max())
+    assert stats["fc"]["acc_may_saturate"]               # 100 inputs x up to 127 > 127
+    assert not quantize(model, **WIDE).choices["weights"][2]["acc_may_saturate"]
