@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     l3 = Layer.linear(rng.integers(-30, 30, (10, 16 * 16 * 16)), mode="readout", name="fc")
     net = Network((2, 16, 16), (l1, l2, l3))
     sp = (rng.random((4, 5, 2, 16, 16)) < 0.3).astype(np.uint8)
-    for rows in (8192, 4096):
+    for rows in (65536, 4096):
         c_rows = cfg.replace(weight_rows=rows)
         sched = build_schedule(c_rows, net, sp)
         t = best_of(lambda: build_schedule(c_rows, net, sp), args.repeat)

@@ -394,6 +394,10 @@ def build_schedule(cfg: HwConfig, net, spikes_in) -> Schedule:
                 static_loads.extend(WeightLoad(tp.weight_base + r, tp.weights[r])
                                     for r in range(tp.fanin.size))
 
+    # per_tile: a tile's load list is built once and shared by every pass of that tile (read-only)
+    tile_loads = {} if static else {
+        i: [[WeightLoad(r, tp.weights[r]) for r in range(tp.fanin.size)] for tp in tps]
+        for i, tps in alloc.tiles.items()}
     region_slots = [(_region_slots(cfg, net, r), r) for r in alloc.regions]
     firsts = {blk[0] for blk in net.blocks()}
     items = []
@@ -412,7 +416,7 @@ def build_schedule(cfg: HwConfig, net, spikes_in) -> Schedule:
                 beats, loads = [], []
                 for j, tp in enumerate(alloc.tiles[i]):
                     if not static:
-                        loads = [WeightLoad(r, tp.weights[r]) for r in range(tp.fanin.size)]
+                        loads = tile_loads[i][j]
                         cmds = [layer_cmd] if j == 0 else []
                         beats = []
                     rows = np.flatnonzero(x_in[tp.fanin]) + tp.weight_base
