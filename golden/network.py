@@ -234,11 +234,12 @@ class Network:
 
     def __post_init__(self) -> None:
         try:
-            shape = tuple(int(d) for d in self.in_shape)
-        except (TypeError, ValueError):
-            raise NetworkError(f"network in_shape={self.in_shape!r}: must be a tuple of positive integers") from None
-        if not shape or min(shape) < 1:
+            shape = tuple(self.in_shape)
+        except TypeError:
+            shape = ()
+        if not shape or not all(_is_int(d) and d > 0 for d in shape):
             raise NetworkError(f"network in_shape={self.in_shape!r}: must be a tuple of positive integers")
+        shape = tuple(int(d) for d in shape)
         object.__setattr__(self, "in_shape", shape)
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)

@@ -431,6 +431,9 @@ def _write_npz(path, desc, **arrays):
     ("no_weight", "layer 1: weight array 'w9' is not in the archive"),
     ("bad_shape", "layer 1: layer 'c2': weight shape"),
     ("chain", "layer 1 \\('c2'\\): in_shape"),
+    ("version", "version 99 is not supported"),
+    ("float_shape", "network in_shape=\\(2.5, 4, 4\\): must be a tuple of positive integers"),
+    ("bad_kernel", "layer 0: layer 'c1': kernel='3': must be a positive integer"),
 ])
 def test_malformed_files(tmp_path, case, pattern):
     p = tmp_path / "bad.npz"
@@ -456,6 +459,14 @@ def test_malformed_files(tmp_path, case, pattern):
         _write_npz(p, desc, **arrays)
     elif case == "chain":
         desc["layers"][1]["in_shape"] = [4, 5, 5]
+        _write_npz(p, desc, **arrays)
+    elif case == "version":
+        _write_npz(p, dict(desc, version=99), **arrays)
+    elif case == "float_shape":
+        desc["in_shape"] = [2.5, 4, 4]
+        _write_npz(p, desc, **arrays)
+    elif case == "bad_kernel":
+        desc["layers"][0]["kernel"] = "3"
         _write_npz(p, desc, **arrays)
     with pytest.raises(NetworkError, match=f"network file '{p}'.*{pattern}" if case != "missing" else pattern):
         load_network(p)
