@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 ARRAY ?= 128
 GROUPS ?= 4
 
-.PHONY: setup sysdeps test emit clean
+.PHONY: setup sysdeps test emit clean sim
 
 setup: $(STAMP) sysdeps
 
@@ -40,6 +40,21 @@ sysdeps:
 
 test: setup
 	$(VPY) -m pytest
+
+# Co-simulation of one configuration (owned by tb/; see tb/README.md):
+#   make sim ARRAY=128 GROUPS=4 [SIM=verilator|icarus] [SEED=n] [WAVES=1]
+#            [LAYER_SHARE=0|1] [RESET=soft|hard] [T=n]
+# Verilog goes to sim_build/rtl/<config>/, the build to sim_build/<sim>/<config>/.
+SIM ?= verilator
+SEED ?= 1
+WAVES ?= 0
+LAYER_SHARE ?= 1
+RESET ?= soft
+T ?= 3
+
+sim: setup
+	@$(VPY) -m tb.sim --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --seed '$(SEED)' \
+	  --waves '$(WAVES)' --layer-share '$(LAYER_SHARE)' --reset '$(RESET)' -T '$(T)'
 
 emit: setup
 	$(VPY) -m gen.emit --verilog --array $(ARRAY) --groups $(GROUPS)

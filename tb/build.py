@@ -327,8 +327,12 @@ def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True
         ntests, nfailed = 0, 1
     tests = summary.get("tests", {})
     failures = [t["failure"] for t in tests.values() if t.get("failure")]
-    ok = sim_ok and ntests > 0 and nfailed == 0 and not failures and \
-        (testcase is not None or len(tests) == ntests)
+    missing = [name for name in plan.get("tests", []) if name not in tests]
+    if missing and sim_ok and not failures:
+        failures.append(f"cocotb test(s) {', '.join(missing)} reported nothing; see {log}\n"
+                        f"{_tail(log, 40)}")
+    ok = sim_ok and ntests > 0 and nfailed == 0 and not failures and not missing \
+        and all(t.get("ok") for t in tests.values())
     waves_file = None
     if b.waves:
         cand = [run_dir / "dump.fst", run_dir / "dump.vcd"]

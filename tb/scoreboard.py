@@ -62,8 +62,9 @@ class Scoreboard:
         self.membrane_rows_checked = 0
         self.mismatches: list[Mismatch] = []
         self.n_mismatches = 0
+        self._prev_got = None
         self.coverage = {"spikes": 0, "readout_beats": 0, "value_sat_hi": 0, "value_sat_lo": 0,
-                         "mem_sat_hi": 0, "mem_sat_lo": 0}
+                         "mem_sat_hi": 0, "mem_sat_lo": 0, "u_eq_theta": 0}
 
     # ---------------------------------------------------------------- beats
     def _where(self, b) -> str:
@@ -120,10 +121,29 @@ class Scoreboard:
         else:
             self.coverage["value_sat_hi"] += int((ev == self.cfg.mem_max).sum())
             self.coverage["value_sat_lo"] += int((ev == self.cfg.mem_min).sum())
+            self.coverage["u_eq_theta"] += int((ev == self.cfg.theta_int).sum())
+        prev, self._prev_got = self._prev_got, got
         if lines:
-            self._fail("beat", f"beat {idx}: {self._where(exp)}\n" + "\n".join(lines))
+            hint = self._hint(idx, got, prev)
+            self._fail("beat", f"beat {idx}: {self._where(exp)}{hint}\n" + "\n".join(lines))
             return False
         return True
+
+    def _same(self, got: dict, exp) -> bool:
+        return (int(got["tile"]) == exp.tile % (1 << 16) and int(got["group"]) == exp.group
+                and np.array_equal(np.asarray(got["spikes"]), exp.spikes)
+                and np.array_equal(np.asarray(got["values"]), exp.values))
+
+    def _hint(self, idx: int, got: dict, prev) -> str:
+        """Explain a misaligned stream: a repeated or a skipped beat."""
+        if prev is not None and all(np.array_equal(np.asarray(got[k]), np.asarray(prev[k]))
+                                    for k in got):
+            return " [got a copy of the previous beat: duplicated?]"
+        for skip in (1, 2, 3):
+            if idx + skip < len(self.expected_beats) and \
+                    self._same(got, self.expected_beats[idx + skip]):
+                return f" [got expected beat {idx + skip}: {skip} beat(s) dropped?]"
+        return ""
 
     def missing_beats(self) -> None:
         """Record every expected beat that never arrived (call at the end)."""

@@ -140,7 +140,7 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. weight load and read-back), "
             f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
             f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
-            f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.1f} s")
+            f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
     if b.waves:
         lines.append(f"   waves:   {r.waves_file or '(no waveform file was written)'}")
     lines.append(f"   result:  {'PASS' if r.ok else 'FAIL'}   wall time {wall:.1f} s "

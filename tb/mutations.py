@@ -1,0 +1,64 @@
+"""Mutations of the emitted Verilog that model real design bugs.
+
+Each :class:`Mutation` rewrites the text of ``lif_pe_array.v`` with a regular
+expression anchored on names the generator keeps stable (``spike``,
+``u_sum``, ``carry``, ``mem_wr_addr``, ``out_free``, ``out__ready``; see
+``gen/lif_unit.py`` and ``gen/lif_stage.py``). :meth:`Mutation.apply` raises
+:class:`MutationNotFound` when the pattern does not match the expected number
+of times, so a fault-injection test can never pass because nothing was
+mutated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Mutation", "MutationNotFound", "MUTATIONS"]
+
+
+class MutationNotFound(RuntimeError):
+    """The Verilog does not contain the code a mutation targets."""
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """``pattern`` is replaced by ``repl``; ``per_unit`` means one match per
+    LIF unit (``cfg.slots`` matches), otherwise exactly one match."""
+
+    name: str
+    bug: str
+    pattern: str
+    repl: str
+    per_unit: bool = False
+
+    def apply(self, text: str, slots: int) -> str:
+        new, n = re.subn(self.pattern, self.repl, text, flags=re.M)
+        want = slots if self.per_unit else 1
+        if n != want:
+            raise MutationNotFound(f"mutation {self.name!r}: pattern matched {n} time(s), "
+                                   f"expected {want}; the generator's Verilog changed, "
+                                   f"update tb/mutations.py (pattern: {self.pattern})")
+        return new
+
+
+MUTATIONS = (
+    Mutation("fire_ge", "firing comparison U > θ turned into U >= θ (F5)",
+             r"^(\s*assign spike = \$signed\([^;]*\)) > (\$signed\([^;]*\);)$",
+             r"\1 >= \2", per_unit=True),
+    Mutation("leak_skipped", "the leak λ·V is skipped: U = V + X instead of λ·V + X (F3)",
+             r"^(\s*assign u_sum = )\$signed\([^;]*\) \+ \$signed\(x\);$",
+             r"\1$signed(v) + $signed(x);", per_unit=True),
+    Mutation("no_group_carry", "V' is not carried from group g to g+1: every group "
+             "restarts from the buffer row (F7 chained)",
+             r"^(\s*assign (\S+)\s*= (\S+)\s*\? (\\?\$\d+)\s*: )carry\[(\d+):(\d+)\];$",
+             r"\1\4 ;", per_unit=True),
+    Mutation("mem_row_plus_one", "membrane written one row too high (off-by-one address)",
+             r"^(\s*assign mem_wr_addr = )(mem_row[^;]*);$", r"\1\2 + 1'b1;"),
+    Mutation("drop_beat_backpressure", "the LIF stage ignores out__ready: a blocked beat "
+             "is overwritten (dropped)",
+             r"^(\s*assign out_free = )[^;]+;$", r"\g<1>1'h1;"),
+    Mutation("duplicate_beat_backpressure", "out__valid is not cleared after a transfer: "
+             "the last beat is delivered again",
+             r"(end else if \()out__ready(\) begin\s*\\\$\d+\s*= 1'h0;)", r"\g<1>1'h0\2"),
+)
