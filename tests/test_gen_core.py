@@ -107,12 +107,16 @@ def program(cfg: HwConfig, rng: random.Random):
     return cmds
 
 
-def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6):
+def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6, weights=None):
+    """Simulate ``cmds`` (default: a random program) on the core, compare every
+    beat, the final membrane rows, busy and error with :class:`Reference`."""
     rng = random.Random(seed)
-    weights = np.array([[rng.randint(cfg.weight_min, cfg.weight_max) for _ in range(cfg.array)]
-                        for _ in range(cfg.weight_rows)], dtype=np.int64)
-    # Make saturation and firing likely: some rows near the extremes.
-    weights[0, :] = cfg.weight_max
+    if weights is None:
+        weights = np.array([[rng.randint(cfg.weight_min, cfg.weight_max)
+                             for _ in range(cfg.array)]
+                            for _ in range(cfg.weight_rows)], dtype=np.int64)
+        # Make saturation and firing likely: one row at the maximum.
+        weights[0, :] = cfg.weight_max
     cmds = program(cfg, rng) if cmds is None else cmds
     ref = Reference(cfg, weights)
     for c in cmds:
@@ -188,9 +192,10 @@ def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6):
     return ref
 
 
+@pytest.mark.parametrize("ready_prob", [1.0, 0.6, 0.15])
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"a{c.array}g{c.groups}{c.reset}{c.fire}")
-def test_core_matches_reference(cfg):
-    ref = run(cfg, seed=cfg.groups)
+def test_core_matches_reference(cfg, ready_prob):
+    ref = run(cfg, seed=cfg.groups + int(ready_prob * 10), ready_prob=ready_prob)
     assert ref.beats, "program produced no beats"
     assert any(b[0] for b in ref.beats), "no spike in the reference: test too weak"
 
@@ -209,3 +214,20 @@ def test_core_error_flags():
     ]
     ref = run(cfg, seed=1, cmds=cmds, ready_prob=1.0)
     assert ref.error == 7
+
+
+def test_worked_example_from_docs():
+    """The numbers of docs/interface.md "Worked example" (computed by hand
+    from F2-F6; also checked against golden/fixedpoint.py by the Reference)."""
+    cfg = HwConfig(array=4, groups=2, weight_rows=4, mem_rows=2)
+    cmds = [{"op": 2, "mode": 0, "base": 0, "first": 1}, {"op": 0, "row": 0},
+            {"op": 0, "row": 1}, {"op": 1},
+            {"op": 2, "mode": 0, "base": 0, "first": 0}, {"op": 0, "row": 1},
+            {"op": 0, "row": 2}, {"op": 0, "row": 1}, {"op": 1}]
+    weights = np.array([[120, 60, -40, 127], [100, 90, 127, 127], [50, -128, 80, 30],
+                        [0, 0, 0, 0]])
+    ref = run(cfg, seed=0, cmds=cmds, ready_prob=1.0, weights=weights)
+    assert [(b[0], [int(v) for v in b[1]], b[3], bool(b[4])) for b in ref.beats] == [
+        (0b00, [220, 150], 0, False), (0b10, [142, 292], 1, True),
+        (0b01, [286, 61], 0, False), (0b11, [342, 299], 1, True)]
+    assert [int(v) for v in ref.mem[0]] == [86, 43]
