@@ -238,3 +238,61 @@ def test_schedule_input_errors():
         build_schedule(cfg.replace(weight_rows=3), net, np.zeros((1, 1, 7)))
     with pytest.raises(NetworkError, match=r"mem_rows=1"):
         build_schedule(cfg.replace(mem_rows=1), net, np.zeros((1, 1, 7)))
+
+
+def _random_case(seed):
+    """A random build and a random network that fits it (conv/linear, strides, blocks, all modes)."""
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2, 4]))
+    array = groups * int(rng.integers(1, 5))
+    ww = int(rng.integers(3, 9))
+    mw = int(rng.integers(8, 13))
+    theta = int(rng.integers(1, min((1 << (mw - 1)) - 2, 3 << (ww - 1))))   # reachable by a few events
+    cfg = HwConfig(array=array, groups=groups, weight_width=ww, acc_width=int(rng.integers(ww, ww + 5)),
+                   mem_width=mw, frac_bits=4, leak_bits=4,
+                   leak_int=int(rng.integers(1, 17)), theta_int=theta,
+                   reset=str(rng.choice(["soft", "hard"])), fire=str(rng.choice(["gt", "ge"])),
+                   weight_rows=4096, mem_rows=4096)
+    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    layers, block_id = [], 0
+    wlo, whi = cfg.weight_min // 2, cfg.weight_max
+    for li in range(int(rng.integers(1, 4))):
+        k = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, k))
+        stride = int(rng.integers(1, 3))
+        if shape[1] + 2 * pad < k or shape[2] + 2 * pad < k:
+            pad = k
+        mode = str(rng.choice(["chained", "independent"]))
+        cout = groups * int(rng.integers(1, 3))
+        w = rng.integers(wlo, whi + 1, (cout, shape[0], k, k))
+        layer = Layer.conv(shape, w, stride=stride, padding=pad, mode=mode, name=f"c{li}")
+        layers.append(layer)
+        shape = layer.out_shape
+        if rng.random() < 0.5 and stride == 1 and shape[0] == cout:
+            # a second layer sharing the membrane of the first (same out shape, same mode)
+            k2 = 2 * int(rng.integers(0, 2)) + 1
+            w2 = rng.integers(wlo, whi + 1, (cout, cout, k2, k2))
+            layers[-1] = Layer.conv(layer.in_shape, layer.weight, stride=stride, padding=pad, mode=mode,
+                                    block=block_id, name=f"c{li}")
+            layers.append(Layer.conv(shape, w2, padding=k2 // 2, mode=mode, block=block_id, name=f"c{li}b"))
+            block_id += 1
+    feats = int(np.prod(shape))
+    out_mode = str(rng.choice(["readout", "chained"]))
+    layers.append(Layer.linear(rng.integers(wlo, whi + 1, (groups * 2, feats)), mode=out_mode, name="fc"))
+    net = Network(layers[0].in_shape, tuple(layers))
+    alloc = plan_allocation(cfg, net)
+    total = sum(p.fanin.size for tp in alloc.tiles.values() for p in tp)
+    biggest = max(p.fanin.size for tp in alloc.tiles.values() for p in tp)
+    rows = total if rng.random() < 0.5 else int(rng.integers(biggest, total + 1))
+    cfg = cfg.replace(weight_rows=min(rows, 4096), mem_rows=max(1, alloc.mem_rows_used))
+    spikes = rand_spikes(rng, (2, int(rng.integers(3, 5))) + net.in_shape, p=float(rng.uniform(0.2, 0.8)))
+    return cfg, net, spikes
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_builds_replay(seed):
+    cfg, net, spikes = _random_case(seed)
+    sched = build_schedule(cfg, net, spikes)
+    replay(cfg, sched)
+    assert sched.result.layers[0].spikes.any(), "random case must fire"
+
