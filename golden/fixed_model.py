@@ -177,15 +177,19 @@ def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray) -> np.ndarra
     ftype = np.float32 if bound < (1 << 24) else np.float64
     if bound >= (1 << 53):
         raise ValueError(f"layer fan-in {kdim} too large for exact float accumulation")
-    a = cols.reshape(m * npos, kdim).astype(ftype)
+    flat_cols = cols.reshape(m * npos, kdim)
     wp = np.maximum(wmat, 0).T.astype(ftype)
     wn = np.minimum(wmat, 0).T.astype(ftype)
-    pos_sum = (a @ wp).astype(np.int64)                            # [M*P, out]
-    neg_sum = (a @ wn).astype(np.int64)
+    pos_sum = np.empty((m * npos, wmat.shape[0]), dtype=np.int64)   # [M*P, out]
+    neg_sum = np.empty_like(pos_sum)
+    step = max(1, (4 * _CHUNK_ELEMS) // kdim)                       # bounds the float copy
+    for r0 in range(0, m * npos, step):
+        a = flat_cols[r0:r0 + step].astype(ftype)
+        pos_sum[r0:r0 + step] = a @ wp
+        neg_sum[r0:r0 + step] = a @ wn
     x = pos_sum + neg_sum
     slow = (pos_sum > cfg.acc_max) | (neg_sum < cfg.acc_min)
     if slow.any():
-        flat_cols = cols.reshape(m * npos, kdim)
         # int32 is exact for every prefix sum when kdim * max|w| < 2**31 (``bound``)
         dt = np.int32 if bound < (1 << 31) else np.int64
         chunk = max(1, _CHUNK_ELEMS // kdim)                       # bounds the [rows, K] temporaries
