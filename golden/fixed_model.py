@@ -116,8 +116,8 @@ def _saturating_sum(cfg: HwConfig, contrib: np.ndarray, pos: np.ndarray, neg: np
     By induction the walk never drops below the running sum of the negative
     entries (clamping at the top cannot push it below that) and never rises
     above the running sum of the positive ones. So when ``neg >= acc_min``
-    only the upper bound can act and the walk is a one-sided reflection: ``x = S_K - max(0, max_k S_k - acc_max)`` with
-    ``S_k`` the prefix sums; symmetrically when ``pos <= acc_max``. Rows that
+    only the upper bound can act and the walk is a one-sided reflection,
+    ``x = S_K - max(0, max_k S_k - acc_max)`` with ``S_k`` the prefix sums; symmetrically when ``pos <= acc_max``. Rows that
     can hit both bounds run the plain sequential loop.
     """
     hi, lo = cfg.acc_max, cfg.acc_min
