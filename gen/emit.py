@@ -293,11 +293,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _option_message(exc: ConfigError) -> str:
+def _option_message(exc: ConfigError, args=None) -> str:
+    """Prefix a HwConfig message with the option that set the field."""
     msg = str(exc)
     m = re.match(r"([a-z_]+)[=:]", msg)
-    opt = _FIELD_OPTION.get(m.group(1)) if m else None
-    return f"{opt}: {msg}" if opt else msg
+    field = m.group(1) if m else None
+    opt = _FIELD_OPTION.get(field)
+    if opt is None:
+        return msg
+    if field in ("leak_int", "theta_int") and args is not None:
+        real = args.leak if field == "leak_int" else args.theta
+        return f"{opt}={real!r}: {msg}"
+    return f"{opt}: {msg}"
 
 
 def config_from_args(args) -> HwConfig:
@@ -314,7 +321,7 @@ def main(argv=None) -> int:
         cfg = config_from_args(args)
         check_top_name(args.top)
     except ConfigError as exc:
-        print(f"error: {_option_message(exc)}", file=sys.stderr)
+        print(f"error: {_option_message(exc, args)}", file=sys.stderr)
         return 2
     except EmitError as exc:
         print(f"error: {exc}", file=sys.stderr)
