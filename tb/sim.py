@@ -65,12 +65,14 @@ class SimOptions:
     def repro(self) -> str:
         cmd = (f"make sim ARRAY={self.array} GROUPS={self.groups} SIM={self.sim} SEED={self.seed} "
                f"LAYER_SHARE={int(self.layer_share)} RESET={self.reset} T={self.timesteps}")
-        if self.extra_cfg or self.samples != 3 or not self.stress or self.tag:
+        if not self.stress:
+            cmd += " STRESS=0"
+        if self.extra_cfg or self.samples != 3 or self.tag:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
                    f"-T {self.timesteps} --samples {self.samples}"
-                   + ("" if self.stress else " --no-stress")
+                   + ("" if self.stress else " --stress 0")
                    + (f" --cfg {extra}" if extra else "")
                    + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
         return cmd
@@ -195,8 +197,11 @@ def parse_args(argv) -> SimOptions:
     p.add_argument("--reset", choices=("soft", "hard"), default="soft")
     p.add_argument("-T", "--timesteps", type=_posint("T"), default=3)
     p.add_argument("--samples", type=_posint("samples"), default=3)
-    p.add_argument("--no-stress", action="store_true",
-                   help="no command gaps and no output backpressure (for clean cycle counts)")
+    p.add_argument("--stress", type=_bool01("STRESS"), default=True,
+                   help="1 (default): random command gaps and output backpressure; "
+                        "0: none, for clean cycle counts")
+    p.add_argument("--no-stress", dest="stress", action="store_false",
+                   help="same as --stress 0")
     p.add_argument("--test", choices=TESTS, action="append",
                    help="run only this cocotb test (repeatable)")
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -216,7 +221,7 @@ def parse_args(argv) -> SimOptions:
             p.error(f"--cfg {k}={v!r}: expected an integer")
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
-                      samples=a.samples, stress=not a.no_stress,
+                      samples=a.samples, stress=a.stress,
                       tests=tuple(a.test) if a.test else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()
