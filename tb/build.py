@@ -183,13 +183,18 @@ def _get_runner(sim: str, vcd: bool = False):
     return IcarusVcd()
 
 
+def fst_supported() -> bool:
+    """Verilator's FST writer needs the lz4 headers (Debian: liblz4-dev)."""
+    return any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+
+
 def _verilator_args(waves: bool) -> list[str]:
     args = ["-Wall"]
     w = _waiver_path()
     if w is not None:
         args.append(str(w))
-    if waves:
-        args.append("--trace-fst")
+    if waves and fst_supported():
+        args.append("--trace-fst")   # without lz4.h the runner's --trace gives VCD
     return args
 
 
@@ -294,7 +299,8 @@ def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True
     sim_env = verilator_env() if b.sim == "verilator" else {}
     test_args, plusargs = [], []
     if b.waves and b.sim == "verilator":
-        test_args = ["--trace-file", str(run_dir / "dump.fst")]
+        ext = "fst" if "--trace-fst" in _verilator_args(True) else "vcd"
+        test_args = ["--trace-file", str(run_dir / f"dump.{ext}")]
     elif b.waves:
         plusargs = [f"+dumpfile_path={run_dir / 'dump.vcd'}"]
     # The runner inspects PYTEST_CURRENT_TEST to name its results file and to

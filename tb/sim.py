@@ -145,6 +145,9 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
     if b.waves:
         lines.append(f"   waves:   {r.waves_file or '(no waveform file was written)'}")
+        if b.sim == "verilator" and r.waves_file and r.waves_file.suffix == ".vcd":
+            lines.append("            (VCD, not FST: Verilator's FST writer needs lz4.h; "
+                         "apt-get install liblz4-dev)")
     lines.append(f"   result:  {'PASS' if r.ok else 'FAIL'}   wall time {wall:.1f} s "
                  f"(simulation {r.seconds:.1f} s)")
     return "\n".join(lines)
@@ -242,6 +245,9 @@ def main(argv=None) -> int:
     except BuildError as e:
         print(f"tb.sim: build failed: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:  # ConfigError / EmitError from the generator
+        print(f"tb.sim: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     print(res.text)
     return 0 if res.ok else 1
 
