@@ -124,12 +124,18 @@ class LifStage(wiring.Component):
 
         # ---- Membrane buffer reads: group-0 row when a tile starts, the next
         # row after each INDEPENDENT group.
-        start = ~active & self.tile.valid
+        # (Combinational outputs are plain expressions, never assigned under
+        # If/Switch: see gen/pe_array.py on `always @*` at time 0.)
+        start = Signal(1)
+        read_next_group = Signal(1)
+        m.d.comb += [
+            start.eq(~active & self.tile.valid),
+            read_next_group.eq(advance & independent & ~last_group),
+            self.mem_rd_addr.eq(Mux(start, desc.row, mem_row + 1)),
+            self.mem_rd_en.eq((start | read_next_group) & read_buffer),
+        ]
         with m.If(start):
-            m.d.comb += [self.mem_rd_addr.eq(desc.row), self.mem_rd_en.eq(read_buffer)]
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row)]
-        with m.Elif(advance & independent & ~last_group):
-            m.d.comb += [self.mem_rd_addr.eq(mem_row + 1), self.mem_rd_en.eq(read_buffer)]
 
         # ---- Membrane buffer write: V' of group N-1 (CHAINED) or of every
         # group (INDEPENDENT), never in READOUT or for a bad tile.
@@ -140,18 +146,18 @@ class LifStage(wiring.Component):
         ]
 
         # ---- Group step and output register.
+        beat = Signal(out_layout(cfg))
+        m.d.comb += [
+            beat.spikes.eq(Mux(readout, 0, Cat(*spikes))),
+            beat.tile.eq(desc.tile),
+            beat.group.eq(group),
+            beat.last.eq(last_group),
+            beat.readout.eq(readout),
+        ]
+        for k in range(s):
+            # values: U (F4) or, in READOUT, X (F8), sign-extended to VW.
+            m.d.comb += beat.values[k].eq(Mux(readout, self.currents[k], u_values[k]))
         with m.If(advance):
-            beat = Signal(out_layout(cfg))
-            m.d.comb += [
-                beat.spikes.eq(Mux(readout, 0, Cat(*spikes))),
-                beat.tile.eq(desc.tile),
-                beat.group.eq(group),
-                beat.last.eq(last_group),
-                beat.readout.eq(readout),
-            ]
-            for k in range(s):
-                # values: U (F4) or, in READOUT, X (F8), sign-extended to VW.
-                m.d.comb += beat.values[k].eq(Mux(readout, self.currents[k], u_values[k]))
             m.d.sync += [
                 out_valid.eq(1),
                 out_beat.eq(beat),

@@ -7,13 +7,13 @@ holds the finished currents of tile ``j`` for the LIF stage.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import HwConfig
 
-__all__ = ["PeArray"]
+__all__ = ["PeArray", "mux_tree"]
 
 
 class PeArray(wiring.Component):
@@ -71,10 +71,28 @@ class PeArray(wiring.Component):
                 with m.Elif(self.add_en & (self.add_bank == b)):
                     m.d.sync += banks[b][p].eq(acc_sat)
 
-        # Read mux: bank x group -> the S currents of one group.
+        # Read mux: bank x group -> the S currents of one group. Built from
+        # Mux trees (continuous assignments), not Array/Switch: a combinational
+        # process would be emitted as `always @*`, which Icarus does not
+        # evaluate at time 0 when none of its inputs ever changes.
         for k in range(cfg.slots):
-            by_group = [Array(banks[b][g * cfg.slots + k] for g in range(cfg.groups))
+            by_group = [mux_tree(self.rd_group, [banks[b][g * cfg.slots + k]
+                                                 for g in range(cfg.groups)])
                         for b in range(2)]
-            m.d.comb += self.currents[k].eq(
-                Mux(self.rd_bank, by_group[1][self.rd_group], by_group[0][self.rd_group]))
+            m.d.comb += self.currents[k].eq(Mux(self.rd_bank, by_group[1], by_group[0]))
         return m
+
+
+def mux_tree(index, items):
+    """``items[index]`` as a balanced tree of 2:1 ``Mux`` on the bits of ``index``.
+
+    Indices beyond ``len(items)`` select the last item.
+    """
+    items = list(items)
+    bit = 0
+    while len(items) > 1:
+        if len(items) % 2:
+            items.append(items[-1])
+        items = [Mux(index[bit], hi, lo) for lo, hi in zip(items[0::2], items[1::2])]
+        bit += 1
+    return items[0]

@@ -119,11 +119,17 @@ class Sequencer(wiring.Component):
         tile_done = self.tile.valid & self.tile.ready
         m.d.comb += self.clear_en.eq(tile_done)
 
+        # (Combinational logic here is written as plain expressions, never
+        # under If/Switch: see gen/pe_array.py on `always @*` at time 0.)
+        is_tile = accept & (cmd.op == Op.TILE)
         full_set = Signal(2)
         full_clr = Signal(2)
+        m.d.comb += [
+            full_set.eq(Mux(is_tile, Mux(acc_sel, 0b10, 0b01), 0)),
+            full_clr.eq(Mux(tile_done, Mux(lif_sel, 0b10, 0b01), 0)),
+        ]
         m.d.sync += bank_full.eq((bank_full & ~full_clr) | full_set)
         with m.If(tile_done):
-            m.d.comb += full_clr.eq(Mux(lif_sel, 0b10, 0b01))
             m.d.sync += lif_sel.eq(~lif_sel)
 
         # ---- TILE: close the accumulating bank.
@@ -134,19 +140,18 @@ class Sequencer(wiring.Component):
             tile_last_row.eq(row_cursor + Mux(independent, cfg.groups - 1, 0)),
             tile_bad.eq((layer_mode != Mode.READOUT) & (tile_last_row >= cfg.mem_rows)),
         ]
+        desc = Signal(tl)
+        m.d.comb += [
+            desc.bank.eq(acc_sel), desc.tile.eq(tile_index),
+            desc.row.eq(row_cursor), desc.mode.eq(layer_mode),
+            desc.first.eq(layer_first), desc.bad.eq(tile_bad),
+        ]
         with m.If(accept):
             with m.Switch(cmd.op):
                 with m.Case(Op.TILE):
-                    desc = Signal(tl)
-                    m.d.comb += [
-                        desc.bank.eq(acc_sel), desc.tile.eq(tile_index),
-                        desc.row.eq(row_cursor), desc.mode.eq(layer_mode),
-                        desc.first.eq(layer_first), desc.bad.eq(tile_bad),
-                    ]
                     for b in range(2):
                         with m.If(acc_sel == b):
                             m.d.sync += bank_desc[b].eq(desc)
-                    m.d.comb += full_set.eq(Mux(acc_sel, 0b10, 0b01))
                     m.d.sync += [acc_sel.eq(~acc_sel), tile_index.eq(tile_index + 1)]
                     with m.If(row_cursor < cfg.mem_rows):
                         m.d.sync += row_cursor.eq(row_cursor + Mux(independent, cfg.groups, 1))
