@@ -299,3 +299,29 @@ class CoreBfm:
                         CMD: "cmd__ready", WL: "wload__ready", RB: "membrane read-back"}[kind]
                 raise BfmTimeout(f"no progress for {self.stall_limit} cycles at operation {i} "
                                  f"of {n} (cycle {st.cycles}): waiting for {what}")
+
+
+async def exchange(bfm: CoreBfm, payloads: list, n_beats: int, max_cycles: int = 200) -> tuple:
+    """Send raw command payloads back to back with ``out__ready`` = 1 and
+    collect beats until ``n_beats`` arrived and the core is idle (or
+    ``max_cycles`` passed). Returns ``(beats, error)``; for directed tests."""
+    from cocotb.triggers import FallingEdge, ReadOnly
+    sig = bfm.sig
+    beats, i, idle_cycles = [], 0, 0
+    for _ in range(max_cycles):
+        await FallingEdge(sig["clk"])
+        bfm.stats.cycles += 1
+        if i < len(payloads):
+            bfm.drive("cmd_payload", payloads[i])
+        bfm.drive("cmd_valid", int(i < len(payloads)))
+        bfm.drive("out_ready", 1)
+        await ReadOnly()
+        if i < len(payloads) and sig["cmd_ready"].value == 1:
+            i += 1
+        if sig["out_valid"].value == 1:
+            beats.append(bfm.decode_beat(sig["out_payload"].value.to_unsigned()))
+        idle_cycles = idle_cycles + 1 if (i == len(payloads) and sig["busy"].value == 0) else 0
+        if len(beats) >= n_beats and idle_cycles > 2:
+            break
+    err = sig["error"].value
+    return beats, (int(err) if err.is_resolvable else -1)

@@ -31,6 +31,7 @@ from .build import SIMULATORS, BuildError, build, emit_rtl, run
 __all__ = ["SimOptions", "SimResult", "run_sim", "main"]
 
 TESTS = ("full_run", "reset_mid_run")
+ALL_TESTS = TESTS + ("error_flags",)
 
 
 class OptionError(ValueError):
@@ -126,7 +127,9 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
     for name, t in r.summary.get("tests", {}).items():
         c = t.get("checked")
         if not c:
-            lines.append(f"   {name}: FAILED before checking ({t.get('failure', '')[:200]})")
+            first = (t.get("failure") or "").splitlines()[:1]
+            lines.append(f"   {name}: {'PASS' if t.get('ok') else 'FAIL'}"
+                         + (f" ({first[0][:200]})" if first else ""))
             continue
         cov = c["coverage"]
         lines.append(
@@ -205,7 +208,7 @@ def parse_args(argv) -> SimOptions:
                         "0: none, for clean cycle counts")
     p.add_argument("--no-stress", dest="stress", action="store_false",
                    help="same as --stress 0")
-    p.add_argument("--test", choices=TESTS, action="append",
+    p.add_argument("--test", choices=ALL_TESTS, action="append",
                    help="run only this cocotb test (repeatable)")
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. acc_width=12 fire=ge")

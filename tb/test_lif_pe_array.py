@@ -182,6 +182,51 @@ if cocotb is not None:
         await s.checked_run("reset_mid_run")
 
 
+    @cocotb.test()
+    async def error_flags(dut):
+        """docs/interface.md "Errors": sticky bits, dropped commands, N beats
+        for a bad TILE, cleared by reset."""
+        plan = _load_plan()
+        if "error_flags" not in plan["tests"]:
+            return
+        from tb.bfm import exchange
+        s = _Session(dut, plan)
+        cfg, cmd = s.cfg, s.layouts["cmd"]
+        s.bfm.drive_all_idle(rst=1)
+        await s.start_clock(dut)
+        await s.reset("error_flags")
+        problems = []
+        # bit 0: reserved op and reserved mode; the commands are dropped
+        beats, err = await exchange(s.bfm, [cmd.pack(op=3), cmd.pack(op=2, mode=3)], 0)
+        if err != 0b001 or beats:
+            problems.append(f"reserved op/mode: error {err:#05b} (exp 0b001), {len(beats)} beats (exp 0)")
+        beats, err = await exchange(s.bfm, [cmd.pack(op=2, base=0, mode=0, first=1),
+                                            cmd.pack(op=1)], cfg.groups)
+        if err != 0b001:
+            problems.append(f"error bits are not sticky: {err:#05b} after a good tile (exp 0b001)")
+        if [int(b["group"]) for b in beats] != list(range(cfg.groups)):
+            problems.append(f"a good tile after an error gave groups {[int(b['group']) for b in beats]}")
+        await s.reset("error_flags")
+        # bit 2: a CHAINED layer at the last row; its second tile would use row mem_rows
+        last = cfg.mem_rows - 1
+        if last < (1 << cfg.mem_addr_width):
+            beats, err = await exchange(s.bfm, [cmd.pack(op=2, base=last, mode=0, first=1),
+                                                cmd.pack(op=1), cmd.pack(op=1)], 2 * cfg.groups)
+            if err != 0b100:
+                problems.append(f"membrane row {cfg.mem_rows} >= mem_rows: error {err:#05b} (exp 0b100)")
+            got = [(int(b["tile"]), int(b["group"]), int(b["last"])) for b in beats]
+            exp = [(t, g, int(g == cfg.groups - 1)) for t in range(2) for g in range(cfg.groups)]
+            if got != exp:
+                problems.append(f"bad TILE must still give its N beats: got (tile, group, last) {got}")
+        await s.reset("error_flags")
+        beats, err = await exchange(s.bfm, [], 0, max_cycles=4)
+        if err != 0:
+            problems.append(f"reset does not clear error: {err:#05b}")
+        msg = "[error_flags] " + "; ".join(problems) if problems else None
+        s.record("error_flags", {"ok": not problems, "failure": msg})
+        assert not problems, msg
+
+
 # --------------------------------------------------------------------------
 # pytest side
 # --------------------------------------------------------------------------
@@ -236,6 +281,26 @@ def test_lif_pe_array(case):
 def test_lif_pe_array_full(case):
     """The full sweep (``--full`` or ``-m slow``)."""
     _run_case(*case)
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_error_flags(sim):
+    """Directed check of the error bits (reserved op/mode, membrane row range)."""
+    _run_case(sim, 8, 2, True, "soft", tests=("error_flags",))
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(100, 116))
+def test_soak_random_configs(seed):
+    """Random shapes, widths and seeds on Verilator (``-m soak``)."""
+    import random as _r
+    rng = _r.Random(seed)
+    array = rng.choice([8, 16, 32, 64])
+    groups = rng.choice([g for g in (1, 2, 4, 8) if array % g == 0])
+    extra = rng.choice([{}, {"fire": "ge"}, {"acc_width": 11, "mem_width": 12, "theta_int": 300},
+                        {"weight_width": 5, "theta_int": 9, "leak_int": 128}])
+    _run_case("verilator", array, groups, rng.random() < 0.7, rng.choice(["soft", "hard"]),
+              seed=seed, timesteps=rng.randint(2, 5), extra_cfg=extra)
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
