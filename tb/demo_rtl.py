@@ -1,0 +1,140 @@
+"""Run one integer network over a spike set on the generated RTL (demo helper).
+
+:func:`run_network` emits and builds the core for ``cfg`` with the
+testbench's own flow (:func:`tb.build.emit_rtl`, :func:`tb.build.build`:
+same cache in ``sim_build/``, same Verilator flags and lint waivers), then
+runs the cocotb test :mod:`tb.demo_cocotb` through ``cocotb_tools.runner``
+with a plan that names the network and spike files. The simulation runs in a
+worker thread while the calling thread reports progress (samples done) from
+the file the cocotb test rewrites after every sample.
+
+Result (:class:`RtlRun`): pass/fail, the scoreboard counts, cycles, the
+RTL's read-out values ``[samples, T, outputs]`` and the run directory
+(``<build>/runs/demo-<time>-<id>/``: plan, network, spikes, summary, log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from golden.config import HwConfig
+from golden.network import Network, save_network
+
+from .build import TIMESCALE, TOPLEVEL, Build, _get_runner, _patched_env, _tail, build, \
+    emit_rtl, verilator_env
+
+__all__ = ["TEST_MODULE", "RtlRun", "build_core", "run_network"]
+
+TEST_MODULE = "tb.demo_cocotb"
+
+
+@dataclass
+class RtlRun:
+    """What one demo simulation reported."""
+
+    ok: bool
+    summary: dict
+    readout: Optional[np.ndarray]   # int64 [samples, T, outputs] observed on the RTL
+    run_dir: Path
+    log: Path
+    seconds: float
+    failure: str = ""
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Argmax of the RTL read-out summed over T."""
+        return self.readout.sum(axis=1).argmax(axis=1)
+
+
+def build_core(cfg: HwConfig, sim: str = "verilator") -> Build:
+    """Emit (cached) and build (cached) the core for ``cfg``."""
+    verilog, manifest = emit_rtl(cfg)
+    return build(cfg, sim, verilog, manifest, quiet=True)
+
+
+def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = False, seed: int = 1,
+                progress: Optional[Callable[[int], None]] = None, poll: float = 0.5,
+                tag: str = "demo") -> RtlRun:
+    """Simulate ``net`` on build ``b`` over ``spikes`` (0/1 ``[samples, T, *in_shape]``).
+
+    ``progress(samples_started)`` is called from this thread while the
+    simulation runs. Never raises for a failed simulation: ``ok`` is False and
+    ``failure`` says why (scoreboard report or the log tail).
+    """
+    from cocotb_tools.runner import get_results
+
+    net.validate(b.cfg)
+    spikes = np.asarray(spikes)
+    run_dir = b.build_dir / "runs" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir(parents=True)
+    save_network(net, run_dir / "network.npz")
+    np.save(run_dir / "spikes.npy", spikes.astype(np.uint8))
+    plan = {"cfg": b.cfg.to_dict(), "manifest": str(b.manifest_path), "sim": b.sim,
+            "network": str(run_dir / "network.npz"), "spikes": str(run_dir / "spikes.npy"),
+            "summary": str(run_dir / "summary.json"), "readout": str(run_dir / "readout.npy"),
+            "progress": str(run_dir / "progress.json"), "stress": stress, "seed": seed,
+            "stall_limit": 5000, "max_report": 8,
+            "repro": f"python -m tb.demo (run directory {run_dir})"}
+    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+    log, results = run_dir / "sim.log", run_dir / "results.xml"
+    env = {"TB_PLAN": str(run_dir / "plan.json"), "COCOTB_ANSI_OUTPUT": "0"}
+    state = {"ok": False, "error": None}
+
+    def work():
+        hide = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            with _patched_env(verilator_env() if b.sim == "verilator" else {}):
+                _get_runner(b.sim).test(
+                    test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                    build_dir=b.build_dir, test_dir=run_dir, extra_env=env, timescale=TIMESCALE,
+                    results_xml=str(results), log_file=log)
+            state["ok"] = True
+        except (SystemExit, RuntimeError) as e:
+            state["error"] = str(e)
+        finally:
+            if hide is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = hide
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=work, daemon=True)
+    th.start()
+    pfile = run_dir / "progress.json"
+    last = -1
+    while th.is_alive():
+        th.join(poll)
+        if progress is not None and pfile.exists():
+            try:
+                n = json.loads(pfile.read_text())["samples_started"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if n != last:
+                progress(n)
+                last = n
+    secs = time.monotonic() - t0
+    summary = {}
+    sfile = run_dir / "summary.json"
+    if sfile.exists():
+        summary = json.loads(sfile.read_text())
+    try:
+        ntests, nfailed = get_results(results)
+    except Exception:  # noqa: BLE001 - a missing/garbled results file is a failed run
+        ntests, nfailed = 0, 1
+    readout = np.load(run_dir / "readout.npy") if (run_dir / "readout.npy").exists() else None
+    ok = state["ok"] and ntests > 0 and nfailed == 0 and bool(summary.get("ok")) and readout is not None
+    failure = ""
+    if not ok:
+        failure = summary.get("failure") or (
+            f"simulation failed without a scoreboard report ({state['error'] or 'no summary'}); "
+            f"see {log}\n{_tail(log, 40)}")
+    if progress is not None and ok:
+        progress(int(spikes.shape[0]))
+    return RtlRun(ok, summary, readout, run_dir, log, secs, failure)
