@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 ARRAY ?= 128
 GROUPS ?= 4
 
-.PHONY: setup sysdeps test emit clean sim
+.PHONY: setup sysdeps test emit clean sim report
 
 setup: $(STAMP) sysdeps
 
@@ -64,3 +64,13 @@ emit: setup
 
 clean:
 	rm -rf rtl sim_build build reports .pytest_cache
+
+# Hardware cost report (owned by gen/report.py; method in docs/report.md):
+#   make report [REPORT_ARGS='--array 128 --groups 1,2,4,8 --no-sim']
+# Yosys area by block, LIF share, buffer bits, logic depth, measured throughput,
+# LIF memory table -> reports/hardware_report.md + PNGs; synthesis cache in build/report_cache/.
+REPORT_ARGS ?=
+
+report: setup
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,report]'
+	$(VPY) -m gen.report $(REPORT_ARGS)
