@@ -71,6 +71,11 @@ clean:
 # LIF memory table -> reports/hardware_report.md + PNGs; synthesis cache in build/report_cache/.
 REPORT_ARGS ?=
 
-report: setup
+REPORT_STAMP := $(VENV)/.report-installed
+
+$(REPORT_STAMP): $(STAMP)
 	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,report]'
+	@touch $@
+
+report: setup $(REPORT_STAMP)
 	$(VPY) -m gen.report $(REPORT_ARGS)
