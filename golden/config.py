@@ -252,6 +252,8 @@ class HwConfig:
 
 def _exact(value: float, bits: int, name: str, bits_name: str) -> int:
     scaled = value * (1 << bits)
+    if scaled in (float("inf"), float("-inf")):  # round() would raise OverflowError
+        raise ConfigError(f"{name}={value!r} is far outside the representable range")
     n = round(scaled)
     if n != scaled:
         raise ConfigError(
