@@ -79,3 +79,11 @@ $(REPORT_STAMP): $(STAMP)
 
 report: setup $(REPORT_STAMP)
 	$(VPY) -m gen.report $(REPORT_ARGS)
+
+# End-to-end demo (owned by tb/demo.py; see docs/demo.md): train four EfficientLIF-Net
+# variants on scikit-learn's 8x8 digits, quantize, run every test sample bit-exact on the
+# generated RTL (ARRAY=128, GROUPS=4, Verilator); writes reports/demo.md and reports/demo.png.
+.PHONY: demo
+demo: setup
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo]'
+	$(VPY) -m tb.demo
