@@ -39,6 +39,7 @@ from golden.config import ConfigError, HwConfig
 
 __all__ = ["BLOCKS", "GATE_EQUIVALENTS", "ConsistencyError", "BlockCost", "block_of",
            "attribute_blocks", "check_consistency", "gate_equivalents", "lif_share",
+           "lif_share_with_controller", "per_unit",
            "BuildReport", "memory_rows", "render_markdown", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,6 +170,21 @@ def lif_share(blocks: dict, measure: str = "cells") -> float:
     return lif / (lif + pe) if lif + pe else 0.0
 
 
+def lif_share_with_controller(blocks: dict) -> float:
+    """Like :func:`lif_share` in GE, with the membrane buffer controller (carry
+    register, V select, output register) counted as LIF cost: closer to
+    SATA's per-PE LIF, which includes the membrane and threshold registers."""
+    lif = blocks["lif"].ge + blocks["memctl"].ge
+    return lif / (lif + blocks["pe"].ge) if lif + blocks["pe"].ge else 0.0
+
+
+def per_unit(blocks: dict, cfg: HwConfig) -> dict:
+    """GE per LIF unit and per PE accumulator (both banks) and their ratio."""
+    lif = blocks["lif"].ge / max(1, blocks["lif"].instances)
+    pe = blocks["pe"].ge / cfg.array
+    return {"lif_unit_ge": lif, "pe_ge": pe, "ratio": lif / pe if pe else 0.0}
+
+
 def check_consistency(cfg: HwConfig, manifest: dict, res, blocks: dict) -> list:
     """Check the netlist against ``cfg`` and the manifest; return the checks
     made (one line each). Raises :class:`ConsistencyError` listing every
@@ -237,6 +253,8 @@ class BuildReport:
                            for k, b in self.blocks.items()}
             d["lif_share_cells"] = lif_share(self.blocks, "cells")
             d["lif_share_ge"] = lif_share(self.blocks, "ge")
+            d["lif_share_with_controller_ge"] = lif_share_with_controller(self.blocks)
+            d["per_unit"] = per_unit(self.blocks, self.cfg)
         return d
 
 
@@ -292,6 +310,17 @@ def render_markdown(reports: list, mem_rows: list, args_line: str) -> str:
                 f"{sum(x.ge for x in b.values()):,.0f} | {b['membuf'].memory_bits:,} | "
                 f"{b['wbuf'].memory_bits:,} | {r.synth.depth} | {lif_depth} | "
                 f"{r.manifest['cycles']['lif_cycles_per_tile']} |")
+        lines += ["", "LIF share with the membrane buffer controller counted as LIF (GE; "
+                  "closer to SATA's LIF, which includes the membrane register) and per-unit "
+                  "areas (paper, SATA: LIF ≈ 129 µm² vs spike-accumulate ≈ 97 µm² per PE, "
+                  "ratio 1.33):", "",
+                  "| ARRAY | GROUPS | LIF share incl. controller (GE) | GE per LIF unit "
+                  "| GE per PE accumulator (2 banks) | LIF unit / PE |", "|" + "---|" * 6]
+        for r in synthed:
+            pu = per_unit(r.blocks, r.cfg)
+            lines.append(f"| {r.cfg.array} | {r.cfg.groups} | "
+                         f"{_pct(lif_share_with_controller(r.blocks))} | {pu['lif_unit_ge']:.0f} | "
+                         f"{pu['pe_ge']:.0f} | {pu['ratio']:.2f} |")
         lines += ["", "Paper (section 5.3.9, SATA model, 128 PEs): LIF share of PE compute "
                   "61.6 % at the baseline, 28.6 % at C#4 (per-PE LIF ≈ 129 µm², "
                   "spike-accumulate ≈ 97 µm²). LIF share = LIF-unit cost / (PE accumulator "
@@ -413,14 +442,22 @@ def plot_area(reports: list, path: Path) -> None:
     ax.set_title("Logic area by block")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax2.plot(list(x), [100 * lif_share(r.blocks, "cells") for r in rs], "o-", label="cells")
-    ax2.plot(list(x), [100 * lif_share(r.blocks, "ge") for r in rs], "s--", label="GE")
-    paper = {1: 61.6, 4: 28.6}
-    px = [i for i, r in enumerate(rs) if r.cfg.groups in paper and r.cfg.array == 128]
-    if px:
-        ax2.plot(px, [paper[rs[i].cfg.groups] for i in px], "k*", ms=12,
-                 label="paper (SATA, 128 PEs)")
-    ax2.set_xticks(list(x), labels)
+    arrays = sorted({r.cfg.array for r in rs})
+    for a in arrays:
+        ra = sorted((r for r in rs if r.cfg.array == a), key=lambda r: r.cfg.groups)
+        gx = [r.cfg.groups for r in ra]
+        tag = f"A={a}, " if len(arrays) > 1 else ""
+        ax2.plot(gx, [100 * lif_share(r.blocks, "cells") for r in ra], "o-",
+                 label=f"{tag}LIF units, cells")
+        ax2.plot(gx, [100 * lif_share(r.blocks, "ge") for r in ra], "s--",
+                 label=f"{tag}LIF units, GE")
+        ax2.plot(gx, [100 * lif_share_with_controller(r.blocks) for r in ra], "^:",
+                 label=f"{tag}LIF units + controller, GE")
+    ax2.plot([1, 4], [61.6, 28.6], "k*", ms=13, label="paper (SATA, 128 PEs)")
+    ax2.set_xscale("log", base=2)
+    groups = sorted({r.cfg.groups for r in rs} | {1, 4})
+    ax2.set_xticks(groups, [str(g) for g in groups])
+    ax2.set_xlabel("GROUPS (C#N)")
     ax2.set_ylabel("LIF / (PE acc + LIF) [%]")
     ax2.set_title("LIF share of PE compute")
     ax2.set_ylim(0, 100)
@@ -437,7 +474,7 @@ def plot_memory(mem_rows: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(MEMORY_ARCHS), figsize=(12, 4.6), sharey=True)
+    fig, axes = plt.subplots(1, len(MEMORY_ARCHS), figsize=(12, 5.0), sharey=True)
     width = 0.8 / len(MEMORY_SCHEMES)
     for ax, arch in zip(axes, MEMORY_ARCHS):
         for j, s in enumerate(MEMORY_SCHEMES):
@@ -457,8 +494,10 @@ def plot_memory(mem_rows: list, path: Path) -> None:
         ax.set_title(f"{arch}: LIF forward memory (32-bit, T={MEMORY_T})")
         ax.grid(axis="y", which="both", alpha=0.3)
     axes[0].set_ylabel("MiB per sample")
-    axes[-1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     _save_fig(fig, path)
     plt.close(fig)
 
