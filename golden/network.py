@@ -36,6 +36,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -407,7 +408,7 @@ def load_network(path) -> Network:
             contents = {k: archive[k] for k in archive.files}
     except NetworkError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise NetworkError(f"{where_f}: not a readable .npz archive ({e})") from None
     if "network.json" not in contents:
         raise NetworkError(f"{where_f}: missing the 'network.json' description")
