@@ -165,6 +165,12 @@ class TrainConfig:
     #: weights are clamped to ±weight_clip after every step, so that one
     #: fixed-point scale (frac_bits) serves every layer with fine resolution
     weight_clip: float = 1.98
+    #: quantization-aware training: the forward pass always uses weights
+    #: rounded to multiples of 2**-qat_frac_bits (straight-through gradient to
+    #: float shadow weights), so the trained weights lie on the fixed-point grid
+    #: and only the leak rounding (F3) separates float and fixed point.
+    #: None = plain float training.
+    qat_frac_bits: Optional[int] = 6
 
 
 def build_model(scheme: str, tc: TrainConfig) -> EfficientLIFNet:
@@ -202,7 +208,8 @@ def train(scheme: str, tc: TrainConfig, spikes: np.ndarray, labels: np.ndarray,
           progress: Optional[Callable[[int, float], None]] = None) -> EfficientLIFNet:
     """Train one variant; ``progress(epoch, mean_loss)`` is called after each epoch."""
     model = build_model(scheme, tc)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    shadow = [w.detach().clone().requires_grad_(True) for w in model.weights]
+    opt = torch.optim.Adam(shadow, lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, tc.epochs))
     gen = torch.Generator().manual_seed(tc.seed + 1)
     x_all = _time_major(spikes)
@@ -213,20 +220,35 @@ def train(scheme: str, tc: TrainConfig, spikes: np.ndarray, labels: np.ndarray,
         total, count = 0.0, 0
         for i in range(0, n, tc.batch):
             idx = order[i:i + tc.batch]
+            _load_weights(model, shadow, tc)
             logits = model(x_all[:, idx])
             loss = torch.nn.functional.cross_entropy(logits, y_all[idx])
-            opt.zero_grad()
+            model.zero_grad()
             loss.backward()
+            for w, sw in zip(model.weights, shadow):  # straight-through estimator
+                sw.grad = w.grad
             opt.step()
             with torch.no_grad():
-                for w in model.weights:
-                    w.clamp_(-tc.weight_clip, tc.weight_clip)
+                for sw in shadow:
+                    sw.clamp_(-tc.weight_clip, tc.weight_clip)
             total += float(loss.detach()) * idx.numel()
             count += idx.numel()
         sched.step()
         if progress is not None:
             progress(epoch, total / max(1, count))
+    _load_weights(model, shadow, tc)
     return model
+
+
+def _load_weights(model: EfficientLIFNet, shadow: list, tc: TrainConfig) -> None:
+    """Copy the shadow weights into the model, on the fixed-point grid when QAT is on."""
+    with torch.no_grad():
+        for w, sw in zip(model.weights, shadow):
+            if tc.qat_frac_bits is None:
+                w.copy_(sw)
+            else:
+                scale = 2.0 ** tc.qat_frac_bits
+                w.copy_(torch.round(sw * scale) / scale)
 
 
 def cache_key(scheme: str, tc: TrainConfig) -> str:
