@@ -52,6 +52,7 @@ class Scoreboard:
     layer_modes: dict = field(default_factory=dict)
     max_report: int = 8
     max_slots: int = 8
+    neuron_of: object = None   # (layer, tile, pe) -> str, e.g. "neuron (c 3, h 2, w 1)"
 
     def __post_init__(self) -> None:
         self.next_beat = 0
@@ -108,7 +109,8 @@ class Scoreboard:
         bad = np.flatnonzero((es != gs) | (ev != gv))
         for k in bad[:self.max_slots].tolist():
             pe = exp.group * S + k
-            lines.append(f"  slot {k} (PE {pe}): spike exp {int(es[k])} got {fmt_value(gs[k])}, "
+            nrn = f", {self.neuron_of(exp.layer, exp.tile, pe)}" if self.neuron_of else ""
+            lines.append(f"  slot {k} (PE {pe}{nrn}): spike exp {int(es[k])} got {fmt_value(gs[k])}, "
                          f"value exp {int(ev[k])} got {fmt_value(gv[k])}")
         if bad.size > self.max_slots:
             lines.append(f"  ... and {bad.size - self.max_slots} more slot(s) of this beat")

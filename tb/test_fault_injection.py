@@ -46,6 +46,6 @@ def test_mutation_is_detected(mutation):
     res = run_sim(opts)
     assert not res.ok, f"mutation {mutation.name!r} ({mutation.bug}) was NOT detected:\n{res.text}"
     findings = "\n".join(res.run.failures)
-    assert re.search(r"^\[full_run\] (TIMEOUT|\d+ mismatch)", findings, re.M), \
+    assert re.search(r"^\[full_run\] seed \d+: (TIMEOUT|\d+ mismatch)", findings, re.M), \
         f"mutation {mutation.name!r} failed for another reason:\n{res.text}"
     print(f"{mutation.name}: detected\n{findings}")

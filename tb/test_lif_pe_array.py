@@ -88,7 +88,19 @@ class _Session:
         return Scoreboard(self.cfg, self.beats, repro=self.plan.get("repro", ""),
                           layer_names={i: l.name for i, l in enumerate(self.net.layers)},
                           layer_modes={i: l.mode for i, l in enumerate(self.net.layers)},
-                          max_report=self.plan.get("max_report", 8))
+                          max_report=self.plan.get("max_report", 8),
+                          neuron_of=self.neuron_of)
+
+    def neuron_of(self, layer: int, tile: int, pe: int) -> str:
+        """Which output neuron PE ``pe`` of ``tile`` holds (golden.schedule mapping)."""
+        try:
+            idx = int(self.sched.allocation.tiles[layer][tile].pe_neurons[pe])
+        except (KeyError, IndexError):
+            return "neuron ?"
+        if idx < 0:
+            return "padding"
+        c, h, w = self.net.layers[layer].out_chw
+        return f"neuron {idx} (c {idx // (h * w)}, h {idx // w % h}, w {idx % w})"
 
     async def start_clock(self, dut):
         from cocotb.clock import Clock
@@ -124,7 +136,8 @@ class _Session:
                 "sim_seconds": time.monotonic() - t0}
         failure = None
         if timeout is not None or not sb.ok:
-            failure = f"[{name}] " + (f"TIMEOUT: {timeout}\n" if timeout else "") + sb.report()
+            failure = f"[{name}] seed {self.plan['seed']}: " + \
+                (f"TIMEOUT: {timeout}\n" if timeout else "") + sb.report()
             if timeout and sb.ok and self.plan.get("repro"):
                 failure += f"\nreproduce: {self.plan['repro']}"
         data["failure"] = failure
