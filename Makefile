@@ -87,3 +87,14 @@ report: setup $(REPORT_STAMP)
 demo: setup
 	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo]'
 	$(VPY) -m tb.demo
+
+# Long randomized co-simulation (tb/soak.py, docs/reliability.md): new seed per
+# run (network, spikes, backpressure, command gaps, occasional mid-run reset)
+# until SPIKES output spike bits were checked against the golden model.
+#   make soak [ARRAY=128] [GROUPS=4] [SPIKES=1000000] [SOAK_SEED=1000] [SIM=..] [RESET=..]
+SPIKES ?= 1000000
+SOAK_SEED ?= 1000
+.PHONY: soak
+soak: setup
+	@$(VPY) -m tb.soak --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --reset '$(RESET)' \
+	  --spikes '$(SPIKES)' --seed '$(SOAK_SEED)'
