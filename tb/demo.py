@@ -70,7 +70,8 @@ def parse_args(argv):
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--reports", default=str(REPO / "reports"), help="output directory")
     p.add_argument("--cache", default=str(REPO / "build" / "demo"), help="weight cache directory")
-    p.add_argument("--threads", type=_posint("--threads"), default=2, help="torch threads")
+    p.add_argument("--threads", type=_posint("--threads"), default=1,
+                   help="torch threads (default 1: the fastest on a shared 2-core machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     rtl = [] if a.rtl.strip().lower() == "none" else [s.strip() for s in a.rtl.split(",") if s.strip()]
