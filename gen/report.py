@@ -234,6 +234,7 @@ class BuildReport:
     checks: list = None
     throughput: list = None
     throughput_error: str = ""
+    verilog: object = None        # path of the emitted Verilog
 
     def as_dict(self) -> dict:
         d = {"config": self.cfg.to_dict(), "name": self.cfg.name,
@@ -560,12 +561,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_int_list("groups"), default=list(DEFAULT_GROUPS),
                    metavar="N[,N...]", help="C#N group counts (default 1,2,4,8); replaces "
                                             "the default. Every N must divide every A.")
-    p.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="parallel Yosys runs / simulations (default 2)")
     p.add_argument("--out-dir", default="reports", help="report folder (default reports/)")
     p.add_argument("--cache-dir", default="build/report_cache",
                    help="synthesis cache (default build/report_cache/)")
-    p.add_argument("--sim", choices=("icarus", "verilator"), default="icarus",
-                   help="simulator for the throughput runs (default icarus)")
+    p.add_argument("--sim", choices=("icarus", "verilator"), default="verilator",
+                   help="simulator for the throughput runs (default verilator; Icarus "
+                        "manages only a few cycles per second on a 128-PE build)")
     p.add_argument("--tiles", type=int, default=16, help="tiles per throughput run (default 16)")
     p.add_argument("--no-sim", action="store_true", help="skip the throughput simulations")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys (memory table, "
@@ -649,7 +652,13 @@ def main(argv=None) -> int:
 
 
 def run(cfgs: list, args) -> list:
-    """Emit, synthesize, check and simulate every configuration."""
+    """Emit, synthesize, check and simulate every configuration.
+
+    Yosys runs and throughput simulations share one pool of ``args.jobs``
+    workers (Yosys jobs interleaved with simulations); simulations run one at
+    a time (a lock), because the simulator builds patch ``os.environ``."""
+    import threading
+
     from tb.build import emit_rtl
     reports = []
     t0 = time.monotonic()
@@ -658,29 +667,45 @@ def run(cfgs: list, args) -> list:
         v, m = emit_rtl(cfg)
         reports.append(BuildReport(cfg, json.loads(Path(m).read_text())))
         reports[-1].verilog = v
-    if not args.no_synth:
+    sim_lock = threading.Lock()
+
+    def do_synth(r):
         from .synth import synthesize
-        done = 0
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futs = {pool.submit(synthesize, r.verilog, r.manifest["top"], args.cache_dir,
-                                yosys=args.yosys): r for r in reports}
-            _log(f"[yosys] {len(futs)} builds, {args.jobs} at a time "
-                 f"(a 128-PE build takes about a minute)")
-            for f in as_completed(futs):
-                r = futs[f]
-                r.synth = f.result()
-                done += 1
-                how = "cached" if r.synth.cached else f"{r.synth.seconds:.0f} s"
-                _log(f"[yosys {done}/{len(futs)}] {r.cfg.name}: {how}, "
-                     f"{r.synth.total_gates():,} cells ({time.monotonic() - t0:.0f} s elapsed)")
+        r.synth = synthesize(r.verilog, r.manifest["top"], args.cache_dir, yosys=args.yosys)
+        how = "cached" if r.synth.cached else f"{r.synth.seconds:.0f} s"
+        return f"[yosys] {r.cfg.name}: {how}, {r.synth.total_gates():,} cells"
+
+    def do_sim(r):
+        from tb.throughput import measure
+        with sim_lock:
+            t = time.monotonic()
+            r.throughput = measure(r.cfg, args.sim, tiles=args.tiles)
+        return f"[sim {args.sim}] {r.cfg.name}: {time.monotonic() - t:.0f} s"
+
+    tasks = []
+    for r in reports:
+        if not args.no_synth:
+            tasks.append((do_synth, r))
+        if not args.no_sim:
+            tasks.append((do_sim, r))
+    if tasks:
+        _log(f"[run] {sum(t[0] is do_synth for t in tasks)} Yosys jobs (about a minute each "
+             f"for 128 PEs, cached afterwards) and {sum(t[0] is do_sim for t in tasks)} "
+             f"throughput simulations, {args.jobs} at a time")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futs = [pool.submit(fn, r) for fn, r in tasks]
+        try:
+            for done, f in enumerate(as_completed(futs), 1):
+                _log(f"[{done}/{len(futs)}] {f.result()} "
+                     f"({time.monotonic() - t0:.0f} s elapsed)")
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+    if not args.no_synth:
         for r in reports:
             r.blocks = attribute_blocks(r.synth)
             r.checks = check_consistency(r.cfg, r.manifest, r.synth, r.blocks)
-    if not args.no_sim:
-        from tb.throughput import measure
-        for i, r in enumerate(reports, 1):
-            _log(f"[sim {i}/{len(reports)}] {r.cfg.name} on {args.sim}")
-            r.throughput = measure(r.cfg, args.sim, tiles=args.tiles)
     return reports
 
 
