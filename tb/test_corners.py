@@ -113,7 +113,7 @@ def _weights(rng, cfg: HwConfig, n_out: int, n_in: int) -> np.ndarray:
         elif kind == "rand":
             w[o] = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=n_in)
         elif kind == "small":
-            w[o] = rng.integers(-3, 4, size=n_in)
+            w[o] = rng.integers(max(-3, cfg.weight_min), min(3, cfg.weight_max) + 1, size=n_in)
         else:  # extremes of both signs: order-dependent saturation (F2)
             w[o] = rng.choice([cfg.weight_min, cfg.weight_max], size=n_in)
     return w
