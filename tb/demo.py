@@ -279,6 +279,7 @@ def main(argv=None) -> int:
           f"{tc.split_seed}), deterministic rate coding, T = {tc.timesteps}; network conv 3×3/2 "
           f"1→{tc.channels} (own membrane) → L block of two conv 3×3 {tc.channels}→{tc.channels} "
           f"→ linear {tc.channels * 16}→10 read-out.", "",
+          "## Summary", "", rep.summary_table(float_rows, quant_rows, ok_rows), "",
           "## Float accuracy and LIF memory (paper Table 1 layout)", "",
           rep.table1(float_rows, tc.timesteps, 16), "",
           "## Hardware build and quantization", "", rep.config_table(cfg.to_dict(), manifest, choices),
@@ -303,6 +304,8 @@ def main(argv=None) -> int:
          "rtl": ok_rows, "cfg": cfg.to_dict(), "train": asdict(tc),
          "seconds": {"train": t_train, "quant": t_quant, "rtl": t_rtl, "total": total}}, indent=1))
 
+    print()
+    print(rep.summary_table(float_rows, quant_rows, ok_rows))
     print()
     print(rep.table1(float_rows, tc.timesteps, 16).split("\n\n")[0])
     print()

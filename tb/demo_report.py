@@ -20,11 +20,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["table1", "quant_table", "layer_table", "rtl_table", "config_table", "plot"]
+__all__ = ["summary_table", "table1", "quant_table", "layer_table", "rtl_table", "config_table", "plot"]
+
+
+def _cell(v) -> str:
+    """A table cell: pipes escaped so free text cannot split the row."""
+    return str(v).replace("|", "\\|")
 
 
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
+
+
+def summary_table(float_rows: list, quant_rows: list, rtl_rows: list) -> str:
+    """One line per scheme: accuracies, LIF memory, RTL mismatches and cycles per sample."""
+    q = {r["scheme"]: r for r in quant_rows}
+    t = {r["scheme"]: r for r in rtl_rows}
+    lines = ["| Method | float acc | fixed-point acc | RTL acc | RTL mismatches | LIF fwd memory "
+             "(words) | LIF bwd memory (words) | cycles / sample | LIF share |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in float_rows:
+        s = r["scheme"]
+        rt = t.get(s)
+        fixed = _pct(q[s]["fixed_acc"]) if s in q else "–"
+        if rt:
+            rtl = [_pct(rt["rtl_acc"]), str(rt["mismatches"]), f"{rt['cycles_per_sample']:.0f}",
+                   _pct(rt["lif_share"])]
+        else:
+            rtl = ["not run", "–", "–", "–"]
+        lines.append(f"| {s} | {_pct(r['acc'])} | {fixed} | {rtl[0]} | {rtl[1]} | {r['fwd_words']} | "
+                     f"{r['bwd_words']} | {rtl[2]} | {rtl[3]} |")
+    return "\n".join(lines)
 
 
 def table1(rows: list, timesteps: int, mem_width: int) -> str:
@@ -111,7 +137,7 @@ def config_table(cfg: dict, manifest: dict, choices: dict) -> str:
             ("membrane buffer", f"{c['mem_rows']} rows × {c['array'] // c['groups']} × "
                                 f"{c['mem_width']} bits")]
     lines = ["| parameter | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += [f"| {k} | {_cell(v)} |" for k, v in rows]
     return "\n".join(lines)
 
 

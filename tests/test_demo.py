@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from golden.config import HwConfig
 from golden.digits import (GROUPS, SCHEMES, DigitsError, TrainConfig, accuracy, cache_key,
                            demo_layers, encode, load_split, scheme_layers, train, train_cached)
 
@@ -130,6 +131,10 @@ def test_report_formatting(tmp_path):
     assert t1.startswith("| Method | Acc") and t1.count("\n| ") == len(SCHEMES)  # one row each
     assert "| a |" in rep.layer_table(qr).splitlines()[0] + "|"
     assert "1 of 2 differ" in rep.quant_table(qr)
+    summ = rep.summary_table(fl, qr, [])
+    assert summ.count("not run") == len(SCHEMES) and "80.00 %" in summ
+    cfg = rep.config_table(HwConfig().to_dict(), {}, {"frac_bits": {"reason": "a |w| b"}})
+    assert "a \\|w\\| b" in cfg  # pipes escaped inside cells
     rep.plot(tmp_path / "d.png", fl, qr, [])
     assert (tmp_path / "d.png").stat().st_size > 1000
 
@@ -159,3 +164,32 @@ def test_rtl_two_samples_match_fixed_point(split):
     assert r.summary["checked"]["mismatches"] == 0 and r.summary["checked"]["beats"] > 0
     fixed = run_fixed(q.cfg, q.network, np.swapaxes(xt, 0, 1)).output  # [T, B, 10]
     assert np.array_equal(r.readout, np.swapaxes(fixed, 0, 1).reshape(r.readout.shape))
+
+
+def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
+    """The read-out the demo scores comes from the observed beats, and a wrong value is a mismatch."""
+    from golden.schedule import Beat
+    from tb.demo_cocotb import RecordingScoreboard
+    cfg = HwConfig(array=8, groups=2)            # S = 4 slots per group
+    z = np.zeros(4, dtype=np.int64)
+    beats = [Beat(z, z + 5, 0, 0, 0, 0, 0, 0, 0),                       # a LIF beat, sample 0
+             Beat(z, np.array([1, 2, 3, 4]), 0, 0, 0, 1, 1, 0, 0),      # read-out, sample 0, t 0
+             Beat(z, np.array([7, 8, 9, 10]), 0, 1, 1, 1, 1, 0, 0),     # group 1: neurons 4..7
+             Beat(z, np.array([1, 1, 1, 1]), 0, 0, 0, 1, 1, 0, 1)]      # sample 1
+    class Stats:
+        cycles = 0
+    sb = RecordingScoreboard(cfg, beats)
+    sb.attach(samples=2, timesteps=1, outputs=6, stats=Stats, progress=None)
+
+    def got(b, values=None):
+        return {"spikes": list(b.spikes), "values": list(b.values if values is None else values),
+                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+    for b in beats[:3]:
+        Stats.cycles += 10
+        assert sb.check_beat(got(b))
+    Stats.cycles += 10
+    assert not sb.check_beat(got(beats[3], [1, 1, 6, 1]))   # the RTL said 6
+    assert sb.n_mismatches == 1
+    assert sb.readout[0, 0].tolist() == [1, 2, 3, 4, 7, 8]  # only the 6 real outputs
+    assert sb.readout[1, 0].tolist() == [1, 1, 6, 1, 0, 0]  # what the RTL said, not the golden value
+    assert sb.sample_first_cycle.tolist() == [10, 40]
