@@ -16,8 +16,10 @@ Everything here is deterministic for fixed arguments:
   ``GROUPS = 4`` build (see below);
 * :func:`train` / :func:`train_cached` — Adam + cross-entropy on the
   read-out current summed over T, with the float reference
-  (:mod:`golden.reference`, arctan surrogate); weights cached under a key
-  derived from every hyperparameter;
+  (:mod:`golden.reference`, arctan surrogate), quantization-aware by default
+  (forward pass on the 2^-qat_frac_bits weight grid, straight-through
+  gradient; :class:`TrainConfig`); weights cached under a key derived from
+  every hyperparameter, the layer list and the torch version;
 * :func:`accuracy` — float accuracy of a model on encoded spikes.
 
 Network (input 1x8x8):
