@@ -83,9 +83,13 @@ report: setup $(REPORT_STAMP)
 # End-to-end demo (owned by tb/demo.py; see docs/demo.md): train four EfficientLIF-Net
 # variants on scikit-learn's 8x8 digits, quantize, run every test sample bit-exact on the
 # generated RTL (ARRAY=128, GROUPS=4, Verilator); writes reports/demo.md and reports/demo.png.
+DEMO_STAMP := $(VENV)/.installed-demo
 .PHONY: demo
-demo: setup
+$(DEMO_STAMP): $(STAMP)
 	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo]'
+	@touch $@
+
+demo: setup $(DEMO_STAMP)
 	$(VPY) -m tb.demo
 
 # Long randomized co-simulation (tb/soak.py, docs/reliability.md): new seed per

@@ -19,6 +19,11 @@ import numpy as np
 import pytest
 import torch
 
+# the demo's extra dependencies (pip install -e '.[demo]', done by `make demo`)
+pytest.importorskip("sklearn", reason="scikit-learn missing: pip install -e '.[demo]' (make demo)")
+pytest.importorskip("matplotlib", reason="matplotlib missing: pip install -e '.[demo]' (make demo)")
+pytest.importorskip("tqdm", reason="tqdm missing: pip install -e '.[demo]' (make demo)")
+
 from golden.config import HwConfig
 from golden.digits import (GROUPS, SCHEMES, DigitsError, TrainConfig, accuracy, cache_key,
                            demo_layers, encode, load_split, scheme_layers, train, train_cached)
