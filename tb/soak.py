@@ -7,6 +7,7 @@ target number of output spike bits has been compared with the golden model::
     python -m tb.soak                                   # 1,000,000 spikes, ARRAY=128 GROUPS=4
     python -m tb.soak --spikes 30000 --array 32 --groups 4
     python -m tb.soak --minutes 20 --json soak.json     # stop after 20 min at the latest
+    python -m tb.soak --fired 1000000                   # ... and until 1e6 checked spikes were 1
 
 Every run draws, from its seed: a new random test network (:mod:`tb.stimulus`:
 conv C#N, L-shared block or not, linear C#N, independent and read-out
@@ -55,6 +56,7 @@ class SoakOptions:
     groups: int = 4
     sim: str = "verilator"
     spikes: int = 1_000_000          # target: output spike bits compared
+    fired: int = 0                   # optional second target: spike bits that were 1
     seed0: int = 1000                # run k uses seed seed0 + k
     minutes: float = 0.0             # 0 = no time limit
     reset_every: int = 3             # about one run in this many adds reset_mid_run
@@ -146,7 +148,7 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
     res = SoakResult()
     t0 = time.monotonic()
     k = 0
-    while res.spike_bits < opts.spikes:
+    while res.spike_bits < opts.spikes or res.fired < opts.fired:
         if opts.minutes and time.monotonic() - t0 > 60 * opts.minutes:
             break
         so = _plan_run(opts, k)
@@ -185,11 +187,12 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
             progress(f"run {res.runs:3d} seed {so.seed} samples {so.samples} T {so.timesteps} "
                      f"L {'on ' if so.layer_share else 'off'} {'+reset ' if len(so.tests) > 1 else '       '}"
                      f"{'PASS' if r.ok else 'FAIL'}  total spike bits {res.spike_bits:,} / {opts.spikes:,}"
-                     f"  ({res.wall_seconds:.0f} s)")
+                     + (f", fired {res.fired:,} / {opts.fired:,}" if opts.fired else "")
+                     + f"  ({res.wall_seconds:.0f} s)")
         if not r.ok and not opts.keep_going:
             break
     res.wall_seconds = time.monotonic() - t0
-    res.target_reached = res.spike_bits >= opts.spikes
+    res.target_reached = res.spike_bits >= opts.spikes and res.fired >= opts.fired
     return res
 
 
@@ -242,6 +245,8 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
     p.add_argument("--reset", choices=("soft", "hard"), default="soft")
     p.add_argument("--spikes", type=_int_at_least(1), default=1_000_000,
                    help="target: output spike bits compared with the golden model (default 1e6)")
+    p.add_argument("--fired", type=_int_at_least(0), default=0,
+                   help="also run until this many checked spike bits were 1 (default 0: no target)")
     p.add_argument("--seed", type=_int_at_least(0), default=1000,
                    help="seed of the first run; run k uses seed+k (default 1000)")
     p.add_argument("--minutes", type=_minutes, default=0.0,
@@ -271,7 +276,8 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
             extra[k] = int(v) if k in ints else v
         except ValueError:
             p.error(f"--cfg {k}={v!r}: expected an integer")
-    opts = SoakOptions(array=a.array, groups=a.groups, sim=a.sim, spikes=a.spikes, seed0=a.seed,
+    opts = SoakOptions(array=a.array, groups=a.groups, sim=a.sim, spikes=a.spikes, fired=a.fired,
+                       seed0=a.seed,
                        minutes=a.minutes, reset_every=a.reset_every, samples=a.samples,
                        timesteps=a.timesteps, reset=a.reset, extra_cfg=extra,
                        keep_going=a.keep_going)
