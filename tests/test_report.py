@@ -342,7 +342,7 @@ def test_cli_end_to_end_tiny(tmp_path):
     r = _cli("--array", "4", "--groups", "1,2", "--no-sim", "--out-dir", str(out),
              "--cache-dir", str(tmp_path / "c"))
     assert r.returncode == 0, r.stderr
-    assert "[yosys 2/2]" in r.stderr
+    assert "[2/2] [yosys]" in r.stderr
     md = (out / "hardware_report.md").read_text()
     assert "| 4 | 1 | 4 |" in md and "| 4 | 2 | 2 |" in md      # ARRAY | GROUPS | LIF units
     assert "vgg16" in md and "resnet19" in md
