@@ -319,3 +319,24 @@ def test_corner_detects_fire_ge_mutant(tmp_path, monkeypatch):
     assert cov["tie_quiet"] > 0
     assert not r.ok, "the fire_ge mutant passed the U == θ corner case"
     assert "mismatch" in r.failure_text()
+
+
+def _busy_x(text: str) -> str:
+    """Drive the top-level ``busy`` output with X (an undriven/uninitialised output)."""
+    import re
+    new, n = re.subn(r"^(\s*assign busy = )\\busy\$\d+\s*\|\s*\\busy\$\d+\s*;$", r"\1 1'bx;",
+                     text, count=1, flags=re.M)
+    if n != 1:
+        raise RuntimeError("the top-level 'assign busy' changed; update _busy_x")
+    return new
+
+
+def test_icarus_x_output_is_caught(tmp_path, monkeypatch):
+    """Self-check of the X/Z rule on Icarus: with ``busy`` forced to X the
+    reset contract check (tb/bfm.py CoreBfm.reset) must fail the run and
+    name the port."""
+    r, cov, seed = run_corner("one_lif_unit_theta_max_ge", "icarus", tmp_path, monkeypatch,
+                              mutate=_busy_x, tag="busy_x")
+    assert not r.ok
+    assert "outputs not 0/1 after reset" in r.failure_text() and "busy" in r.failure_text(), \
+        r.failure_text()
