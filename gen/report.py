@@ -408,9 +408,44 @@ def render_markdown(reports: list, mem_rows: list, args_line: str) -> str:
             rs = {r.scheme: r for r in mem_rows if r.arch == arch and r.input_size == size}
             lines.append(f"| {arch} | {size} | " + " | ".join(
                 f"{rs[s].fwd_ratio:.3f}" for s in MEMORY_SCHEMES) + " |")
+    lines += ["", "### Ratios compared with the paper's Table 1 (forward, to the baseline)", "",
+              "| arch | input | scheme | paper | ours | note |", "|---|---|---|---|---|---|"]
+    lines += paper_ratio_rows(mem_rows)
     lines += ["", "### Full table", "", mem_markdown(mem_rows), "",
               "![memory by scheme](memory_by_scheme.png)", ""]
     return "\n".join(lines)
+
+
+def paper_ratio_rows(mem_rows: list) -> list:
+    """Markdown rows: forward memory / baseline, paper Table 1 vs ours, for the
+    schemes Table 1 has (baseline, L, C#2, L+C#2)."""
+    from golden.memory import PAPER_TABLE1, memory_table
+    out = []
+    for arch in MEMORY_ARCHS:
+        for size in MEMORY_SIZES:
+            paper = PAPER_TABLE1.get((arch, size))
+            if not paper:
+                continue
+            ours = {r.scheme: r for r in mem_rows if r.arch == arch and r.input_size == size}
+            ls = {}
+            if arch == "vgg16":
+                ls = {r.scheme: r for r in memory_table("vgg16-ls", size, MEMORY_T,
+                                                        ("baseline", "L", "L+C#2"))}
+            for scheme in ("L", "C#2", "L+C#2"):
+                if scheme not in paper or scheme not in ours:
+                    continue
+                pr = paper[scheme][0] / paper["baseline"][0]
+                note = ""
+                if scheme.startswith("L") and ls:
+                    note = (f"released L-sharing VGG16 (stage 2: 128 ch): "
+                            f"{ls[scheme].fwd_ratio:.3f}; the paper divides its L figure by "
+                            f"the other VGG16's baseline")
+                elif scheme.startswith("L") and arch == "resnet19":
+                    note = ("the paper's L figure equals two membranes per stage "
+                            "(docs/golden.md); the released code keeps one")
+                out.append(f"| {arch} | {size} | {scheme} | {pr:.3f} | "
+                           f"{ours[scheme].fwd_ratio:.3f} | {note} |")
+    return out
 
 
 def _cfg_summary(cfg: HwConfig) -> str:
