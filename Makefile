@@ -26,9 +26,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VPY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# System packages: Icarus Verilog, Yosys (area report) and the LZ4 headers that
+# Verilator needs to write FST waveforms.
 sysdeps:
 	@missing=""; for t in iverilog:iverilog yosys:yosys; do \
 	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	test -f /usr/include/lz4.h || missing="$$missing liblz4-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \
