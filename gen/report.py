@@ -233,7 +233,6 @@ class BuildReport:
     blocks: dict = None
     checks: list = None
     throughput: list = None
-    throughput_error: str = ""
     verilog: object = None        # path of the emitted Verilog
 
     def as_dict(self) -> dict:
@@ -242,8 +241,7 @@ class BuildReport:
              "membrane_buffer_bits": self.manifest["membrane_buffer"]["bits"],
              "weight_buffer_bits": self.manifest["weight_buffer"]["bits"],
              "lif_cycles_per_tile": self.manifest["cycles"]["lif_cycles_per_tile"],
-             "checks": self.checks, "throughput": self.throughput,
-             "throughput_error": self.throughput_error}
+             "checks": self.checks, "throughput": self.throughput}
         if self.synth is not None:
             d["synth"] = {"yosys": self.synth.yosys_version, "key": self.synth.key,
                           "seconds": self.synth.seconds, "depth": self.synth.depth,
@@ -381,9 +379,6 @@ def render_markdown(reports: list, mem_rows: list, args_line: str) -> str:
                              f"{wo['cycles_per_tile']:.2f} |")
     else:
         lines.append("Not measured (`--no-sim`).")
-    errs = [r for r in reports if r.throughput_error]
-    for r in errs:
-        lines.append(f"* {r.cfg.name}: throughput not measured: {r.throughput_error}")
     lines += ["", "## Consistency checks (netlist vs configuration vs manifest)", ""]
     for r in synthed:
         lines.append(f"* `{r.cfg.name}`: " + "; ".join(f"{c} ✓" for c in r.checks))
