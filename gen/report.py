@@ -287,6 +287,17 @@ def render_markdown(reports: list, mem_rows: list, args_line: str) -> str:
              "meaning of every column: `docs/report.md`. All builds use the `HwConfig`",
              "defaults except ARRAY and GROUPS "
              f"({_cfg_summary(reports[0].cfg)}).", ""]
+    lines += ["## Per-build figures from the manifest", "",
+              "| ARRAY | GROUPS | LIF units | membrane buffer bits | weight buffer bits "
+              "| accumulator bits (2 banks) | LIF cycles / tile | events/tile without stall |",
+              "|" + "---|" * 8]
+    for r in reports:
+        mf = r.manifest
+        lines.append(f"| {r.cfg.array} | {r.cfg.groups} | {mf['lif_units']} | "
+                     f"{mf['membrane_buffer']['bits']:,} | {mf['weight_buffer']['bits']:,} | "
+                     f"{mf['accumulator_bits']:,} | {mf['cycles']['lif_cycles_per_tile']} | "
+                     f"≥ {mf['cycles']['min_events_no_stall']} |")
+    lines.append("")
     if synthed:
         ver = synthed[0].synth.yosys_version
         lines += [f"Synthesis: {ver}, generic gates (`synth -run begin:fine`, then `techmap`,",
@@ -382,6 +393,8 @@ def render_markdown(reports: list, mem_rows: list, args_line: str) -> str:
     lines += ["", "## Consistency checks (netlist vs configuration vs manifest)", ""]
     for r in synthed:
         lines.append(f"* `{r.cfg.name}`: " + "; ".join(f"{c} ✓" for c in r.checks))
+    if not synthed:
+        lines.append("Not made (`--no-synth`).")
     lines += ["", "## LIF membrane memory (golden.memory)", "",
               f"One sample, T = {MEMORY_T}, MiB (2^20 B); fwd = membranes alive between LIF "
               "steps; bwd = plain BPTT for the baseline, reversible backward (paper §4.3) for "

@@ -374,3 +374,16 @@ def test_throughput_matches_timing_contract():
     for e in (1, 2, 8):
         assert by[(e, True)]["period"] == max(e + 1, cfg.groups + 1)
         assert by[(e, False)]["period"] > by[(e, True)]["period"]
+
+
+def test_cli_no_synth_no_sim_gives_manifest_figures_and_memory(tmp_path):
+    out = tmp_path / "rep"
+    r = _cli("--array", "8", "--groups", "2,4", "--no-synth", "--no-sim", "--out-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    md = (out / "hardware_report.md").read_text()
+    # ARRAY | GROUPS | LIF units | membrane bits (64 rows x S x 16) | weight bits | acc | cycles
+    assert "| 8 | 2 | 4 | 4,096 | 16,384 | 256 | 3 |" in md
+    assert "| 8 | 4 | 2 | 2,048 | 16,384 | 256 | 5 |" in md
+    assert "Not measured (`--no-sim`)" in md and "Ratios compared with the paper" in md
+    assert not (out / "area_by_block.png").exists()
+    assert (out / "memory_by_scheme.png").exists()
