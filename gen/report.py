@@ -31,7 +31,7 @@ import re
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ MEMORY_ARCHS = ("vgg16", "resnet19")
 MEMORY_SIZES = (32, 64, 224)
 MEMORY_SCHEMES = ("baseline", "L", "C#2", "L+C#2", "C#4", "C#8")
 MEMORY_T = 5
+HEARTBEAT_S = 30.0                  # progress line while long jobs run
 
 #: Report blocks in display order: key -> label.
 BLOCKS = {
@@ -735,14 +736,33 @@ def run(cfgs: list, args) -> list:
         _log(f"[run] {sum(t[0] is do_synth for t in tasks)} Yosys jobs (about a minute each "
              f"for 128 PEs, cached afterwards) and {sum(t[0] is do_sim for t in tasks)} "
              f"throughput simulations, {args.jobs} at a time")
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futs = [pool.submit(fn, r) for fn, r in tasks]
+    running: dict = {}              # task label -> start time (heartbeat lines)
+
+    def tracked(fn, r):
+        label = f"{'yosys' if fn is do_synth else 'sim'} {r.cfg.name}"
+        running[label] = time.monotonic()
         try:
-            for done, f in enumerate(as_completed(futs), 1):
-                _log(f"[{done}/{len(futs)}] {f.result()} "
-                     f"({time.monotonic() - t0:.0f} s elapsed)")
+            return fn(r)
+        finally:
+            running.pop(label, None)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        pending = {pool.submit(tracked, fn, r) for fn, r in tasks}
+        done = 0
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=HEARTBEAT_S,
+                                         return_when=FIRST_COMPLETED)
+                for f in finished:
+                    done += 1
+                    _log(f"[{done}/{len(tasks)}] {f.result()} "
+                         f"({time.monotonic() - t0:.0f} s elapsed)")
+                if not finished:
+                    now = time.monotonic()
+                    _log("  ... running: " + ", ".join(
+                        f"{k} ({now - v:.0f} s)" for k, v in sorted(running.items())))
         except BaseException:
-            for f in futs:
+            for f in pending:
                 f.cancel()
             raise
     if not args.no_synth:
