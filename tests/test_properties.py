@@ -480,3 +480,50 @@ def test_property_helpers_can_fail():
     object.__setattr__(bad, "groups", 3)  # bypass validation: 128 % 3 != 0
     with pytest.raises(AssertionError):
         check_invariants(bad)
+
+
+# ------------------------------------------------------ tb.sim / tb.soak CLI
+sim_opt = st.one_of(
+    st.tuples(st.sampled_from(["--array", "--groups", "--seed", "-T", "--samples"]),
+              st.one_of(st.sampled_from(["1", "2", "4", "8", "16", "128"]), int_text)),
+    st.tuples(st.sampled_from(["--sim"]), st.sampled_from(["verilator", "icarus", "vcs", ""])),
+    st.tuples(st.sampled_from(["--reset"]), st.sampled_from(["soft", "hard", "x"])),
+    st.tuples(st.sampled_from(["--layer-share", "--stress", "--waves"]),
+              st.sampled_from(["0", "1", "2", "yes", ""])),
+    st.tuples(st.just("--cfg"), st.sampled_from(
+        ["acc_width=12", "fire=ge", "theta_int=0", "mem_width=x", "bogus=1", "theta_int",
+         "array=4", "leak_int=300", "weight_rows=1", "mem_rows=1"])),
+    st.tuples(st.sampled_from(["--bogus", "-x"]), st.just("1")))
+
+
+def _parse(parse, argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            return parse(argv), err.getvalue()
+        except SystemExit as e:
+            return e.code, err.getvalue()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(sim_opt, max_size=5))
+def test_tb_sim_and_soak_options_valid_or_one_error_line(pairs):
+    """``python -m tb.sim`` / ``python -m tb.soak`` option parsing (no
+    simulation is started): options or exit 2 with one ``...: error:`` line."""
+    from tb.sim import SimOptions
+    from tb.sim import parse_args as sim_parse
+    from tb.soak import SoakOptions
+    from tb.soak import parse_args as soak_parse
+    argv = [x for p in pairs for x in p]
+    r, err = _parse(sim_parse, argv)
+    if isinstance(r, SimOptions):
+        r.config()
+    else:
+        lines = err.strip().splitlines()
+        assert r == 2 and len(lines) == 1 and lines[0].startswith("tb.sim: error:"), (argv, err)
+    # the soak has no --layer-share/--stress/--waves and takes ranges for --samples/-T
+    soak_only = ("--layer-share", "--stress", "--waves", "--samples", "-T")
+    r, err = _parse(soak_parse, [x for p in pairs if p[0] not in soak_only for x in p])
+    if not isinstance(r, tuple) or not isinstance(r[0], SoakOptions):
+        lines = err.strip().splitlines()
+        assert r == 2 and len(lines) == 1 and lines[0].startswith("tb.soak: error:"), (argv, err)
