@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -251,7 +252,7 @@ class Network:
             if not isinstance(layer, Layer):
                 raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
             ok = (layer.in_shape == prev) or (
-                layer.kind == "linear" and layer.in_shape[0] == int(np.prod(prev)))
+                layer.kind == "linear" and layer.in_shape[0] == math.prod(prev))
             if not ok:
                 src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
                 raise NetworkError(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
