@@ -527,3 +527,14 @@ def test_tb_sim_and_soak_options_valid_or_one_error_line(pairs):
     if not isinstance(r, tuple) or not isinstance(r[0], SoakOptions):
         lines = err.strip().splitlines()
         assert r == 2 and len(lines) == 1 and lines[0].startswith("tb.soak: error:"), (argv, err)
+
+
+def test_network_flatten_check_does_not_wrap():
+    """Regression: the conv -> linear shape check multiplied C*H*W with
+    np.prod in int64, so a declared conv output of 3 x 3 x 2049638230412172402
+    neurons (9 * that = 2**64 + 2) was accepted as feeding a 2-input linear
+    layer. The check must use exact integers."""
+    h = (2 * pow(9, -1, 2 ** 64)) % 2 ** 64
+    with pytest.raises(NetworkError, match="does not match"):
+        Network((1, 3, h), (Layer.conv((1, 3, h), np.ones((3, 1, 1, 1))),
+                            Layer.linear(np.ones((2, 2)))))
