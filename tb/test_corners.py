@@ -252,10 +252,9 @@ if cocotb is not None:
             bad = bfm.unresolved_outputs()
             if bad:
                 problems.append("outputs not 0/1 at the end of the run: " + ", ".join(bad))
-        failure = None
-        if problems or timeout or not sb.ok:
-            failure = "[corner_run] " + "; ".join(problems) \
-                + (f"TIMEOUT: {timeout}\n" if timeout else "") + ("" if sb.ok else sb.report())
+        parts = (["reset / X-Z contract: " + "; ".join(problems)] if problems else []) \
+            + ([f"TIMEOUT: {timeout}"] if timeout else []) + ([] if sb.ok else [sb.report()])
+        failure = ("[corner_run] " + "\n".join(parts)) if parts else None
         _record(plan, "corner_run", {"ok": failure is None, "checked": sb.counts(),
                                      "cycles": bfm.stats.cycles, "failure": failure,
                                      "sim_seconds": time.monotonic() - t0})
