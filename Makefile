@@ -4,7 +4,8 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with the pins in constraints.txt; system simulators
+# installs the project with all its extras (dev, demo, report) and the pins in
+# constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report]'
 	@touch $@
 
 # System packages: Icarus Verilog, Yosys (area report) and the LZ4 headers that
@@ -74,25 +75,14 @@ clean:
 # LIF memory table -> reports/hardware_report.md + PNGs; synthesis cache in build/report_cache/.
 REPORT_ARGS ?=
 
-REPORT_STAMP := $(VENV)/.report-installed
-
-$(REPORT_STAMP): $(STAMP)
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,report]'
-	@touch $@
-
-report: setup $(REPORT_STAMP)
+report: setup
 	$(VPY) -m gen.report $(REPORT_ARGS)
 
 # End-to-end demo (owned by tb/demo.py; see docs/demo.md): train four EfficientLIF-Net
 # variants on scikit-learn's 8x8 digits, quantize, run every test sample bit-exact on the
 # generated RTL (ARRAY=128, GROUPS=4, Verilator); writes reports/demo.md and reports/demo.png.
-DEMO_STAMP := $(VENV)/.installed-demo
-.PHONY: demo
-$(DEMO_STAMP): $(STAMP)
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo]'
-	@touch $@
-
-demo: setup $(DEMO_STAMP)
+.PHONY: demo report
+demo: setup
 	$(VPY) -m tb.demo
 
 # Long randomized co-simulation (tb/soak.py, docs/reliability.md): new seed per
