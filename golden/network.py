@@ -409,7 +409,8 @@ def load_network(path) -> Network:
             contents = {k: archive[k] for k in archive.files}
     except NetworkError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
+            RuntimeError) as e:  # zipfile: unsupported compression / 'encrypted' flag
         raise NetworkError(f"{where_f}: not a readable .npz archive ({e})") from None
     if "network.json" not in contents:
         raise NetworkError(f"{where_f}: missing the 'network.json' description")
