@@ -47,7 +47,7 @@ from .config import HwConfig
 
 __all__ = [
     "NetworkError", "Layer", "Network", "KINDS", "MODES", "LIF_MODES",
-    "save_network", "load_network", "FILE_FORMAT", "FILE_VERSION",
+    "save_network", "load_network", "FILE_FORMAT", "FILE_VERSION", "MAX_TILES",
 ]
 
 KINDS = ("linear", "conv")
@@ -65,6 +65,43 @@ class NetworkError(ValueError):
 
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+#: Sanity bound on the tiles of one layer (the ``tile`` field of an output beat
+#: is 16 bits). LIF layers are bounded harder by ``mem_rows``; this caps readout
+#: layers, so that :meth:`Network.validate` never maps an absurd declared shape.
+MAX_TILES = 1 << 16
+
+
+def _int64_weights(weight, bad) -> np.ndarray:
+    """``weight`` as an int64 array; integers only, every value exactly representable in int64."""
+    try:
+        w = np.asarray(weight)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise bad(f"weight is not a numeric array ({e})") from None
+    if not w.size:
+        return w.astype(np.int64) if w.dtype.kind in "iufb" else np.zeros(w.shape, np.int64)
+    if w.dtype.kind == "i":
+        return w.astype(np.int64)
+    if w.dtype.kind == "u":
+        if int(w.max()) > np.iinfo(np.int64).max:
+            idx = np.unravel_index(int(np.argmax(w)), w.shape)
+            raise bad(f"weight {int(w[idx])} at index {tuple(int(i) for i in idx)} is beyond the "
+                      f"int64 range")
+        return w.astype(np.int64)
+    if w.dtype.kind != "f":
+        raise bad(f"weight must hold integers, got dtype {w.dtype}")
+    with np.errstate(invalid="ignore"):
+        # 2**63 is exact in float64; [-2**63, 2**63) is what int64 holds
+        ok = np.isfinite(w) & (w == np.round(w)) & (w >= -2.0 ** 63) & (w < 2.0 ** 63)
+    if not ok.all():
+        idx = np.unravel_index(int(np.argmin(ok)), w.shape)
+        v = w[idx].item()
+        at = tuple(int(i) for i in idx)
+        if not (np.isfinite(v) and v == round(v)):
+            raise bad(f"weight must hold integers, got {v!r} at index {at}")
+        raise bad(f"weight {v!r} at index {at} is beyond the int64 range")
+    return w.astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,13 +165,7 @@ class Layer:
         if self.block is not None:
             object.__setattr__(self, "block", int(self.block))
 
-        w = np.asarray(self.weight)
-        if w.dtype.kind not in "iu":
-            if w.dtype.kind == "f" and w.size and np.all(np.isfinite(w)) and np.all(w == np.round(w)):
-                pass  # integral floats are accepted
-            elif w.size:
-                raise bad(f"weight must hold integers, got dtype {w.dtype}")
-        w = w.astype(np.int64)
+        w = _int64_weights(self.weight, bad)
         if self.kind == "linear":
             if len(shape) != 1:
                 raise bad(f"a linear layer takes in_shape (features,), got {shape}")
@@ -173,11 +204,11 @@ class Layer:
 
     @property
     def out_size(self) -> int:
-        return int(np.prod(self.out_shape))
+        return math.prod(self.out_shape)
 
     @property
     def in_size(self) -> int:
-        return int(np.prod(self.in_shape))
+        return math.prod(self.in_shape)
 
     @property
     def fan_in_size(self) -> int:
@@ -201,7 +232,7 @@ class Layer:
     @classmethod
     def linear(cls, weight, *, mode: str = "chained", block=None, name: str = "") -> "Layer":
         """A linear layer whose shapes come from ``weight[out, in]``."""
-        w = np.asarray(weight)
+        w = _int64_weights(weight, lambda m: NetworkError(f"layer {name!r}: {m}"))
         if w.ndim != 2:
             raise NetworkError(f"layer {name!r}: linear weight must be 2-D [out, in], got shape {w.shape}")
         return cls("linear", (w.shape[1],), w.shape[0], w, mode=mode, block=block, name=name)
@@ -210,7 +241,7 @@ class Layer:
     def conv(cls, in_shape, weight, *, stride: int = 1, padding: int = 0, mode: str = "chained",
              block=None, name: str = "") -> "Layer":
         """A conv layer whose channel counts and kernel come from ``weight[out, in_c, k, k]``."""
-        w = np.asarray(weight)
+        w = _int64_weights(weight, lambda m: NetworkError(f"layer {name!r}: {m}"))
         if w.ndim != 4 or w.shape[2] != w.shape[3]:
             raise NetworkError(f"layer {name!r}: conv weight must be [out, in_c, k, k], got shape {w.shape}")
         return cls("conv", tuple(in_shape), w.shape[0], w, kernel=w.shape[2], stride=stride,
@@ -327,7 +358,7 @@ class Network:
         fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
         ``cfg.mem_rows``.
         """
-        from .schedule import membrane_rows_of_block, tile_fanin_sizes
+        from .schedule import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
 
         if not isinstance(cfg, HwConfig):
             raise NetworkError(f"validate() needs an HwConfig, got {type(cfg).__name__}")
@@ -341,6 +372,26 @@ class Network:
                 raise NetworkError(f"{where(i, layer)}: chained mode needs out_channels "
                                    f"({layer.out_channels}) divisible by groups={cfg.groups}; "
                                    f"use mode='independent' or change the channel count")
+            # Sizes first, arithmetically: a declared shape may be absurd (a file
+            # can declare a 10^7 x 10^7 input for a 1x1 kernel) and nothing
+            # below may allocate per tile before the tile count is known to fit.
+            tiles = layer_tiles(cfg, layer)
+            if layer.is_lif:
+                rows = membrane_rows_of_block(cfg, layer)
+                if rows > cfg.mem_rows:
+                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows ({tiles} tiles "
+                                       f"of output shape {layer.out_shape}) > mem_rows={cfg.mem_rows}; "
+                                       f"raise mem_rows, use more groups or shrink the layer")
+            elif tiles > MAX_TILES:
+                raise NetworkError(f"{where(i, layer)}: {tiles} tiles (output shape {layer.out_shape}) "
+                                   f"> {MAX_TILES}, the most one layer may have; use a larger array "
+                                   f"or shrink the layer")
+            if layer.kind == "linear":
+                if layer.in_shape[0] > cfg.weight_rows:
+                    raise NetworkError(f"{where(i, layer)}: tile 0 has fan-in {layer.in_shape[0]} > "
+                                       f"weight_rows={cfg.weight_rows}; raise weight_rows or shrink "
+                                       f"the layer")
+                continue
             sizes = tile_fanin_sizes(cfg, layer)
             worst = int(np.argmax(sizes))
             if sizes[worst] > cfg.weight_rows:

@@ -42,18 +42,20 @@ def layer_tiles(cfg: HwConfig, layer: Layer) -> int:
     return -(-(c * h * w) // cfg.array)
 
 
-def tile_pe_neurons(cfg: HwConfig, layer: Layer) -> np.ndarray:
+def tile_pe_neurons(cfg: HwConfig, layer: Layer, tiles=None) -> np.ndarray:
     """int64 ``[tiles, A]``: flat output index (C, H, W order) of each PE's neuron, -1 = padding.
 
     chained: tile ``j``, PE ``p = g·S + k`` holds neuron ``g·Cg·H·W + s`` with
     ``s = j·S + k < Cg·H·W`` (``Cg = C/N``), i.e. slot ``s = c'·H·W + h·W + w``
     of group ``g``. independent / readout: PE ``p`` of tile ``j`` holds
-    neuron ``n = j·A + p < C·H·W``.
+    neuron ``n = j·A + p < C·H·W``. ``tiles`` (optional) selects rows: a
+    sequence of tile indices instead of all :func:`layer_tiles` tiles.
     """
     c, h, w = layer.out_chw
-    tiles = layer_tiles(cfg, layer)
     a, s_, n = cfg.array, cfg.slots, cfg.groups
-    j = np.arange(tiles, dtype=np.int64)[:, None]
+    if tiles is None:
+        tiles = np.arange(layer_tiles(cfg, layer), dtype=np.int64)
+    j = np.asarray(tiles, dtype=np.int64).reshape(-1, 1)
     p = np.arange(a, dtype=np.int64)[None, :]
     if layer.mode == "chained":
         per_group = (c // n) * h * w
@@ -64,21 +66,36 @@ def tile_pe_neurons(cfg: HwConfig, layer: Layer) -> np.ndarray:
     return np.where(neuron < c * h * w, neuron, -1)
 
 
-def _conv_fanin_mask(layer: Layer, neurons: np.ndarray) -> np.ndarray:
-    """bool ``[H_in, W_in]``: input positions in the union of the receptive fields of ``neurons``."""
+#: Above this many input positions a tile's receptive-field union is collected
+#: sparsely instead of in a dense [H_in, W_in] mask.
+_DENSE_MASK_MAX = 1 << 20
+
+
+def _conv_fanin_positions(layer: Layer, neurons: np.ndarray) -> np.ndarray:
+    """Sorted unique flat input positions (h·W_in + w) in the union of the receptive fields of ``neurons``.
+
+    Memory is bounded by the neurons' receptive fields, not by the input size.
+    """
     _, hi, wi = layer.in_shape
     _, ho, wo = layer.out_chw
     k, st, pad = layer.kernel, layer.stride, layer.padding
     pos = np.unique(neurons % (ho * wo))
     oh, ow = pos // wo, pos % wo
-    mask = np.zeros((hi, wi), dtype=bool)
+    dense = hi * wi <= max(_DENSE_MASK_MAX, 4 * pos.size * k * k)
+    mask = np.zeros((hi, wi), dtype=bool) if dense else None
+    parts = []
     for kh in range(k):
         ih = oh * st - pad + kh
         for kw in range(k):
             iw = ow * st - pad + kw
             ok = (ih >= 0) & (ih < hi) & (iw >= 0) & (iw < wi)
-            mask[ih[ok], iw[ok]] = True
-    return mask
+            if dense:
+                mask[ih[ok], iw[ok]] = True
+            else:
+                parts.append(ih[ok] * wi + iw[ok])
+    if dense:
+        return np.flatnonzero(mask.ravel()).astype(np.int64)
+    return np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def tile_fanin(cfg: HwConfig, layer: Layer, pe_neurons: np.ndarray) -> np.ndarray:
@@ -94,18 +111,27 @@ def tile_fanin(cfg: HwConfig, layer: Layer, pe_neurons: np.ndarray) -> np.ndarra
     cin, hi, wi = layer.in_shape
     if real.size == 0:
         return np.zeros(0, dtype=np.int64)
-    pos = np.flatnonzero(_conv_fanin_mask(layer, real).ravel()).astype(np.int64)
+    pos = _conv_fanin_positions(layer, real)
     return (np.arange(cin, dtype=np.int64)[:, None] * (hi * wi) + pos[None, :]).ravel()
 
 
 def tile_fanin_sizes(cfg: HwConfig, layer: Layer) -> np.ndarray:
-    """int64 ``[tiles]``: fan-in size of every tile of ``layer``."""
-    pe = tile_pe_neurons(cfg, layer)
+    """int64 ``[tiles]``: fan-in size of every tile of ``layer``.
+
+    Works tile by tile (never a ``[tiles, A]`` array); time grows with the
+    number of tiles, so :meth:`Network.validate` bounds that first.
+    """
+    tiles = layer_tiles(cfg, layer)
     if layer.kind == "linear":
-        return np.full(pe.shape[0], layer.in_shape[0], dtype=np.int64)
+        return np.full(tiles, layer.in_shape[0], dtype=np.int64)
     cin = layer.in_shape[0]
-    return np.array([cin * int(_conv_fanin_mask(layer, row[row >= 0]).sum()) if (row >= 0).any() else 0
-                     for row in pe], dtype=np.int64)
+    out = np.zeros(tiles, dtype=np.int64)
+    for j in range(tiles):
+        row = tile_pe_neurons(cfg, layer, [j])[0]
+        real = row[row >= 0]
+        if real.size:
+            out[j] = cin * _conv_fanin_positions(layer, real).size
+    return out
 
 
 def tile_weights(cfg: HwConfig, layer: Layer, pe_neurons: np.ndarray, fanin: np.ndarray) -> np.ndarray:
