@@ -20,7 +20,9 @@ The object validates itself on construction and raises :class:`ConfigError`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 __all__ = ["ConfigError", "HwConfig", "RESET_MODES", "FIRE_MODES"]
@@ -41,6 +43,23 @@ MAX_ROWS = 1 << 16
 
 class ConfigError(ValueError):
     """An invalid hardware parameter. The message names the field."""
+
+
+def _show(v) -> str:
+    """``repr(v)`` for a message, short even for a huge integer (whose full
+    decimal form may be thousands of digits, or refused by Python altogether)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"{'-' if v < 0 else ''}<{v.bit_length()}-bit integer>"
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unknown_fields(names) -> None:
+    """Raise :class:`ConfigError` for names that are not fields (quoted, so one line)."""
+    known = {f.name for f in fields(HwConfig)}
+    unknown = sorted({_show(n) for n in names if not isinstance(n, str) or n not in known})
+    if unknown:
+        raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
 
 
 def _clog2(n: int) -> int:
@@ -88,13 +107,13 @@ class HwConfig:
             v = getattr(self, f.name)
             if f.type in ("int", int):
                 if isinstance(v, bool) or not isinstance(v, int):
-                    raise ConfigError(f"{f.name}: expected an integer, got {v!r}")
+                    raise ConfigError(f"{f.name}: expected an integer, got {_show(v)}")
             elif not isinstance(v, str):
-                raise ConfigError(f"{f.name}: expected a string, got {v!r}")
+                raise ConfigError(f"{f.name}: expected a string, got {_show(v)}")
 
         def need(cond: bool, field: str, msg: str) -> None:
             if not cond:
-                raise ConfigError(f"{field}={getattr(self, field)!r}: {msg}")
+                raise ConfigError(f"{field}={_show(getattr(self, field))}: {msg}")
 
         need(1 <= self.array <= MAX_ARRAY, "array", f"must be between 1 and {MAX_ARRAY}")
         need(1 <= self.groups <= self.array, "groups",
@@ -132,16 +151,24 @@ class HwConfig:
         :class:`ConfigError` naming the nearest representable value, so a
         quantization choice is never made silently.
         """
+        _unknown_fields(kw)
+        for name in ("leak_int", "theta_int"):
+            if name in kw:
+                raise ConfigError(f"{name}: from_real() takes the real value "
+                                  f"({name[:-4]}=...), not {name}")
         base = cls()
         leak_bits = kw.get("leak_bits", base.leak_bits)
         frac_bits = kw.get("frac_bits", base.frac_bits)
         for name, value in (("leak", leak), ("theta", theta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name}: expected a number, got {value!r}")
+                raise ConfigError(f"{name}: expected a number, got {_show(value)}")
             if value != value or value in (float("inf"), float("-inf")):
                 raise ConfigError(f"{name}={value!r}: must be a finite number")
-        if not isinstance(leak_bits, int) or not isinstance(frac_bits, int) \
-                or not 0 <= leak_bits <= MAX_LEAK_BITS or not 0 <= frac_bits <= MAX_WIDTH:
+
+        def usable(v, lo, hi):
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+        if not usable(leak_bits, 1, MAX_LEAK_BITS) or not usable(frac_bits, 0, MAX_WIDTH - 1):
             # Let the constructor report the bad width with its own message.
             return cls(leak_bits=leak_bits, frac_bits=frac_bits,
                        **{k: v for k, v in kw.items() if k not in ("leak_bits", "frac_bits")})
@@ -151,6 +178,7 @@ class HwConfig:
 
     def replace(self, **changes) -> "HwConfig":
         """A copy with some fields changed (validated again)."""
+        _unknown_fields(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -158,10 +186,11 @@ class HwConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HwConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+        """Build from a mapping of field names (e.g. :meth:`to_dict` / JSON)."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"configuration: expected a mapping of field names to values, "
+                              f"got {type(d).__name__}")
+        _unknown_fields(d)
         return cls(**d)
 
     def to_json(self) -> str:
@@ -250,13 +279,30 @@ class HwConfig:
         return "_".join(parts)
 
 
+def _checked_init(self, *args, **kw) -> None:
+    """``HwConfig(...)``: a wrong call (unknown field, too many or repeated
+    arguments) is a :class:`ConfigError` too, not a ``TypeError``."""
+    names = [f.name for f in fields(HwConfig)]
+    if len(args) > len(names):
+        raise ConfigError(f"configuration: {len(args)} positional values for {len(names)} fields")
+    _unknown_fields(kw)
+    twice = sorted(set(names[:len(args)]) & set(kw))
+    if twice:
+        raise ConfigError(f"{twice[0]}: given both positionally and by name")
+    _dataclass_init(self, *args, **kw)
+
+
+_dataclass_init = HwConfig.__init__
+HwConfig.__init__ = functools.wraps(_dataclass_init)(_checked_init)
+
+
 def _exact(value: float, bits: int, name: str, bits_name: str) -> int:
     scaled = value * (1 << bits)
     if scaled in (float("inf"), float("-inf")):  # round() would raise OverflowError
-        raise ConfigError(f"{name}={value!r} is far outside the representable range")
+        raise ConfigError(f"{name}={_show(value)} is far outside the representable range")
     n = round(scaled)
     if n != scaled:
         raise ConfigError(
-            f"{name}={value!r} is not representable with {bits_name}={bits} "
+            f"{name}={_show(value)} is not representable with {bits_name}={bits} "
             f"fraction bits; nearest is {n}/2**{bits} = {n / (1 << bits)!r}")
     return int(n)
