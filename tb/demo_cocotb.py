@@ -21,7 +21,6 @@ after every sample for the caller's progress bar.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -85,20 +84,14 @@ if cocotb is not None:
         """Reset, then the whole schedule of the plan's network and spikes, fully checked."""
         from cocotb.clock import Clock
 
-        from golden.config import HwConfig
-        from golden.network import load_network
-        from golden.schedule import build_schedule
-        from tb.bfm import BfmTimeout, CoreBfm, flatten
-        from tb.payload import layouts_from_manifest
+        from tb.bfm import BfmTimeout, CoreBfm
+        from tb.plan import load_network_run, load_plan
 
-        plan = json.loads(Path(os.environ["TB_PLAN"]).read_text())
+        plan = load_plan()
         t_start = time.monotonic()
-        cfg = HwConfig.from_dict(plan["cfg"])
-        net = load_network(plan["network"])
-        spikes = np.load(plan["spikes"])
-        sched = build_schedule(cfg, net, spikes)
-        layouts = layouts_from_manifest(json.loads(Path(plan["manifest"]).read_text()), cfg)
-        ops, beats = flatten(sched, layouts)
+        nr = load_network_run(plan)
+        cfg, net, spikes, sched, layouts = nr.cfg, nr.net, nr.spikes, nr.sched, nr.layouts
+        ops, beats = nr.ops, nr.beats
         t_sched = time.monotonic() - t_start
 
         bfm = CoreBfm(dut, layouts, cfg, plan.get("seed", 1), stress=plan.get("stress", False),

@@ -3,10 +3,11 @@
 :func:`run_network` emits and builds the core for ``cfg`` with the
 testbench's own flow (:func:`tb.build.emit_rtl`, :func:`tb.build.build`:
 same cache in ``sim_build/``, same Verilator flags and lint waivers), then
-runs the cocotb test :mod:`tb.demo_cocotb` through ``cocotb_tools.runner``
+runs the cocotb test :mod:`tb.demo_cocotb` through :func:`tb.build.run_cocotb`
 with a plan that names the network and spike files. The simulation runs in a
-worker thread while the calling thread reports progress (samples done) from
-the file the cocotb test rewrites after every sample.
+worker thread (``run_cocotb(progress=...)``) while the calling thread reports
+progress (samples done) from the file the cocotb test rewrites after every
+sample.
 
 Result (:class:`RtlRun`): pass/fail, the scoreboard counts, cycles, the
 RTL's read-out values ``[samples, T, outputs]`` and the run directory
@@ -16,10 +17,6 @@ RTL's read-out values ``[samples, T, outputs]`` and the run directory
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -29,8 +26,7 @@ import numpy as np
 from golden.config import HwConfig
 from golden.network import Network, save_network
 
-from .build import TIMESCALE, TOPLEVEL, Build, _get_runner, _patched_env, _tail, build, \
-    emit_rtl, verilator_env
+from .build import Build, build, emit_rtl, new_run_dir, run_cocotb
 
 __all__ = ["TEST_MODULE", "RtlRun", "build_core", "run_network"]
 
@@ -70,12 +66,9 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
     simulation runs. Never raises for a failed simulation: ``ok`` is False and
     ``failure`` says why (scoreboard report or the log tail).
     """
-    from cocotb_tools.runner import get_results
-
     net.validate(b.cfg)
     spikes = np.asarray(spikes)
-    run_dir = b.build_dir / "runs" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir(parents=True)
+    run_dir = new_run_dir(b, tag)
     save_network(net, run_dir / "network.npz")
     np.save(run_dir / "spikes.npy", spikes.astype(np.uint8))
     plan = {"cfg": b.cfg.to_dict(), "manifest": str(b.manifest_path), "sim": b.sim,
@@ -85,56 +78,31 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
             "stall_limit": 5000, "max_report": 8,
             "repro": f"python -m tb.demo (run directory {run_dir})"}
     (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
-    log, results = run_dir / "sim.log", run_dir / "results.xml"
-    env = {"TB_PLAN": str(run_dir / "plan.json"), "COCOTB_ANSI_OUTPUT": "0"}
-    state = {"ok": False, "error": None}
-
-    def work():
-        hide = os.environ.pop("PYTEST_CURRENT_TEST", None)
-        try:
-            with _patched_env(verilator_env() if b.sim == "verilator" else {}):
-                _get_runner(b.sim).test(
-                    test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
-                    build_dir=b.build_dir, test_dir=run_dir, extra_env=env, timescale=TIMESCALE,
-                    results_xml=str(results), log_file=log)
-            state["ok"] = True
-        except (SystemExit, RuntimeError) as e:
-            state["error"] = str(e)
-        finally:
-            if hide is not None:
-                os.environ["PYTEST_CURRENT_TEST"] = hide
-
-    t0 = time.monotonic()
-    th = threading.Thread(target=work, daemon=True)
-    th.start()
     pfile = run_dir / "progress.json"
-    last = -1
-    while th.is_alive():
-        th.join(poll)
-        if progress is not None and pfile.exists():
-            try:
-                n = json.loads(pfile.read_text())["samples_started"]
-            except (OSError, ValueError, KeyError):
-                continue
-            if n != last:
-                progress(n)
-                last = n
-    secs = time.monotonic() - t0
-    summary = {}
-    sfile = run_dir / "summary.json"
-    if sfile.exists():
-        summary = json.loads(sfile.read_text())
-    try:
-        ntests, nfailed = get_results(results)
-    except Exception:  # noqa: BLE001 - a missing/garbled results file is a failed run
-        ntests, nfailed = 0, 1
+    last = [-1]
+
+    def poll_progress():
+        if not pfile.exists():
+            return
+        try:
+            n = json.loads(pfile.read_text())["samples_started"]
+        except (OSError, ValueError, KeyError):
+            return
+        if n != last[0]:
+            progress(n)
+            last[0] = n
+
+    c = run_cocotb(b, TEST_MODULE, run_dir, env={"TB_PLAN": str(run_dir / "plan.json")},
+                   progress=poll_progress if progress is not None else None, poll=poll)
+    summary, log, secs = c.summary, c.log, c.seconds
     readout = np.load(run_dir / "readout.npy") if (run_dir / "readout.npy").exists() else None
-    ok = state["ok"] and ntests > 0 and nfailed == 0 and bool(summary.get("ok")) and readout is not None
+    ok = c.sim_ok and c.ntests > 0 and c.nfailed == 0 and bool(summary.get("ok")) \
+        and readout is not None
     failure = ""
     if not ok:
         failure = summary.get("failure") or (
-            f"simulation failed without a scoreboard report ({state['error'] or 'no summary'}); "
-            f"see {log}\n{_tail(log, 40)}")
+            f"simulation failed without a scoreboard report ({c.error or 'no summary'}); "
+            f"see {log}\n{c.log_tail(40)}")
     if progress is not None and ok:
         progress(int(spikes.shape[0]))
     return RtlRun(ok, summary, readout, run_dir, log, secs, failure)

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from golden.config import ConfigError, HwConfig
 
-from .build import SIMULATORS, BuildError, build, emit_rtl, run
+from .build import SIMULATORS, BuildError, build, emit_rtl, mutate_rtl, run
+from .cli import OneLineParser, bounded_int, parse_cfg_items, posint
 
 __all__ = ["SimOptions", "SimResult", "run_sim", "main"]
 
@@ -98,13 +99,7 @@ def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
     cfg = opts.config()
     verilog, manifest = emit_rtl(cfg)
     if opts.mutate is not None:
-        from pathlib import Path
-        text = Path(verilog).read_text()
-        mutated = opts.mutate(text)
-        mdir = Path(verilog).parent.parent / f"{cfg.name}-{opts.tag}"
-        mdir.mkdir(parents=True, exist_ok=True)
-        verilog = mdir / Path(verilog).name
-        verilog.write_text(mutated)
+        verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
     b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
@@ -164,45 +159,20 @@ def _bool01(name):
     return conv
 
 
-def _posint(name):
-    def conv(v: str) -> int:
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v!r}")
-        return n
-    return conv
-
-
-def _seed(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"SEED must be a non-negative integer, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"SEED must be a non-negative integer, got {v!r}")
-    return n
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clear line, exit 2
-        print(f"tb.sim: error: {message}", file=sys.stderr)
-        sys.exit(2)
+_seed = bounded_int(0, "SEED must be a non-negative integer, got {v!r}")
 
 
 def parse_args(argv) -> SimOptions:
-    p = _Parser(prog="python -m tb.sim", description=__doc__.splitlines()[0])
-    p.add_argument("--array", type=_posint("ARRAY"), default=128)
-    p.add_argument("--groups", type=_posint("GROUPS"), default=4)
+    p = OneLineParser(prog="python -m tb.sim", description=__doc__.splitlines()[0], tag="tb.sim")
+    p.add_argument("--array", type=posint("ARRAY"), default=128)
+    p.add_argument("--groups", type=posint("GROUPS"), default=4)
     p.add_argument("--sim", choices=SIMULATORS, default="verilator")
     p.add_argument("--seed", type=_seed, default=1)
     p.add_argument("--waves", type=_bool01("WAVES"), nargs="?", const=True, default=False)
     p.add_argument("--layer-share", type=_bool01("LAYER_SHARE"), default=True)
     p.add_argument("--reset", choices=("soft", "hard"), default="soft")
-    p.add_argument("-T", "--timesteps", type=_posint("T"), default=3)
-    p.add_argument("--samples", type=_posint("samples"), default=3)
+    p.add_argument("-T", "--timesteps", type=posint("T"), default=3)
+    p.add_argument("--samples", type=posint("samples"), default=3)
     p.add_argument("--stress", type=_bool01("STRESS"), default=True,
                    help="1 (default): random command gaps and output backpressure; "
                         "0: none, for clean cycle counts")
@@ -213,18 +183,7 @@ def parse_args(argv) -> SimOptions:
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. acc_width=12 fire=ge")
     a = p.parse_args(argv)
-    extra = {}
-    ints = {f for f, v in HwConfig().to_dict().items() if isinstance(v, int)}
-    for item in a.cfg:
-        k, sep, v = item.partition("=")
-        if not sep:
-            p.error(f"--cfg expects FIELD=VALUE, got {item!r}")
-        if k in ("array", "groups", "reset"):
-            p.error(f"--cfg {k}: use --{k} instead")
-        try:
-            extra[k] = int(v) if k in ints else v
-        except ValueError:
-            p.error(f"--cfg {k}={v!r}: expected an integer")
+    extra = parse_cfg_items(a.cfg, p.error)
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
                       samples=a.samples, stress=a.stress,

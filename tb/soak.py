@@ -20,6 +20,13 @@ Each run is checked completely: every beat (spike bits, values, header
 fields), every membrane row after every timestep, the error flags, and the
 X/Z state of the outputs after reset (Icarus).
 
+With ``--random-configs`` every run also draws its build from its seed
+(:func:`random_config`): ARRAY 8-64, GROUPS 1-8, reset soft or hard, and
+one of the width/θ/λ sets of :data:`RANDOM_EXTRAS` (``fire=ge``, narrow
+accumulator and membrane, 5-bit weights); ``--array``, ``--groups`` and
+``--reset`` are then ignored, ``--cfg`` fields still apply on top. Each new
+configuration is emitted and built once (cached in ``sim_build/``).
+
 What is counted (summed over the checked runs):
 
 * ``spike bits``: output spike bits compared (``S`` per beat, 0s and 1s);
@@ -29,6 +36,8 @@ What is counted (summed over the checked runs):
 * ``mismatches`` (any mismatch fails the soak);
 * cycles and rates: simulated cycles per second of simulation time, spike
   bits per second of wall time.
+
+``--runs N`` adds a third target: at least N runs.
 
 Exit status: 0 no mismatch and the target reached, 1 a mismatch or a failed
 simulation, 2 bad options (one ``tb.soak: error: ...`` line), 3 the time limit
@@ -47,7 +56,15 @@ from pathlib import Path
 
 from golden.config import ConfigError
 
-__all__ = ["SoakOptions", "SoakResult", "run_soak", "main"]
+from .cli import OneLineParser, bounded_int, parse_cfg_items
+
+__all__ = ["SoakOptions", "SoakResult", "run_soak", "random_config", "main"]
+
+#: what ``--random-configs`` draws from (see :func:`random_config`)
+RANDOM_ARRAYS = (8, 16, 32, 64)
+RANDOM_GROUPS = (1, 2, 4, 8)
+RANDOM_EXTRAS = ({}, {"fire": "ge"}, {"acc_width": 11, "mem_width": 12, "theta_int": 300},
+                 {"weight_width": 5, "theta_int": 9, "leak_int": 128})
 
 
 @dataclass
@@ -57,6 +74,7 @@ class SoakOptions:
     sim: str = "verilator"
     spikes: int = 1_000_000          # target: output spike bits compared
     fired: int = 0                   # optional second target: spike bits that were 1
+    runs: int = 0                    # optional third target: at least this many runs
     seed0: int = 1000                # run k uses seed seed0 + k
     minutes: float = 0.0             # 0 = no time limit
     reset_every: int = 3             # about one run in this many adds reset_mid_run
@@ -64,6 +82,7 @@ class SoakOptions:
     timesteps: tuple = (2, 5)        # inclusive range of timesteps per run
     reset: str = "soft"
     extra_cfg: dict = field(default_factory=dict)
+    random_configs: bool = False     # every run draws ARRAY, GROUPS, reset, widths from its seed
     keep_going: bool = False         # continue after a failing run
     stall_limit: int = 5000          # BFM watchdog (cycles without progress)
     # self-test hook: a Verilog mutation (text -> text) and its build tag (tb/mutations.py)
@@ -125,6 +144,20 @@ class SoakResult:
         ])
 
 
+def random_config(seed: int, timesteps: tuple = (2, 5)) -> dict:
+    """The build and run shape ``--random-configs`` gives seed ``seed``:
+    ``array``, ``groups``, ``extra_cfg``, ``layer_share``, ``reset``,
+    ``timesteps`` (in that order from ``random.Random(seed)``; the draws of
+    the former ``tb/test_lif_pe_array.py::test_soak_random_configs``)."""
+    rng = random.Random(seed)
+    array = rng.choice(RANDOM_ARRAYS)
+    groups = rng.choice([g for g in RANDOM_GROUPS if array % g == 0])
+    extra = dict(rng.choice(RANDOM_EXTRAS))
+    return {"array": array, "groups": groups, "extra_cfg": extra,
+            "layer_share": rng.random() < 0.7, "reset": rng.choice(["soft", "hard"]),
+            "timesteps": rng.randint(*timesteps)}
+
+
 def _plan_run(opts: SoakOptions, k: int):
     """The SimOptions of run ``k`` (deterministic in ``seed0 + k``)."""
     from .sim import SimOptions
@@ -133,12 +166,16 @@ def _plan_run(opts: SoakOptions, k: int):
     tests = ("full_run",)
     if opts.reset_every and rng.randrange(opts.reset_every) == 0:
         tests = ("full_run", "reset_mid_run")
-    return SimOptions(array=opts.array, groups=opts.groups, sim=opts.sim, seed=seed,
-                      layer_share=rng.random() < 0.7,
-                      timesteps=rng.randint(*opts.timesteps),
+    shape = {"array": opts.array, "groups": opts.groups, "extra_cfg": {}, "reset": opts.reset,
+             "layer_share": rng.random() < 0.7, "timesteps": rng.randint(*opts.timesteps)}
+    if opts.random_configs:
+        shape = random_config(seed, opts.timesteps)
+    return SimOptions(array=shape["array"], groups=shape["groups"], sim=opts.sim, seed=seed,
+                      layer_share=shape["layer_share"], timesteps=shape["timesteps"],
                       samples=rng.randint(*opts.samples),
-                      stress=True, tests=tests, extra_cfg=dict(opts.extra_cfg), reset=opts.reset,
-                      stall_limit=opts.stall_limit, mutate=opts.mutate, tag=opts.tag)
+                      stress=True, tests=tests, extra_cfg={**shape["extra_cfg"], **opts.extra_cfg},
+                      reset=shape["reset"], stall_limit=opts.stall_limit, mutate=opts.mutate,
+                      tag=opts.tag)
 
 
 def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
@@ -148,17 +185,18 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
     res = SoakResult()
     t0 = time.monotonic()
     k = 0
-    while res.spike_bits < opts.spikes or res.fired < opts.fired:
+    while res.spike_bits < opts.spikes or res.fired < opts.fired or res.runs < opts.runs:
         if opts.minutes and time.monotonic() - t0 > 60 * opts.minutes:
             break
         so = _plan_run(opts, k)
         k += 1
-        res.config = so.config().name
+        cfg_name = so.config().name
+        res.config = f"random configurations (last {cfg_name})" if opts.random_configs else cfg_name
         r = run_sim(so, quiet=True)
         res.runs += 1
         res.build_seconds += r.build_seconds
         res.reset_runs += "reset_mid_run" in so.tests
-        entry = {"seed": so.seed, "samples": so.samples, "T": so.timesteps,
+        entry = {"config": cfg_name, "seed": so.seed, "samples": so.samples, "T": so.timesteps,
                  "layer_share": so.layer_share, "tests": list(so.tests), "ok": r.ok}
         for name, t in r.summary.get("tests", {}).items():
             c = t.get("checked")
@@ -184,7 +222,8 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
             res.failures.append(r.text)
         res.wall_seconds = time.monotonic() - t0
         if progress:
-            progress(f"run {res.runs:3d} seed {so.seed} samples {so.samples} T {so.timesteps} "
+            progress(f"run {res.runs:3d} {cfg_name + ' ' if opts.random_configs else ''}"
+                     f"seed {so.seed} samples {so.samples} T {so.timesteps} "
                      f"L {'on ' if so.layer_share else 'off'} {'+reset ' if len(so.tests) > 1 else '       '}"
                      f"{'PASS' if r.ok else 'FAIL'}  total spike bits {res.spike_bits:,} / {opts.spikes:,}"
                      + (f", fired {res.fired:,} / {opts.fired:,}" if opts.fired else "")
@@ -192,27 +231,14 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
         if not r.ok and not opts.keep_going:
             break
     res.wall_seconds = time.monotonic() - t0
-    res.target_reached = res.spike_bits >= opts.spikes and res.fired >= opts.fired
+    res.target_reached = res.spike_bits >= opts.spikes and res.fired >= opts.fired \
+        and res.runs >= opts.runs
     return res
 
 
 # --------------------------------------------------------------------- CLI
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"tb.soak: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _int_at_least(lo):
-    def conv(v):
-        try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {v!r}") from None
-        if n < lo:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {v!r}")
-        return n
-    return conv
+    return bounded_int(lo, f"expected an integer >= {lo}, got {{v!r}}")
 
 
 def _range(v):
@@ -238,7 +264,7 @@ def _minutes(v):
 
 def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
     from .build import SIMULATORS
-    p = _Parser(prog="python -m tb.soak", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m tb.soak", description=__doc__.splitlines()[0], tag="tb.soak")
     p.add_argument("--array", type=_int_at_least(1), default=128)
     p.add_argument("--groups", type=_int_at_least(1), default=4)
     p.add_argument("--sim", choices=SIMULATORS, default="verilator")
@@ -247,6 +273,11 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
                    help="target: output spike bits compared with the golden model (default 1e6)")
     p.add_argument("--fired", type=_int_at_least(0), default=0,
                    help="also run until this many checked spike bits were 1 (default 0: no target)")
+    p.add_argument("--runs", type=_int_at_least(0), default=0,
+                   help="also run at least this many runs (default 0: no target)")
+    p.add_argument("--random-configs", action="store_true",
+                   help="every run draws ARRAY 8-64, GROUPS, reset and a width/θ/λ set from its "
+                        "seed (--array/--groups/--reset are then ignored)")
     p.add_argument("--seed", type=_int_at_least(0), default=1000,
                    help="seed of the first run; run k uses seed+k (default 1000)")
     p.add_argument("--minutes", type=_minutes, default=0.0,
@@ -263,21 +294,9 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     a = p.parse_args(argv)
-    from golden.config import HwConfig
-    ints = {f for f, v in HwConfig().to_dict().items() if isinstance(v, int)}
-    extra = {}
-    for item in a.cfg:
-        k, sep, v = item.partition("=")
-        if not sep:
-            p.error(f"--cfg expects FIELD=VALUE, got {item!r}")
-        if k in ("array", "groups", "reset"):
-            p.error(f"--cfg {k}: use --{k} instead")
-        try:
-            extra[k] = int(v) if k in ints else v
-        except ValueError:
-            p.error(f"--cfg {k}={v!r}: expected an integer")
+    extra = parse_cfg_items(a.cfg, p.error)
     opts = SoakOptions(array=a.array, groups=a.groups, sim=a.sim, spikes=a.spikes, fired=a.fired,
-                       seed0=a.seed,
+                       runs=a.runs, random_configs=a.random_configs, seed0=a.seed,
                        minutes=a.minutes, reset_every=a.reset_every, samples=a.samples,
                        timesteps=a.timesteps, reset=a.reset, extra_cfg=extra,
                        keep_going=a.keep_going)

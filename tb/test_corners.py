@@ -29,8 +29,6 @@ against an independent integer reference and hand-computed numbers.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import pytest
 
 from golden.config import HwConfig
 from golden.network import Layer, Network
+from tb.plan import load_network_run, load_plan, record
 
 # --------------------------------------------------------------------------
 # cases and stimulus (pure Python, also used by tests/test_corners_golden.py)
@@ -200,38 +199,22 @@ except ImportError:  # pragma: no cover
     cocotb = None
 
 
-def _record(plan: dict, name: str, data: dict) -> None:
-    path = Path(plan["summary"])
-    summary = json.loads(path.read_text()) if path.exists() else {"tests": {}}
-    summary["tests"][name] = data
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
-
-
 if cocotb is not None:
 
     @cocotb.test()
     async def corner_run(dut):
         """Reset (contract + X/Z check), the whole schedule of the plan's
         network and spikes with backpressure and gaps, X/Z check at the end."""
-        plan = json.loads(Path(os.environ["TB_PLAN"]).read_text())
+        plan = load_plan()
         if "corner_run" not in plan["tests"]:
             return
         from cocotb.clock import Clock
 
-        from golden.network import load_network
-        from golden.schedule import build_schedule
-        from tb.bfm import BfmTimeout, CoreBfm, flatten
-        from tb.payload import layouts_from_manifest
+        from tb.bfm import BfmTimeout, CoreBfm
         from tb.scoreboard import Scoreboard
 
-        cfg = HwConfig.from_dict(plan["cfg"])
-        net = load_network(plan["network"])
-        spikes = np.load(plan["spikes"])
-        sched = build_schedule(cfg, net, spikes)
-        layouts = layouts_from_manifest(json.loads(Path(plan["manifest"]).read_text()), cfg)
-        ops, beats = flatten(sched, layouts)
+        nr = load_network_run(plan)
+        cfg, net, layouts, ops, beats = nr.cfg, nr.net, nr.layouts, nr.ops, nr.beats
         bfm = CoreBfm(dut, layouts, cfg, plan["seed"], stress=plan["stress"],
                       stall_limit=plan.get("stall_limit", 3000))
         sb = Scoreboard(cfg, beats, repro=plan.get("repro", ""),
@@ -255,9 +238,9 @@ if cocotb is not None:
         parts = (["reset / X-Z contract: " + "; ".join(problems)] if problems else []) \
             + ([f"TIMEOUT: {timeout}"] if timeout else []) + ([] if sb.ok else [sb.report()])
         failure = ("[corner_run] " + "\n".join(parts)) if parts else None
-        _record(plan, "corner_run", {"ok": failure is None, "checked": sb.counts(),
-                                     "cycles": bfm.stats.cycles, "failure": failure,
-                                     "sim_seconds": time.monotonic() - t0})
+        record(plan, "corner_run", {"ok": failure is None, "checked": sb.counts(),
+                                    "cycles": bfm.stats.cycles, "failure": failure,
+                                    "sim_seconds": time.monotonic() - t0})
         assert failure is None, failure
 
 
@@ -265,7 +248,7 @@ if cocotb is not None:
 # pytest side
 # --------------------------------------------------------------------------
 
-def run_corner(name: str, sim: str, tmp_path: Path, monkeypatch, mutate=None, tag: str = ""):
+def run_corner(name: str, sim: str, tmp_path: Path, mutate=None, tag: str = ""):
     """Emit/build (cached) and co-simulate case ``name``; returns (RunResult, coverage, seed)."""
     import tb.build as tbb
     from golden.network import save_network
@@ -273,20 +256,14 @@ def run_corner(name: str, sim: str, tmp_path: Path, monkeypatch, mutate=None, ta
     cfg = case_config(name)
     verilog, manifest = tbb.emit_rtl(cfg)
     if mutate is not None:
-        text = mutate(Path(verilog).read_text())
-        mdir = Path(verilog).parent.parent / f"{cfg.name}-{tag}"
-        mdir.mkdir(parents=True, exist_ok=True)
-        verilog = mdir / Path(verilog).name
-        verilog.write_text(text)
+        verilog = tbb.mutate_rtl(cfg, verilog, mutate, tag)
     b = tbb.build(cfg, sim, verilog, manifest, tag=tag)
     save_network(net, tmp_path / "net.npz")
     np.save(tmp_path / "spikes.npy", spikes)
     plan = {"seed": seed, "stress": True, "tests": ["corner_run"], "stall_limit": 3000,
             "network": str(tmp_path / "net.npz"), "spikes": str(tmp_path / "spikes.npy"),
             "repro": f"pytest tb/test_corners.py -k '{name} and {sim}'  (stimulus seed {seed})"}
-    # tb.build.run() always runs tb.test_lif_pe_array; point it at this module
-    monkeypatch.setattr(tbb, "TEST_MODULE", "tb.test_corners")
-    r = tbb.run(b, plan)
+    r = tbb.run(b, plan, test_module="tb.test_corners")
     return r, cov, seed
 
 
@@ -294,8 +271,8 @@ PARAMS = [(name, sim) for name, (_, _, sims) in CASES.items() for sim in sims]
 
 
 @pytest.mark.parametrize("name, sim", PARAMS, ids=[f"{n}-{s}" for n, s in PARAMS])
-def test_corner(name, sim, tmp_path, monkeypatch):
-    r, cov, seed = run_corner(name, sim, tmp_path, monkeypatch)
+def test_corner(name, sim, tmp_path):
+    r, cov, seed = run_corner(name, sim, tmp_path)
     t = r.summary.get("tests", {}).get("corner_run", {})
     c = t.get("checked", {})
     print(f"{name} on {sim}: seed {seed}, golden coverage {cov}; checked beats {c.get('beats')}, "
@@ -306,14 +283,14 @@ def test_corner(name, sim, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_corner_detects_fire_ge_mutant(tmp_path, monkeypatch):
+def test_corner_detects_fire_ge_mutant(tmp_path):
     """Self-check: with '>' turned into '>=' in every LIF unit (tb/mutations.py)
     the U == θ case must fail -- the tie corner is really exercised in RTL."""
     from tb.mutations import MUTATIONS
     mut = next(m for m in MUTATIONS if m.name == "fire_ge")
     name = "if_theta_max_gt_soft"
     slots = case_config(name).slots
-    r, cov, seed = run_corner(name, "verilator", tmp_path, monkeypatch,
+    r, cov, seed = run_corner(name, "verilator", tmp_path,
                               mutate=lambda text: mut.apply(text, slots), tag=mut.name)
     assert cov["tie_quiet"] > 0
     assert not r.ok, "the fire_ge mutant passed the U == θ corner case"
@@ -330,11 +307,11 @@ def _busy_x(text: str) -> str:
     return new
 
 
-def test_icarus_x_output_is_caught(tmp_path, monkeypatch):
+def test_icarus_x_output_is_caught(tmp_path):
     """Self-check of the X/Z rule on Icarus: with ``busy`` forced to X the
     reset contract check (tb/bfm.py CoreBfm.reset) must fail the run and
     name the port."""
-    r, cov, seed = run_corner("one_lif_unit_theta_max_ge", "icarus", tmp_path, monkeypatch,
+    r, cov, seed = run_corner("one_lif_unit_theta_max_ge", "icarus", tmp_path,
                               mutate=_busy_x, tag="busy_x")
     assert not r.ok
     assert "outputs not 0/1 after reset" in r.failure_text() and "busy" in r.failure_text(), \

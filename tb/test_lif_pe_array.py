@@ -30,12 +30,13 @@ the whole sweep; ``make sim`` runs one configuration.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path
 
 import pytest
+
+from tb.plan import load_plan, record
 
 # --------------------------------------------------------------------------
 # cocotb side
@@ -45,20 +46,6 @@ try:
     import cocotb
 except ImportError:  # pragma: no cover - cocotb is a hard dependency
     cocotb = None
-
-
-def _load_plan() -> dict:
-    return json.loads(Path(os.environ["TB_PLAN"]).read_text())
-
-
-def _record(plan: dict, name: str, data: dict) -> None:
-    """Merge one cocotb test's summary into the run's summary.json."""
-    path = Path(plan["summary"])
-    summary = json.loads(path.read_text()) if path.exists() else {"tests": {}}
-    summary["tests"][name] = data
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
 
 
 class _Session:
@@ -149,7 +136,7 @@ class _Session:
             if Path(self.plan["summary"]).exists() else None
         if prev and prev.get("failure") and not data.get("failure"):
             data["failure"] = prev["failure"]
-        _record(self.plan, name, data)
+        record(self.plan, name, data)
 
     async def reset(self, name: str) -> None:
         problems = await self.bfm.reset(cycles=3)
@@ -161,33 +148,38 @@ class _Session:
             assert False, msg
 
 
+async def _start(dut, name: str):
+    """The session of cocotb test ``name`` after reset (clock running, reset
+    contract checked), or None when the plan does not select ``name``."""
+    plan = load_plan()
+    if name not in plan["tests"]:
+        return None
+    s = _Session(dut, plan)
+    s.bfm.drive_all_idle(rst=1)
+    await s.start_clock(dut)
+    await s.reset(name)
+    return s
+
+
 if cocotb is not None:
 
     @cocotb.test()
     async def full_run(dut):
         """Reset, run the whole schedule, check every beat and membrane row."""
-        plan = _load_plan()
-        if "full_run" not in plan["tests"]:
+        s = await _start(dut, "full_run")
+        if s is None:
             return
-        s = _Session(dut, plan)
-        s.bfm.drive_all_idle(rst=1)
-        await s.start_clock(dut)
-        await s.reset("full_run")
         await s.checked_run("full_run")
 
     @cocotb.test()
     async def reset_mid_run(dut):
         """Reset in the middle of a run, then a clean fully checked run."""
-        plan = _load_plan()
-        if "reset_mid_run" not in plan["tests"]:
+        s = await _start(dut, "reset_mid_run")
+        if s is None:
             return
-        s = _Session(dut, plan)
-        s.bfm.drive_all_idle(rst=1)
-        await s.start_clock(dut)
-        await s.reset("reset_mid_run")
         # abort somewhere in the middle third of the operations (between
         # commands, with beats and commands still in flight)
-        rng = random.Random(plan["seed"] * 7919 + 1)
+        rng = random.Random(s.plan["seed"] * 7919 + 1)
         n = len(s.ops)
         abort = rng.randint(n // 3, max(n // 3 + 1, 2 * n // 3))
         await s.bfm.run(s.ops, s.scoreboard(), abort_at_op=abort)
@@ -199,15 +191,11 @@ if cocotb is not None:
     async def error_flags(dut):
         """docs/interface.md "Errors": sticky bits, dropped commands, N beats
         for a bad TILE, cleared by reset."""
-        plan = _load_plan()
-        if "error_flags" not in plan["tests"]:
-            return
         from tb.bfm import exchange
-        s = _Session(dut, plan)
+        s = await _start(dut, "error_flags")
+        if s is None:
+            return
         cfg, cmd = s.cfg, s.layouts["cmd"]
-        s.bfm.drive_all_idle(rst=1)
-        await s.start_clock(dut)
-        await s.reset("error_flags")
         problems = []
         # bit 0: reserved op and reserved mode; the commands are dropped
         beats, err = await exchange(s.bfm, [cmd.pack(op=3), cmd.pack(op=2, mode=3)], 0)
@@ -300,20 +288,6 @@ def test_lif_pe_array_full(case):
 def test_error_flags(sim):
     """Directed check of the error bits (reserved op/mode, membrane row range)."""
     _run_case(sim, 8, 2, True, "soft", tests=("error_flags",))
-
-
-@pytest.mark.soak
-@pytest.mark.parametrize("seed", range(100, 116))
-def test_soak_random_configs(seed):
-    """Random shapes, widths and seeds on Verilator (``-m soak``)."""
-    import random as _r
-    rng = _r.Random(seed)
-    array = rng.choice([8, 16, 32, 64])
-    groups = rng.choice([g for g in (1, 2, 4, 8) if array % g == 0])
-    extra = rng.choice([{}, {"fire": "ge"}, {"acc_width": 11, "mem_width": 12, "theta_int": 300},
-                        {"weight_width": 5, "theta_int": 9, "leak_int": 128}])
-    _run_case("verilator", array, groups, rng.random() < 0.7, rng.choice(["soft", "hard"]),
-              seed=seed, timesteps=rng.randint(2, 5), extra_cfg=extra)
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])

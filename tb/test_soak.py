@@ -9,7 +9,10 @@
   soak cannot pass vacuously;
 * ``test_soak_cli_*``: bad options -> exit 2, one line;
 * ``test_soak_long`` (``-m soak``, never by default): the full soak,
-  1,000,000 spike bits (``make soak`` runs the same from the command line).
+  1,000,000 spike bits (``make soak`` runs the same from the command line);
+* ``test_soak_random_configs`` (``-m soak``): 16 random shapes, widths and
+  seeds on Verilator, one soak run each (``python -m tb.soak
+  --random-configs``).
 """
 
 from __future__ import annotations
@@ -89,3 +92,33 @@ def test_soak_long():
     res = run_soak(SoakOptions(), progress=print)
     _print(res)
     assert res.ok and res.target_reached, res.text()
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(100, 116))
+def test_soak_random_configs(seed):
+    """Random shapes, widths and seeds on Verilator (``-m soak``): one run of
+    ``python -m tb.soak --random-configs --seed SEED --runs 1 --samples 3
+    --reset-every 1`` (both cocotb tests, 3 samples)."""
+    res = run_soak(SoakOptions(random_configs=True, seed0=seed, runs=1, spikes=0,
+                               samples=(3, 3), reset_every=1), progress=print)
+    _print(res)
+    assert res.ok and res.runs == 1 and res.target_reached, \
+        res.failures[0] if res.failures else res.text()
+
+
+def test_soak_random_configs_plan():
+    """``--random-configs`` (no simulation): every run gets a valid build and
+    test network from its seed, different runs different builds; ``--runs``
+    and ``--random-configs`` reach SoakOptions."""
+    from tb.soak import _plan_run, parse_args
+    from tb.stimulus import make_network
+    opts, _, _ = parse_args(["--random-configs", "--runs", "16", "--spikes", "1", "--seed", "100"])
+    assert opts.random_configs and opts.runs == 16
+    names = set()
+    for k in range(16):
+        so = _plan_run(opts, k)
+        cfg = so.config()
+        make_network(cfg, so.seed, so.layer_share)
+        names.add(cfg.name)
+    assert len(names) > 4, names

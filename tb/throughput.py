@@ -24,7 +24,9 @@ Two halves, like ``tb/test_lif_pe_array.py``:
 
 * :func:`measure` (host side) emits and builds the core with
   :func:`tb.build.emit_rtl` / :func:`tb.build.build` (shared build cache) and
-  runs the test with ``cocotb_tools.runner``, returning the rows.
+  runs the test with :func:`tb.build.run_cocotb`, returning the rows. Not
+  thread-safe (the run patches ``os.environ``); ``gen/report.py`` serialises
+  its calls with a lock.
 
 Command line: ``python -m tb.throughput --array 16 --groups 4 [--sim icarus]``
 prints the rows as JSON.
@@ -36,7 +38,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 __all__ = ["ThroughputError", "measure", "default_events", "expected_period"]
@@ -193,8 +194,7 @@ def measure(cfg, sim: str = "icarus", events=None, tiles: int = 16, quiet: bool 
     """Emit, build (cached) and simulate ``cfg``; return one dict per
     (events, overlap) case with ``expected_period`` added. Raises
     :class:`ThroughputError`."""
-    from tb.build import (BuildError, _get_runner, _patched_env, build, emit_rtl,
-                          verilator_env, TIMESCALE, TOPLEVEL)
+    from tb.build import BuildError, build, emit_rtl, new_run_dir, run_cocotb
 
     events = list(events) if events else default_events(cfg.groups)
     if tiles < 4:
@@ -207,30 +207,13 @@ def measure(cfg, sim: str = "icarus", events=None, tiles: int = 16, quiet: bool 
         b = build(cfg, sim, v, m)
     except BuildError as e:
         raise ThroughputError(str(e).splitlines()[0]) from None
-    run_dir = b.build_dir / "runs" / f"throughput-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(b, "throughput")
     result = run_dir / "throughput.json"
     plan = {"cfg": cfg.to_dict(), "manifest": str(m), "events": events, "tiles": tiles,
             "result": str(result)}
     (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
-    env = verilator_env() if sim == "verilator" else {}
-    hide = os.environ.pop("PYTEST_CURRENT_TEST", None)
-    log = run_dir / "sim.log"
-    try:
-        with _patched_env(env):
-            runner = _get_runner(sim)
-            try:
-                runner.test(test_module=TEST_MODULE, hdl_toplevel=TOPLEVEL,
-                            hdl_toplevel_lang="verilog", build_dir=b.build_dir,
-                            test_dir=run_dir, extra_env={PLAN_ENV: str(run_dir / "plan.json"),
-                                                         "COCOTB_ANSI_OUTPUT": "0"},
-                            timescale=TIMESCALE, results_xml=str(run_dir / "results.xml"),
-                            log_file=log if quiet else None)
-            except (SystemExit, RuntimeError):
-                pass
-    finally:
-        if hide is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = hide
+    log = run_cocotb(b, TEST_MODULE, run_dir, env={PLAN_ENV: str(run_dir / "plan.json")},
+                     quiet=quiet).log
     if not result.exists():
         tail = ""
         if log.exists():
