@@ -3,9 +3,22 @@
 * ``--full``: also run tests marked ``slow`` (the full parameter sweep).
   Without it they are skipped unless selected explicitly with ``-m slow``.
 * tests marked ``soak`` run only when selected with ``-m soak``.
+* with ``CI`` set in the environment, hypothesis uses the derandomized
+  ``ci`` profile, so a CI run is reproducible.
 """
 
+import os
+
 import pytest
+
+try:  # CI runs are reproducible: hypothesis draws the same examples every time.
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+except ImportError:  # hypothesis is a dev extra
+    pass
 
 
 def pytest_addoption(parser):
