@@ -24,6 +24,15 @@ The work is a flat list of operations made by :func:`flatten` from a
 Every received beat goes to the :class:`~tb.scoreboard.Scoreboard`. A
 watchdog ends the run when no progress is made for ``stall_limit`` cycles
 (a dropped beat or a hung core) and says what it was waiting for.
+
+X/Z (meaningful on Icarus; always false on two-state Verilator, same code):
+every control output the BFM samples anyway (``busy`` and ``out__valid``
+every cycle, ``cmd__ready``/``wload__ready`` while offering) must be 0/1,
+and at every idle point (``busy`` = 0, before weight loads and membrane
+read-back) every output port must be. An X/Z ends the run at once with
+:meth:`Scoreboard.unresolved` (one line: port, value, cycle, sim time,
+operation; the report adds the repro command), never as a watchdog timeout.
+:func:`exchange` raises :class:`BfmUnresolved` instead.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from golden.schedule import LayerPass, TimestepEnd
 
 from .payload import StreamLayout, unpack_binstr, unpack_bits
 
-__all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "PORTS"]
+__all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
 
 #: Port names of docs/interface.md (Amaranth flattens stream members with "__").
 PORTS = {"clk": "clk", "rst": "rst",
@@ -50,6 +59,11 @@ IDLE, WL, CMD, RB = 0, 1, 2, 3
 
 class BfmTimeout(RuntimeError):
     """The core made no progress for too long."""
+
+
+class BfmUnresolved(RuntimeError):
+    """A sampled output held X/Z (raised by :func:`exchange`; :meth:`CoreBfm.run`
+    reports it through the scoreboard instead)."""
 
 
 def flatten(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
@@ -161,6 +175,16 @@ class CoreBfm:
                 bad.append(f"{PORTS[key]}={v}")
         return bad
 
+    def unresolved_message(self, what: str, where: str = "", cycle: int | None = None) -> str:
+        """One line for an X/Z finding; ``what`` is e.g. ``"busy=X"``."""
+        try:
+            from cocotb.utils import get_sim_time
+            t = f", sim time {get_sim_time('ns'):g} ns"
+        except Exception:  # pragma: no cover - outside a simulator
+            t = ""
+        cyc = self.stats.cycles if cycle is None else cycle
+        return f"X/Z on output {what} at cycle {cyc}{t}" + (f" ({where})" if where else "")
+
     # --------------------------------------------------------------- reset
     async def reset(self, cycles: int = 3) -> list[str]:
         """Hold ``rst`` for ``cycles`` rising edges; returns contract
@@ -194,7 +218,9 @@ class CoreBfm:
         With ``abort_at_op`` the run stops (mid-stream, valids left as they
         are) once that many operations have completed; with ``stop_after`` it
         stops once the scoreboard counted that many mismatches. Raises
-        :class:`BfmTimeout` when the watchdog fires.
+        :class:`BfmTimeout` when the watchdog fires. Returns at once after
+        reporting an X/Z output with ``sb.unresolved`` (see the module
+        docstring); ``sb.unresolved_text`` is then set.
         """
         from cocotb.triggers import FallingEdge, ReadOnly
         sig, rng, st = self.sig, self.rng, self.stats
@@ -223,10 +249,14 @@ class CoreBfm:
                 if kind == IDLE:
                     if not (idle_ok and sb.next_beat >= arg):
                         break
-                    err = sig["error"].value
-                    if not err.is_resolvable or int(err):
-                        sb.error_flag(int(err) if err.is_resolvable else -1,
-                                      f"at operation {i} (cycle {st.cycles})")
+                    bad = self.unresolved_outputs()
+                    if bad:
+                        sb.unresolved(self.unresolved_message(
+                            ", ".join(bad), f"core idle, operation {i} of {n}"))
+                        return
+                    err = int(sig["error"].value)
+                    if err:
+                        sb.error_flag(err, f"at operation {i} (cycle {st.cycles})")
                     i += 1
                     stall = 0
                 elif kind == CMD:
@@ -258,20 +288,34 @@ class CoreBfm:
                 st.readback_cycles += 1
             # ------------------------------------------------------ sample
             await ro
-            busy = sig["busy"].value
-            busy = int(busy) if busy.is_resolvable else 1
-            if cmd_v and sig["cmd_ready"].value == 1:
+            # X/Z: a 1-bit is_resolvable is as cheap as the old `== 1`
+            v = sig["busy"].value
+            if not v.is_resolvable:
+                return self._x(sb, "busy", v, i, n)
+            busy = int(v)
+            if cmd_v:
+                v = sig["cmd_ready"].value
+                if not v.is_resolvable:
+                    return self._x(sb, "cmd_ready", v, i, n)
+            if cmd_v and int(v):
                 st.commands += 1
                 cmd_v = 0
                 i += 1
                 stall = 0
                 if gap_p and rng.random() < gap_p:
                     gap = rng.randint(1, 6)
-            if wl_v and sig["wl_ready"].value == 1:
+            if wl_v:
+                v = sig["wl_ready"].value
+                if not v.is_resolvable:
+                    return self._x(sb, "wl_ready", v, i, n)
+            if wl_v and int(v):
                 wl_v = 0
                 i += 1
                 stall = 0
-            if sig["out_valid"].value == 1:
+            v = sig["out_valid"].value
+            if not v.is_resolvable:
+                return self._x(sb, "out_valid", v, i, n)
+            if int(v):
                 if ready:
                     v = sig["out_payload"].value
                     sb.check_beat(self.decode_beat(v.to_unsigned()) if v.is_resolvable
@@ -300,6 +344,10 @@ class CoreBfm:
                 raise BfmTimeout(f"no progress for {self.stall_limit} cycles at operation {i} "
                                  f"of {n} (cycle {st.cycles}): waiting for {what}")
 
+    def _x(self, sb, key: str, v, i: int, n: int) -> None:
+        """Report X/Z on ``key`` (sampled in ``run``) to the scoreboard."""
+        sb.unresolved(self.unresolved_message(f"{PORTS[key]}={v}", f"operation {i} of {n}"))
+
 
 async def exchange(bfm: CoreBfm, payloads: list, n_beats: int, max_cycles: int = 200) -> tuple:
     """Send raw command payloads back to back with ``out__ready`` = 1 and
@@ -316,12 +364,24 @@ async def exchange(bfm: CoreBfm, payloads: list, n_beats: int, max_cycles: int =
         bfm.drive("cmd_valid", int(i < len(payloads)))
         bfm.drive("out_ready", 1)
         await ReadOnly()
-        if i < len(payloads) and sig["cmd_ready"].value == 1:
+        got = {}
+        for key in ("cmd_ready", "out_valid", "busy"):
+            v = sig[key].value
+            if not v.is_resolvable:
+                raise BfmUnresolved(bfm.unresolved_message(f"{PORTS[key]}={v}", "exchange"))
+            got[key] = int(v)
+        if i < len(payloads) and got["cmd_ready"]:
             i += 1
-        if sig["out_valid"].value == 1:
-            beats.append(bfm.decode_beat(sig["out_payload"].value.to_unsigned()))
-        idle_cycles = idle_cycles + 1 if (i == len(payloads) and sig["busy"].value == 0) else 0
+        if got["out_valid"]:
+            v = sig["out_payload"].value
+            if not v.is_resolvable:
+                raise BfmUnresolved(bfm.unresolved_message(f"out__payload={v}",
+                                                           "exchange, out__valid = 1"))
+            beats.append(bfm.decode_beat(v.to_unsigned()))
+        idle_cycles = idle_cycles + 1 if (i == len(payloads) and got["busy"] == 0) else 0
         if len(beats) >= n_beats and idle_cycles > 2:
             break
-    err = sig["error"].value
-    return beats, (int(err) if err.is_resolvable else -1)
+    bad = bfm.unresolved_outputs()
+    if bad:
+        raise BfmUnresolved(bfm.unresolved_message(", ".join(bad), "end of exchange"))
+    return beats, int(sig["error"].value)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Mutation", "MutationNotFound", "MUTATIONS"]
+__all__ = ["Mutation", "MutationNotFound", "MUTATIONS", "X_MUTATIONS"]
 
 
 class MutationNotFound(RuntimeError):
@@ -61,4 +61,16 @@ MUTATIONS = (
     Mutation("duplicate_beat_backpressure", "out__valid is not cleared after a transfer: "
              "the last beat is delivered again",
              r"(end else if \()out__ready(\) begin\s*\\\$\d+\s*= 1'h0;)", r"\g<1>1'h0\2"),
+)
+
+
+#: Mutations that make a control output X mid-run (visible on Icarus only; on
+#: two-state Verilator ``1'bx`` is 0). After reset ``out__valid`` = 0, so the
+#: reset X/Z check passes and only the BFM's per-cycle check can catch them
+#: (tb/test_fault_injection.py ``test_icarus_x_mid_run_is_caught``).
+X_MUTATIONS = (
+    Mutation("busy_x_backpressure", "busy goes X while a beat is held by backpressure "
+             "(out__valid = 1, out__ready = 0), e.g. an uninitialised status register",
+             r"^(\s*assign busy = )(\\busy\$\d+\s*\|\s*\\busy\$\d+\s*);$",
+             r"\1(out__valid & ~out__ready) ? 1'bx : (\2);"),
 )

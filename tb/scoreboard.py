@@ -32,7 +32,7 @@ MODE_NAMES = {0: "chained", 1: "readout", 2: "independent"}
 class Mismatch:
     """One mismatching beat or membrane row, already formatted."""
 
-    kind: str          # "beat", "membrane", "extra beat", "missing beat", "error flag"
+    kind: str          # "beat", "membrane", "extra beat", "missing beat", "error flag", "x/z"
     text: str
 
 
@@ -63,6 +63,7 @@ class Scoreboard:
         self.membrane_rows_checked = 0
         self.mismatches: list[Mismatch] = []
         self.n_mismatches = 0
+        self.unresolved_text = ""   # the first X/Z finding (the BFM stops there)
         self._prev_got = None
         self.coverage = {"spikes": 0, "readout_beats": 0, "value_sat_hi": 0, "value_sat_lo": 0,
                          "mem_sat_hi": 0, "mem_sat_lo": 0, "u_eq_theta": 0}
@@ -178,6 +179,13 @@ class Scoreboard:
         self._fail("error flag", f"error = {value:#x} (bits: 0 bad op/mode, 1 row >= weight_rows, "
                    f"2 membrane row >= mem_rows) {when}")
 
+    def unresolved(self, text: str) -> None:
+        """An output held X/Z where the BFM sampled it (one line, from
+        :meth:`tb.bfm.CoreBfm.unresolved_message`); the run stops there."""
+        if not self.unresolved_text:
+            self.unresolved_text = text
+        self._fail("x/z", text)
+
     # --------------------------------------------------------------- report
     @property
     def ok(self) -> bool:
@@ -186,6 +194,14 @@ class Scoreboard:
     def report(self) -> str:
         if self.ok:
             return "no mismatches"
+        if self.unresolved_text:
+            # one line: the X/Z finding and the repro command; earlier mismatches after it
+            head = self.unresolved_text + (f"; reproduce: {self.repro}" if self.repro else "")
+            others = [m.text for m in self.mismatches if m.kind != "x/z"]
+            if not others:
+                return head
+            return "\n".join([head, f"earlier: {self.n_mismatches - 1} mismatch(es); first "
+                              f"{len(others)}:"] + others)
         parts = [f"{self.n_mismatches} mismatch(es); first {len(self.mismatches)}:"]
         parts += [m.text for m in self.mismatches]
         if self.repro:

@@ -6,6 +6,10 @@ through the same ``full_run`` cocotb test; the run must FAIL with a
 scoreboard finding (a mismatch, a missing/extra beat or a watchdog timeout),
 not with a build error. The unmutated design must pass the same run.
 
+``test_icarus_x_mid_run_is_caught`` runs the X mutant of
+:data:`tb.mutations.X_MUTATIONS` on Icarus: the BFM's X/Z check must name the
+port and the cycle (docs/reliability.md §4), not time out.
+
 The configuration uses 4-bit weights and a small θ so that U = θ happens
 often (the ``>`` vs ``>=`` mutation is only visible then); the baseline test
 checks that it does.
@@ -17,7 +21,7 @@ import re
 
 import pytest
 
-from tb.mutations import MUTATIONS
+from tb.mutations import MUTATIONS, X_MUTATIONS
 
 FAULT_CASE = dict(sim="verilator", array=8, groups=2, seed=5, samples=2, timesteps=3,
                   tests=("full_run",), stall_limit=600,
@@ -48,4 +52,24 @@ def test_mutation_is_detected(mutation):
     findings = "\n".join(res.run.failures)
     assert re.search(r"^\[full_run\] seed \d+: (TIMEOUT|\d+ mismatch)", findings, re.M), \
         f"mutation {mutation.name!r} failed for another reason:\n{res.text}"
+    print(f"{mutation.name}: detected\n{findings}")
+
+
+@pytest.mark.parametrize("mutation", X_MUTATIONS, ids=lambda m: m.name)
+def test_icarus_x_mid_run_is_caught(mutation):
+    """A control output that goes X mid-run on Icarus fails the run at once
+    with a one-line X/Z finding (port, cycle, seed, repro), not a timeout."""
+    from tb.sim import run_sim
+    opts = _opts(sim="icarus", tag=mutation.name)
+    slots = opts.config().slots
+    opts.mutate = lambda text: mutation.apply(text, slots)
+    res = run_sim(opts)
+    assert not res.ok, f"X mutant {mutation.name!r} ({mutation.bug}) was NOT detected:\n{res.text}"
+    findings = "\n".join(res.run.failures)
+    first = findings.splitlines()[0]
+    m = re.match(r"^\[full_run\] seed 5: X/Z on output busy=[xXzZ] at cycle (\d+)\b.*"
+                 r"; reproduce: .*--seed 5", first)
+    assert m, f"X mutant {mutation.name!r} failed for another reason:\n{findings}"
+    assert int(m.group(1)) > 3, f"X expected mid-run, not right after reset: {first}"
+    assert "TIMEOUT" not in findings and "reset contract" not in findings, findings
     print(f"{mutation.name}: detected\n{findings}")

@@ -12,8 +12,9 @@ parameters):
     gaps and output backpressure; every output beat and every membrane row
     (read back through ``dbg_addr`` after each timestep) is compared with
     :func:`golden.schedule.build_schedule`; ``error`` must stay 0; after
-    reset no output may be X/Z (checked on Icarus, trivially true on
-    Verilator);
+    reset and at every idle point no output may be X/Z, nor any control
+    output where the BFM samples it (checked on Icarus, trivially true on
+    Verilator; docs/reliability.md §4);
   - ``reset_mid_run``: start the same schedule, assert ``rst`` somewhere in
     the middle (commands and beats in flight), then run the whole schedule
     again from the start, fully checked.
@@ -138,6 +139,14 @@ class _Session:
             data["failure"] = prev["failure"]
         record(self.plan, name, data)
 
+    def fail(self, name: str, text: str) -> None:
+        """Record and raise a one-line finding with the seed and repro command."""
+        msg = f"[{name}] seed {self.plan['seed']}: {text}"
+        if self.plan.get("repro") and "reproduce:" not in text:
+            msg += f"; reproduce: {self.plan['repro']}"
+        self.record(name, {"ok": False, "failure": msg})
+        assert False, msg
+
     async def reset(self, name: str) -> None:
         problems = await self.bfm.reset(cycles=3)
         if problems:
@@ -182,7 +191,10 @@ if cocotb is not None:
         rng = random.Random(s.plan["seed"] * 7919 + 1)
         n = len(s.ops)
         abort = rng.randint(n // 3, max(n // 3 + 1, 2 * n // 3))
-        await s.bfm.run(s.ops, s.scoreboard(), abort_at_op=abort)
+        sb = s.scoreboard()
+        await s.bfm.run(s.ops, sb, abort_at_op=abort)
+        if sb.unresolved_text:   # X/Z before the reset; mismatches there are not judged
+            s.fail("reset_mid_run", sb.unresolved_text + " [before the mid-run reset]")
         await s.reset("reset_mid_run")
         await s.checked_run("reset_mid_run")
 
@@ -191,10 +203,17 @@ if cocotb is not None:
     async def error_flags(dut):
         """docs/interface.md "Errors": sticky bits, dropped commands, N beats
         for a bad TILE, cleared by reset."""
-        from tb.bfm import exchange
+        from tb.bfm import BfmUnresolved
         s = await _start(dut, "error_flags")
         if s is None:
             return
+        try:
+            await _error_flags(s)
+        except BfmUnresolved as e:
+            s.fail("error_flags", str(e))
+
+    async def _error_flags(s):
+        from tb.bfm import exchange
         cfg, cmd = s.cfg, s.layouts["cmd"]
         problems = []
         # bit 0: reserved op and reserved mode; the commands are dropped

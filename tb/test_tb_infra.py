@@ -136,6 +136,22 @@ def test_scoreboard_missing_extra_and_membrane():
     assert "slot 2: exp 3 got X" in sb3.report()
 
 
+
+def test_scoreboard_unresolved_is_one_line_with_repro():
+    cfg = HwConfig(array=8, groups=2)
+    sb = Scoreboard(cfg, [_beat(cfg)], repro="make sim ARRAY=8 GROUPS=2 SEED=9")
+    sb.unresolved("X/Z on output busy=X at cycle 40 (operation 7 of 30)")
+    assert not sb.ok and sb.unresolved_text.startswith("X/Z on output busy=X")
+    assert sb.report() == ("X/Z on output busy=X at cycle 40 (operation 7 of 30); "
+                           "reproduce: make sim ARRAY=8 GROUPS=2 SEED=9")
+    sb2 = Scoreboard(cfg, [])
+    sb2.check_beat({"tile": 0, "group": 0, "last": 0})
+    sb2.unresolved("X/Z on output out__valid=Z at cycle 9 (operation 1 of 2)")
+    lines = sb2.report().splitlines()
+    assert lines[0].startswith("X/Z on output out__valid=Z at cycle 9")
+    assert "earlier: 1 mismatch(es)" in lines[1] and "unexpected extra beat" in lines[2]
+
+
 # ----------------------------------------------------------------- stimulus
 @pytest.mark.parametrize("cfg", CFGS, ids=lambda c: c.name)
 @pytest.mark.parametrize("share", [True, False])

@@ -69,6 +69,16 @@ except ImportError:  # pragma: no cover
     cocotb = None
 
 
+def _bit(sig, key: str, bfm, cycle: int, events: int, overlap: bool) -> int:
+    """The value of output ``key`` as int; :class:`ThroughputError` on X/Z."""
+    v = sig[key].value
+    if not v.is_resolvable:
+        from tb.bfm import PORTS
+        raise ThroughputError(f"E={events} overlap={overlap}: " + bfm.unresolved_message(
+            f"{PORTS[key]}={v}", "throughput case", cycle=cycle))
+    return int(v)
+
+
 async def _run_case(bfm, layouts, cfg, events: int, tiles: int, overlap: bool,
                     limit: int) -> dict:
     """Drive one layer of ``tiles`` tiles; return the measured figures."""
@@ -111,14 +121,16 @@ async def _run_case(bfm, layouts, cfg, events: int, tiles: int, overlap: bool,
         bfm.drive("cmd_valid", 1 if offer else 0)
         await ReadOnly()
         # the rising edge that follows this ReadOnly is edge number `cycle`
-        if offer and sig["cmd_ready"].value == 1:
+        # X/Z on a sampled control output (Icarus; see tb/bfm.py): fail at once,
+        # not as a hang; each output is read once, only where it was read before
+        if offer and _bit(sig, "cmd_ready", bfm, cycle, events, overlap):
             if first_edge is None:
                 first_edge = cycle
             if i in tile_set:
                 tile_edges.append(cycle)
                 waiting = not overlap
             i += 1
-        if sig["out_valid"].value == 1:
+        if _bit(sig, "out_valid", bfm, cycle, events, overlap):
             word = sig["out_payload"].value.to_unsigned()
             want_tile, want_group = divmod(beats, cfg.groups)
             got = (field(word, f_tile), field(word, f_group), field(word, f_last))
@@ -127,11 +139,11 @@ async def _run_case(bfm, layouts, cfg, events: int, tiles: int, overlap: bool,
                 problems.append(f"beat {beats}: (tile, group, last) = {got}, expected {want}")
             beats += 1
             last_beat_edge = cycle
-        if waiting and not offer and sig["busy"].value == 0:
+        if waiting and not offer and not _bit(sig, "busy", bfm, cycle, events, overlap):
             waiting = False
-        err = sig["error"].value
-        if err.is_resolvable and int(err) and len(problems) < 5:
-            problems.append(f"error = {int(err)} at cycle {cycle}")
+        err = _bit(sig, "error", bfm, cycle, events, overlap)
+        if err and len(problems) < 5:
+            problems.append(f"error = {err} at cycle {cycle}")
     # let the last edge happen before the next case starts driving
     await FallingEdge(sig["clk"])
     bfm.drive("cmd_valid", 0)
