@@ -27,7 +27,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .config import HwConfig
-from .network import Layer, Network, NetworkError, where
+from .network import Layer, Network, NetworkError
 
 __all__ = ["LayerTrace", "FixedResult", "run_fixed", "layer_currents", "check_spikes"]
 
@@ -90,19 +90,6 @@ def check_spikes(spikes, shape_tail: tuple, what: str, lead: str) -> np.ndarray:
         bad = a[(a != 0) & (a != 1)].ravel()[0].item()
         raise ValueError(f"{what}: spikes must be 0 or 1, found {bad!r}")
     return a.astype(np.uint8)
-
-
-def _check_arithmetic(cfg: HwConfig, net: Network) -> None:
-    """The parts of Network.validate that the arithmetic depends on."""
-    for i, layer in enumerate(net.layers):
-        w = layer.weight
-        if w.size and (w.min() < cfg.weight_min or w.max() > cfg.weight_max):
-            bad = w.min() if w.min() < cfg.weight_min else w.max()
-            raise NetworkError(f"{where(i, layer)}: weight {int(bad)} is outside the "
-                               f"{cfg.weight_width}-bit range [{cfg.weight_min}, {cfg.weight_max}]")
-        if layer.mode == "chained" and layer.out_channels % cfg.groups:
-            raise NetworkError(f"{where(i, layer)}: chained mode needs out_channels "
-                               f"({layer.out_channels}) divisible by groups={cfg.groups}")
 
 
 # ---------------------------------------------------------------- currents
@@ -227,7 +214,7 @@ def run_fixed(cfg: HwConfig, net: Network, spikes_in) -> FixedResult:
     """
     if not isinstance(cfg, HwConfig):
         raise TypeError(f"run_fixed() needs an HwConfig, got {type(cfg).__name__}")
-    _check_arithmetic(cfg, net)
+    net.check_arithmetic(cfg)
     spikes = check_spikes(spikes_in, net.in_shape, "spikes_in", "T, B")
     n_t, batch = spikes.shape[:2]
     n = cfg.groups

@@ -349,17 +349,15 @@ class Network:
         return self.layers[-1].out_shape
 
     # ----------------------------------------------------------- hw checks
-    def validate(self, cfg: HwConfig) -> "Network":
-        """Check the network against a hardware build; returns ``self``.
+    def check_arithmetic(self, cfg: HwConfig) -> None:
+        """The checks the fixed-point arithmetic depends on (F1, F7).
 
-        Raises :class:`NetworkError` naming the layer (index and name) when a
-        weight is outside ``[cfg.weight_min, cfg.weight_max]``, a chained
-        layer's channel count is not a multiple of ``cfg.groups``, one tile's
-        fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
-        ``cfg.mem_rows``.
+        Raises :class:`NetworkError` naming the layer when a weight does not
+        fit ``cfg.weight_width`` bits or a chained layer's channel count is
+        not a multiple of ``cfg.groups``. :meth:`validate` runs these first;
+        :func:`golden.fixed_model.run_fixed` runs only these, since it does
+        not need the network to fit the buffers.
         """
-        from .schedule import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
-
         if not isinstance(cfg, HwConfig):
             raise NetworkError(f"validate() needs an HwConfig, got {type(cfg).__name__}")
         for i, layer in enumerate(self.layers):
@@ -372,6 +370,20 @@ class Network:
                 raise NetworkError(f"{where(i, layer)}: chained mode needs out_channels "
                                    f"({layer.out_channels}) divisible by groups={cfg.groups}; "
                                    f"use mode='independent' or change the channel count")
+
+    def validate(self, cfg: HwConfig) -> "Network":
+        """Check the network against a hardware build; returns ``self``.
+
+        Raises :class:`NetworkError` naming the layer (index and name) when a
+        weight is outside ``[cfg.weight_min, cfg.weight_max]``, a chained
+        layer's channel count is not a multiple of ``cfg.groups``, one tile's
+        fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
+        ``cfg.mem_rows``.
+        """
+        from .schedule import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
+
+        self.check_arithmetic(cfg)
+        for i, layer in enumerate(self.layers):
             # Sizes first, arithmetically: a declared shape may be absurd (a file
             # can declare a 10^7 x 10^7 input for a 1x1 kernel) and nothing
             # below may allocate per tile before the tile count is known to fit.
