@@ -27,7 +27,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .config import HwConfig
-from .network import Layer, Network, NetworkError
+from .network import Layer, Network
 
 __all__ = ["LayerTrace", "FixedResult", "run_fixed", "layer_currents", "check_spikes"]
 

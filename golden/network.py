@@ -63,6 +63,21 @@ class NetworkError(ValueError):
     """An invalid network description or network file. The message names the layer or file."""
 
 
+def output_shape(layer) -> tuple:
+    """Output shape of a linear or conv layer description.
+
+    ``layer`` is anything with ``kind``, ``in_shape``, ``out_channels``,
+    ``kernel``, ``stride`` and ``padding`` (a :class:`Layer` or the float
+    reference's ``LayerSpec``): (C,) for linear, (C, H', W') for conv with
+    H' = (H + 2·padding − kernel) // stride + 1.
+    """
+    if layer.kind == "linear":
+        return (layer.out_channels,)
+    _, h, w = layer.in_shape
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    return (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -190,11 +205,7 @@ class Layer:
     @property
     def out_shape(self) -> tuple:
         """(C,) for linear, (C, H', W') for conv."""
-        if self.kind == "linear":
-            return (self.out_channels,)
-        _, h, w = self.in_shape
-        k, s, p = self.kernel, self.stride, self.padding
-        return (self.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        return output_shape(self)
 
     @property
     def out_chw(self) -> tuple:

@@ -44,6 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .memory import MemoryCalcError
+from .network import output_shape
+from .memory import parse_scheme as _parse_scheme
+
 __all__ = [
     "ReferenceModelError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
     "EfficientLIFNet", "NetTrace", "with_scheme", "parse_scheme", "KINDS", "MODES",
@@ -192,11 +196,7 @@ class LayerSpec:
 
     @property
     def out_shape(self) -> tuple:
-        if self.kind == "linear":
-            return (self.out_channels,)
-        _, h, w = self.in_shape
-        k, s, p = self.kernel, self.stride, self.padding
-        return (self.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        return output_shape(self)
 
     @property
     def weight_shape(self) -> tuple:
@@ -261,17 +261,11 @@ def _chw(shape: tuple) -> tuple:
 
 
 def parse_scheme(scheme: str) -> tuple[bool, int]:
-    """'baseline' | 'L' | 'C#N' | 'L+C#N' -> (layer_sharing, groups)."""
-    s = str(scheme).strip()
-    if s == "baseline":
-        return False, 1
-    if s == "L":
-        return True, 1
-    layer = s.startswith("L+")
-    rest = s[2:] if layer else s
-    if rest.startswith("C#") and rest[2:].isdigit() and int(rest[2:]) >= 1:
-        return layer, int(rest[2:])
-    raise ReferenceModelError(f"scheme={scheme!r}: expected 'baseline', 'L', 'C#N' or 'L+C#N' (N >= 1)")
+    """'baseline' | 'L' | 'C#N' | 'L+C#N' -> (layer_sharing, groups); see golden.memory.parse_scheme."""
+    try:
+        return _parse_scheme(scheme)
+    except MemoryCalcError as e:
+        raise ReferenceModelError(str(e)) from None
 
 
 def with_scheme(layers: Sequence[LayerSpec], scheme: str) -> tuple[list, int]:
