@@ -31,6 +31,8 @@ from pathlib import Path
 
 from golden.config import FIRE_MODES, RESET_MODES, ConfigError, HwConfig
 
+from golden.errors import ProjectError
+
 from .layouts import (Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, out_layout,
                       wload_layout)
 
@@ -59,7 +61,7 @@ vectored void wait wand weak0 weak1 while wire wor xnor xor
 """.split())
 
 
-class EmitError(ValueError):
+class EmitError(ProjectError, ValueError):
     """A bad emission argument other than a HwConfig field (e.g. the top name)."""
 
 

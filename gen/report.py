@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from golden.config import ConfigError, HwConfig
+from golden.errors import ProjectError
 
 __all__ = ["BLOCKS", "GATE_EQUIVALENTS", "ConsistencyError", "BlockCost", "block_of",
            "attribute_blocks", "check_consistency", "gate_equivalents", "lif_share",
@@ -75,11 +76,11 @@ GATE_EQUIVALENTS = {
 _DFF_GE = 4.67
 
 
-class ConsistencyError(RuntimeError):
+class ConsistencyError(ProjectError, RuntimeError):
     """The synthesized netlist disagrees with the configuration or manifest."""
 
 
-class ReportError(ValueError):
+class ReportError(ProjectError, ValueError):
     """A bad report option (exit status 2)."""
 
 

@@ -36,6 +36,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from golden.errors import ProjectError
 
 __all__ = ["SCRIPT", "SynthError", "ModuleStats", "Memory", "SynthResult", "yosys_version",
            "cache_key", "synthesize", "parse_stat", "parse_memories", "parse_ltp",
@@ -74,7 +75,7 @@ def is_gate(cell_type: str) -> bool:
     return cell_type.startswith("$_")
 
 
-class SynthError(RuntimeError):
+class SynthError(ProjectError, RuntimeError):
     """Yosys is missing, failed, or printed something we cannot parse."""
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from golden.errors import ProjectError
 
 __all__ = ["ToolError", "verilator_root", "verilator_env", "verilator_bin", "iverilog_bin"]
 
 
-class ToolError(RuntimeError):
+class ToolError(ProjectError, RuntimeError):
     """A required external tool is missing. The message says how to get it."""
 
 

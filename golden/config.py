@@ -24,6 +24,7 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from .errors import ProjectError
 
 __all__ = ["ConfigError", "HwConfig", "RESET_MODES", "FIRE_MODES"]
 
@@ -41,7 +42,7 @@ MAX_LEAK_BITS = 16
 MAX_ROWS = 1 << 16
 
 
-class ConfigError(ValueError):
+class ConfigError(ProjectError, ValueError):
     """An invalid hardware parameter. The message names the field."""
 
 

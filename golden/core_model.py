@@ -30,6 +30,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .config import HwConfig
+from .errors import ProjectError
 
 __all__ = ["CoreModel", "CoreModelError", "OutBeat",
            "ERR_OPCODE", "ERR_WEIGHT_ROW", "ERR_MEM_ROW"]
@@ -40,7 +41,7 @@ _EVENT, _TILE, _LAYER = 0, 1, 2
 _CHAINED, _READOUT, _INDEPENDENT = 0, 1, 2
 
 
-class CoreModelError(RuntimeError):
+class CoreModelError(ProjectError, RuntimeError):
     """A strict-mode read of a buffer row that was never written."""
 
 

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from .reference import EfficientLIFNet, LayerSpec, LIFParams
+from .errors import ProjectError
 
 __all__ = ["DigitsError", "SCHEMES", "GROUPS", "Split", "TrainConfig", "load_split", "encode",
            "demo_layers", "scheme_layers", "build_model", "train", "train_cached", "accuracy",
@@ -68,7 +69,7 @@ N_CLASSES = 10
 PIXEL_MAX = 16
 
 
-class DigitsError(ValueError):
+class DigitsError(ProjectError, ValueError):
     """A bad demo argument; the message names it."""
 
 

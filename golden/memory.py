@@ -35,6 +35,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from typing import Iterable, Optional, Sequence
+from .errors import ProjectError
 
 __all__ = ["MemoryCalcError", "LIFLayer", "Arch", "MemoryRow", "vgg16", "vgg16_ls", "resnet19", "ARCHS",
            "DEFAULT_SCHEMES", "lif_layers", "scheme_memory", "memory_table", "markdown",
@@ -44,7 +45,7 @@ MiB = float(1 << 20)
 DEFAULT_SCHEMES = ("baseline", "L", "C#2", "L+C#2", "C#4", "L+C#4", "C#8", "L+C#8")
 
 
-class MemoryCalcError(ValueError):
+class MemoryCalcError(ProjectError, ValueError):
     """Bad architecture, scheme or argument. The message names it."""
 
 

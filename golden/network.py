@@ -44,6 +44,7 @@ from typing import Optional
 import numpy as np
 
 from .config import HwConfig
+from .errors import ProjectError
 
 __all__ = [
     "NetworkError", "Layer", "Network", "KINDS", "MODES", "LIF_MODES",
@@ -59,7 +60,7 @@ FILE_FORMAT = "efficientlif-network"
 FILE_VERSION = 1
 
 
-class NetworkError(ValueError):
+class NetworkError(ProjectError, ValueError):
     """An invalid network description or network file. The message names the layer or file."""
 
 

@@ -37,12 +37,13 @@ import torch
 from .config import MAX_ROWS, ConfigError, HwConfig
 from .network import Layer, Network
 from .reference import EfficientLIFNet, LIFParams
+from .errors import ProjectError
 
 __all__ = ["QuantizeError", "Quantized", "quantize", "agreement_report", "report_markdown",
            "float_model_of"]
 
 
-class QuantizeError(ValueError):
+class QuantizeError(ProjectError, ValueError):
     """The float model cannot be mapped onto the requested hardware. The message says why."""
 
 

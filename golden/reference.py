@@ -47,6 +47,7 @@ from torch import nn
 from .memory import MemoryCalcError
 from .network import output_shape
 from .memory import parse_scheme as _parse_scheme
+from .errors import ProjectError
 
 __all__ = [
     "ReferenceModelError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
@@ -57,7 +58,7 @@ KINDS = ("linear", "conv")
 MODES = ("chained", "independent", "readout")
 
 
-class ReferenceModelError(ValueError):
+class ReferenceModelError(ProjectError, ValueError):
     """Invalid float-model parameter, layer spec or input. The message names it."""
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from golden.schedule import LayerPass, TimestepEnd
 
 from .payload import StreamLayout, unpack_binstr, unpack_bits
+from golden.errors import ProjectError
 
 __all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
 
@@ -57,11 +58,11 @@ OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "bus
 IDLE, WL, CMD, RB = 0, 1, 2, 3
 
 
-class BfmTimeout(RuntimeError):
+class BfmTimeout(ProjectError, RuntimeError):
     """The core made no progress for too long."""
 
 
-class BfmUnresolved(RuntimeError):
+class BfmUnresolved(ProjectError, RuntimeError):
     """A sampled output held X/Z (raised by :func:`exchange`; :meth:`CoreBfm.run`
     reports it through the scoreboard instead)."""
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from golden.config import HwConfig
+from golden.errors import ProjectError
 
 __all__ = ["REPO", "SIM_BUILD", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
            "emit_rtl", "mutate_rtl", "build", "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult",
@@ -46,7 +47,7 @@ TIMESCALE = ("1ns", "1ps")
 TEST_MODULE = "tb.test_lif_pe_array"
 
 
-class BuildError(RuntimeError):
+class BuildError(ProjectError, RuntimeError):
     """Emission or simulator build failed; the message says where to look."""
 
 

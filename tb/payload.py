@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from golden.config import HwConfig
+from golden.errors import ProjectError
 
 __all__ = ["Field", "StreamLayout", "PayloadError", "expected_layouts",
            "layouts_from_manifest", "pack_bits", "unpack_bits", "XVAL", "fmt_value",
@@ -34,7 +35,7 @@ def fmt_value(v) -> str:
     return "X" if int(v) == XVAL else str(int(v))
 
 
-class PayloadError(ValueError):
+class PayloadError(ProjectError, ValueError):
     """A payload value or a layout that does not fit the stream contract."""
 
 

@@ -28,6 +28,7 @@ from golden.config import ConfigError, HwConfig
 
 from .build import SIMULATORS, BuildError, build, emit_rtl, mutate_rtl, run
 from .cli import OneLineParser, bounded_int, parse_cfg_items, posint
+from golden.errors import ProjectError
 
 __all__ = ["SimOptions", "SimResult", "run_sim", "main"]
 
@@ -35,7 +36,7 @@ TESTS = ("full_run", "reset_mid_run")
 ALL_TESTS = TESTS + ("error_flags",)
 
 
-class OptionError(ValueError):
+class OptionError(ProjectError, ValueError):
     """A bad command-line / make option."""
 
 

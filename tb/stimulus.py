@@ -34,6 +34,7 @@ import numpy as np
 from golden.config import HwConfig
 from golden.network import Layer, Network, NetworkError
 from golden.schedule import membrane_rows_of_block
+from golden.errors import ProjectError
 
 __all__ = ["StimulusError", "DENSITIES", "make_network", "make_spikes"]
 
@@ -41,7 +42,7 @@ __all__ = ["StimulusError", "DENSITIES", "make_network", "make_spikes"]
 DENSITIES = (0.06, 0.45, 0.97)
 
 
-class StimulusError(ValueError):
+class StimulusError(ProjectError, ValueError):
     """No test network fits the configuration; the message says why."""
 
 

@@ -39,6 +39,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from golden.errors import ProjectError
 
 __all__ = ["ThroughputError", "measure", "default_events", "expected_period"]
 
@@ -46,7 +47,7 @@ PLAN_ENV = "TB_THROUGHPUT_PLAN"
 TEST_MODULE = "tb.throughput"
 
 
-class ThroughputError(RuntimeError):
+class ThroughputError(ProjectError, RuntimeError):
     """The measurement could not be made (build failure, wrong beats, hang)."""
 
 
