@@ -69,14 +69,14 @@ emit: setup
 clean:
 	rm -rf rtl sim_build build reports .pytest_cache
 
-# Hardware cost report (owned by gen/report.py; method in docs/report.md):
+# Hardware cost report (owned by flow/report.py; method in docs/report.md):
 #   make report [REPORT_ARGS='--array 128 --groups 1,2,4,8 --no-sim']
 # Yosys area by block, LIF share, buffer bits, logic depth, measured throughput,
 # LIF memory table -> reports/hardware_report.md + PNGs; synthesis cache in build/report_cache/.
 REPORT_ARGS ?=
 
 report: setup
-	$(VPY) -m gen.report $(REPORT_ARGS)
+	$(VPY) -m flow.report $(REPORT_ARGS)
 
 # End-to-end demo (owned by tb/demo.py; see docs/demo.md): train four EfficientLIF-Net
 # variants on scikit-learn's 8x8 digits, quantize, run every test sample bit-exact on the
