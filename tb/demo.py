@@ -101,7 +101,7 @@ def memory_rows(tc) -> dict:
 def quantize_all(models: dict) -> dict:
     """Quantize every model onto one common HwConfig; scheme -> Quantized."""
     from golden.quantize import quantize
-    from golden.schedule import tile_fanin_sizes
+    from golden.mapping import tile_fanin_sizes
     first = {s: quantize(m) for s, m in models.items()}
     frac = min(q.cfg.frac_bits for q in first.values())
     big = {s: quantize(m, frac_bits=frac, weight_rows=1 << 16) for s, m in models.items()}

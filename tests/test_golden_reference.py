@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from golden.reference import (EfficientLIFNet, LayerSpec, LIFParams, ReferenceModelError, parse_scheme,
-                              spike_fn, with_scheme)
+from golden.lif import LIFParams, ReferenceModelError, spike_fn
+from golden.reference import EfficientLIFNet, LayerSpec, parse_scheme, with_scheme
 
 torch.set_num_threads(1)
 

@@ -486,7 +486,7 @@ def test_network_huge_input_small_output_validates_without_dense_mask():
     """A huge declared input with a stride that leaves a tiny output is a legal
     network: validate() maps its few tiles without an [H_in, W_in] mask."""
     import tracemalloc
-    from golden.schedule import tile_fanin_sizes
+    from golden.mapping import tile_fanin_sizes
     layer = Layer.conv((2, 10 ** 7, 10 ** 7), np.ones((4, 2, 3, 3)), stride=10 ** 6, mode="readout")
     cfg = HwConfig(array=8, groups=2)
     tracemalloc.start()
