@@ -42,10 +42,9 @@ __all__ = ["LayerSpec", "EfficientLIFNet", "NetTrace", "with_scheme", "parse_sch
 
 
 # ----------------------------------------------------------------- layer spec
-def _pos_int(v, name: str, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ReferenceModelError(f"{name}={v!r}: expected an integer >= {lo}")
-    return v
+def _pos_int(v, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ReferenceModelError(f"{name}={v!r}: expected an integer >= 1")
 
 
 @dataclass(frozen=True)
