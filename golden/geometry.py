@@ -32,7 +32,8 @@ import numpy as np
 
 from .errors import ProjectError
 
-__all__ = ["LayerGeometryError", "LayerGeometry", "output_shape", "KINDS", "MODES", "LIF_MODES"]
+__all__ = ["LayerGeometryError", "LayerGeometry", "output_shape", "is_int", "where", "sharing_units",
+           "check_chain", "KINDS", "MODES", "LIF_MODES"]
 
 KINDS = ("linear", "conv")
 MODES = ("chained", "independent", "readout")
@@ -171,3 +172,70 @@ class LayerGeometry:
                 "out_channels": self.out_channels, "kernel": self.kernel,
                 "stride": self.stride, "padding": self.padding, "mode": self.mode,
                 "block": self.block, "name": self.name}
+
+
+# ------------------------------------------------------------ layer chains
+def where(index: int, layer: LayerGeometry) -> str:
+    """``layer 3 ('conv2')``: how messages name a layer of a chain."""
+    return f"layer {index} ({layer.name!r})" if layer.name else f"layer {index}"
+
+
+def sharing_units(layers) -> list:
+    """Membrane-sharing units in layer order: lists of layer indices.
+
+    Each LIF layer without a block id is a unit of its own; consecutive
+    layers with the same block id form one unit. Readout layers are not
+    listed (they have no membrane).
+    """
+    out: list = []
+    for i, layer in enumerate(layers):
+        if layer.mode == "readout":
+            continue
+        if (layer.block is not None and out and out[-1][-1] == i - 1
+                and layers[i - 1].block == layer.block):
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def check_chain(layers, in_shape: tuple, error: type) -> None:
+    """The geometry rules of a chain of layers; raises ``error`` naming the layer.
+
+    Layer 0 takes ``in_shape`` and every later layer the previous layer's
+    output (a linear layer takes it flattened in C, H, W order); the layers
+    of a sharing block are contiguous and have one mode and one output shape
+    (they share one membrane).
+    """
+    prev = in_shape
+    for i, layer in enumerate(layers):
+        ok = (layer.in_shape == prev) or (
+            layer.kind == "linear" and layer.in_shape[0] == math.prod(prev))
+        if not ok:
+            src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
+            raise error(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
+                        f"{src} {prev}" + (" (flattened: a conv output feeds a linear layer"
+                                           " as C*H*W features)" if layer.kind == "linear" else ""))
+        prev = layer.out_shape
+    for blk in sharing_units(layers):
+        first = layers[blk[0]]
+        for i in blk[1:]:
+            layer = layers[i]
+            if layer.out_chw != first.out_chw:
+                raise error(f"{where(i, layer)}: out_shape {layer.out_shape} differs from "
+                            f"{first.out_shape} of {where(blk[0], first)} in sharing block "
+                            f"{first.block}; layers of a block share one membrane and need "
+                            f"the same output shape")
+            if layer.mode != first.mode:
+                raise error(f"{where(i, layer)}: mode {layer.mode!r} differs from "
+                            f"{first.mode!r} of {where(blk[0], first)} in sharing block "
+                            f"{first.block}")
+    seen: dict = {}
+    for i, layer in enumerate(layers):
+        if layer.block is None:
+            continue
+        if layer.block in seen and seen[layer.block] != i - 1:
+            raise error(f"{where(i, layer)}: sharing block {layer.block} is not contiguous "
+                        f"(it also holds {where(seen[layer.block], layers[seen[layer.block]])}"
+                        f" with other layers in between)")
+        seen[layer.block] = i

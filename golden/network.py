@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import zipfile
 import zlib
@@ -34,7 +33,7 @@ import numpy as np
 from .config import HwConfig
 from .errors import ProjectError
 from .files import atomic_write
-from .geometry import LayerGeometry, is_int
+from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
 from .mapping import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
 
 __all__ = [
@@ -137,11 +136,6 @@ class Layer(LayerGeometry):
                    padding=padding, mode=mode, block=block, name=name)
 
 
-def where(index: int, layer: Layer) -> str:
-    """``layer 3 ('conv2')``: how messages name a layer."""
-    return f"layer {index} ({layer.name!r})" if layer.name else f"layer {index}"
-
-
 @dataclass(frozen=True, eq=False)
 class Network:
     """A chain of layers. ``in_shape`` is the shape of one timestep of input spikes.
@@ -167,42 +161,10 @@ class Network:
         object.__setattr__(self, "layers", layers)
         if not layers:
             raise NetworkError("network has no layers")
-        prev = shape
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
-            ok = (layer.in_shape == prev) or (
-                layer.kind == "linear" and layer.in_shape[0] == math.prod(prev))
-            if not ok:
-                src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
-                raise NetworkError(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
-                                   f"{src} {prev}" + (" (flattened: a conv output feeds a linear layer"
-                                                       " as C*H*W features)" if layer.kind == "linear" else ""))
-            prev = layer.out_shape
-        for blk in self.blocks():
-            first = layers[blk[0]]
-            if len(blk) < 2:
-                continue
-            for i in blk[1:]:
-                layer = layers[i]
-                if layer.out_chw != first.out_chw:
-                    raise NetworkError(f"{where(i, layer)}: out_shape {layer.out_shape} differs from "
-                                       f"{first.out_shape} of {where(blk[0], first)} in sharing block "
-                                       f"{first.block}; layers of a block share one membrane and need "
-                                       f"the same output shape")
-                if layer.mode != first.mode:
-                    raise NetworkError(f"{where(i, layer)}: mode {layer.mode!r} differs from "
-                                       f"{first.mode!r} of {where(blk[0], first)} in sharing block "
-                                       f"{first.block}")
-        seen = {}
-        for i, layer in enumerate(layers):
-            if layer.block is None:
-                continue
-            if layer.block in seen and seen[layer.block] != i - 1:
-                raise NetworkError(f"{where(i, layer)}: sharing block {layer.block} is not contiguous "
-                                   f"(it also holds {where(seen[layer.block], layers[seen[layer.block]])}"
-                                   f" with other layers in between)")
-            seen[layer.block] = i
+        check_chain(layers, shape, NetworkError)
 
     # ------------------------------------------------------------ structure
     def blocks(self) -> list:
@@ -212,16 +174,7 @@ class Network:
         layers with the same block id form one unit. Readout layers are not
         listed (they have no membrane).
         """
-        out: list = []
-        for i, layer in enumerate(self.layers):
-            if layer.mode == "readout":
-                continue
-            if (layer.block is not None and out and out[-1][-1] == i - 1
-                    and self.layers[i - 1].block == layer.block):
-                out[-1].append(i)
-            else:
-                out.append([i])
-        return out
+        return sharing_units(self.layers)
 
     def block_of(self, index: int) -> list:
         """The sharing unit (list of layer indices) holding LIF layer ``index``."""

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import reversible as rev
-from .geometry import LayerGeometry
+from .geometry import LayerGeometry, check_chain, sharing_units, where
 from .lif import LIFParams, ReferenceModelError, lif_step, synapse
 from .memory import MemoryCalcError
 from .memory import parse_scheme as _parse_scheme
@@ -61,43 +61,21 @@ class LayerSpec(LayerGeometry):
 
 
 def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
-    """Network-level checks: shapes chain, groups divide channels, blocks are sound."""
+    """Network-level checks: shapes chain, blocks are sound (:func:`golden.geometry.check_chain`),
+    a readout layer is last, ``groups`` divides every chained layer's channels."""
     if not layers:
         raise ReferenceModelError("network has no layers")
     _pos_int(groups, "groups")
     for i, spec in enumerate(layers):
         if not isinstance(spec, LayerSpec):
             raise ReferenceModelError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
-        prev = layers[i - 1].out_shape if i else None
-        if i and spec.in_shape != prev and not (
-                spec.kind == "linear" and spec.in_shape[0] == math.prod(prev)):
-            raise ReferenceModelError(
-                f"layer {i} ({spec.name or spec.kind}): in_shape {spec.in_shape} != previous "
-                f"layer's out_shape {layers[i - 1].out_shape}")
-        if spec.mode == "readout" and i != len(layers) - 1:
-            raise ReferenceModelError(f"layer {i}: a readout layer must be the last layer")
-        if spec.mode == "chained" and spec.out_channels % groups:
-            raise ReferenceModelError(
-                f"layer {i} ({spec.name or spec.kind}): groups={groups} must divide "
-                f"out_channels={spec.out_channels}")
-    seen: dict = {}
+    check_chain(layers, layers[0].in_shape, ReferenceModelError)
     for i, spec in enumerate(layers):
-        if spec.block is None:
-            continue
-        if spec.block in seen:
-            j = seen[spec.block][-1]
-            if j != i - 1:
-                raise ReferenceModelError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
-            if spec.mode != layers[j].mode:
-                raise ReferenceModelError(f"block {spec.block!r}: layer {i} mode {spec.mode!r} differs from "
-                                     f"layer {j} mode {layers[j].mode!r}")
-            if spec.out_chw != layers[j].out_chw:
-                raise ReferenceModelError(
-                    f"block {spec.block!r}: layer {i} out_shape {spec.out_shape} differs from "
-                    f"layer {j} out_shape {layers[j].out_shape}; only same-shape layers can share")
-            seen[spec.block].append(i)
-        else:
-            seen[spec.block] = [i]
+        if spec.mode == "readout" and i != len(layers) - 1:
+            raise ReferenceModelError(f"{where(i, spec)}: a readout layer must be the last layer")
+        if spec.mode == "chained" and spec.out_channels % groups:
+            raise ReferenceModelError(f"{where(i, spec)}: groups={groups} must divide "
+                                      f"out_channels={spec.out_channels}")
 
 
 def parse_scheme(scheme: str) -> tuple[bool, int]:
@@ -209,23 +187,12 @@ class EfficientLIFNet(nn.Module):
         return self.groups if self.layers[index].mode == "chained" else 1
 
     def _plan_chains(self) -> list:
-        """Map each LIF layer to (chain id, position in block, block size)."""
-        plan, chain = [], -1
-        for i, spec in enumerate(self.layers):
-            if spec.mode == "readout":
-                plan.append(None)
-                continue
-            if spec.block is None or i == 0 or self.layers[i - 1].block != spec.block:
-                chain += 1
-                pos = 0
-            else:
-                pos = plan[i - 1][1] + 1
-            plan.append((chain, pos))
-        sizes: dict = {}
-        for p in plan:
-            if p is not None:
-                sizes[p[0]] = sizes.get(p[0], 0) + 1
-        return [None if p is None else (p[0], p[1], sizes[p[0]]) for p in plan]
+        """Map each LIF layer to (chain id, position in block, block size); None for readout."""
+        plan = [None] * len(self.layers)
+        for chain, unit in enumerate(sharing_units(self.layers)):
+            for pos, i in enumerate(unit):
+                plan[i] = (chain, pos, len(unit))
+        return plan
 
     def state_shape(self, index: int) -> tuple:
         """Shape of one group's membrane state of layer ``index`` (no batch)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import zipfile
 
 import numpy as np
 import pytest

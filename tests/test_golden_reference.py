@@ -223,7 +223,7 @@ def test_training_reduces_loss():
     (lambda: with_scheme([], "C#x"), "scheme"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 6)], groups=4), "divide"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4, block=1), LayerSpec("linear", (4,), 4),
-                              LayerSpec("linear", (4,), 4, block=1)]), "consecutive"),
+                              LayerSpec("linear", (4,), 4, block=1)]), "sharing block 1 is not contiguous"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4, block=1),
                               LayerSpec("linear", (4,), 8, block=1)]), "shape"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4), LayerSpec("linear", (5,), 4)]), "in_shape"),
