@@ -22,10 +22,6 @@ PACKAGES = ("golden", "gen", "tb", "flow")
 #: What each package must never import (flow is the top layer: it may import anything).
 FORBIDDEN = {"golden": ("gen", "tb", "flow"), "gen": ("tb", "flow")}
 
-#: gen/report.py still imports tb/ until the "flow" branch moves it to flow/.
-#: The integrator deletes this set (and its use below) when that branch is merged.
-KNOWN_UNTIL_FLOW_MERGE = {("gen.report", "tb.build"), ("gen.report", "tb.throughput")}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -116,8 +112,7 @@ def layer_violations(graph: dict) -> list:
     bad = []
     for m, deps in sorted(graph.items()):
         for d in sorted(deps):
-            if d.split(".")[0] in FORBIDDEN.get(m.split(".")[0], ()) \
-                    and (m, d) not in KNOWN_UNTIL_FLOW_MERGE:
+            if d.split(".")[0] in FORBIDDEN.get(m.split(".")[0], ()):
                 bad.append(f"{m} -> {d}")
     return bad
 
@@ -128,6 +123,7 @@ def test_graph_is_read():
     assert "golden.config" in g["golden.network"]
     assert "golden.network" in g["golden.fixed_model"]
     assert "gen.emit" in g["tb.build"]           # a function-level import in tb/build.py
+    assert "tb.throughput" in g["flow.sweep"]    # flow (the top layer) may import tb
 
 
 def test_no_import_cycle():
@@ -140,14 +136,6 @@ def test_lower_layers_never_import_higher_ones():
     assert not bad, "forbidden imports: " + "; ".join(bad)
 
 
-def test_known_flow_edges_still_exist():
-    """Fails once gen/report.py stops importing tb/: then delete KNOWN_UNTIL_FLOW_MERGE."""
-    g = import_graph()
-    stale = sorted(e for e in KNOWN_UNTIL_FLOW_MERGE if e[1] not in g.get(e[0], ()))
-    if stale:
-        pytest.fail(f"KNOWN_UNTIL_FLOW_MERGE lists edges that are gone {stale}: delete the set")
-
-
 @pytest.mark.parametrize("graph, want", [
     ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
     ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, None),
@@ -158,5 +146,5 @@ def test_find_cycle(graph, want):
 
 def test_layer_rule_flags_upward_imports():
     g = {"golden.x": {"gen.y", "golden.z"}, "gen.y": {"tb.w"}, "tb.w": {"gen.y"},
-         "flow.r": {"tb.w"}, "gen.report": {"tb.build"}}
-    assert layer_violations(g) == ["gen.y -> tb.w", "golden.x -> gen.y"]
+         "flow.r": {"tb.w", "golden.x"}, "tb.v": {"flow.r"}, "gen.z": {"flow.r"}}
+    assert layer_violations(g) == ["gen.y -> tb.w", "gen.z -> flow.r", "golden.x -> gen.y"]
