@@ -565,6 +565,8 @@ def run(b: Build, plan: dict, *, test_module: str = TEST_MODULE, testcase: str |
     c = run_cocotb(b, test_module, run_dir, env={"TB_PLAN": str(run_dir / "plan.json")},
                    testcase=testcase, quiet=quiet,
                    progress=poll_progress if progress is not None else None, poll=poll)
+    if progress is not None:
+        poll_progress()   # the last record, however short the run
     summary, log = c.summary, c.log
     tests = summary.get("tests", {})
     failures = [t["failure"] for t in tests.values() if t.get("failure")]

@@ -188,7 +188,9 @@ def parse_args(argv) -> SimOptions:
     return _parse(argv)[0]
 
 
-def _parse(argv) -> tuple[SimOptions, bool]:
+def build_parser() -> OneLineParser:
+    """The parser of ``python -m tb.sim`` (every option has a help text and
+    shows its default)."""
     p = OneLineParser(
         prog=PROG, description="Emit, build and co-simulate one configuration of lif_pe_array "
                                 "against the golden model (what `make sim` runs).",
@@ -230,6 +232,11 @@ def _parse(argv) -> tuple[SimOptions, bool]:
                    help="other HwConfig fields, e.g. acc_width=12 fire=ge (default: none)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no phase lines or progress bar (the summary only)")
+    return p
+
+
+def _parse(argv) -> tuple[SimOptions, bool]:
+    p = build_parser()
     a = p.parse_args(argv)
     extra = parse_cfg_items(getattr(a, "cfg", []), p.error)
     tests = getattr(a, "test", None)

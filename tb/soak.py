@@ -271,7 +271,9 @@ def _minutes(v):
     return x
 
 
-def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
+def build_parser() -> OneLineParser:
+    """The parser of ``python -m tb.soak`` (every option has a help text and
+    shows its default)."""
     from .build import SIMULATORS
     from .sim import MAX_SAMPLES, MAX_TIMESTEPS
     d = SoakOptions()
@@ -314,6 +316,13 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no per-run progress lines or build announcements")
+    return p
+
+
+def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
+    """``(options, --json path or None, --quiet)`` of a command line (exit 2
+    with one error line on a bad option)."""
+    p = build_parser()
     a = p.parse_args(argv)
     extra = parse_cfg_items(getattr(a, "cfg", []), p.error)
     opts = SoakOptions(array=a.array, groups=a.groups, sim=a.sim, spikes=a.spikes, fired=a.fired,

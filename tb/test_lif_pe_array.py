@@ -112,6 +112,7 @@ class _Session:
         finally:
             if writer is not None:
                 writer.cancel()
+                self.progress_record(name, sb)
         sb.missing_beats() if timeout is None and sb.ok else None
         counts = self.sched.counts
         cycles = st.cycles - c0
@@ -138,22 +139,25 @@ class _Session:
         self.record(name, data)
         assert failure is None, failure
 
-    async def write_progress(self, name: str, sb, every: int = 1000, seconds: float = 1.0):
-        """Rewrite the plan's ``progress`` file (beats received of the
-        expected, cycles) at most every ``seconds`` of wall time, looking
-        every ``every`` clock cycles; for the host's progress bar."""
-        from cocotb.triggers import ClockCycles
-
+    def progress_record(self, name: str, sb) -> None:
+        """Rewrite the plan's ``progress`` file: test, beats received of the
+        expected, cycles (read by the host's progress bar, tb.build.run)."""
         from golden.files import atomic_write
-        path, last = Path(self.plan["progress"]), 0.0
+        atomic_write({self.plan["progress"]: json.dumps({
+            "test": name, "beats": sb.next_beat, "beats_expected": sb.beats_expected,
+            "cycles": self.bfm.stats.cycles})})
+
+    async def write_progress(self, name: str, sb, every: int = 1000, seconds: float = 1.0):
+        """:meth:`progress_record` at most every ``seconds`` of wall time,
+        looking every ``every`` clock cycles."""
+        from cocotb.triggers import ClockCycles
+        last = 0.0
         while True:
             await ClockCycles(self.bfm.sig["clk"], every)
             now = time.monotonic()
             if now - last >= seconds:
                 last = now
-                atomic_write({path: json.dumps({
-                    "test": name, "beats": sb.next_beat, "beats_expected": sb.beats_expected,
-                    "cycles": self.bfm.stats.cycles})})
+                self.progress_record(name, sb)
 
     def record(self, name: str, data: dict) -> None:
         prev = json.loads(Path(self.plan["summary"]).read_text()).get("tests", {}).get(name) \
