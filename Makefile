@@ -43,7 +43,7 @@ help:
 	  "SEED=[$(SEED)] T=[$(T)]" 'sim: seed, timesteps per sample' \
 	  "RESET=[$(RESET)] LAYER_SHARE=[$(LAYER_SHARE)]" 'sim, soak: neuron reset soft|hard; sim: L block 0|1' \
 	  "STRESS=[$(STRESS)]" 'sim: 1 random command gaps and backpressure, 0 none' \
-	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST)' \
+	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST); command line only' \
 	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
 	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m gen.report' \
 	  "PYTHON=[$(PYTHON)] VENV=[$(VENV)]" 'interpreter that creates the venv, its folder'
@@ -86,7 +86,12 @@ test: setup
 # Verilog goes to sim_build/rtl/<config>/, the build to sim_build/<sim>/<config>/.
 SIM ?= verilator
 SEED ?= 1
-WAVES ?= 0
+# WAVES is also cocotb's own environment variable: a shell that exports it for
+# other cocotb projects must not make every run dump waves, so only WAVES given
+# on the make command line counts.
+ifneq ($(origin WAVES),command line)
+override WAVES := 0
+endif
 LAYER_SHARE ?= 1
 RESET ?= soft
 T ?= 3

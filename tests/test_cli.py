@@ -345,3 +345,19 @@ def test_no_output_folder_derived_from_module_location():
         if re.search(r"Path\(__file__\)[^\n]*parent\.parent", text):
             offenders.append(f.name)
     assert offenders == [], offenders
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_takes_waves_from_its_command_line_only(tmp_path):
+    """WAVES is cocotb's variable too: an exported WAVES=1 must not turn
+    waves on for every `make sim`; `make sim WAVES=1` does."""
+    def waves(args, env_waves):
+        env = dict(os.environ, **({"WAVES": env_waves} if env_waves else {}))
+        env.pop("MAKEFLAGS", None)
+        r = subprocess.run(["make", "-n", "sim", f"VENV={tmp_path / 'venv'}", *args],
+                           capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return re.search(r"--waves '([01])'", r.stdout).group(1)
+    assert waves([], "1") == "0"
+    assert waves(["WAVES=1"], None) == "1"
+    assert waves([], None) == "0"
