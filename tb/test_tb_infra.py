@@ -211,7 +211,7 @@ def test_mutation_not_found_is_an_error():
     (["--groups", "3", "--array", "8"], "must divide array"),
     (["--sim", "modelsim"], "invalid choice"),
     (["--layer-share", "2"], "LAYER_SHARE must be 0 or 1"),
-    (["-T", "0"], "T must be a positive integer"),
+    (["-T", "0"], "T must be an integer from 1 to 256"),
     (["--seed", "x"], "SEED must be a non-negative integer"),
     (["--cfg", "acc_width=wide"], "expected an integer"),
 ])
