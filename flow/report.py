@@ -34,6 +34,7 @@ from golden.cli import OneLineParser, bounded_int, error_line, posint, run_main
 from golden.config import ConfigError, HwConfig
 from golden.errors import ProjectError
 from golden.files import atomic_write, check_writable_dir
+from golden.paths import build_path
 
 from . import sweep
 from .attribution import ConsistencyError
@@ -85,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "Every N must divide every A.")
     p.add_argument("--jobs", type=posint("jobs"), default=2,
                    help="parallel Yosys runs / simulations")
-    p.add_argument("--out-dir", default="reports", help="report folder")
-    p.add_argument("--cache-dir", default="build/report_cache", help="synthesis cache folder")
+    p.add_argument("--out-dir", default=str(build_path("reports")), help="report folder")
+    p.add_argument("--cache-dir", default=str(build_path("build", "report_cache")),
+                   help="synthesis cache folder")
     p.add_argument("--sim", choices=tb.build.SIMULATORS, default="verilator",
                    help="simulator for the throughput runs (Icarus manages only a few "
                         "cycles per second on a 128-PE build)")
@@ -130,7 +132,7 @@ def _check_before_work(args) -> tuple:
     if not args.no_synth:
         check_writable_dir(args.cache_dir, "--cache-dir")
     # emit_rtl and the simulator builds write here (tb.build, $TB_SIM_BUILD)
-    check_writable_dir(tb.build.SIM_BUILD, "simulator build folder")
+    check_writable_dir(tb.build.sim_build_dir(), "simulator build folder")
     return cfgs, out
 
 

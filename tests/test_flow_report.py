@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import tb.build
 from flow import report, sweep
 from flow.attribution import ConsistencyError
 from golden.cli import run_main
@@ -140,7 +139,7 @@ def test_cli_no_synth_no_sim_gives_manifest_figures_and_memory(tmp_path):
 @pytest.fixture
 def in_process(tmp_path, monkeypatch):
     """Run main() in this process with private folders; returns (call, out dir)."""
-    monkeypatch.setattr(tb.build, "SIM_BUILD", tmp_path / "sim_build")
+    monkeypatch.setenv("TB_SIM_BUILD", str(tmp_path / "sim_build"))
     out = tmp_path / "rep"
     argv = ["--array", "8", "--groups", "2", "--no-synth", "--no-sim", "--out-dir", str(out)]
     return (lambda: run_main(report.main, report.PROG, argv)), out

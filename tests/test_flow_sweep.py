@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-import tb.build
 from flow.attribution import attribute_blocks
 from flow.sweep import BuildReport, run
 from flow.synth import SynthError
@@ -31,7 +30,7 @@ def test_as_dict_without_and_with_synthesis():
 
 @pytest.fixture
 def private_sim_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(tb.build, "SIM_BUILD", tmp_path / "sim_build")
+    monkeypatch.setenv("TB_SIM_BUILD", str(tmp_path / "sim_build"))
     return tmp_path / "sim_build"
 
 
