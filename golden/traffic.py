@@ -243,12 +243,16 @@ def _unit_words(layers, unit, scheme: str) -> int:
 class LayerTraffic:
     """Traffic of one layer per mini-batch: ``bits[kind]``, ``accesses[kind]``
     (bursts); ``chunks`` weight chunks, ``mode`` of its unit ('resident',
-    'layer-major', 'fused b=N'), ``sub_batch`` samples per weight load."""
+    'layer-major', 'fused b=N'), ``sub_batch`` samples per weight load,
+    ``unit_layers`` the layers of its unit (m > 1: an L sharing block),
+    ``unit`` the unit's index in network order."""
 
     name: str
     chunks: int
     mode: str
     sub_batch: int
+    unit_layers: int = 1
+    unit: int = 0
     bits: dict = field(default_factory=lambda: {k: 0 for k, _, _ in KINDS})
     accesses: dict = field(default_factory=lambda: {k: 0 for k, _, _ in KINDS})
 
@@ -331,13 +335,13 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
     chunks = [_chunks(ly.lif_shape[0], ly.fanin * weight_bits, groups, budget.weight_bits, ly.name)
               for ly in layers]
 
-    def unit_rows(unit, sub: int, fused: bool) -> list:
+    def unit_rows(u: int, unit, sub: int, fused: bool) -> list:
         rows = []
         m = len(unit)
         for j, i in enumerate(unit):
             ly, ks = layers[i], chunks[i]
             mode = "resident" if resident else (f"fused b={sub}" if fused else "layer-major")
-            r = LayerTraffic(ly.name, len(ks), mode, sub)
+            r = LayerTraffic(ly.name, len(ks), mode, sub, m, u)
             loads = 1 if w_resident else T * -(-B // sub)
             for ch in ks:
                 r.add("weight_rd", ch * ly.fanin * weight_bits, 1 if w_resident else loads, burst)
@@ -357,11 +361,11 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
         return rows
 
     out = []
-    for unit, wd in zip(units, words):
-        rows = unit_rows(unit, B, False)
+    for u, (unit, wd) in enumerate(zip(units, words)):
+        rows = unit_rows(u, unit, B, False)
         sub = budget.membrane_bits // (wd * mem_bits)
         if not resident and len(unit) > 1 and sub >= 1:
-            fused = unit_rows(unit, min(sub, B), True)
+            fused = unit_rows(u, unit, min(sub, B), True)
             if sum(r.total_bits for r in fused) < sum(r.total_bits for r in rows):
                 rows = fused
         out += rows
@@ -411,7 +415,18 @@ def _groups(rows):
 
 
 def _fmt(x: float) -> str:
-    return f"{x / 1e6:.3f} M" if x >= 1e5 else f"{x:,.0f}"
+    return f"{x / 1e6:.4g} M"
+
+
+def _blocks_cell(t) -> str:
+    """'fused k/n (b=..)' over the L blocks (units of 2+ layers) of ``t``."""
+    firsts = list({ly.unit: ly for ly in reversed(t.layers) if ly.unit_layers > 1}.values())
+    if not firsts:
+        return "no blocks"
+    if all(ly.mode == "resident" for ly in firsts):
+        return "all on chip"
+    fused = [ly.sub_batch for ly in firsts if ly.mode.startswith("fused")]
+    return f"{len(fused)}/{len(firsts)} fused" + (f" (b ≥ {min(fused)})" if fused else "")
 
 
 def markdown_table(rows: Sequence[Traffic], fmt: str = "markdown") -> str:
@@ -422,7 +437,7 @@ def markdown_table(rows: Sequence[Traffic], fmt: str = "markdown") -> str:
     schemes = list(dict.fromkeys(r.scheme for r in rows))
     head = ["arch", "input", "B", "budget"] + [f"{s} bursts/sample (÷{schemes[0]})"
                                                for s in schemes]
-    head += [f"{schemes[0]}: weights / membranes / spikes %", "L blocks"]
+    head += [f"{schemes[0]}: weights / membranes / spikes %", "L blocks fused"]
     table = [head]
     for (arch, size, b, bud), grp in _groups(rows).items():
         by = {r.scheme: r for r in grp}
@@ -443,8 +458,7 @@ def markdown_table(rows: Sequence[Traffic], fmt: str = "markdown") -> str:
         else:
             cells.append("")
         lr = by.get("L")
-        modes = sorted({ly.mode for ly in lr.layers}) if lr else []
-        cells.append(", ".join(modes))
+        cells.append(_blocks_cell(lr) if lr else "")
         table.append(cells)
     if fmt == "markdown":
         lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
@@ -540,7 +554,7 @@ def plot_png(batches=(1, 8, 64), sizes=DEFAULT_SIZES, budget: str = "block",
         ax.axhline(1.0, color="grey", lw=0.6)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(f"DRAM accesses / {schemes[0]}")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
