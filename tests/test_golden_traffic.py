@@ -14,7 +14,7 @@ import pytest
 
 from golden.cli import run_main
 from golden.traffic import (Budget, ConvLayer, array_budget, block_budget, conv_layers, main,
-                            sata_budget, sweep, traffic)
+                            sata_budget, sweep, traffic, traffic_markdown)
 
 T, B = 3, 2
 WB, MB = 8, 16                      # weight bits, membrane bits
@@ -212,3 +212,10 @@ def test_cli_plot_png_mode_0644(tmp_path, capsys):
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert stat.S_IMODE(os.stat(png).st_mode) == 0o644
+
+
+def test_traffic_markdown_section():
+    md = traffic_markdown("dram_traffic.png", archs=["vgg16"], sizes=[32], batches=[64])
+    assert md.startswith("## Off-chip (DRAM) traffic")
+    assert "| vgg16 | 32 | 64 | array |" in md and "| vgg16 | 32 | 64 | block |" in md
+    assert "paper 0.77" in md and "![DRAM accesses per scheme](dram_traffic.png)" in md
