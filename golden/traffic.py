@@ -65,21 +65,25 @@ CLI: ``python -m golden.traffic [--arch ...] [--format markdown|text]
 
 from __future__ import annotations
 
+import argparse
+import io
 import math
 import sys
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Optional, Sequence
 
+from .cli import OneLineParser, posint, run_main
 from .config import HwConfig
 from .errors import ProjectError
+from .files import atomic_write
 from .geometry import sharing_units
 from .memory import ARCHS, Arch, MemoryCalcError, parse_scheme, scheme_memory
 
 __all__ = [
     "TrafficError", "ConvLayer", "Budget", "LayerTraffic", "Traffic", "KINDS",
     "DEFAULT_SCHEMES", "DEFAULT_ARCHS", "DEFAULT_SIZES", "DEFAULT_BATCHES", "PAPER_L_REDUCTION",
-    "SATA_SOURCE", "array_budget", "sata_budget", "block_budget", "conv_layers", "traffic",
+    "SATA_SOURCE", "Transfer", "transfers", "layer_table", "array_budget", "sata_budget", "block_budget", "conv_layers", "traffic",
     "sweep", "markdown_table", "comparison_lines", "plot_png", "traffic_markdown", "main",
 ]
 
@@ -245,7 +249,8 @@ class LayerTraffic:
     (bursts); ``chunks`` weight chunks, ``mode`` of its unit ('resident',
     'layer-major', 'fused b=N'), ``sub_batch`` samples per weight load,
     ``unit_layers`` the layers of its unit (m > 1: an L sharing block),
-    ``unit`` the unit's index in network order."""
+    ``unit`` the unit's index in network order, ``chunk_channels`` the
+    output channels of each weight chunk."""
 
     name: str
     chunks: int
@@ -253,6 +258,7 @@ class LayerTraffic:
     sub_batch: int
     unit_layers: int = 1
     unit: int = 0
+    chunk_channels: tuple = ()
     bits: dict = field(default_factory=lambda: {k: 0 for k, _, _ in KINDS})
     accesses: dict = field(default_factory=lambda: {k: 0 for k, _, _ in KINDS})
 
@@ -283,6 +289,10 @@ class Traffic:
     mem_bits: int
     burst_bytes: int
     layers: list
+    geometry: tuple = ()
+    groups: int = 1
+    membranes_resident: bool = False
+    weights_resident: bool = False
 
     def bits(self, kind: Optional[str] = None) -> int:
         return sum(ly.bits[kind] if kind else ly.total_bits for ly in self.layers)
@@ -313,12 +323,14 @@ def _chunks(cout: int, per_channel_bits: int, groups: int, cap_bits: int, name: 
 
 def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, batch: int = 1,
             timesteps: int = DEFAULT_T, input_size: Optional[int] = None, weight_bits: int = 8,
-            mem_bits: int = 16, burst_bytes: int = DEFAULT_BURST, pixel_bits: int = 8) -> Traffic:
-    """DRAM traffic of one mini-batch (module docstring, docs/traffic.md)."""
-    for name, v, lo in (("batch", batch, 1), ("timesteps", timesteps, 1),
+            mem_bits: int = 16, burst_bytes: int = DEFAULT_BURST, pixel_bits: int = 8,
+            name: Optional[str] = None) -> Traffic:
+    """DRAM traffic of one mini-batch (module docstring, docs/traffic.md).
+    ``name`` labels the result (default: the architecture's name)."""
+    for what, v, lo in (("batch", batch, 1), ("timesteps", timesteps, 1),
                         ("weight_bits", weight_bits, 1), ("mem_bits", mem_bits, 1),
                         ("burst_bytes", burst_bytes, 1), ("pixel_bits", pixel_bits, 1)):
-        _check_int(name, v, lo)
+        _check_int(what, v, lo)
     budget = budget or array_budget()
     layers = conv_layers(arch, input_size, pixel_bits)
     try:
@@ -341,14 +353,16 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
         for j, i in enumerate(unit):
             ly, ks = layers[i], chunks[i]
             mode = "resident" if resident else (f"fused b={sub}" if fused else "layer-major")
-            r = LayerTraffic(ly.name, len(ks), mode, sub, m, u)
+            r = LayerTraffic(ly.name, len(ks), mode, sub, m, u, tuple(ks))
             loads = 1 if w_resident else T * -(-B // sub)
             for ch in ks:
                 r.add("weight_rd", ch * ly.fanin * weight_bits, 1 if w_resident else loads, burst)
             ibits = ly.in_elems * ly.in_bits
             reread = 1 if (len(ks) == 1 or sub * ibits <= budget.spike_bits) else len(ks)
             r.add("spike_rd", ibits, T * B * reread, burst)
-            r.add("spike_wr", math.prod(ly.out_shape), T * B, burst)
+            plane = ly.out_shape[1] * ly.out_shape[2]
+            for ch in ks:
+                r.add("spike_wr", ch * plane, T * B, burst)
             if not resident:
                 c, h, w = ly.lif_shape
                 fills = (T - 1) if j == 0 else (0 if fused else T)
@@ -369,9 +383,65 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
             if sum(r.total_bits for r in fused) < sum(r.total_bits for r in rows):
                 rows = fused
         out += rows
-    name = arch if isinstance(arch, str) else getattr(arch, "name", "network")
-    size = input_size if isinstance(arch, str) else getattr(arch, "input_size", None)
-    return Traffic(name, size, scheme, budget, B, T, weight_bits, mem_bits, burst_bytes, out)
+    if name is None:
+        name = arch if isinstance(arch, str) else getattr(arch, "name", "network")
+    size = input_size if isinstance(arch, str) else getattr(arch, "input_size", input_size)
+    return Traffic(name, size, scheme, budget, B, T, weight_bits, mem_bits, burst_bytes, out,
+                   tuple(layers), groups, resident, w_resident)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One off-chip transfer of the explicit schedule: ``kind`` (:data:`KINDS`),
+    ``bits``, timestep ``t``, layer index, weight chunk, sample (-1 for weights)."""
+
+    kind: str
+    bits: int
+    t: int
+    layer: int
+    chunk: int
+    sample: int
+
+
+def transfers(plan: Traffic):
+    """The transfers of ``plan`` (a :func:`traffic` result) one by one, in the
+    loop order of docs/traffic.md, with its per-unit choices (resident /
+    layer-major / fused b). This is the sequence a schedule emits and a
+    testbench's off-chip memory sees; its sums equal ``plan``'s counts (the
+    closed forms are checked against it in tests/test_golden_traffic.py)."""
+    geo, rows, g = plan.geometry, plan.layers, plan.groups
+    T, B, wb, mb = plan.timesteps, plan.batch, plan.weight_bits, plan.mem_bits
+    units: dict = {}
+    for i, r in enumerate(rows):
+        units.setdefault(r.unit, []).append(i)
+    for t in range(T):
+        for unit in units.values():
+            head = rows[unit[0]]
+            sub, fused = head.sub_batch, head.mode.startswith("fused")
+            m = len(unit)
+            for s0 in range(0, B, sub):
+                samples = range(s0, min(B, s0 + sub))
+                for j, i in enumerate(unit):
+                    ly, ks = geo[i], rows[i].chunk_channels
+                    ibits = ly.in_elems * ly.in_bits
+                    reread = len(ks) > 1 and sub * ibits > plan.budget.spike_bits
+                    plane = ly.lif_shape[1] * ly.lif_shape[2]
+                    oplane = ly.out_shape[1] * ly.out_shape[2]
+                    for k, ch in enumerate(ks):
+                        if not plan.weights_resident or (t == 0 and s0 == 0):
+                            yield Transfer("weight_rd", ch * ly.fanin * wb, t, i, k, -1)
+                        for s in samples:
+                            if k == 0 or reread:
+                                yield Transfer("spike_rd", ibits, t, i, k, s)
+                            if not plan.membranes_resident:
+                                fill = (t > 0) if j == 0 else not fused
+                                if fill:
+                                    yield Transfer("mem_rd", ch // g * plane * mb, t, i, k, s)
+                            yield Transfer("spike_wr", ch * oplane, t, i, k, s)
+                            if not plan.membranes_resident:
+                                spill = (t < T - 1) if j == m - 1 else not fused
+                                if spill:
+                                    yield Transfer("mem_wr", ch // g * plane * mb, t, i, k, s)
 
 
 def _budgets(names: Sequence[str], layers, batch: int, mem_bits: int) -> list:
@@ -400,8 +470,7 @@ def sweep(archs=DEFAULT_ARCHS, sizes=DEFAULT_SIZES, batches=DEFAULT_BATCHES,
             for b in batches:
                 for bud in _budgets(budgets, layers, b, kw.get("mem_bits", 16)):
                     for s in schemes:
-                        out.append(traffic(layers, s, bud, b, input_size=size, **kw))
-                        out[-1].arch, out[-1].input_size = arch, size
+                        out.append(traffic(layers, s, bud, b, input_size=size, name=arch, **kw))
     return out
 
 
@@ -533,7 +602,6 @@ def plot_png(batches=(1, 8, 64), sizes=DEFAULT_SIZES, budget: str = "block",
         import matplotlib.pyplot as plt
     except ImportError:
         raise TrafficError("matplotlib is not installed (pip install matplotlib)") from None
-    import io
     names = {32: "CIFAR-10 (32)", 64: "TinyImageNet (64)", 224: "ImageNet-100 (224)"}
     fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 3.6), sharey=True,
                              squeeze=False)
@@ -585,10 +653,6 @@ def traffic_markdown(plot_name: Optional[str] = None, archs=DEFAULT_ARCHS, sizes
 
 
 def main(argv=None) -> int:
-    import argparse
-    from .cli import OneLineParser
-    from .files import atomic_write
-
     def listarg(name, conv, known=None, lo=None):
         def parse(text):
             vals = [v.strip() for v in text.split(",") if v.strip()]
@@ -604,7 +668,6 @@ def main(argv=None) -> int:
             return out
         return parse
 
-    from .cli import posint
     ap = OneLineParser(prog="python -m golden.traffic",
                        description="Off-chip DRAM traffic (weights, membranes, spikes) per scheme.")
     ap.add_argument("--arch", default=",".join(DEFAULT_ARCHS), type=listarg("--arch", str, list(ARCHS)),
@@ -645,5 +708,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from .cli import run_main
     sys.exit(run_main(main, "python -m golden.traffic"))

@@ -13,8 +13,8 @@ import stat
 import pytest
 
 from golden.cli import run_main
-from golden.traffic import (Budget, ConvLayer, array_budget, block_budget, conv_layers, main,
-                            sata_budget, sweep, traffic, traffic_markdown)
+from golden.traffic import (KINDS, Budget, ConvLayer, array_budget, block_budget, conv_layers, main,
+                            sata_budget, sweep, traffic, traffic_markdown, transfers)
 
 T, B = 3, 2
 WB, MB = 8, 16                      # weight bits, membrane bits
@@ -219,3 +219,34 @@ def test_traffic_markdown_section():
     assert md.startswith("## Off-chip (DRAM) traffic")
     assert "| vgg16 | 32 | 64 | array |" in md and "| vgg16 | 32 | 64 | block |" in md
     assert "paper 0.77" in md and "![DRAM accesses per scheme](dram_traffic.png)" in md
+
+
+def _sum_transfers(plan, burst_bits):
+    bits = {k: 0 for k, _, _ in KINDS}
+    acc = dict(bits)
+    for x in transfers(plan):
+        bits[x.kind] += x.bits
+        acc[x.kind] += -(-x.bits // burst_bits)
+    return bits, acc
+
+
+@pytest.mark.parametrize("scheme", ["baseline", "L", "C#2", "C#4", "L+C#4"])
+@pytest.mark.parametrize("case", [
+    ("toy", "toy", 600, 0, 0), ("toy", "toy", 600, S, 0), ("toy", "toy", 10_000, S, 0),
+    ("toy", "toy", 10_000, 4 * S, 0), ("vgg16", 16, None, None, None),
+    ("vgg16", 16, 262_144, 16 * 8 * 8 * 16 * 3, 8 * 8 * 128 * 3),
+    ("resnet19", 8, None, None, None), ("resnet19", 8, 10 ** 9, 10 ** 9, 0)])
+def test_closed_form_equals_explicit_schedule(case, scheme):
+    # the explicit loop nest (transfers) and the closed forms (traffic) count the same
+    arch, size, wbud, mbud, sbud = case
+    if arch == "toy":
+        if scheme == "C#4" or scheme == "L+C#4":
+            wbud = 10_000
+        plan = run(scheme, wbud, mbud, sbud, batch=3)
+    else:
+        bud = array_budget() if wbud is None else Budget("t", wbud, mbud, sbud)
+        plan = traffic(arch, scheme, bud, 3, 2, input_size=size, burst_bytes=BURST)
+    bits, acc = _sum_transfers(plan, BURST * 8)
+    for k, _, _ in KINDS:
+        assert bits[k] == plan.bits(k), k
+        assert acc[k] == plan.accesses(k), k
