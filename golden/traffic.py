@@ -52,9 +52,12 @@ words × ``mem_bits``, ``m_u`` its layers):
   price of reloading the block's weights ``ceil(B / b)`` times per timestep.
   The model takes the cheaper of the two (fewer bits) and reports which.
 
-Bursts: each transfer (one chunk of weights; one sample's spike map, or one
-chunk's membrane words of one sample) is rounded up to whole bursts of
-``burst_bytes``; ``accesses`` sums them.
+Bursts: each transfer (one chunk of weights; one sample's input map of one
+chunk pass; one chunk's output spikes or membrane words of one sample) is
+rounded up to whole bursts of ``burst_bytes``; ``accesses`` sums them.
+:func:`transfers` lists the same transfers one by one in the loop order
+(what a schedule emits and a testbench counts); its sums equal the closed
+forms above.
 
 API: :func:`traffic` (one network/scheme/budget/B -> :class:`Traffic`),
 :func:`sweep`, :func:`markdown_table`, :func:`comparison_lines`,
@@ -76,7 +79,7 @@ from typing import Optional, Sequence
 from .cli import OneLineParser, posint, run_main
 from .config import HwConfig
 from .errors import ProjectError
-from .files import atomic_write
+from .files import atomic_write, check_writable_dir
 from .geometry import sharing_units
 from .memory import ARCHS, Arch, MemoryCalcError, parse_scheme, scheme_memory
 
@@ -690,6 +693,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.plot and not args.plot.lower().endswith(".png"):
         ap.error(f"--plot {args.plot!r}: the file name must end in .png")
+    if args.plot:
+        import os
+        check_writable_dir(os.path.dirname(os.path.abspath(args.plot)), "--plot folder")
     kw = dict(timesteps=args.timesteps, weight_bits=args.weight_bits, mem_bits=args.mem_bits,
               burst_bytes=args.burst)
     rows = sweep(args.arch, args.input, args.batch, args.schemes, args.budget, **kw)

@@ -250,3 +250,13 @@ def test_closed_form_equals_explicit_schedule(case, scheme):
     for k, _, _ in KINDS:
         assert bits[k] == plan.bits(k), k
         assert acc[k] == plan.accesses(k), k
+
+
+def test_cli_unwritable_plot_folder_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert run_main(main, PROG, ["--arch", "vgg16", "--input", "32", "--batch", "1",
+                                 "--plot", str(blocker / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--plot folder" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
