@@ -35,6 +35,7 @@ from golden.config import ConfigError, HwConfig
 from golden.errors import ProjectError
 from golden.files import atomic_write, check_writable_dir
 from golden.paths import build_path
+from golden.traffic import plot_png as traffic_plot, traffic_markdown
 
 from . import sweep
 from .attribution import ConsistencyError
@@ -149,10 +150,12 @@ def main(argv=None) -> int:
         return 1
     mem = memory_rows(cfgs[0].mem_width)
     files = {out / "hardware_report.md":
-             render_markdown(reports, mem, " " + shlex.join(argv) if argv else "")}
+             render_markdown(reports, mem, " " + shlex.join(argv) if argv else "")
+             + "\n\n" + traffic_markdown("dram_traffic.png")}
     if any(r.synth is not None for r in reports):
         files[out / "area_by_block.png"] = plot_area(reports)
     files[out / "memory_by_scheme.png"] = plot_memory(mem)
+    files[out / "dram_traffic.png"] = traffic_plot()
     data = {"builds": [r.as_dict() for r in reports], "memory": [r.as_dict() for r in mem]}
     files[out / "hardware_report.json"] = json.dumps(data, indent=1) + "\n"
     atomic_write(files)

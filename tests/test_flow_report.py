@@ -26,7 +26,7 @@ from tests.yosys_canned import needs_yosys
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "python -m flow.report: error: "
 REPORT_FILES = ("hardware_report.md", "hardware_report.json", "area_by_block.png",
-                "memory_by_scheme.png")
+                "memory_by_scheme.png", "dram_traffic.png")
 
 
 def _cli(tmp_path, *args, sim_build=None):
@@ -115,7 +115,7 @@ def test_cli_end_to_end_tiny_files_are_0644(tmp_path):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)   # no temp left
     written = [out / f for f in REPORT_FILES] + list(cache.iterdir())
-    assert len(written) == 4 + 4                      # + <key>.json and <key>.log per build
+    assert len(written) == len(REPORT_FILES) + 4      # + <key>.json and <key>.log per build
     for p in written:
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
 
@@ -131,7 +131,8 @@ def test_cli_no_synth_no_sim_gives_manifest_figures_and_memory(tmp_path):
     assert "| 8 | 4 | 2 | 2,048 | 16,384 | 256 | 5 |" in md
     assert "Not measured (`--no-sim`)" in md and "Ratios compared with the paper" in md
     assert not (out / "area_by_block.png").exists()
-    assert (out / "memory_by_scheme.png").exists()
+    assert (out / "memory_by_scheme.png").exists() and (out / "dram_traffic.png").exists()
+    assert "## Off-chip (DRAM) traffic" in md and "paper 0.77" in md
     assert not (tmp_path / "build").exists()          # no synthesis cache made
 
 
