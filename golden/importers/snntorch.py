@@ -127,7 +127,8 @@ class SnnTorchAdapter(Adapter):
         return module.mem
 
     def membrane_out(self, module, output):
-        return module.mem
+        # with reset_delay=False snnTorch's state is already reset (V'), not U
+        return module.mem if getattr(module, "reset_delay", True) else None
 
     def reset(self, model):
         for m in model.modules():
