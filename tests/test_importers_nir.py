@@ -1,0 +1,232 @@
+"""NIR importer and ``python -m golden.convert``: round trip spike-for-spike, refusals, end to end.
+
+snnTorch 1.0.0's NIR exporter needs ``nirtorch`` (not in the pinned extra), so
+the round trip writes the graph with ``nir`` directly, with the same formulas
+as ``snntorch.export_nir`` for a ``Leaky`` (dt = 1e-4, τ = dt/(1 − β),
+r = τ/dt, v_leak = 0, v_reset = 0), saves it with ``nir.write`` and imports
+the file; the imported model must reproduce the snnTorch model's forward
+spike for spike (float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+nir = pytest.importorskip("nir", reason="nir is not installed (optional extra 'import')")
+snn = pytest.importorskip("snntorch", reason="snnTorch is not installed (optional extra 'import')")
+
+from golden import convert as conv_cli  # noqa: E402
+from golden.fixed_model import run_fixed  # noqa: E402
+from golden.importers import ImporterError, from_nir  # noqa: E402
+from golden.network import load_network  # noqa: E402
+
+DT = 1e-4
+
+
+def lif_node(beta, shape, theta=1.0):
+    tau = np.full(shape, DT / (1 - beta))
+    return nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(shape), v_threshold=np.full(shape, theta),
+                   v_reset=np.zeros(shape))
+
+
+def chain(*named, metadata=None, type_check=False):
+    nodes = dict(named)
+    names = [n for n, _ in named]
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata=metadata or {},
+                        type_check=type_check)
+
+
+class SnnNet(nn.Module):
+    """The snnTorch twin of the graph: conv1 (C#2) -> fc2, fc3 sharing one membrane (L) -> fc4 readout."""
+
+    def __init__(self, beta):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.fc2 = nn.Linear(4 * 5 * 5, 8, bias=False)
+        self.fc3 = nn.Linear(8, 8, bias=False)
+        self.fc4 = nn.Linear(8, 3, bias=False)
+        self.lif1 = snn.Leaky(beta=beta, reset_mechanism="zero")
+        self.lif2 = snn.Leaky(beta=beta, reset_mechanism="zero")
+
+    def forward(self, x):
+        m1, m2, outs, rec = self.lif1.init_leaky(), self.lif2.init_leaky(), [], []
+        for t in range(x.shape[0]):
+            c = self.conv1(x[t])
+            a, m1 = self.lif1(c[:, :2], m1)
+            b, m1 = self.lif1(c[:, 2:], m1)
+            s1 = torch.cat([a, b], 1).double()
+            s2, m2 = self.lif2(self.fc2(s1.flatten(1)), m2)
+            s3, m2 = self.lif2(self.fc3(s2.double()), m2)
+            outs.append(self.fc4(s3.double()))
+            rec.append((s1, s2.double(), s3.double()))
+        return torch.stack(outs), [torch.stack([r[i] for r in rec]) for i in range(3)]
+
+
+def make_pair(beta=0.8125, seed=0):
+    torch.manual_seed(seed)
+    m = SnnNet(beta).double()
+    with torch.no_grad():
+        for mod in (m.conv1, m.fc2, m.fc3, m.fc4):
+            f = mod.weight[0].numel()
+            mod.weight.copy_(torch.randn_like(mod.weight) * (2 / f ** 0.5) + 1.5 / f)
+    w = {k: getattr(m, k).weight.detach().numpy().copy() for k in ("conv1", "fc2", "fc3", "fc4")}
+    g = chain(("input", nir.Input(np.array([2, 5, 5]))),
+              ("conv1", nir.Conv2d(input_shape=(5, 5), weight=w["conv1"], stride=1, padding=1, dilation=1,
+                                   groups=1, bias=np.zeros(4))),
+              ("lif1", lif_node(beta, (4, 5, 5))),
+              ("flat", nir.Flatten(input_type={"input": np.array([4, 5, 5])}, start_dim=0)),
+              ("fc2", nir.Linear(weight=w["fc2"])), ("lif2a", lif_node(beta, (8,))),
+              ("fc3", nir.Affine(weight=w["fc3"], bias=np.zeros(8))), ("lif2b", lif_node(beta, (8,))),
+              ("fc4", nir.Linear(weight=w["fc4"])), ("output", nir.Output(np.array([3]))), type_check=True)
+    return m, g
+
+
+def spikes(shape, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=gen) < 0.5).double()
+
+
+SHARE = ["lif1:2", "lif2a,lif2b"]
+
+
+def test_nir_file_round_trip_spike_for_spike(tmp_path):
+    m, g = make_pair()
+    path = tmp_path / "net.nir"
+    nir.write(str(path), g)
+    model = from_nir(path, reset="hard", dt=DT, share=SHARE)
+    assert [s.mode for s in model.layers] == ["chained", "independent", "independent", "readout"]
+    assert [s.block for s in model.layers] == [None, 1, 1, None]
+    assert model.groups == 2 and model.params.fire == "gt"
+    assert model.params.leak == pytest.approx(0.8125, abs=1e-12)
+    x = spikes((6, 3, 2, 5, 5))
+    with torch.no_grad():
+        out, rec = m(x)
+        tr = model.run(x)
+    for i in range(3):
+        assert torch.equal(tr.spikes[i], rec[i]), f"layer {i}: spikes differ"
+        assert 0 < int(rec[i].sum()) < rec[i].numel()
+    torch.testing.assert_close(tr.per_step, out, rtol=0, atol=1e-9)
+
+
+def test_convert_cli_end_to_end_quantize_and_run_fixed(tmp_path, capsys):
+    m, g = make_pair(seed=3)
+    src, out, cfg = tmp_path / "g.nir", tmp_path / "net.npz", tmp_path / "cfg.json"
+    nir.write(str(src), g)
+    argv = [str(src), "-o", str(out), "--reset", "hard", "--dt", str(DT), "--config", str(cfg),
+            "--array", "16"] + [a for s in SHARE for a in ("--share", s)]
+    assert conv_cli.main(argv) == 0
+    assert "groups=2" in capsys.readouterr().out
+    net = load_network(out)
+    q = conv_cli.convert(src, reset="hard", dt=DT, share=SHARE, array=16)
+    assert [l.name for l in net.layers] == ["conv1", "fc2", "fc3", "fc4"]
+    for a, b in zip(net.layers, q.network.layers):
+        assert np.array_equal(a.weight, b.weight) and (a.mode, a.block) == (b.mode, b.block)
+    x = spikes((6, 3, 2, 5, 5), seed=4)
+    fixed = run_fixed(q.cfg, net, x.numpy().astype(np.uint8))
+    with torch.no_grad():
+        _, rec = m(x)
+    agree = np.mean([np.mean(fixed.layers[i].spikes == rec[i].numpy()) for i in range(3)])
+    assert agree > 0.9, agree          # fixed point rounds λ·V and the weights: close, not exact
+
+
+def test_convert_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+    _, g = make_pair()
+    src, out = tmp_path / "g.nir", tmp_path / "net.npz"
+    nir.write(str(src), g)
+    from golden.cli import run_main
+    for argv, msg in (([str(src), "-o", str(out), "--dt", "1e-4"], "--reset"),
+                      ([str(src), "-o", str(out), "--reset", "hard"], "no 'dt'"),
+                      ([str(src), "-o", str(out), "--reset", "hard", "--dt", "1e-4", "--share", "lifX"],
+                       "'lifX' is not a LIF/IF node"),
+                      ([str(tmp_path / "missing.nir"), "-o", str(out), "--reset", "hard"], "no such file")):
+        try:
+            code = run_main(conv_cli.main, conv_cli.PROG, argv)
+        except SystemExit as e:
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+
+# ------------------------------------------------------------------ refusals
+def lin(n_in, n_out, seed=0):
+    return nir.Linear(weight=np.random.default_rng(seed).normal(size=(n_out, n_in)))
+
+
+def refuse(graph, match, **kw):
+    kw.setdefault("reset", "soft")
+    kw.setdefault("dt", DT)
+    with pytest.raises(ImporterError, match=match):
+        from_nir(graph, **kw)
+
+
+def test_refusals_name_the_node():
+    inp, outp = ("input", nir.Input(np.array([4]))), ("output", nir.Output(np.array([2])))
+    good = lif_node(0.5, (3,))
+    refuse(chain(inp, ("fc", nir.Affine(weight=np.ones((3, 4)), bias=np.ones(3))), ("lif", good),
+                 ("fc2", lin(3, 2)), outp), r"node 'fc' \(Affine\): non-zero bias")
+    leaky = lif_node(0.5, (3,))
+    leaky.v_leak = np.full(3, 0.1)
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", leaky), ("fc2", lin(3, 2)), outp), r"node 'lif' \(LIF\): v_leak")
+    reset = lif_node(0.5, (3,))
+    reset.v_reset = np.full(3, -0.5)
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", reset), ("fc2", lin(3, 2)), outp), r"node 'lif' \(LIF\): v_reset")
+    cuba = nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
+                       v_threshold=np.ones(3))
+    refuse(chain(inp, ("fc", lin(4, 3)), ("cuba", cuba), ("fc2", lin(3, 2)), outp), r"node 'cuba' \(CubaLIF\)")
+    pertau = lif_node(0.5, (3,))
+    pertau.tau = np.array([2e-4, 3e-4, 2e-4])
+    pertau.r = pertau.tau / DT
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", pertau), ("fc2", lin(3, 2)), outp),
+           r"node 'lif': tau differs between neurons")
+    other = lif_node(0.25, (3,))
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", good), ("fc2", lin(3, 3)), ("lif2", other), ("fc3", lin(3, 2)),
+                 outp), r"node 'lif2' \(LIF\): λ=.* differ .* of 'lif'")
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", good), ("fc2", lin(3, 2)), outp), r"reset mode is required",
+           reset=None)
+    refuse(chain(inp, ("fc", lin(4, 3)), ("lif", good), ("fc2", lin(3, 2)), outp), r"no 'dt'", dt=None)
+    # branches (residual) and sums
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "a": lin(4, 4), "b": lin(4, 4),
+                            "lif": lif_node(0.5, (4,)), "output": nir.Output(np.array([4]))},
+                     edges=[("input", "a"), ("input", "b"), ("a", "lif"), ("b", "lif"), ("lif", "output")],
+                     type_check=False)
+    refuse(g, r"node 'input' feeds 2 nodes|node 'lif' sums 2 inputs")
+
+
+def test_conv_and_pool_refusals_name_the_node():
+    inp = ("input", nir.Input(np.array([2, 6, 6])))
+
+    def conv(**kw):
+        args = dict(input_shape=(6, 6), weight=np.ones((2, 2, 3, 3)), stride=1, padding=0, dilation=1, groups=1,
+                    bias=np.zeros(2))
+        args.update(kw)
+        return nir.Conv2d(**args)
+
+    tail = [("lif", lif_node(0.5, (2, 4, 4))), ("flat", nir.Flatten(input_type={"input": np.array([2, 4, 4])},
+                                                                     start_dim=0)),
+            ("fc", lin(32, 2)), ("output", nir.Output(np.array([2])))]
+    refuse(chain(inp, ("c", conv(dilation=2)), *tail), r"node 'c' \(Conv2d\): dilation")
+    refuse(chain(inp, ("c", conv(groups=2, weight=np.ones((2, 1, 3, 3)))), *tail), r"node 'c' \(Conv2d\): grouped")
+    refuse(chain(inp, ("c", conv(bias=np.ones(2))), *tail), r"node 'c' \(Conv2d\): non-zero bias")
+    for pool in (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+                 nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))):
+        refuse(chain(inp, ("c", conv()), ("lif", lif_node(0.5, (2, 4, 4))), ("pool", pool),
+                     ("flat", nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0)),
+                     ("fc", lin(8, 2)), ("output", nir.Output(np.array([2])))),
+               rf"node 'pool' \({type(pool).__name__}\): pooling is not supported yet")
+
+
+def test_scale_and_if_fold_into_weights():
+    w = np.arange(12, dtype=np.float64).reshape(3, 4) / 10
+    g = chain(("input", nir.Input(np.array([4]))), ("fc", nir.Linear(weight=w)),
+              ("sc", nir.Scale(scale=np.array([1.0, 2.0, 0.5]))),
+              ("if", nir.IF(r=np.full(3, 2.0), v_threshold=np.full(3, 0.75))),
+              ("fc2", nir.Linear(weight=np.ones((2, 3)))), ("output", nir.Output(np.array([2]))))
+    model = from_nir(g, reset="soft", fire="ge", dt=0.5)
+    # gain = scale · r · dt (IF: λ = 1)
+    np.testing.assert_array_equal(model.weights[0].detach().numpy(), w * np.array([[1.0], [2.0], [0.5]]) * 1.0)
+    assert (model.params.leak, model.params.theta, model.params.fire) == (1.0, 0.75, "ge")
+    np.testing.assert_array_equal(model.weights[1].detach().numpy(), np.ones((2, 3)))
