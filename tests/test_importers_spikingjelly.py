@@ -307,3 +307,25 @@ def test_refuses_membrane_order_the_project_does_not_have():
 
     with pytest.raises(ImporterError, match=r"module 'fc2'|neuron module 'sn' on 'fc2' at timestep 0.*starts from"):
         from_spikingjelly(LayerMajor().double(), spikes((2, 2, 8)))
+
+
+def test_sequential_with_flatten_modules_called_per_timestep():
+    torch.manual_seed(9)
+    seq = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False), lif(), nn.Flatten(), nn.Linear(3 * 4 * 4, 6, bias=False),
+                        lif(), nn.Flatten(), nn.Dropout(0.5), nn.Linear(6, 2, bias=False))
+
+    def builder():
+        return seq
+
+    m = make(lambda: builder(), seed=9)
+    x = spikes((5, 3, 1, 6, 6), seed=10)
+    imp = from_spikingjelly(m, x, timesteps=5)
+    assert [s.name for s in imp.model.layers] == ["0", "3", "7"]
+    assert [s.mode for s in imp.model.layers] == ["independent", "independent", "readout"]
+    m.eval()                          # the importer runs the model in eval mode (Dropout off)
+    functional.reset_net(m)
+    with torch.no_grad():
+        out = torch.stack([m(x[t]) for t in range(5)])
+    assert_conforms(imp, out)
+    with pytest.raises(ImporterError, match=r"timesteps=4: example_input must be a tensor \[T=4"):
+        from_spikingjelly(m, x, timesteps=4)

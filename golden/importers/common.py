@@ -342,7 +342,8 @@ class _Tracer(TorchFunctionMode):
             return
         name = _func_name(func)
         outs = _tensors(out)
-        if name.endswith("_") and not name.endswith("__") and args and self.tag(args[0]) is not None:
+        if name.endswith("_") and not name.endswith("__") and name not in _PASS and args \
+                and self.tag(args[0]) is not None:
             self.put(args[0], _Tag("opaque", what=f"in-place {name} on {self.describe(self.tag(args[0]))}"))
             return
         if name.startswith("__i") and args and self.tag(args[0]) is not None:
@@ -379,6 +380,10 @@ class _Tracer(TorchFunctionMode):
                 if contiguous and same and first.c0 == 0 and tags[-1].c1 == full:
                     self.put(outs[0], _Tag("spikes", first.layer, first.t, 0, full))
                     return
+        if name in _FLATTEN and tag.kind == "spikes" and len(outs) == 1 and src.dim() == 2 \
+                and outs[0].shape == src.shape:
+            self.put(outs[0], tag)                 # flattening [B, F] is a no-op
+            return
         if name in _FLATTEN and tag.kind == "spikes" and len(outs) == 1 and src.dim() > 2:
             o = outs[0]
             full = self.layers[tag.layer].outputs[tag.t].shape[1]
