@@ -329,3 +329,113 @@ def test_sequential_with_flatten_modules_called_per_timestep():
     assert_conforms(imp, out)
     with pytest.raises(ImporterError, match=r"timesteps=4: example_input must be a tensor \[T=4"):
         from_spikingjelly(m, x, timesteps=4)
+
+
+# ------------------------------------------------- the remaining refusal paths
+def OK(s, x):
+    return s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x)))))
+
+
+X8 = (2, 2, 8)
+
+
+class Free(nn.Module):
+    """A two-layer net whose forward is given per test (``body(self, x_t)``), T = 2."""
+
+    def __init__(self, body, conv=None, **mods):
+        super().__init__()
+        self.fc1 = conv or nn.Linear(8, 4, bias=False)
+        self.lif1 = lif()
+        self.fc2 = nn.Linear(4, 4, bias=False)
+        self.lif2 = lif()
+        self.fc3 = nn.Linear(4, 2, bias=False)
+        for k, v in mods.items():
+            setattr(self, k, v)
+        self.body = body
+
+    def forward(self, x):
+        return [self.body(self, x[t]) for t in range(x.shape[0])]
+
+
+def _tau_one():
+    n = lif()
+    n.tau = 1.0
+    return n
+
+
+def _nonzero_v(s, x):
+    if isinstance(s.lif1.v, float):       # SpikingJelly's reset_net restores v, so set it inside forward
+        s.lif1.v = 0.5
+    return OK(s, x)
+
+
+def _bad_surrogate():
+    n = lif()
+    n.surrogate_function.spiking = False
+    return n
+
+
+def _neg_threshold():
+    return neuron.LIFNode(tau=TAU, v_threshold=-1.0, v_reset=None)   # reset_net restores the constructor's value
+
+
+
+CASES = [
+    ("conv padding_mode", dict(body=lambda s, x: s.lif1(s.fc1(x)),
+                               conv=nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular", bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): padding_mode='circular'"),
+    ("conv non-square", dict(body=lambda s, x: s.lif1(s.fc1(x)), conv=nn.Conv2d(1, 2, (3, 1), bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): kernel \(3, 1\).*square"),
+    ("conv same with even kernel", dict(body=lambda s, x: s.lif1(s.fc1(x)),
+                                        conv=nn.Conv2d(1, 2, 2, padding="same", bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): padding='same'"),
+    ("conv1d", dict(body=lambda s, x: s.lif2(s.c1(s.lif1(s.fc1(x)).unsqueeze(1)).flatten(1)),
+                    c1=nn.Conv1d(1, 1, 1, bias=False)), X8, r"module 'c1' \(Conv1d\): only nn.Linear and nn.Conv2d"),
+    ("layer fed by the input again", dict(body=lambda s, x: (s.lif1(s.fc1(x)), s.fc3(s.lif2(s.fc2(x[:, :4]))))[1]),
+     X8, r"module 'fc2' is fed by a value not computed from the spikes of 'fc1'"),
+    ("layer fed by a current", dict(body=lambda s, x: s.fc3(s.lif2(s.fc2(s.fc1(x))))), X8,
+     r"module 'fc2' is fed by the output of 'fc1'; a layer must take the spikes"),
+    ("layer module used twice", dict(body=lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc2(s.lif1(s.fc1(x)))))))), X8,
+     r"module 'fc2' \(call 1\) is fed by the spikes of 'fc2'"),
+    ("neuron on spikes", dict(body=lambda s, x: s.fc3(s.lif2(s.lif1(s.fc1(x))))), X8,
+     r"neuron module 'lif2' is fed by the spikes of the neurons on 'fc1'"),
+    ("nonzero start", dict(body=_nonzero_v), X8, r"neuron module 'lif1' starts from v=0.5"),
+    ("tau <= 1", dict(body=OK, lif1=_tau_one()), X8, r"neuron module 'lif1' \(LIFNode\): tau=1.0 must be > 1"),
+    ("surrogate not spiking", dict(body=OK, lif1=_bad_surrogate()), X8,
+     r"neuron module 'lif1' \(LIFNode\): surrogate_function has spiking=False"),
+    ("threshold <= 0", dict(body=OK, lif1=_neg_threshold()), X8, r"neuron module 'lif1' \(LIFNode\): v_threshold=-1.0"),
+    ("detach_reset differs", dict(body=OK, lif2=neuron.LIFNode(tau=TAU, v_reset=None, detach_reset=False)), X8,
+     r"neuron module 'lif2': detach_reset=False differs"),
+    ("readout not last", dict(body=lambda s, x: s.fc3(s.fc2(s.lif1(s.fc1(x))).relu())), X8,
+     r"module 'fc3' is fed by relu of the output of 'fc2'"),
+    ("no layer", dict(body=lambda s, x: s.lif1(x)), X8, r"called no nn.Linear or nn.Conv2d"),
+    ("no neuron", dict(body=lambda s, x: s.fc1(x)), X8, r"has no neuron"),
+    ("groups differ", dict(body=lambda s, x: s.fc3(divlif(s.fc2(divlif(s.fc1(x), s.lif1, 2)), s.lif2, 4))), X8,
+     r"layers are split into \[2, 4\] channel groups"),
+    ("activation_based node", dict(body=OK, lif1=__import__("spikingjelly.activation_based.neuron",
+                                                            fromlist=["LIFNode"]).LIFNode()), X8,
+     r"neuron module 'lif1' \(LIFNode\) is from spikingjelly.activation_based"),
+]
+
+
+@pytest.mark.parametrize("kw,shape,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_refusal_paths_name_the_module(kw, shape, match):
+    with pytest.raises(ImporterError, match=match):
+        from_spikingjelly(Free(**kw).double(), spikes(shape))
+
+
+def test_refuses_layers_called_unequally_and_non_modules():
+    class Uneven(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(8, 4, bias=False), lif()
+            self.fc2, self.lif2 = nn.Linear(4, 2, bias=False), lif()
+
+        def forward(self, x):
+            s = [self.lif1(self.fc1(x[t])) for t in range(2)]
+            return self.lif2(self.fc2(s[0]))
+
+    with pytest.raises(ImporterError, match=r"module 'fc2' was called 1 times, the first layer 'fc1' 2 times"):
+        from_spikingjelly(Uneven().double(), spikes(X8))
+    with pytest.raises(ImporterError, match=r"expected a torch.nn.Module, got function"):
+        from_spikingjelly(lambda x: x, spikes(X8))
