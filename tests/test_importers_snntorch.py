@@ -165,3 +165,24 @@ def test_other_neurons_and_wrong_membrane_refused():
 
     with pytest.raises(ImporterError, match=r"neuron module 'lif' on 'fc1' at timestep 1.*starts from zero"):
         from_snntorch(Restart().double(), spikes((2, 2, 4)))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"beta": 0.0}, r"beta=0.0 gives no leak"),
+    ({"threshold": -0.5}, r"threshold=-0.5 must be > 0"),
+    ({"state_quant": lambda u: u}, r"state_quant is not supported"),
+    ({"spike_grad": lambda u: torch.sigmoid(u)}, r"spike_grad gives .* it must be a 0/1 step"),
+    ({"threshold": torch.tensor([1.0, 2.0, 1.0, 1.0])}, r"per-neuron threshold"),
+])
+def test_more_leaky_options_refused(kw, msg):
+    kw = dict({"beta": 0.5, "reset_mechanism": "zero"}, **kw)
+    with pytest.raises(ImporterError, match=r"neuron module 'lif1' \(Leaky\): " + msg):
+        from_snntorch(make(**kw), spikes((6, 2, 12)))
+
+
+def test_ge_spike_grad_is_read_by_probing():
+    m = make(beta=0.5, reset_mechanism="zero", spike_grad=lambda u: (u >= 0).to(u.dtype))
+    imp = from_snntorch(m, spikes((6, 2, 12)))
+    assert imp.params.fire == "ge"
+    with torch.no_grad():
+        check(imp, m(spikes((6, 2, 12))))
