@@ -230,3 +230,110 @@ def test_scale_and_if_fold_into_weights():
     np.testing.assert_array_equal(model.weights[0].detach().numpy(), w * np.array([[1.0], [2.0], [0.5]]) * 1.0)
     assert (model.params.leak, model.params.theta, model.params.fire) == (1.0, 0.75, "ge")
     np.testing.assert_array_equal(model.weights[1].detach().numpy(), np.ones((2, 3)))
+
+
+# ------------------------------------------------- the remaining refusal paths
+INP = ("input", nir.Input(np.array([4])))
+OUT = ("output", nir.Output(np.array([2])))
+LIF3 = ("lif", lif_node(0.5, (3,)))
+
+
+def _lif(**changes):
+    n = lif_node(0.5, (3,))
+    for k, v in changes.items():
+        setattr(n, k, v)
+    return n
+
+
+def _conv(**kw):
+    args = dict(input_shape=(6, 6), weight=np.ones((2, 2, 3, 3)), stride=1, padding=0, dilation=1, groups=1,
+                bias=np.zeros(2))
+    args.update(kw)
+    return nir.Conv2d(**args)
+
+
+CIN = ("input", nir.Input(np.array([2, 6, 6])))
+CTAIL = [("clif", lif_node(0.5, (2, 4, 4))), ("flat", nir.Flatten(input_type={"input": np.array([2, 4, 4])},
+                                                                  start_dim=0)),
+         ("fc", lin(32, 2)), OUT]
+
+NIR_CASES = [
+    ("no input", [("fc", lin(4, 3)), LIF3, OUT], r"exactly one Input node"),
+    ("not ending at Output", [INP, ("fc", lin(4, 3)), LIF3], r"node 'lif': the chain from the Input ends here"),
+    ("node off the chain", None, r"node 'stray' is not on the chain"),
+    ("cycle", None, r"node 'input'.*cycle|node 'fc' sums 2 inputs"),
+    ("nested graph", None, r"node 'sub': nested graphs"),
+    ("neuron first", [INP, LIF3, ("fc", lin(3, 2)), OUT], r"node 'lif' \(LIF\): a neuron node must follow"),
+    ("scale on spikes", [INP, ("fc", lin(4, 3)), LIF3, ("sc", nir.Scale(scale=np.ones(3))), ("fc2", lin(3, 2)), OUT],
+     r"node 'sc' \(Scale\): a Scale node must sit between a layer and its neurons"),
+    ("unsupported node", [INP, ("d", nir.Delay(delay=np.ones(4))), ("fc", lin(4, 3)), LIF3, OUT],
+     r"node 'd' \(Delay\) is not supported"),
+    ("linear size", [INP, ("fc", lin(5, 3)), LIF3, ("fc2", lin(3, 2)), OUT], r"node 'fc' \(Linear\): takes 5 inputs"),
+    ("two readouts", [INP, ("fc", lin(4, 3)), ("fc2", lin(3, 2)), OUT],
+     r"node 'fc2' \(Linear\) follows layer 'fc'; expected a LIF or IF node"),
+    ("chain ends after layer", [INP, ("fc", lin(4, 3))], r"ends here, not at an Output|the chain ends after it"),
+    ("threshold <= 0", [INP, ("fc", lin(4, 3)), ("lif", _lif(v_threshold=np.zeros(3))), ("fc2", lin(3, 2)), OUT],
+     r"node 'lif' \(LIF\): v_threshold=0.0 must be > 0"),
+    ("threshold varies", [INP, ("fc", lin(4, 3)), ("lif", _lif(v_threshold=np.array([1.0, 2.0, 1.0]))),
+                          ("fc2", lin(3, 2)), OUT], r"node 'lif': v_threshold differs between neurons"),
+    ("tau infinite", [INP, ("fc", lin(4, 3)), ("lif", _lif(tau=np.full(3, np.inf))), ("fc2", lin(3, 2)), OUT],
+     r"node 'lif' \(LIF\): tau=inf must be finite"),
+    ("lambda out of range", [INP, ("fc", lin(4, 3)), ("lif", _lif(tau=np.full(3, 0.5e-4))), ("fc2", lin(3, 2)), OUT],
+     r"node 'lif' \(LIF\): λ = 1 - dt/τ = -1.0 is not in \(0, 1\]"),
+    ("gain varies in a channel", [CIN, ("c", _conv()), ("clif", _lif(tau=np.full((2, 4, 4), 2e-4),
+                                                                      r=np.arange(32.0).reshape(2, 4, 4),
+                                                                      v_leak=np.zeros((2, 4, 4)),
+                                                                      v_threshold=np.ones((2, 4, 4)),
+                                                                      v_reset=np.zeros((2, 4, 4)))), *CTAIL[1:]],
+     r"node 'clif': r·dt/tau differs across the positions of one channel"),
+    ("conv weight not 4-d", [CIN, ("c", _conv(weight=np.ones((2, 2, 3)))), *CTAIL],
+     r"node 'c' \(Conv2d\): weight must be \[out, in, k, k\]"),
+    ("conv non-square", [CIN, ("c", _conv(weight=np.ones((2, 2, 3, 1)))), *CTAIL], r"node 'c' \(Conv2d\): kernel \(3, 1\)"),
+    ("conv channels", [CIN, ("c", _conv(weight=np.ones((2, 3, 3, 3)))), *CTAIL],
+     r"node 'c' \(Conv2d\): weight takes 3 channels, the input has 2"),
+    ("conv after flatten", [CIN, ("f0", nir.Flatten(input_type={"input": np.array([2, 6, 6])}, start_dim=0)),
+                            ("c", _conv()), *CTAIL], r"node 'c' \(Conv2d\): follows a Flatten node"),
+    ("linear on conv output without flatten", [CIN, ("c", _conv()), CTAIL[0], ("fc", lin(32, 2)), OUT],
+     r"node 'fc' \(Linear\): .*a Flatten node is needed"),
+]
+
+
+def _special(case):
+    if case == "node off the chain":
+        return nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "fc": lin(4, 3), "lif": lif_node(0.5, (3,)),
+                                   "fc2": lin(3, 2), "output": nir.Output(np.array([2])), "stray": lin(2, 2)},
+                            edges=[("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "output")],
+                            type_check=False)
+    if case == "cycle":
+        return nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "fc": lin(4, 4), "lif": lif_node(0.5, (4,))},
+                            edges=[("input", "fc"), ("fc", "lif"), ("lif", "fc")], type_check=False)
+    sub = chain(("i", nir.Input(np.array([4]))), ("o", nir.Output(np.array([4]))))
+    return chain(INP, ("sub", sub), ("fc", lin(4, 3)), LIF3, OUT)
+
+
+@pytest.mark.parametrize("case,nodes,match", NIR_CASES, ids=[c[0] for c in NIR_CASES])
+def test_nir_refusal_paths_name_the_node(case, nodes, match):
+    refuse(chain(*nodes) if nodes is not None else _special(case), match)
+
+
+def test_nir_option_errors():
+    g = chain(INP, ("fc", lin(4, 3)), LIF3, ("fc2", lin(3, 2)), OUT)
+    refuse(g, r"reset='sub': must be one of soft, hard", reset="sub")
+    refuse(g, r"fire='gte': must be one of gt, ge", fire="gte")
+    refuse(g, r"dt=-1.0: must be a positive number", dt=-1.0)
+    refuse(g, r"--share: node 'lif' is named twice", share=["lif", "lif"])
+    refuse(g, r"--share 'x:y': the group count 'y' is not an integer", share=["x:y"])
+    refuse(g, r"--share ':2': expected NODE", share=[":2"])
+    refuse(g, r"--share 'lif:0': the group count must be >= 1", share=["lif:0"])
+    g3 = chain(INP, ("fc", lin(4, 4)), ("l1", lif_node(0.5, (4,))), ("fc2", lin(4, 4)), ("l2", lif_node(0.5, (4,))),
+               ("fc3", lin(4, 4)), ("l3", lif_node(0.5, (4,))), ("fc4", lin(4, 2)), OUT)
+    refuse(g3, r"--share l1,l3: the nodes must be consecutive", share=["l1,l3"])
+    refuse(g3, r"--share l2:4: the project has one group count per network", share=["l1:2", "l2:4"])
+    refuse("/nonexistent/graph.nir", r"NIR graph '/nonexistent/graph.nir': no such file")
+    refuse(42, r"expected a nir.NIRGraph, got int")
+
+
+def test_nir_unreadable_file(tmp_path):
+    p = tmp_path / "bad.nir"
+    p.write_bytes(b"not hdf5")
+    refuse(str(p), r"not a readable NIR file")
