@@ -439,3 +439,20 @@ def test_refuses_layers_called_unequally_and_non_modules():
         from_spikingjelly(Uneven().double(), spikes(X8))
     with pytest.raises(ImporterError, match=r"expected a torch.nn.Module, got function"):
         from_spikingjelly(lambda x: x, spikes(X8))
+
+
+# ------------------------------------- the authors' networks (need new operators)
+@pytest.mark.parametrize("arch", ["VGG16LayerChannelShare", "ResNet19LayerChannelShare"])
+def test_authors_networks_are_refused_until_the_new_operators_exist(arch):
+    """Both use a directly encoded, batch-normalized first layer; the importer stops at bn1, naming it.
+
+    When BatchNorm, pooling, residual sums and direct input exist, this test becomes the issue's
+    conformance test (float64, 32x32, T = 5, batch 2, every spike of every LIF layer).
+    """
+    import efficientlif_archs as archs
+
+    torch.manual_seed(0)
+    model = archs.randomize_batchnorm(getattr(archs, arch)(total_timestep=5)).double()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    with pytest.raises(ImporterError, match=r"module 'bn1' \(BatchNorm2d\) on the output of 'conv1': BatchNorm"):
+        from_spikingjelly(model, x)
