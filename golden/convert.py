@@ -38,16 +38,15 @@ def convert(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Optiona
 
 
 def _network_bytes(net: Network) -> bytes:
-    import io
+    """The bytes :func:`golden.network.save_network` writes, so the network and the
+    config can go through one all-or-nothing :func:`atomic_write`."""
     import os
     import tempfile
-    # save_network writes through atomic_write; render to a temporary folder so the
-    # network and the config can be written together, all-or-nothing.
     with tempfile.TemporaryDirectory() as d:
         p = os.path.join(d, "net.npz")
         net.save(p)
         with open(p, "rb") as fh:
-            return io.BytesIO(fh.read()).getvalue()
+            return fh.read()
 
 
 def main(argv=None) -> int:

@@ -456,3 +456,18 @@ def test_authors_networks_are_refused_until_the_new_operators_exist(arch):
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     with pytest.raises(ImporterError, match=r"module 'bn1' \(BatchNorm2d\) on the output of 'conv1': BatchNorm"):
         from_spikingjelly(model, x)
+
+
+def test_imported_model_quantizes_and_runs_in_fixed_point():
+    from golden.quantize import agreement_report, quantize
+
+    m = make(ConvNet, gain=2.0)
+    x = spikes((4, 2, 2, 6, 6), seed=3)
+    imp = from_spikingjelly(m, x)
+    q = quantize(imp.model, array=16)
+    assert (q.cfg.groups, q.cfg.fire, q.cfg.reset) == (2, "ge", "soft")
+    assert q.choices["leak"]["exact"]                     # λ = 0.25 = 64/256
+    assert [l.block for l in q.network.layers] == [s.block for s in imp.model.layers]
+    rep = agreement_report(imp.model, q, imp.spikes)
+    for row in rep["float_quantized"]["layers"]:
+        assert row["agreement"] > 0.9, row
