@@ -1,11 +1,14 @@
-"""NIR importer and ``python -m golden.convert``: round trip spike-for-spike, refusals, end to end.
+"""NIR importer and ``python -m golden.convert``: round trips spike-for-spike, refusals, end to end.
 
-snnTorch 1.0.0's NIR exporter needs ``nirtorch`` (not in the pinned extra), so
-the round trip writes the graph with ``nir`` directly, with the same formulas
-as ``snntorch.export_nir`` for a ``Leaky`` (dt = 1e-4, τ = dt/(1 − β),
-r = τ/dt, v_leak = 0, v_reset = 0), saves it with ``nir.write`` and imports
-the file; the imported model must reproduce the snnTorch model's forward
-spike for spike (float64).
+Two round trips, both through a ``.nir`` file and both compared spike for
+spike (float64) with the snnTorch model's own forward:
+
+* a conv network (C#2 and L sharing, which snnTorch's exporter cannot trace:
+  it slices channels and passes membranes by hand) written with ``nir``
+  directly, with the formulas of ``snntorch.export_nir`` for a ``Leaky``
+  (dt = 1e-4, τ = dt/(1 − β), r = τ/dt, v_leak = 0, v_reset = 0);
+* an ``nn.Sequential`` exported by snnTorch's own ``export_to_nir`` (needs
+  ``nirtorch``).
 """
 
 from __future__ import annotations
@@ -337,3 +340,49 @@ def test_nir_unreadable_file(tmp_path):
     p = tmp_path / "bad.nir"
     p.write_bytes(b"not hdf5")
     refuse(str(p), r"not a readable NIR file")
+
+
+def test_snntorch_exporter_round_trip(tmp_path):
+    """snnTorch's own NIR exporter (needs nirtorch) -> file -> golden.convert / from_nir, spike for spike.
+
+    snnTorch 1.0.0 exports a scalar β as a 0-d τ, which nir 1.0.8's type inference rejects, so β and θ
+    are given per neuron (all equal). The model runs in float64 (a step spike_grad keeps the dtype).
+    """
+    pytest.importorskip("nirtorch", reason="nirtorch (snnTorch's NIR exporter) is not installed")
+    import warnings
+
+    from snntorch.export_nir import export_to_nir
+
+    from golden.importers import from_snntorch
+
+    def leaky(n):
+        return snn.Leaky(beta=torch.full((n,), 0.8125), threshold=torch.ones(n), init_hidden=True,
+                         reset_mechanism="zero", spike_grad=lambda u: (u > 0).to(u.dtype))
+
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(12, 8, bias=False), leaky(8), nn.Linear(8, 8, bias=False), leaky(8),
+                        nn.Linear(8, 3, bias=False)).double()
+    with torch.no_grad():
+        for mod in net:
+            if isinstance(mod, nn.Linear):
+                f = mod.weight.shape[1]
+                mod.weight.copy_(torch.randn_like(mod.weight) * (2 / f ** 0.5) + 1.5 / f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = export_to_nir(net, torch.rand(2, 12, dtype=torch.float64), ignore_dims=[0])
+    path = tmp_path / "exported.nir"
+    nir.write(str(path), graph)
+    model = from_nir(path, reset="hard", dt=DT)          # the exporter's dt; zero reset -> hard
+    x = spikes((6, 4, 12), seed=6)
+    ref = from_snntorch(net, x, timesteps=6)             # snnTorch's own forward, step by step
+    with torch.no_grad():
+        tr = model.run(x)
+    assert [s.mode for s in model.layers] == ["independent", "independent", "readout"]
+    assert model.params.leak == pytest.approx(0.8125, abs=1e-12)
+    for i in range(2):
+        assert torch.equal(tr.spikes[i], ref.trace.spikes[i]), f"layer {i}: spikes differ"
+        assert 0 < int(tr.spikes[i].sum()) < tr.spikes[i].numel()
+    torch.testing.assert_close(tr.per_step, ref.trace.currents[2], rtol=0, atol=1e-9)
+    out = tmp_path / "net.npz"
+    assert conv_cli.main([str(path), "-o", str(out), "--reset", "hard", "--dt", str(DT), "--array", "8"]) == 0
+    assert [l.name for l in load_network(out).layers] == ["0", "2", "4"]
