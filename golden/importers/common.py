@@ -48,7 +48,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -445,7 +444,7 @@ class _Tracer(TorchFunctionMode):
         if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                                nn.ConvTranspose3d)) or isinstance(module, (nn.Linear, nn.Conv2d)):
             raise ImporterError(f"module {name!r} ({cls}): only nn.Linear and nn.Conv2d layers are supported")
-        if isinstance(module, (nn.Identity, nn.Dropout)) or (isinstance(module, nn.Flatten)):
+        if isinstance(module, (nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten)):
             return ("pass", None)
         if list(module.children()):
             return (None, None)           # a container: look inside
