@@ -58,7 +58,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import]'
 	@touch $@
 
 # System packages: Icarus Verilog, Yosys (area report) and the LZ4 headers that

@@ -1,0 +1,771 @@
+"""Framework-neutral part of the PyTorch importers: run the model, record what it does, map it.
+
+:func:`trace_and_map` runs the user's ``nn.Module`` once on an example input
+under a :class:`torch.overrides.TorchFunctionMode` plus forward hooks on every
+submodule, and records the data flow between three kinds of values:
+
+* the *current* of a synaptic layer (an ``nn.Linear`` / ``nn.Conv2d`` call),
+  and channel slices of it (``x[:, a:b]``, ``chunk``, ``split`` on dim 1);
+* the *spikes* of a neuron call (one framework neuron module applied to a
+  current or a slice of one), reassembled by ``torch.cat(..., dim=1)`` and
+  flattened (``flatten``, ``view``/``reshape`` to ``[B, -1]``, ``nn.Flatten``);
+* anything else computed from those ("opaque": a sum, a pooling, a BatchNorm,
+  an activation...). An opaque value that reaches a layer or a neuron is
+  refused with one line naming the module and what fed it.
+
+Everything computed before the first synaptic layer is input encoding: the
+tensors the first layer receives must be 0/1 (else: direct analog input, not
+supported yet) and are returned as the imported network's input spikes.
+
+The structure is then read off the record, never assumed:
+
+* layers are the synaptic modules in the order of their first call; each is
+  called once per timestep, on the spikes of the previous layer of the same
+  timestep; ``T`` is the number of calls of the first layer;
+* a layer whose current no neuron consumes is a readout layer (must be last);
+* the neuron calls on one layer at one timestep must cover its channels with
+  N contiguous, ascending, equal slices: N > 1 is C#N (``mode="chained"``,
+  ``groups = N``, one N for the whole network), N = 1 ``"independent"``;
+* every neuron call's starting membrane is identified (the state a previous
+  call left, or zero). Consecutive layers whose first step starts from the
+  previous layer's last step form an L block; then *every* call must start
+  from exactly the membrane the project's model carries there (docs/golden.md
+  "Sharing": group g-1 of the same layer, the last group of the previous
+  layer of the block, the last group of the block's last layer at t-1, or
+  zero at t = 0). Any other order is refused, naming the module and step.
+
+A framework adapter (:class:`Adapter`) says which modules are its neurons,
+what their parameters mean (:class:`NeuronSpec`), and where a call's starting
+and final membrane live. The result is an :class:`Imported`: the float64
+:class:`golden.reference.EfficientLIFNet` (input gains folded into the
+weights), the input spikes, and the framework's own per-layer record
+(:class:`FrameworkTrace`) for conformance checks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import ProjectError
+from ..lif import LIFParams
+from ..reference import EfficientLIFNet, LayerSpec
+
+__all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map",
+           "missing_operator"]
+
+
+class ImporterError(ProjectError, ValueError):
+    """A model, graph or option the importers cannot map exactly. The message names the module or node."""
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """What one framework neuron computes, in the project's terms (docs/importing.md).
+
+    ``leak`` λ, ``gain`` (input gain folded into the weights of the layer
+    feeding it), ``theta`` θ, ``reset`` "soft"|"hard", ``fire`` "gt"|"ge",
+    ``detach_reset``, ``alpha`` (surrogate sharpness, gradients only).
+    """
+
+    leak: float
+    gain: float
+    theta: float
+    reset: str
+    fire: str
+    detach_reset: bool = True
+    alpha: float = 2.0
+
+    def lif_params(self) -> LIFParams:
+        return LIFParams(leak=self.leak, theta=self.theta, fire=self.fire, reset=self.reset,
+                         alpha=self.alpha, detach_reset=self.detach_reset)
+
+
+class Adapter:
+    """Framework hooks used by :func:`trace_and_map` (one subclass per framework)."""
+
+    framework = "framework"
+
+    def neuron(self, module: nn.Module, name: str) -> Optional[NeuronSpec]:
+        """The :class:`NeuronSpec` of a supported neuron module, None for a non-neuron;
+        raises :class:`ImporterError` naming ``name`` for a neuron it cannot map."""
+        raise NotImplementedError
+
+    def current_in(self, args: tuple, kwargs: dict) -> Any:
+        return args[0] if args else None
+
+    def start_state(self, module: nn.Module, name: str, args: tuple, kwargs: dict, x) -> Any:
+        """The membrane tensor the call starts from, or None when it starts from zero."""
+        raise NotImplementedError
+
+    def state_after(self, module: nn.Module, output) -> Any:
+        """The membrane tensor the call leaves for the next one."""
+        raise NotImplementedError
+
+    def spikes_out(self, output) -> torch.Tensor:
+        return output[0] if isinstance(output, (tuple, list)) else output
+
+    def membrane_out(self, module: nn.Module, output) -> Optional[torch.Tensor]:
+        """U (before reset) of the call, if the framework exposes it; else None."""
+        return None
+
+    def reset(self, model: nn.Module) -> None:
+        """Put every neuron of ``model`` back to its zero state."""
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class _Tag:
+    kind: str              # "current" | "spikes" | "opaque" | "membrane"
+    layer: int = -1
+    t: int = -1
+    c0: int = 0
+    c1: int = 0
+    flat: bool = False
+    what: str = ""
+
+
+@dataclass
+class _LayerRec:
+    module: nn.Module
+    name: str
+    kind: str
+    inputs: list = field(default_factory=list)     # input tensor per timestep
+    outputs: list = field(default_factory=list)    # current per timestep
+
+
+@dataclass
+class _Call:
+    module: nn.Module
+    name: str
+    spec: NeuronSpec
+    layer: int
+    t: int
+    c0: int
+    c1: int
+    pred: Optional[int]
+    pred_what: str
+    spikes: Optional[torch.Tensor] = None
+    membrane: Optional[torch.Tensor] = None
+
+
+@dataclass
+class FrameworkTrace:
+    """What the framework's own forward computed, per layer, time-major [T, B, *out_shape].
+
+    ``currents[l]``: the synaptic layer's output as the framework computed it
+    (before the input gain is folded). ``spikes[l]`` / ``membranes[l]``: the
+    neuron outputs reassembled over the channel slices (None for a readout
+    layer; ``membranes`` also None where the framework does not expose U).
+    """
+
+    currents: list
+    spikes: list
+    membranes: list
+
+
+@dataclass
+class Imported:
+    """Result of an importer: ``model`` (float64 EfficientLIFNet), ``spikes`` [T, B, *in_shape]
+    (the input spikes the first layer received), ``trace`` (:class:`FrameworkTrace`),
+    ``modules`` (per layer: the synaptic module name and the neuron module names), ``notes``."""
+
+    model: EfficientLIFNet
+    spikes: torch.Tensor
+    trace: FrameworkTrace
+    modules: list
+    notes: list
+
+    @property
+    def params(self) -> LIFParams:
+        return self.model.params
+
+    @property
+    def groups(self) -> int:
+        return self.model.groups
+
+
+# ---------------------------------------------------------------- helpers
+_PASS = {"clone", "detach", "contiguous", "float", "double", "to", "type_as", "requires_grad_"}
+_FLATTEN = {"flatten", "view", "reshape"}
+_CAT = {"cat", "concat", "concatenate"}
+_SPLIT = {"chunk", "split", "tensor_split"}
+_BN = (nn.modules.batchnorm._BatchNorm,)
+_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+         nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+         nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool2d)
+
+
+def missing_operator(what: str) -> str:
+    """The hint for an operation the project does not have yet (issue 11), from its description."""
+    w = what.lower()
+    if "pool" in w:
+        return "pooling is not supported yet"
+    if "batch_norm" in w or "batchnorm" in w:
+        return "BatchNorm (bias) is not supported yet"
+    if any(k in w for k in ("add", "sum", "sub")):
+        return "residual sums are not supported yet"
+    return "only Linear/Conv2d layers, channel slices, cat and flatten are supported between neurons"
+
+
+def _tensors(obj) -> list:
+    out = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            out.extend(_tensors(o))
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            out.extend(_tensors(o))
+    return out
+
+
+def _func_name(func) -> str:
+    name = getattr(func, "__name__", None) or str(func)
+    if name == "__get__":          # property getters (Tensor.shape, ...)
+        name = getattr(getattr(func, "__self__", None), "__name__", "property")
+    return name
+
+
+def _channel_slice(index, c: int):
+    """(c0, c1) when ``index`` selects all of dim 0 and a contiguous channel range of dim 1, else None."""
+    if not isinstance(index, tuple) or len(index) < 2:
+        return None
+    first, ch, *rest = index
+    if not (isinstance(first, slice) and first == slice(None)):
+        return None
+    if not isinstance(ch, slice) or ch.step not in (None, 1):
+        return None
+    if not all(r is Ellipsis or (isinstance(r, slice) and r == slice(None)) for r in rest):
+        return None
+    r = range(c)[ch]
+    if len(r) == 0:
+        return None
+    return r.start, r.stop
+
+
+def _conv_geometry(m: nn.Conv2d, name: str):
+    """(kernel, stride, padding) of a Conv2d the project can run, else ImporterError."""
+    who = f"module {name!r} (Conv2d)"
+    if m.groups != 1:
+        raise ImporterError(f"{who}: grouped convolution (groups={m.groups}) is not supported")
+    if tuple(m.dilation) != (1, 1):
+        raise ImporterError(f"{who}: dilation {tuple(m.dilation)} is not supported")
+    if m.padding_mode != "zeros":
+        raise ImporterError(f"{who}: padding_mode={m.padding_mode!r} is not supported (zeros only)")
+    kh, kw = m.kernel_size
+    sh, sw = m.stride
+    pad = m.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            pad = (0, 0)
+        elif pad == "same" and kh % 2 and kw % 2:
+            pad = ((kh - 1) // 2, (kw - 1) // 2)
+        else:
+            raise ImporterError(f"{who}: padding={pad!r} with kernel {m.kernel_size} is not supported")
+    ph, pw = pad
+    if kh != kw or sh != sw or ph != pw:
+        raise ImporterError(f"{who}: kernel {m.kernel_size}, stride {m.stride}, padding {m.padding}: "
+                            f"only square kernels with equal stride and padding on both axes")
+    return kh, sh, ph
+
+
+def _check_bias(m: nn.Module, name: str) -> None:
+    b = getattr(m, "bias", None)
+    if b is not None and bool((b.detach() != 0).any()):
+        raise ImporterError(f"module {name!r} ({type(m).__name__}): non-zero bias is not supported yet "
+                            f"(bias is a new operator); train with bias=False")
+
+
+# ------------------------------------------------------------------ tracer
+class _Tracer(TorchFunctionMode):
+    def __init__(self, adapter: Adapter, names: dict):
+        super().__init__()
+        self.adapter = adapter
+        self.names = names
+        self.tags: dict = {}          # id(tensor) -> (tensor, _Tag)
+        self.layers: list = []
+        self.layer_of: dict = {}      # id(module) -> layer index
+        self.calls: list = []
+        self.state_owner: dict = {}   # id(state tensor) -> (tensor, call index)
+        self.stack: list = []
+        self.depth = 0
+        self.busy = False
+
+    # ---- tags
+    def tag(self, t) -> Optional[_Tag]:
+        if not isinstance(t, torch.Tensor):
+            return None
+        hit = self.tags.get(id(t))
+        return hit[1] if hit is not None and hit[0] is t else None
+
+    def put(self, t: torch.Tensor, tag: _Tag) -> None:
+        self.tags[id(t)] = (t, tag)
+
+    def name(self, m) -> str:
+        return self.names.get(id(m), type(m).__name__)
+
+    def describe(self, tag: _Tag) -> str:
+        if tag.kind == "current":
+            rec = self.layers[tag.layer]
+            return f"the output of {rec.name!r}"
+        if tag.kind == "spikes":
+            return f"the spikes of the neurons on {self.layers[tag.layer].name!r}"
+        if tag.kind == "membrane":
+            return "a neuron membrane"
+        return tag.what
+
+    # ---- functions
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth == 0 and not self.busy:
+            self.busy = True
+            try:
+                self._on_function(func, args, kwargs, out)
+            finally:
+                self.busy = False
+        return out
+
+    def _on_function(self, func, args, kwargs, out) -> None:
+        ins = _tensors((args, kwargs))
+        tagged = [(a, self.tag(a)) for a in ins if self.tag(a) is not None]
+        if not tagged:
+            return
+        name = _func_name(func)
+        outs = _tensors(out)
+        if name.endswith("_") and not name.endswith("__") and name not in _PASS and args \
+                and self.tag(args[0]) is not None:
+            self.put(args[0], _Tag("opaque", what=f"in-place {name} on {self.describe(self.tag(args[0]))}"))
+            return
+        if name.startswith("__i") and args and self.tag(args[0]) is not None:
+            self.put(args[0], _Tag("opaque", what=f"in-place {name} on {self.describe(self.tag(args[0]))}"))
+        if not outs:
+            return
+        src, tag = tagged[0]
+        if name in _PASS and len(tagged) == 1 and len(outs) == 1 and outs[0].shape == src.shape:
+            self.put(outs[0], tag)
+            return
+        if name == "__getitem__" and tag.kind == "current" and len(outs) == 1 and src is args[0]:
+            sl = _channel_slice(args[1] if len(args) > 1 else None, tag.c1 - tag.c0)
+            if sl is not None:
+                self.put(outs[0], _Tag("current", tag.layer, tag.t, tag.c0 + sl[0], tag.c0 + sl[1]))
+                return
+        if name in _SPLIT and tag.kind == "current" and len(tagged) == 1:
+            c0 = tag.c0
+            ok = all(o.dim() == src.dim() and o.shape[0] == src.shape[0] and o.shape[2:] == src.shape[2:]
+                     for o in outs) and sum(o.shape[1] for o in outs) == src.shape[1]
+            if ok and len(outs) > 1:
+                for o in outs:
+                    self.put(o, _Tag("current", tag.layer, tag.t, c0, c0 + o.shape[1]))
+                    c0 += o.shape[1]
+                return
+        if name in _CAT and len(outs) == 1:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            pieces = args[0] if args else kwargs.get("tensors", ())
+            tags = [self.tag(p) for p in pieces]
+            if dim == 1 and tags and all(t is not None and t.kind == "spikes" and not t.flat for t in tags):
+                first = tags[0]
+                contiguous = all(a.c1 == b.c0 for a, b in zip(tags, tags[1:]))
+                same = all(t.layer == first.layer and t.t == first.t for t in tags)
+                full = self.layers[first.layer].outputs[first.t].shape[1]
+                if contiguous and same and first.c0 == 0 and tags[-1].c1 == full:
+                    self.put(outs[0], _Tag("spikes", first.layer, first.t, 0, full))
+                    return
+        if name in _FLATTEN and tag.kind == "spikes" and len(outs) == 1 and src.dim() == 2 \
+                and outs[0].shape == src.shape:
+            self.put(outs[0], tag)                 # flattening [B, F] is a no-op
+            return
+        if name in _FLATTEN and tag.kind == "spikes" and len(outs) == 1 and src.dim() > 2:
+            o = outs[0]
+            full = self.layers[tag.layer].outputs[tag.t].shape[1]
+            if (tag.c0, tag.c1) == (0, full) and o.dim() == 2 and o.shape[0] == src.shape[0] \
+                    and o.shape[1] == math.prod(src.shape[1:]):
+                self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=True))
+                return
+        what = f"{name} of " + " and ".join(dict.fromkeys(self.describe(t) for _, t in tagged))
+        for o in outs:
+            self.put(o, _Tag("opaque", what=what))
+
+    # ---- modules
+    def pre(self, module, args, kwargs):
+        if self.depth > 0:
+            self.depth += 1
+            self.stack.append(("nested", None))
+            return
+        self.busy = True
+        try:
+            entry = self._pre(module, args, kwargs)
+        finally:
+            self.busy = False
+        if entry[0] is not None:
+            self.depth += 1
+        self.stack.append(entry)
+
+    def post(self, module, args, kwargs, output):
+        entry = self.stack.pop()
+        if entry[0] is None:
+            return
+        self.depth -= 1
+        if entry[0] == "nested":
+            return
+        self.busy = True
+        try:
+            self._post(module, entry, args, output)
+        finally:
+            self.busy = False
+
+    def _pre(self, module, args, kwargs):
+        name = self.name(module)
+        x = args[0] if args else None
+        tag = self.tag(x)
+        spec = self.adapter.neuron(module, name) if tag is not None else None
+        if spec is not None:
+            return ("neuron", self._neuron_call(module, name, spec, args, kwargs, tag))
+        if isinstance(module, (nn.Linear, nn.Conv2d)) and type(module) in (nn.Linear, nn.Conv2d):
+            return ("layer", self._layer_call(module, name, x, tag))
+        if tag is None:
+            # before the first layer: input encoding. A neuron there is recorded as nothing.
+            return ("encode", None) if not list(module.children()) else (None, None)
+        cls = type(module).__name__
+        if isinstance(module, _BN):
+            raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: BatchNorm is not "
+                                f"supported yet (bias folding is a new operator)")
+        if isinstance(module, _POOL):
+            raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: pooling is not "
+                                f"supported yet")
+        if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                               nn.ConvTranspose3d)) or isinstance(module, (nn.Linear, nn.Conv2d)):
+            raise ImporterError(f"module {name!r} ({cls}): only nn.Linear and nn.Conv2d layers are supported")
+        if isinstance(module, (nn.Identity, nn.modules.dropout._DropoutNd, nn.Flatten)):
+            return ("pass", None)
+        if list(module.children()):
+            return (None, None)           # a container: look inside
+        return ("opaque", None)
+
+    def _layer_call(self, module, name, x, tag):
+        idx = self.layer_of.get(id(module))
+        if idx is None:
+            _check_bias(module, name)
+            kind = "linear" if isinstance(module, nn.Linear) else "conv"
+            if kind == "conv":
+                _conv_geometry(module, name)
+            idx = len(self.layers)
+            self.layers.append(_LayerRec(module, name, kind))
+            self.layer_of[id(module)] = idx
+        rec = self.layers[idx]
+        t = len(rec.inputs)
+        if idx == 0:
+            if tag is not None:
+                raise ImporterError(f"module {name!r}: the first layer takes {self.describe(tag)}")
+        else:
+            prev = self.layers[idx - 1].name
+            if tag is None:
+                raise ImporterError(f"module {name!r} is fed by a value not computed from the spikes of "
+                                    f"{prev!r} (skip connections and direct input to later layers are "
+                                    f"not supported)")
+            if tag.kind == "opaque":
+                raise ImporterError(f"module {name!r} is fed by {tag.what}: {missing_operator(tag.what)}")
+            if tag.kind != "spikes":
+                raise ImporterError(f"module {name!r} is fed by {self.describe(tag)}; a layer must take "
+                                    f"the spikes of the previous layer's neurons")
+            full = self.layers[tag.layer].outputs[tag.t].shape[1]
+            if tag.layer != idx - 1 or tag.t != t or (tag.c0, tag.c1) != (0, full):
+                raise ImporterError(
+                    f"module {name!r} (call {t}) is fed by the spikes of {self.layers[tag.layer].name!r} "
+                    f"at timestep {tag.t}"
+                    + ("" if (tag.c0, tag.c1) == (0, full) else f", channels {tag.c0}:{tag.c1} only")
+                    + f"; expected all spikes of {prev!r} at timestep {t} (a layer module may be used "
+                    f"once per timestep, in one place)")
+        rec.inputs.append(x.detach().clone())
+        return idx
+
+    def _neuron_call(self, module, name, spec, args, kwargs, tag):
+        if tag.kind == "opaque":
+            raise ImporterError(f"neuron module {name!r} is fed by {tag.what}: {missing_operator(tag.what)}")
+        if tag.kind != "current":
+            raise ImporterError(f"neuron module {name!r} is fed by {self.describe(tag)}; a neuron must take "
+                                f"the output of one Linear/Conv2d layer or a channel slice of it")
+        x = self.adapter.current_in(args, kwargs)
+        start = self.adapter.start_state(module, name, args, kwargs, x)
+        pred, pred_what = None, "zero"
+        if start is not None:
+            hit = self.state_owner.get(id(start))
+            if hit is not None and hit[0] is start:
+                pred = hit[1]
+                c = self.calls[pred]
+                pred_what = self._call_what(c)
+            elif bool((start.detach() == 0).all()):
+                pred, pred_what = None, "zero"
+            else:
+                raise ImporterError(f"neuron module {name!r} starts from a non-zero membrane that no earlier "
+                                    f"step of the traced run produced; reset the model's state first")
+        self.calls.append(_Call(module, name, spec, tag.layer, tag.t, tag.c0, tag.c1, pred, pred_what))
+        return len(self.calls) - 1
+
+    def _call_what(self, c: _Call) -> str:
+        return (f"the membrane {c.name!r} left on {self.layers[c.layer].name!r} at timestep {c.t}, "
+                f"channels {c.c0}:{c.c1}")
+
+    def _post(self, module, entry, args, output):
+        kind, info = entry
+        if kind == "layer":
+            rec = self.layers[info]
+            out = _tensors(output)[0]
+            rec.outputs.append(out.detach().clone())
+            self.put(out, _Tag("current", info, len(rec.outputs) - 1, 0, out.shape[1]))
+        elif kind == "neuron":
+            c = self.calls[info]
+            spk = self.adapter.spikes_out(output)
+            c.spikes = spk.detach().clone()
+            self.put(spk, _Tag("spikes", c.layer, c.t, c.c0, c.c1))
+            mem = self.adapter.membrane_out(module, output)
+            if mem is not None:
+                c.membrane = mem.detach().clone()
+            st = self.adapter.state_after(module, output)
+            if isinstance(st, torch.Tensor):
+                self.state_owner[id(st)] = (st, info)
+                if self.tag(st) is None:
+                    self.put(st, _Tag("membrane"))
+        elif kind == "pass":
+            outs = _tensors(output)
+            src = args[0] if args else None
+            tag = self.tag(src)
+            if tag is not None and len(outs) == 1:
+                o = outs[0]
+                if isinstance(module, nn.Flatten):
+                    full = self.layers[tag.layer].outputs[tag.t].shape[1] if tag.kind == "spikes" else -1
+                    if (tag.kind == "spikes" and module.start_dim == 1 and module.end_dim == -1
+                            and (tag.c0, tag.c1) == (0, full) and o.dim() == 2):
+                        self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=src.dim() > 2))
+                    else:
+                        self.put(o, _Tag("opaque", what=f"module {self.name(module)!r} (Flatten) of "
+                                                         f"{self.describe(tag)}"))
+                else:
+                    self.put(o, tag)
+        elif kind == "opaque":
+            what = f"module {self.name(module)!r} ({type(module).__name__})"
+            for o in _tensors(output):
+                self.put(o, _Tag("opaque", what=what))
+
+
+def _prehook(tracer):
+    def hook(module, args, kwargs):
+        tracer.pre(module, args, kwargs)
+    return hook
+
+
+def _posthook(tracer):
+    def hook(module, args, kwargs, output):
+        tracer.post(module, args, kwargs, output)
+    return hook
+
+
+# ----------------------------------------------------------------- mapping
+def _run(model: nn.Module, adapter: Adapter, example_input, timesteps: Optional[int]) -> _Tracer:
+    names = {id(m): (n or type(m).__name__) for n, m in model.named_modules()}
+    tracer = _Tracer(adapter, names)
+    handles = []
+    was_training = model.training
+    for m in model.modules():
+        handles.append(m.register_forward_pre_hook(_prehook(tracer), with_kwargs=True))
+        handles.append(m.register_forward_hook(_posthook(tracer), with_kwargs=True))
+    try:
+        model.eval()
+        adapter.reset(model)
+        with torch.no_grad(), tracer:
+            if timesteps is None:
+                args = example_input if isinstance(example_input, tuple) else (example_input,)
+                model(*args)
+            else:
+                if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1 \
+                        or example_input.shape[0] != timesteps:
+                    raise ImporterError(f"timesteps={timesteps}: example_input must be a tensor "
+                                        f"[T={timesteps}, ...] fed one step per call")
+                for t in range(timesteps):
+                    model(example_input[t])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+        adapter.reset(model)
+    return tracer
+
+
+def _params_of(calls: list) -> NeuronSpec:
+    first = calls[0]
+    for c in calls[1:]:
+        for fld in ("leak", "theta", "reset", "fire", "detach_reset"):
+            a, b = getattr(first.spec, fld), getattr(c.spec, fld)
+            if a != b:
+                raise ImporterError(f"neuron module {c.name!r}: {fld}={b!r} differs from {fld}={a!r} of "
+                                    f"{first.name!r}; the project has one set of neuron parameters per "
+                                    f"network")
+    return first.spec
+
+
+def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
+                  timesteps: Optional[int] = None) -> Imported:
+    """Run ``model`` on ``example_input``, read its structure and map it (module docstring).
+
+    ``timesteps=None``: one call ``model(example_input)`` runs every timestep
+    (the model loops over time itself). ``timesteps=T``: ``example_input`` is
+    [T, ...] and the model is called once per timestep on ``example_input[t]``
+    (its neurons keep their state between the calls, as in the framework's
+    own step-by-step use). The model is run in eval mode without gradients;
+    its neuron state is reset before and after.
+    """
+    if not isinstance(model, nn.Module):
+        raise ImporterError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    tr = _run(model, adapter, example_input, timesteps)
+    layers, calls = tr.layers, tr.calls
+    if not layers:
+        raise ImporterError("the traced run called no nn.Linear or nn.Conv2d layer")
+    T = len(layers[0].inputs)
+    for rec in layers:
+        if len(rec.outputs) != T:
+            raise ImporterError(f"module {rec.name!r} was called {len(rec.outputs)} times, the first layer "
+                                f"{layers[0].name!r} {T} times; every layer must run once per timestep")
+    # neurons per layer and timestep
+    per = {}
+    for i, c in enumerate(calls):
+        per.setdefault((c.layer, c.t), []).append(i)
+    n_of = []
+    for li, rec in enumerate(layers):
+        have = [t for t in range(T) if (li, t) in per]
+        if not have:
+            if li != len(layers) - 1:
+                raise ImporterError(f"module {rec.name!r}: no neuron takes its output, so it is a readout "
+                                    f"layer, but it is not the last layer")
+            n_of.append(0)
+            continue
+        if len(have) != T:
+            missing = min(set(range(T)) - set(have))
+            raise ImporterError(f"module {rec.name!r}: no neuron takes its output at timestep {missing}")
+        c_out = rec.outputs[0].shape[1]
+        ns = set()
+        for t in range(T):
+            cs = [calls[i] for i in per[(li, t)]]
+            n = len(cs)
+            size = c_out // n if c_out % n == 0 else None
+            want = [(g * size, (g + 1) * size) for g in range(n)] if size else None
+            got = [(c.c0, c.c1) for c in cs]
+            if got != want:
+                raise ImporterError(f"neuron module {cs[0].name!r} on {rec.name!r} at timestep {t} is called "
+                                    f"on channels {', '.join(f'{a}:{b}' for a, b in got)}; C#N needs N equal "
+                                    f"contiguous slices of the {c_out} channels in ascending order")
+            ns.add(n)
+        if len(ns) != 1:
+            raise ImporterError(f"module {rec.name!r}: its neurons use different slice counts {sorted(ns)} "
+                                f"at different timesteps")
+        n_of.append(ns.pop())
+    multi = sorted({n for n in n_of if n > 1})
+    if len(multi) > 1:
+        raise ImporterError(f"layers are split into {multi} channel groups; the project has one group "
+                            f"count per network (C#N)")
+    groups = multi[0] if multi else 1
+
+    def first_call(li, t):
+        return per[(li, t)][0]
+
+    def last_call(li, t):
+        return per[(li, t)][-1]
+
+    # blocks: layer li joins li-1 when its first step at t=0 starts from li-1's last step
+    lif_layers = [li for li, n in enumerate(n_of) if n]
+    block_of = {}
+    for li in lif_layers:
+        prev = li - 1
+        joins = (prev in block_of and calls[first_call(li, 0)].pred == last_call(prev, 0))
+        block_of[li] = block_of[prev] if joins else li
+    members: dict = {}
+    for li in lif_layers:
+        members.setdefault(block_of[li], []).append(li)
+    for li in lif_layers:
+        blk = members[block_of[li]]
+        for t in range(T):
+            ids = per[(li, t)]
+            for g, ci in enumerate(ids):
+                c = calls[ci]
+                if g > 0:
+                    want = ids[g - 1]
+                elif li != blk[0]:
+                    want = last_call(li - 1, t)
+                elif t > 0:
+                    want = last_call(blk[-1], t - 1)
+                else:
+                    want = None
+                if c.pred != want:
+                    exp = "zero" if want is None else tr._call_what(calls[want])
+                    raise ImporterError(
+                        f"neuron module {c.name!r} on {layers[li].name!r} at timestep {t}, channels "
+                        f"{c.c0}:{c.c1}, starts from {c.pred_what}; the project's sharing (C#N groups in "
+                        f"order, L blocks of consecutive layers) would start it from {exp}")
+    spec = _params_of([calls[per[(li, 0)][0]] for li in lif_layers]) if lif_layers else None
+    if spec is None:
+        raise ImporterError("the traced run has no neuron (a network needs at least one LIF layer)")
+
+    # layer specs and weights
+    specs, weights, modules = [], [], []
+    for li, rec in enumerate(layers):
+        x0 = rec.inputs[0]
+        n = n_of[li]
+        mode = "readout" if n == 0 else ("chained" if n > 1 else "independent")
+        blk = members.get(block_of.get(li, -1), [])
+        block = block_of[li] if n and len(blk) > 1 else None
+        m = rec.module
+        if rec.kind == "linear":
+            s = LayerSpec("linear", (m.in_features,), m.out_features, mode=mode, block=block, name=rec.name)
+        else:
+            k, st, pd = _conv_geometry(m, rec.name)
+            s = LayerSpec("conv", tuple(x0.shape[1:]), m.out_channels, kernel=k, stride=st, padding=pd,
+                          mode=mode, block=block, name=rec.name)
+        specs.append(s)
+        gain = 1.0
+        if n:
+            lc = [calls[i] for t in range(T) for i in per[(li, t)]]
+            gain = lc[0].spec.gain
+            odd = next((c for c in lc if c.spec.gain != gain), None)
+            if odd is not None:
+                raise ImporterError(f"neuron modules {lc[0].name!r} and {odd.name!r} on {rec.name!r} have "
+                                    f"different input gains ({gain!r}, {odd.spec.gain!r})")
+        # The gain is folded here, in float64: W·gain is rounded once to float64;
+        # the fixed-point rounding to integers happens later, in golden.quantize.
+        weights.append(m.weight.detach().to(torch.float64) * gain)
+        modules.append({"layer": rec.name,
+                        "neurons": sorted({calls[i].name for t in range(T) for i in per.get((li, t), [])})})
+    inp = torch.stack([r for r in layers[0].inputs])
+    if not bool(((inp == 0) | (inp == 1)).all()):
+        raise ImporterError(f"module {layers[0].name!r}: the first layer receives values other than 0/1 "
+                            f"(direct analog input is not supported yet; encode the input as spikes)")
+    net = EfficientLIFNet(specs, groups=groups, params=spec.lif_params(), dtype=torch.float64)
+    with torch.no_grad():
+        for w, src in zip(net.weights, weights):
+            if tuple(w.shape) != tuple(src.shape):
+                raise ImporterError(f"internal: weight shape {tuple(src.shape)} != {tuple(w.shape)}")
+            w.copy_(src)
+    # the framework's own record
+    currents, spikes, membranes = [], [], []
+    for li, rec in enumerate(layers):
+        currents.append(torch.stack(rec.outputs).to(torch.float64))
+        if not n_of[li]:
+            spikes.append(None)
+            membranes.append(None)
+            continue
+        spikes.append(torch.stack([torch.cat([calls[i].spikes for i in per[(li, t)]], dim=1)
+                                   for t in range(T)]).to(torch.float64))
+        mems = [[calls[i].membrane for i in per[(li, t)]] for t in range(T)]
+        membranes.append(None if any(m is None for row in mems for m in row) else
+                         torch.stack([torch.cat(row, dim=1) for row in mems]).to(torch.float64))
+    notes = []
+    if spec.gain != 1.0:
+        notes.append(f"input gain {spec.gain!r} folded into the weights of every LIF layer")
+    return Imported(model=net, spikes=inp.to(torch.float64), trace=FrameworkTrace(currents, spikes, membranes),
+                    modules=modules, notes=notes)

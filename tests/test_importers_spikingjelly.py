@@ -1,0 +1,473 @@
+"""SpikingJelly (clock_driven) importer: conformance in float64 and every refusal.
+
+Conformance: the project's float reference built by ``from_spikingjelly``
+reproduces SpikingJelly's own forward exactly, every spike of every LIF layer
+at every timestep, and the read-out current at every timestep (to float64
+rounding: the input gain 1/τ is folded into the weights, so the sums are
+formed in another order). The networks use the EfficientLIF-Net authors'
+calling pattern (github Intelligent-Computing-Lab-Yale/EfficientLIF-Net,
+archs/vgg/vgg_layerchannelshare.py): ``channel_divlif`` calls one LIFNode on
+N consecutive channel slices (C#N), and one LIFNode reused after consecutive
+same-shape layers (L).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+sj = pytest.importorskip("spikingjelly.clock_driven.neuron",
+                         reason="SpikingJelly is not installed (optional extra 'import')")
+from spikingjelly.clock_driven import functional, neuron, surrogate  # noqa: E402
+
+from golden.importers import ImporterError, from_spikingjelly  # noqa: E402
+
+TAU = 1.0 / (1.0 - 0.25)      # the authors' tau_global
+
+
+def lif(**kw):
+    kw.setdefault("tau", TAU)
+    kw.setdefault("v_reset", None)
+    return neuron.LIFNode(surrogate_function=surrogate.ATan(), detach_reset=True, **kw)
+
+
+def divlif(x, node, n):
+    """The authors' channel_divlif: one neuron module on n consecutive channel slices."""
+    c = x.size(1) // n
+    return torch.cat([node(x[:, c * i:c * (i + 1), ...]) for i in range(n)], dim=1)
+
+
+class LinearNet(nn.Module):
+    """fc1 (C#N) -> fc2, fc3 sharing lif2 (L+C#N) -> fc4 readout."""
+
+    def __init__(self, n=2, t=5, node=lif):
+        super().__init__()
+        self.n, self.t = n, t
+        self.fc1 = nn.Linear(20, 8, bias=False)
+        self.lif1 = node()
+        self.fc2 = nn.Linear(8, 8, bias=False)
+        self.fc3 = nn.Linear(8, 8, bias=False)
+        self.lif2 = node()
+        self.fc4 = nn.Linear(8, 3, bias=False)
+
+    def forward(self, x):
+        outs = []
+        for t in range(self.t):
+            o = divlif(self.fc1(x[t]), self.lif1, self.n)
+            o = divlif(self.fc2(o), self.lif2, self.n)
+            o = divlif(self.fc3(o), self.lif2, self.n)
+            outs.append(self.fc4(o))
+        return outs
+
+
+class ConvNet(nn.Module):
+    """conv1 (C#2) -> conv2, conv3 sharing one LIFNode (L+C#2) -> flatten -> fc readout."""
+
+    def __init__(self, t=4):
+        super().__init__()
+        self.t = t
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.lif1 = lif()
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.conv3 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.lif2 = lif()
+        self.conv4 = nn.Conv2d(4, 6, 3, stride=2, bias=False)
+        self.lif4 = lif()
+        self.fc = nn.Linear(6 * 2 * 2, 3, bias=False)
+
+    def forward(self, x):
+        outs = []
+        for t in range(self.t):
+            o = divlif(self.conv1(x[t]), self.lif1, 2)
+            o = divlif(self.conv2(o), self.lif2, 2)
+            o = divlif(self.conv3(o), self.lif2, 2)
+            o = self.lif4(self.conv4(o))            # independent (no slices)
+            outs.append(self.fc(torch.flatten(o, 1)))
+        return outs
+
+
+def make(cls, gain=2.0, seed=0, shift=1.5, **kw):
+    """``cls(**kw)`` in float64 with weights N(shift/F, (gain/sqrt F)^2), F = fan-in: busy but not saturated."""
+    torch.manual_seed(seed)
+    m = cls(**kw).double()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Linear, nn.Conv2d)):
+                w = mod.weight
+                f = w[0].numel()
+                w.copy_(torch.randn_like(w) * (gain / f ** 0.5) + shift / f)
+    return m
+
+
+def spikes(shape, p=0.5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < p).double()
+
+
+def framework_forward(model, x):
+    functional.reset_net(model)
+    with torch.no_grad():
+        out = torch.stack(model(x))
+    functional.reset_net(model)
+    return out
+
+
+def assert_conforms(imp, out):
+    with torch.no_grad():
+        tr = imp.model.run(imp.spikes)
+    n_lif = 0
+    for i, spec in enumerate(imp.model.layers):
+        if spec.mode == "readout":
+            continue
+        n_lif += 1
+        assert torch.equal(tr.spikes[i], imp.trace.spikes[i]), f"layer {spec.name}: spikes differ"
+        # the test must be able to fail: every LIF layer spikes and stays silent somewhere
+        assert 0 < int(tr.spikes[i].sum()) < tr.spikes[i].numel(), f"layer {spec.name}: degenerate"
+    assert n_lif >= 2
+    last = len(imp.model.layers) - 1
+    torch.testing.assert_close(tr.currents[last], out, rtol=0, atol=1e-12)
+    torch.testing.assert_close(tr.per_step, out, rtol=0, atol=1e-12)
+
+
+def test_linear_cn_and_l_sharing_conform():
+    m = make(LinearNet)
+    x = spikes((5, 4, 20))
+    imp = from_spikingjelly(m, x)
+    specs = imp.model.layers
+    assert [s.mode for s in specs] == ["chained", "chained", "chained", "readout"]
+    assert [s.block for s in specs] == [None, 1, 1, None]
+    assert imp.groups == 2
+    p = imp.params
+    assert (p.fire, p.reset, p.theta) == ("ge", "soft", 1.0)
+    assert p.leak == pytest.approx(0.25, abs=1e-15)
+    # the 1/τ input gain is folded into the LIF layers' weights, not into the readout
+    torch.testing.assert_close(imp.model.weights[0], m.fc1.weight * (1 / TAU))
+    torch.testing.assert_close(imp.model.weights[3], m.fc4.weight)
+    assert_conforms(imp, framework_forward(m, x))
+
+
+def test_conv_cn_l_independent_flatten_conform():
+    m = make(ConvNet, gain=2.0)
+    x = spikes((4, 2, 2, 6, 6), seed=3)
+    imp = from_spikingjelly(m, x)
+    specs = imp.model.layers
+    assert [s.kind for s in specs] == ["conv", "conv", "conv", "conv", "linear"]
+    assert [s.mode for s in specs] == ["chained", "chained", "chained", "independent", "readout"]
+    assert [s.block for s in specs] == [None, 1, 1, None, None]
+    assert (specs[3].stride, specs[3].padding, specs[3].kernel) == (2, 0, 3)
+    assert_conforms(imp, framework_forward(m, x))
+
+
+def test_single_step_model_called_per_timestep_ifnode_hard_reset():
+    class Step(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(10, 6, bias=False)
+            self.sn1 = neuron.IFNode(v_reset=0.0)
+            self.fc2 = nn.Linear(6, 6, bias=False)
+            self.sn2 = neuron.IFNode(v_reset=0.0)
+            self.fc3 = nn.Linear(6, 2, bias=False)
+
+        def forward(self, x):
+            return self.fc3(self.sn2(self.fc2(self.sn1(self.fc1(x)))))
+
+    m = make(Step, gain=2.0, seed=4)
+    x = spikes((6, 3, 10), seed=5)
+    imp = from_spikingjelly(m, x, timesteps=6)
+    assert (imp.params.leak, imp.params.reset) == (1.0, "hard")
+    assert [s.mode for s in imp.model.layers] == ["independent", "independent", "readout"]
+    functional.reset_net(m)
+    with torch.no_grad():
+        out = torch.stack([m(x[t]) for t in range(6)])
+    assert_conforms(imp, out)
+
+
+def test_parametric_lif_frozen_and_decay_input_false():
+    def plif():
+        return neuron.ParametricLIFNode(init_tau=1.7, v_reset=None)
+
+    m = make(LinearNet, node=plif, n=1, seed=6)
+    x = spikes((5, 2, 20), seed=7)
+    imp = from_spikingjelly(m, x)
+    k = float(torch.sigmoid(m.lif1.w.detach().double()))
+    assert imp.params.leak == pytest.approx(1 - k, abs=1e-15)
+    assert_conforms(imp, framework_forward(m, x))
+
+    m2 = make(LinearNet, node=lambda: lif(decay_input=False, tau=2.0), n=2, gain=1.0, seed=8)
+    imp2 = from_spikingjelly(m2, x)
+    torch.testing.assert_close(imp2.model.weights[0], m2.fc1.weight)     # gain 1
+    assert_conforms(imp2, framework_forward(m2, x))
+
+
+# ------------------------------------------------------------------ refusals
+class Custom(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 4, bias=False)
+        self.lif1 = lif()
+        self.fc2 = nn.Linear(4, 4, bias=False)
+        self.lif2 = lif()
+        self.fc3 = nn.Linear(4, 2, bias=False)
+        self.body = body
+
+    def forward(self, x):
+        return [self.body(self, x[t]) for t in range(x.shape[0])]
+
+
+def refuse(body, match, x=None, **mods):
+    m = Custom(body)
+    for k, v in mods.items():
+        setattr(m, k, v)
+    with pytest.raises(ImporterError, match=match):
+        from_spikingjelly(m.double(), spikes((2, 2, 8)) if x is None else x)
+
+
+def test_refuses_batchnorm_naming_module():
+    refuse(lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.bn(s.fc1(x)))))), r"module 'bn' \(BatchNorm1d\).*BatchNorm",
+           bn=nn.BatchNorm1d(4))
+
+
+def test_refuses_pooling_module_and_functional():
+    refuse(lambda s, x: s.fc3(s.lif2(s.fc2(s.pool(s.lif1(s.fc1(x)).unsqueeze(1)).flatten(1)))),
+           r"module 'pool' \(MaxPool1d\).*pooling", pool=nn.MaxPool1d(1))
+    refuse(lambda s, x: s.fc3(s.lif2(s.fc2(torch.nn.functional.max_pool1d(s.lif1(s.fc1(x)).unsqueeze(1), 1)
+                                            .flatten(1)))),
+           r"module 'fc2' is fed by .*max_pool1d.*pooling is not supported")
+
+
+def test_refuses_residual_sum_naming_neuron():
+    refuse(lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x))) + s.fc1(x))),
+           r"neuron module 'lif2' is fed by .*add.*residual sums")
+
+
+def test_refuses_nonzero_bias_and_bad_conv():
+    refuse(lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x))))), r"module 'fc2' \(Linear\): non-zero bias",
+           fc2=nn.Linear(4, 4, bias=True))
+
+    class C(nn.Module):
+        def __init__(self, **kw):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, bias=False, **kw)
+            self.sn = lif()
+
+        def forward(self, x):
+            return [self.sn(self.conv(x[t])) for t in range(2)]
+
+    for kw, msg in (({"dilation": 2}, "dilation"), ({"groups": 2}, "grouped")):
+        with pytest.raises(ImporterError, match=rf"module 'conv' \(Conv2d\): .*{msg}"):
+            from_spikingjelly(C(**kw).double(), spikes((2, 1, 2, 6, 6)))
+
+
+def test_refuses_unsupported_neurons_and_parameters():
+    body = lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x)))))  # noqa: E731
+    refuse(body, r"neuron module 'lif1' \(LIFNode\): v_reset=0.5", lif1=neuron.LIFNode(v_reset=0.5))
+    refuse(body, r"neuron module 'lif1' \(MultiStepLIFNode\) is not supported",
+           lif1=neuron.MultiStepLIFNode())
+    refuse(body, r"neuron module 'lif2': leak=.* differs .* of 'lif1'", lif2=lif(tau=3.0))
+    refuse(body, r"neuron module 'lif2' \(QIFNode\) is not supported", lif2=neuron.QIFNode())
+
+
+def test_refuses_analog_input():
+    with pytest.raises(ImporterError, match=r"module 'fc1': .*direct analog input"):
+        from_spikingjelly(Custom(lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x)))))).double(),
+                          torch.rand(2, 2, 8, dtype=torch.float64))
+
+
+def test_refuses_slices_out_of_order():
+    def body(s, x):
+        c = s.fc1(x)
+        return s.fc3(s.lif2(s.fc2(torch.cat([s.lif1(c[:, 2:]), s.lif1(c[:, :2])], 1))))
+
+    refuse(body, r"module 'fc2' is fed by cat of the spikes of the neurons on 'fc1'")
+
+    def body2(s, x):
+        c = s.fc1(x)
+        return s.fc3(s.lif2(s.fc2(torch.cat([s.lif1(c[:, :1]), s.lif1(c[:, 1:])], 1))))
+
+    refuse(body2, r"neuron module 'lif1' on 'fc1' at timestep 0 is called on channels 0:1, 1:4",
+           x=spikes((1, 2, 8)))
+
+
+def test_refuses_membrane_order_the_project_does_not_have():
+    # lif1 is shared by fc1 and fc2 but fc1 runs all timesteps before fc2 (layer-major),
+    # so fc2 at t=0 starts from fc1's t=1 membrane: not the L order.
+    class LayerMajor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(8, 4, bias=False)
+            self.fc2 = nn.Linear(4, 4, bias=False)
+            self.sn = lif()
+            self.fc3 = nn.Linear(4, 2, bias=False)
+
+        def forward(self, x):
+            s1 = [self.sn(self.fc1(x[t])) for t in range(2)]
+            s2 = [self.sn(self.fc2(s)) for s in s1]
+            return [self.fc3(s) for s in s2]
+
+    with pytest.raises(ImporterError, match=r"module 'fc2'|neuron module 'sn' on 'fc2' at timestep 0.*starts from"):
+        from_spikingjelly(LayerMajor().double(), spikes((2, 2, 8)))
+
+
+def test_sequential_with_flatten_modules_called_per_timestep():
+    torch.manual_seed(9)
+    seq = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False), lif(), nn.Flatten(), nn.Linear(3 * 4 * 4, 6, bias=False),
+                        lif(), nn.Flatten(), nn.Dropout(0.5), nn.Linear(6, 2, bias=False))
+
+    def builder():
+        return seq
+
+    m = make(lambda: builder(), seed=9)
+    x = spikes((5, 3, 1, 6, 6), seed=10)
+    imp = from_spikingjelly(m, x, timesteps=5)
+    assert [s.name for s in imp.model.layers] == ["0", "3", "7"]
+    assert [s.mode for s in imp.model.layers] == ["independent", "independent", "readout"]
+    m.eval()                          # the importer runs the model in eval mode (Dropout off)
+    functional.reset_net(m)
+    with torch.no_grad():
+        out = torch.stack([m(x[t]) for t in range(5)])
+    assert_conforms(imp, out)
+    with pytest.raises(ImporterError, match=r"timesteps=4: example_input must be a tensor \[T=4"):
+        from_spikingjelly(m, x, timesteps=4)
+
+
+# ------------------------------------------------- the remaining refusal paths
+def OK(s, x):
+    return s.fc3(s.lif2(s.fc2(s.lif1(s.fc1(x)))))
+
+
+X8 = (2, 2, 8)
+
+
+class Free(nn.Module):
+    """A two-layer net whose forward is given per test (``body(self, x_t)``), T = 2."""
+
+    def __init__(self, body, conv=None, **mods):
+        super().__init__()
+        self.fc1 = conv or nn.Linear(8, 4, bias=False)
+        self.lif1 = lif()
+        self.fc2 = nn.Linear(4, 4, bias=False)
+        self.lif2 = lif()
+        self.fc3 = nn.Linear(4, 2, bias=False)
+        for k, v in mods.items():
+            setattr(self, k, v)
+        self.body = body
+
+    def forward(self, x):
+        return [self.body(self, x[t]) for t in range(x.shape[0])]
+
+
+def _tau_one():
+    n = lif()
+    n.tau = 1.0
+    return n
+
+
+def _nonzero_v(s, x):
+    if isinstance(s.lif1.v, float):       # SpikingJelly's reset_net restores v, so set it inside forward
+        s.lif1.v = 0.5
+    return OK(s, x)
+
+
+def _bad_surrogate():
+    n = lif()
+    n.surrogate_function.spiking = False
+    return n
+
+
+def _neg_threshold():
+    return neuron.LIFNode(tau=TAU, v_threshold=-1.0, v_reset=None)   # reset_net restores the constructor's value
+
+
+
+CASES = [
+    ("conv padding_mode", dict(body=lambda s, x: s.lif1(s.fc1(x)),
+                               conv=nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular", bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): padding_mode='circular'"),
+    ("conv non-square", dict(body=lambda s, x: s.lif1(s.fc1(x)), conv=nn.Conv2d(1, 2, (3, 1), bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): kernel \(3, 1\).*square"),
+    ("conv same with even kernel", dict(body=lambda s, x: s.lif1(s.fc1(x)),
+                                        conv=nn.Conv2d(1, 2, 2, padding="same", bias=False)),
+     (2, 1, 1, 5, 5), r"module 'fc1' \(Conv2d\): padding='same'"),
+    ("conv1d", dict(body=lambda s, x: s.lif2(s.c1(s.lif1(s.fc1(x)).unsqueeze(1)).flatten(1)),
+                    c1=nn.Conv1d(1, 1, 1, bias=False)), X8, r"module 'c1' \(Conv1d\): only nn.Linear and nn.Conv2d"),
+    ("layer fed by the input again", dict(body=lambda s, x: (s.lif1(s.fc1(x)), s.fc3(s.lif2(s.fc2(x[:, :4]))))[1]),
+     X8, r"module 'fc2' is fed by a value not computed from the spikes of 'fc1'"),
+    ("layer fed by a current", dict(body=lambda s, x: s.fc3(s.lif2(s.fc2(s.fc1(x))))), X8,
+     r"module 'fc2' is fed by the output of 'fc1'; a layer must take the spikes"),
+    ("layer module used twice", dict(body=lambda s, x: s.fc3(s.lif2(s.fc2(s.lif1(s.fc2(s.lif1(s.fc1(x)))))))), X8,
+     r"module 'fc2' \(call 1\) is fed by the spikes of 'fc2'"),
+    ("neuron on spikes", dict(body=lambda s, x: s.fc3(s.lif2(s.lif1(s.fc1(x))))), X8,
+     r"neuron module 'lif2' is fed by the spikes of the neurons on 'fc1'"),
+    ("nonzero start", dict(body=_nonzero_v), X8, r"neuron module 'lif1' starts from v=0.5"),
+    ("tau <= 1", dict(body=OK, lif1=_tau_one()), X8, r"neuron module 'lif1' \(LIFNode\): tau=1.0 must be > 1"),
+    ("surrogate not spiking", dict(body=OK, lif1=_bad_surrogate()), X8,
+     r"neuron module 'lif1' \(LIFNode\): surrogate_function has spiking=False"),
+    ("threshold <= 0", dict(body=OK, lif1=_neg_threshold()), X8, r"neuron module 'lif1' \(LIFNode\): v_threshold=-1.0"),
+    ("detach_reset differs", dict(body=OK, lif2=neuron.LIFNode(tau=TAU, v_reset=None, detach_reset=False)), X8,
+     r"neuron module 'lif2': detach_reset=False differs"),
+    ("readout not last", dict(body=lambda s, x: s.fc3(s.fc2(s.lif1(s.fc1(x))).relu())), X8,
+     r"module 'fc3' is fed by relu of the output of 'fc2'"),
+    ("no layer", dict(body=lambda s, x: s.lif1(x)), X8, r"called no nn.Linear or nn.Conv2d"),
+    ("no neuron", dict(body=lambda s, x: s.fc1(x)), X8, r"has no neuron"),
+    ("groups differ", dict(body=lambda s, x: s.fc3(divlif(s.fc2(divlif(s.fc1(x), s.lif1, 2)), s.lif2, 4))), X8,
+     r"layers are split into \[2, 4\] channel groups"),
+    ("activation_based node", dict(body=OK, lif1=__import__("spikingjelly.activation_based.neuron",
+                                                            fromlist=["LIFNode"]).LIFNode()), X8,
+     r"neuron module 'lif1' \(LIFNode\) is from spikingjelly.activation_based"),
+]
+
+
+@pytest.mark.parametrize("kw,shape,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_refusal_paths_name_the_module(kw, shape, match):
+    with pytest.raises(ImporterError, match=match):
+        from_spikingjelly(Free(**kw).double(), spikes(shape))
+
+
+def test_refuses_layers_called_unequally_and_non_modules():
+    class Uneven(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(8, 4, bias=False), lif()
+            self.fc2, self.lif2 = nn.Linear(4, 2, bias=False), lif()
+
+        def forward(self, x):
+            s = [self.lif1(self.fc1(x[t])) for t in range(2)]
+            return self.lif2(self.fc2(s[0]))
+
+    with pytest.raises(ImporterError, match=r"module 'fc2' was called 1 times, the first layer 'fc1' 2 times"):
+        from_spikingjelly(Uneven().double(), spikes(X8))
+    with pytest.raises(ImporterError, match=r"expected a torch.nn.Module, got function"):
+        from_spikingjelly(lambda x: x, spikes(X8))
+
+
+# ------------------------------------- the authors' networks (need new operators)
+@pytest.mark.parametrize("arch", ["VGG16LayerChannelShare", "ResNet19LayerChannelShare"])
+def test_authors_networks_are_refused_until_the_new_operators_exist(arch):
+    """Both use a directly encoded, batch-normalized first layer; the importer stops at bn1, naming it.
+
+    When BatchNorm, pooling, residual sums and direct input exist, this test becomes the issue's
+    conformance test (float64, 32x32, T = 5, batch 2, every spike of every LIF layer).
+    """
+    import efficientlif_archs as archs
+
+    torch.manual_seed(0)
+    model = archs.randomize_batchnorm(getattr(archs, arch)(total_timestep=5)).double()
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+    with pytest.raises(ImporterError, match=r"module 'bn1' \(BatchNorm2d\) on the output of 'conv1': BatchNorm"):
+        from_spikingjelly(model, x)
+
+
+def test_imported_model_quantizes_and_runs_in_fixed_point():
+    from golden.quantize import agreement_report, quantize
+
+    m = make(ConvNet, gain=2.0)
+    x = spikes((4, 2, 2, 6, 6), seed=3)
+    imp = from_spikingjelly(m, x)
+    q = quantize(imp.model, array=16)
+    assert (q.cfg.groups, q.cfg.fire, q.cfg.reset) == (2, "ge", "soft")
+    assert q.choices["leak"]["exact"]                     # λ = 0.25 = 64/256
+    assert [l.block for l in q.network.layers] == [s.block for s in imp.model.layers]
+    rep = agreement_report(imp.model, q, imp.spikes)
+    for row in rep["float_quantized"]["layers"]:
+        assert row["agreement"] > 0.9, row
