@@ -59,6 +59,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import]'
+	$(VPY) -m pip install -q -c constraints.txt --no-deps spikingjelly==0.0.0.0.14
 	@touch $@
 
 # System packages: Icarus Verilog, Yosys (area report) and the LZ4 headers that
