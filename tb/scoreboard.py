@@ -100,7 +100,7 @@ class Scoreboard:
         self.next_beat += 1
         S = self.cfg.slots
         lines = []
-        hdr = {"tile": exp.tile % (1 << 16), "group": exp.group, "last": exp.last,
+        hdr = {"tile": exp.wire_tile, "group": exp.group, "last": exp.last,
                "readout": exp.readout}
         for k, v in hdr.items():
             if int(got[k]) != v:
@@ -133,7 +133,7 @@ class Scoreboard:
         return True
 
     def _same(self, got: dict, exp) -> bool:
-        return (int(got["tile"]) == exp.tile % (1 << 16) and int(got["group"]) == exp.group
+        return (int(got["tile"]) == exp.wire_tile and int(got["group"]) == exp.group
                 and np.array_equal(np.asarray(got["spikes"]), exp.spikes)
                 and np.array_equal(np.asarray(got["values"]), exp.values))
 

@@ -39,6 +39,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from gen.timing import tile_period
 from golden.errors import ProjectError
 
 __all__ = ["ThroughputError", "measure", "default_events", "expected_period"]
@@ -57,8 +58,8 @@ def default_events(groups: int) -> list:
 
 
 def expected_period(events: int, groups: int) -> int:
-    """Steady-state period with overlap, docs/interface.md: max(E+1, N+1)."""
-    return max(events + 1, groups + 1)
+    """Steady-state period with overlap: :func:`gen.timing.tile_period`."""
+    return tile_period(events, groups)
 
 
 # --------------------------------------------------------------------------

@@ -120,7 +120,8 @@ def test_tile_field_wraps():
     _run(core, Command(OP_LAYER, mode=MODE_READOUT))
     core.tile = 0xFFFF
     beats = _run(core, Command(OP_TILE), Command(OP_TILE))
-    assert [b.tile for b in beats] == [0xFFFF, 0xFFFF, 0, 0]
+    assert [b.tile for b in beats] == [0xFFFF, 0xFFFF, 0x10000, 0x10000]   # unreduced
+    assert [b.wire_tile for b in beats] == [0xFFFF, 0xFFFF, 0, 0]           # the wire field
 
 
 def test_strict_reads_of_unwritten_rows():
