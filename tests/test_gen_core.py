@@ -26,6 +26,9 @@ CFGS = [
              mem_width=10, frac_bits=4, leak_bits=3, leak_int=8, theta_int=40,
              reset="hard", fire="ge"),
     HwConfig(array=8, groups=1, weight_rows=8, mem_rows=4, leak_int=1, theta_int=100),
+    # membrane narrower than the accumulator: values are VW = AW bits, U sign-extended
+    HwConfig(array=8, groups=2, weight_rows=8, mem_rows=6, weight_width=8, acc_width=13,
+             mem_width=9, frac_bits=5, leak_bits=4, leak_int=12, theta_int=90),
 ]
 
 
@@ -196,11 +199,14 @@ def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6, weights=None):
 
 
 @pytest.mark.parametrize("ready_prob", [1.0, 0.6, 0.15])
-@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"a{c.array}g{c.groups}{c.reset}{c.fire}")
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"a{c.array}g{c.groups}{c.reset}{c.fire}"
+                                                   f"acc{c.acc_width}m{c.mem_width}")
 def test_core_matches_reference(cfg, ready_prob):
     ref = run(cfg, seed=cfg.groups + int(ready_prob * 10), ready_prob=ready_prob)
     assert ref.beats, "program produced no beats"
     assert any(b[0] for b in ref.beats), "no spike in the reference: test too weak"
+    if cfg.acc_width > cfg.mem_width:       # sign extension of U into VW must be exercised
+        assert any(v < 0 for b in ref.beats if not b[5] for v in b[1]), "no negative U"
 
 
 def test_core_error_flags():
