@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.config import HwConfig
+from golden.encoding import MODE_BY_NAME
 
 from .payload import fmt_value
 
 __all__ = ["Scoreboard", "Mismatch"]
 
-MODE_NAMES = {0: "chained", 1: "readout", 2: "independent"}
+MODE_NAMES = {int(code): name for name, code in MODE_BY_NAME.items()}
 
 
 @dataclass

@@ -40,6 +40,7 @@ import os
 import sys
 from pathlib import Path
 from gen.timing import tile_period
+from golden.encoding import Mode, Op
 from golden.errors import ProjectError
 
 __all__ = ["ThroughputError", "measure", "default_events", "expected_period"]
@@ -88,11 +89,11 @@ async def _run_case(bfm, layouts, cfg, events: int, tiles: int, overlap: bool,
 
     sig = bfm.sig
     cmd = layouts["cmd"]
-    ops = [cmd.pack(op=2, base=0, mode=0, first=1)]                 # LAYER CHAINED first
+    ops = [cmd.pack(op=Op.LAYER, base=0, mode=Mode.CHAINED, first=1)]
     tile_ops = []
     for t in range(tiles):
-        ops += [cmd.pack(op=0, row=(t + e) % cfg.weight_rows) for e in range(events)]
-        ops.append(cmd.pack(op=1))                                   # TILE
+        ops += [cmd.pack(op=Op.EVENT, row=(t + e) % cfg.weight_rows) for e in range(events)]
+        ops.append(cmd.pack(op=Op.TILE))
         tile_ops.append(len(ops) - 1)
     tile_set = set(tile_ops)
     n_beats = tiles * cfg.groups
