@@ -16,7 +16,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from gen.core import LifPeArrayCore
-from gen.layouts import Mode, Op
+from gen.layouts import Error, Mode, Op
 from golden import fixedpoint as fp
 from golden.config import HwConfig
 
@@ -47,14 +47,14 @@ class Reference:
         cfg, n, s = self.cfg, self.cfg.groups, self.cfg.slots
         op = c.get("op", 0)
         if op == Op.LAYER.value:
-            if c.get("mode", 0) == 3:
-                self.error |= 1
+            if c.get("mode", 0) == Mode.RESERVED:
+                self.error |= Error.RESERVED_OP_OR_MODE
                 return
             self.mode, self.first = c.get("mode", 0), c.get("first", 0)
             self.cursor, self.tile = c.get("base", 0), 0
         elif op == Op.EVENT.value:
             if c["row"] >= cfg.weight_rows:
-                self.error |= 2
+                self.error |= Error.EVENT_ROW_RANGE
                 return
             self.events.append(self.w[c["row"]])
         elif op == Op.TILE.value:
@@ -64,7 +64,7 @@ class Reference:
             readout = self.mode == Mode.READOUT.value
             bad = (not readout) and self.cursor + (n - 1 if indep else 0) >= cfg.mem_rows
             if bad:
-                self.error |= 4
+                self.error |= Error.MEM_ROW_RANGE
             v = None
             for g in range(n):
                 xg = x[g * s:(g + 1) * s]
@@ -83,7 +83,7 @@ class Reference:
                 self.cursor += n if indep else 1
             self.tile += 1
         else:
-            self.error |= 1
+            self.error |= Error.RESERVED_OP_OR_MODE
 
 
 def program(cfg: HwConfig, rng: random.Random):
@@ -94,12 +94,12 @@ def program(cfg: HwConfig, rng: random.Random):
     def tile(events):
         # row 0 holds the maximum weights: picking it often makes spikes and
         # saturation likely.
-        cmds.extend({"op": 0, "row": rng.choice([0, rng.randrange(cfg.weight_rows)])}
+        cmds.extend({"op": Op.EVENT, "row": rng.choice([0, rng.randrange(cfg.weight_rows)])}
                     for _ in range(events))
-        cmds.append({"op": 1})
+        cmds.append({"op": Op.TILE})
 
     def layer(mode, base, first):
-        cmds.append({"op": 2, "mode": mode, "base": base, "first": first})
+        cmds.append({"op": Op.LAYER, "mode": mode, "base": base, "first": first})
 
     for t in range(3):                      # 3 timesteps of a 2-layer sharing block
         for _layer in range(2):
