@@ -1,5 +1,6 @@
 # EfficientLIF-Net shared-LIF PE array: generator, golden model, co-simulation.
 #
+#   make                          list the targets and variables (make help)
 #   make sim ARRAY=128 GROUPS=4   set up .venv if needed, emit, build, co-simulate
 #   make test                     set up .venv if needed, run the pytest regression
 #
@@ -17,7 +18,40 @@ STAMP := $(VENV)/.installed
 ARRAY ?= 128
 GROUPS ?= 4
 
-.PHONY: setup sysdeps test emit clean sim report
+# `make` alone prints the help below; it never starts the set-up.
+.DEFAULT_GOAL := help
+.PHONY: help setup sysdeps test emit clean sim report
+
+help:
+	@echo 'EfficientLIF-Net shared-LIF PE array: generator, golden model, co-simulation.'
+	@echo ''
+	@echo 'Targets (each sets up .venv and the system simulators first if needed):'
+	@echo '  make help      this text (the default)'
+	@echo '  make setup     create .venv, install the project with its extras, iverilog/yosys'
+	@echo '  make test      the pytest regression'
+	@echo '  make emit      Verilog + manifest of one configuration into rtl/'
+	@echo '  make sim       emit, build and co-simulate one configuration (tb.sim)'
+	@echo '  make soak      long randomized co-simulation (tb.soak)'
+	@echo '  make demo      train, quantize and run 8x8 digits bit-exact on the RTL (tb.demo)'
+	@echo '  make report    hardware cost report into reports/'
+	@echo '  make clean     remove rtl/ sim_build/ build/ reports/'
+	@echo ''
+	@echo 'Variables (make VAR=value; current value in brackets):'
+	@printf '  %-38s %s\n' \
+	  "ARRAY=[$(ARRAY)] GROUPS=[$(GROUPS)]" 'array shape (emit, sim, soak)' \
+	  "SIM=[$(SIM)]" 'verilator or icarus (sim, soak)' \
+	  "SEED=[$(SEED)] T=[$(T)]" 'sim: seed, timesteps per sample' \
+	  "RESET=[$(RESET)] LAYER_SHARE=[$(LAYER_SHARE)]" 'sim, soak: neuron reset soft|hard; sim: L block 0|1' \
+	  "STRESS=[$(STRESS)]" 'sim: 1 random command gaps and backpressure, 0 none' \
+	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST); command line only' \
+	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
+	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m gen.report' \
+	  "PYTHON=[$(PYTHON)] VENV=[$(VENV)]" 'interpreter that creates the venv, its folder'
+	@echo ''
+	@echo 'Environment: TB_SIM_BUILD (simulator build folder), ELIF_BUILD_DIR (root of'
+	@echo 'sim_build/, build/, reports/; default: the checkout). cocotb variables (WAVES,'
+	@echo 'GUI, COCOTB_*, ...) in the environment do not reach the simulators.'
+	@echo 'Options of each command: $(VPY) -m tb.sim --help (tb.soak, gen.emit, ...).'
 
 setup: $(STAMP) sysdeps
 
@@ -52,7 +86,12 @@ test: setup
 # Verilog goes to sim_build/rtl/<config>/, the build to sim_build/<sim>/<config>/.
 SIM ?= verilator
 SEED ?= 1
-WAVES ?= 0
+# WAVES is also cocotb's own environment variable: a shell that exports it for
+# other cocotb projects must not make every run dump waves, so only WAVES given
+# on the make command line counts.
+ifneq ($(origin WAVES),command line)
+override WAVES := 0
+endif
 LAYER_SHARE ?= 1
 RESET ?= soft
 T ?= 3
@@ -69,14 +108,14 @@ emit: setup
 clean:
 	rm -rf rtl sim_build build reports .pytest_cache
 
-# Hardware cost report (owned by gen/report.py; method in docs/report.md):
+# Hardware cost report (owned by flow/report.py; method in docs/report.md):
 #   make report [REPORT_ARGS='--array 128 --groups 1,2,4,8 --no-sim']
 # Yosys area by block, LIF share, buffer bits, logic depth, measured throughput,
 # LIF memory table -> reports/hardware_report.md + PNGs; synthesis cache in build/report_cache/.
 REPORT_ARGS ?=
 
 report: setup
-	$(VPY) -m gen.report $(REPORT_ARGS)
+	$(VPY) -m flow.report $(REPORT_ARGS)
 
 # End-to-end demo (owned by tb/demo.py; see docs/demo.md): train four EfficientLIF-Net
 # variants on scikit-learn's 8x8 digits, quantize, run every test sample bit-exact on the

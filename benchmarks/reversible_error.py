@@ -23,7 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden.reference import EfficientLIFNet, LayerSpec, LIFParams, with_scheme  # noqa: E402
+from golden.lif import LIFParams  # noqa: E402
+from golden.reference import EfficientLIFNet, LayerSpec, with_scheme  # noqa: E402
 from golden.reversible import ChainTape, saved_bytes  # noqa: E402
 
 

@@ -12,26 +12,26 @@ Without ``--verilog`` it validates the parameters and prints the manifest it
 would write (JSON on stdout) without elaborating the netlist or writing
 anything, which is a quick way to see LIF-unit count, buffer bits and cycles.
 
-Invalid parameters print one line ``error: ...`` naming the option on stderr
-and exit with status 2; nothing is written.
+Invalid parameters or an unwritable output folder print one line
+``python -m gen.emit: error: ...`` naming the option on stderr and exit with
+status 2; nothing is written. A long elaboration (large ARRAY) is announced
+on stderr with its estimated time.
 
 Python API: :func:`emit`, :func:`build_manifest`, :func:`generate_verilog`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from golden.cli import OneLineParser, run_main
 from golden.config import FIRE_MODES, RESET_MODES, ConfigError, HwConfig
-
 from golden.errors import ProjectError
+from golden.files import atomic_write, check_writable_dir
 
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
@@ -45,6 +45,7 @@ __all__ = ["DEFAULT_TOP", "EmitError", "build_manifest", "generate_verilog", "em
            "check_top_name", "cycles", "main"]
 
 DEFAULT_TOP = "lif_pe_array"
+PROG = "python -m gen.emit"
 
 
 def port_list(cfg: HwConfig) -> list:
@@ -172,27 +173,6 @@ def _check_ports(text: str, manifest: dict) -> None:
         raise RuntimeError(f"internal: emitted ports {found} differ from the manifest {expect}")
 
 
-def _atomic_write(files: "dict[Path, str]") -> None:
-    """Write every file to a temporary name in its folder, then rename all."""
-    tmps = []
-    try:
-        for path, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            tmps.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-        for tmp, path in tmps:
-            os.replace(tmp, path)
-        tmps = []
-    finally:
-        for tmp, _ in tmps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
 def emit(cfg: HwConfig, out_dir="rtl", top: str = DEFAULT_TOP) -> "tuple[Path, Path]":
     """Write ``<out_dir>/<top>.v`` and ``<out_dir>/<top>.json``; return their paths.
 
@@ -205,9 +185,8 @@ def emit(cfg: HwConfig, out_dir="rtl", top: str = DEFAULT_TOP) -> "tuple[Path, P
     text = generate_verilog(cfg, top)
     _check_ports(text, manifest)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     vpath, mpath = out / f"{top}.v", out / f"{top}.json"
-    _atomic_write({vpath: text, mpath: manifest_json(manifest)})
+    atomic_write({vpath: text, mpath: manifest_json(manifest)})
     return vpath, mpath
 
 
@@ -222,64 +201,57 @@ _FIELD_OPTION = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> OneLineParser:
     d = HwConfig()
-    p = _Parser(
-        prog="python -m gen.emit",
+    p = OneLineParser(
+        prog=PROG,
         description="Generate the shared-LIF PE array core (Verilog + JSON manifest) for one "
                     "configuration. Without --verilog, validate the parameters and print the "
                     "manifest on stdout without writing files.",
-        epilog="Invalid parameters: one 'error: ...' line on stderr, exit status 2, nothing "
-               "written. See docs/generator.md and docs/interface.md.")
+        epilog=f"Invalid parameters or an unwritable --out-dir: one '{PROG}: error: ...' line on "
+               "stderr, exit status 2, nothing written. A line on stderr announces an "
+               f"elaboration expected to take {_ANNOUNCE_SECONDS} s or more (ARRAY=4096: about "
+               "15 min). See docs/generator.md and docs/interface.md.")
     p.add_argument("--verilog", action="store_true",
                    help="elaborate and write <out-dir>/<top>.v and <out-dir>/<top>.json")
     g = p.add_argument_group("array shape")
     g.add_argument("--array", type=int, default=d.array, metavar="A",
-                   help=f"number of PEs, i.e. post-synaptic neurons per tile (default {d.array})")
+                   help="number of PEs, i.e. post-synaptic neurons per tile")
     g.add_argument("--groups", type=int, default=d.groups, metavar="N",
-                   help=f"C#N channel groups sharing one LIF unit per slot; must divide --array; "
-                        f"1 = baseline, one LIF unit per PE (default {d.groups})")
+                   help="C#N channel groups sharing one LIF unit per slot; must divide --array; "
+                        "1 = baseline, one LIF unit per PE")
     g = p.add_argument_group("number formats (bits)")
     g.add_argument("--weight-width", type=int, default=d.weight_width, metavar="BITS",
-                   help=f"signed weight width (default {d.weight_width})")
+                   help="signed weight width")
     g.add_argument("--acc-width", type=int, default=d.acc_width, metavar="BITS",
-                   help=f"signed saturating accumulator width (default {d.acc_width})")
+                   help="signed saturating accumulator width")
     g.add_argument("--mem-width", type=int, default=d.mem_width, metavar="BITS",
-                   help=f"signed saturating membrane width (default {d.mem_width})")
+                   help="signed saturating membrane width")
     g.add_argument("--frac-bits", type=int, default=d.frac_bits, metavar="BITS",
-                   help=f"fraction bits of weights, currents and membranes (default {d.frac_bits})")
+                   help="fraction bits of weights, currents and membranes")
     g.add_argument("--leak-bits", type=int, default=d.leak_bits, metavar="BITS",
-                   help=f"fraction bits of the leak factor (default {d.leak_bits})")
+                   help="fraction bits of the leak factor")
     g = p.add_argument_group("neuron")
     g.add_argument("--leak", type=float, default=d.leak, metavar="LAMBDA",
-                   help=f"leak factor λ, 0 < λ <= 1, real number that must be exact with "
-                        f"--leak-bits fraction bits (default {d.leak})")
+                   help="leak factor λ, 0 < λ <= 1, real number that must be exact with "
+                        "--leak-bits fraction bits")
     g.add_argument("--theta", type=float, default=d.theta, metavar="THETA",
-                   help=f"firing threshold θ in real units (membrane LSB = 2**-frac_bits), "
-                        f"must be exact with --frac-bits (default {d.theta})")
+                   help="firing threshold θ in real units (membrane LSB = 2**-frac_bits), "
+                        "must be exact with --frac-bits")
     g.add_argument("--reset", choices=RESET_MODES, default=d.reset,
-                   help=f"reset after a spike: soft subtracts θ, hard sets 0 (default {d.reset})")
+                   help="reset after a spike: soft subtracts θ, hard sets 0")
     g.add_argument("--fire", choices=FIRE_MODES, default=d.fire,
-                   help=f"firing comparison: gt is U > θ (paper), ge is U >= θ (SpikingJelly) "
-                        f"(default {d.fire})")
+                   help="firing comparison: gt is U > θ (paper), ge is U >= θ (SpikingJelly)")
     g = p.add_argument_group("buffers")
     g.add_argument("--weight-rows", type=int, default=d.weight_rows, metavar="ROWS",
-                   help=f"weight-buffer depth in rows of A weights (default {d.weight_rows})")
+                   help="weight-buffer depth in rows of A weights")
     g.add_argument("--mem-rows", type=int, default=d.mem_rows, metavar="ROWS",
-                   help=f"membrane-buffer depth in rows of A/N words (default {d.mem_rows})")
+                   help="membrane-buffer depth in rows of A/N words")
     g = p.add_argument_group("output")
     g.add_argument("--top", default=DEFAULT_TOP, metavar="NAME",
-                   help=f"Verilog module name of the top level; also the file stem "
-                        f"(default {DEFAULT_TOP})")
+                   help="Verilog module name of the top level; also the file stem")
     g.add_argument("--out-dir", default="rtl", metavar="DIR",
-                   help="folder for <top>.v and <top>.json, created if missing (default rtl/)")
+                   help="folder for <top>.v and <top>.json, created if missing")
     return p
 
 
@@ -305,35 +277,43 @@ def config_from_args(args) -> HwConfig:
         weight_rows=args.weight_rows, mem_rows=args.mem_rows)
 
 
-def main(argv=None) -> int:
+#: Elaborations expected to take at least this long are announced on stderr.
+_ANNOUNCE_SECONDS = 10
+
+
+def emit_seconds_estimate(cfg: HwConfig) -> float:
+    """Rough seconds :func:`emit` takes for ``cfg`` on the development machine
+    (Amaranth elaboration and Verilog conversion grow about as ARRAY**1.7:
+    ARRAY=128 about 5 s, 4096 about 15 min)."""
+    return 2.0 + 6.5e-4 * cfg.array ** 1.7
+
+
+def _run(argv) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        check_top_name(args.top)
     except ConfigError as exc:
-        print(f"error: {_option_message(exc, args)}", file=sys.stderr)
-        return 2
-    except EmitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(_option_message(exc, args)) from None
+    check_top_name(args.top)
     if not args.verilog:
         sys.stdout.write(manifest_json(build_manifest(cfg, args.top)))
         return 0
-    out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        print(f"error: --out-dir={args.out_dir}: exists and is not a directory", file=sys.stderr)
-        return 2
-    try:
-        vpath, mpath = emit(cfg, out, args.top)
-    except OSError as exc:
-        print(f"error: --out-dir={args.out_dir}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 -- never a traceback from inside Amaranth
-        print(f"error: internal: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-        return 1
+    out = check_writable_dir(args.out_dir, "--out-dir")
+    est = emit_seconds_estimate(cfg)
+    if est >= _ANNOUNCE_SECONDS:
+        minutes = f"{est / 60:.0f} min" if est >= 120 else f"{est:.0f} s"
+        print(f"{PROG}: elaborating {cfg.name} (ARRAY={cfg.array}), about {minutes} ...",
+              file=sys.stderr, flush=True)
+    vpath, mpath = emit(cfg, out, args.top)
     print(vpath)
     print(mpath)
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (0, or 2 with one
+    ``python -m gen.emit: error: ...`` line on stderr and nothing written)."""
+    return run_main(_run, PROG, argv)
 
 
 if __name__ == "__main__":

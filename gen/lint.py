@@ -4,7 +4,7 @@
 only waivers are in ``gen/lint_waivers/verilator.vlt``; each is justified
 there. Command line::
 
-    python -m gen.lint rtl/lif_pe_array.v        # exit 0 clean, 1 warnings
+    python -m gen.lint rtl/lif_pe_array.v        # exit 0 clean, 1 warnings, 2 bad use
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .tools import ToolError, verilator_bin, verilator_env
+from golden.cli import OneLineParser, run_main
+
+from .tools import verilator_bin, verilator_env
 
 __all__ = ["waiver_path", "verilator_lint", "main"]
 
@@ -41,23 +43,25 @@ def verilator_lint(path, top: "str | None" = None, timeout: float = 600) -> "tup
     return ok, log
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m gen.lint FILE.v", file=sys.stderr)
-        return 2
-    path = Path(argv[0])
+PROG = "python -m gen.lint"
+
+
+def _run(argv) -> int:
+    p = OneLineParser(prog=PROG, description="Verilator lint (-Wall, with the project's waiver "
+                                             "file) of one Verilog file; exit 0 clean, 1 warnings.")
+    p.add_argument("file", metavar="FILE.v", help="the Verilog file to lint")
+    path = Path(p.parse_args(argv).file)
     if not path.is_file():
-        print(f"error: {path}: no such file", file=sys.stderr)
-        return 2
-    try:
-        ok, log = verilator_lint(path)
-    except ToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        p.error(f"{path}: no such file")
+    ok, log = verilator_lint(path)
     sys.stdout.write(log)
     print("lint: clean" if ok else "lint: FAILED", file=sys.stderr)
     return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (0 clean, 1 warnings, 2 bad use)."""
+    return run_main(_run, PROG, argv)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .reference import EfficientLIFNet, LayerSpec, LIFParams
+from .lif import LIFParams
+from .reference import EfficientLIFNet, LayerSpec
 from .errors import ProjectError
 
 __all__ = ["DigitsError", "SCHEMES", "GROUPS", "Split", "TrainConfig", "load_split", "encode",

@@ -4,21 +4,11 @@ A :class:`Network` is a chain of :class:`Layer` objects whose weights are
 already integers in the common weight/current/membrane scale of
 ``docs/fixed-point.md`` (F1). Pure numpy: no torch, no amaranth.
 
-Shapes (all C, H, W order):
-
-* a linear layer takes ``in_shape = (F,)`` and has ``weight[out, F]``;
-  its output shape is ``(out,)``. When it follows a conv layer its input is
-  that layer's output flattened in C, H, W order (``F = C*H*W``);
-* a conv layer takes ``in_shape = (C, H, W)`` and has
-  ``weight[out, C, k, k]``; its output shape is ``(out, H', W')`` with
-  ``H' = (H + 2*padding - k) // stride + 1`` (same for W).
-
-Modes (what the layer's neurons do with the current X):
-
-* ``"chained"``     C#N chaining over ``cfg.groups`` contiguous channel groups
-                    (``groups = 1`` is the baseline), docs/fixed-point.md F7;
-* ``"independent"`` every neuron has its own membrane (baseline on any build);
-* ``"readout"``     emit X, no LIF (F8).
+Each layer's geometry (kind, shapes, mode, block; the output-shape rule and
+the field checks) is :class:`golden.geometry.LayerGeometry`; a ``chained``
+layer uses C#N chaining over ``cfg.groups`` contiguous channel groups
+(``groups = 1`` is the baseline), docs/fixed-point.md F7; ``independent``
+gives every neuron its own membrane; ``readout`` emits X, no LIF (F8).
 
 Cross-layer (L) sharing: consecutive layers with the same non-None ``block``
 id form a sharing block and use one membrane (F7). All layers of a block have
@@ -33,28 +23,23 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from .config import HwConfig
 from .errors import ProjectError
+from .files import atomic_write
+from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
+from .mapping import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
 
 __all__ = [
-    "NetworkError", "Layer", "Network", "KINDS", "MODES", "LIF_MODES",
-    "save_network", "load_network", "FILE_FORMAT", "FILE_VERSION", "MAX_TILES",
+    "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
+    "FILE_VERSION", "MAX_TILES",
 ]
-
-KINDS = ("linear", "conv")
-MODES = ("chained", "independent", "readout")
-#: Modes that run the LIF stage and own membrane state.
-LIF_MODES = ("chained", "independent")
 
 FILE_FORMAT = "efficientlif-network"
 FILE_VERSION = 1
@@ -62,25 +47,6 @@ FILE_VERSION = 1
 
 class NetworkError(ProjectError, ValueError):
     """An invalid network description or network file. The message names the layer or file."""
-
-
-def output_shape(layer) -> tuple:
-    """Output shape of a linear or conv layer description.
-
-    ``layer`` is anything with ``kind``, ``in_shape``, ``out_channels``,
-    ``kernel``, ``stride`` and ``padding`` (a :class:`Layer` or the float
-    reference's ``LayerSpec``): (C,) for linear, (C, H', W') for conv with
-    H' = (H + 2·padding − kernel) // stride + 1.
-    """
-    if layer.kind == "linear":
-        return (layer.out_channels,)
-    _, h, w = layer.in_shape
-    k, s, p = layer.kernel, layer.stride, layer.padding
-    return (layer.out_channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 #: Sanity bound on the tiles of one layer (the ``tile`` field of an output beat
@@ -120,125 +86,35 @@ def _int64_weights(weight, bad) -> np.ndarray:
     return w.astype(np.int64)
 
 
-@dataclass(frozen=True, eq=False)
-class Layer:
-    """One layer of integer weights.
+@dataclass(frozen=True, eq=False, init=False)
+class Layer(LayerGeometry):
+    """One layer of integer weights: the nine fields of
+    :class:`golden.geometry.LayerGeometry` plus ``weight``.
 
-    ``kind``          "linear" or "conv".
-    ``in_shape``      (F,) for linear, (C, H, W) for conv.
-    ``out_channels``  output features / channels.
-    ``weight``        int64, linear ``[out, F]``, conv ``[out, C, k, k]``.
-    ``kernel``, ``stride``, ``padding``  conv geometry (square; ignored for linear).
-    ``mode``          "chained", "independent" or "readout".
-    ``block``         sharing-block id (None: the layer has its own membrane).
-    ``name``          free text used in messages.
+    ``Layer(kind, in_shape, out_channels, weight, kernel=1, stride=1,
+    padding=0, mode="chained", block=None, name="")``; ``weight`` is int64,
+    linear ``[out, F]``, conv ``[out, C, k, k]`` (``weight_shape``).
 
     Structural problems raise :class:`NetworkError` naming the layer. The
-    weight array is copied to int64 and made read-only.
+    weight array is copied to int64 and made read-only. Equality is identity.
     """
 
-    kind: str
-    in_shape: tuple
-    out_channels: int
-    weight: np.ndarray = field(repr=False)
-    kernel: int = 1
-    stride: int = 1
-    padding: int = 0
-    mode: str = "chained"
-    block: Optional[int] = None
-    name: str = ""
+    weight: np.ndarray = field(default=None, repr=False)
+
+    _error = NetworkError
+
+    def __init__(self, kind, in_shape, out_channels, weight, *args, **kwargs):
+        object.__setattr__(self, "weight", weight)
+        super().__init__(kind, in_shape, out_channels, *args, **kwargs)
 
     def __post_init__(self) -> None:
-        who = f"layer {self.name!r}" if self.name else "layer"
-
-        def bad(msg: str) -> NetworkError:
-            return NetworkError(f"{who}: {msg}")
-
-        if not isinstance(self.name, str):
-            raise bad(f"name must be a string, got {self.name!r}")
-        if self.kind not in KINDS:
-            raise bad(f"kind={self.kind!r}: must be one of {', '.join(KINDS)}")
-        if self.mode not in MODES:
-            raise bad(f"mode={self.mode!r}: must be one of {', '.join(MODES)}")
-        if self.block is not None and not _is_int(self.block):
-            raise bad(f"block={self.block!r}: must be an integer id or None")
-        try:
-            shape = tuple(self.in_shape)
-        except TypeError:
-            raise bad(f"in_shape={self.in_shape!r}: must be a tuple of positive integers") from None
-        if not shape or not all(_is_int(d) and d > 0 for d in shape):
-            raise bad(f"in_shape={self.in_shape!r}: must be a tuple of positive integers")
-        shape = tuple(int(d) for d in shape)
-        object.__setattr__(self, "in_shape", shape)
-        for fname in ("out_channels", "kernel", "stride"):
-            v = getattr(self, fname)
-            if not _is_int(v) or v < 1:
-                raise bad(f"{fname}={v!r}: must be a positive integer")
-            object.__setattr__(self, fname, int(v))
-        if not _is_int(self.padding) or self.padding < 0:
-            raise bad(f"padding={self.padding!r}: must be a non-negative integer")
-        object.__setattr__(self, "padding", int(self.padding))
-        if self.block is not None:
-            object.__setattr__(self, "block", int(self.block))
-
-        w = _int64_weights(self.weight, bad)
-        if self.kind == "linear":
-            if len(shape) != 1:
-                raise bad(f"a linear layer takes in_shape (features,), got {shape}")
-            want = (self.out_channels, shape[0])
-            if self.kernel != 1 or self.stride != 1 or self.padding != 0:
-                raise bad("kernel/stride/padding must keep their defaults (1/1/0) on a linear layer")
-        else:
-            if len(shape) != 3:
-                raise bad(f"a conv layer takes in_shape (C, H, W), got {shape}")
-            want = (self.out_channels, shape[0], self.kernel, self.kernel)
-            c, h, wd = shape
-            if h + 2 * self.padding < self.kernel or wd + 2 * self.padding < self.kernel:
-                raise bad(f"kernel {self.kernel} is larger than the padded input "
-                          f"{h + 2 * self.padding}x{wd + 2 * self.padding}")
-        if w.shape != want:
-            raise bad(f"weight shape {w.shape} does not match {want} "
-                      f"({'[out, in]' if self.kind == 'linear' else '[out, in_c, k, k]'})")
+        super().__post_init__()
+        w = _int64_weights(self.weight, self._bad)
+        if w.shape != self.weight_shape:
+            raise self._bad(f"weight shape {w.shape} does not match {self.weight_shape} "
+                            f"({'[out, in]' if self.kind == 'linear' else '[out, in_c, k, k]'})")
         w.setflags(write=False)
         object.__setattr__(self, "weight", w)
-
-    # ----------------------------------------------------------- geometry
-    @property
-    def out_shape(self) -> tuple:
-        """(C,) for linear, (C, H', W') for conv."""
-        return output_shape(self)
-
-    @property
-    def out_chw(self) -> tuple:
-        """Output shape as (C, H, W); a linear layer is (C, 1, 1)."""
-        s = self.out_shape
-        return s if len(s) == 3 else (s[0], 1, 1)
-
-    @property
-    def out_size(self) -> int:
-        return math.prod(self.out_shape)
-
-    @property
-    def in_size(self) -> int:
-        return math.prod(self.in_shape)
-
-    @property
-    def fan_in_size(self) -> int:
-        """Synapses per output neuron (linear: F; conv: C·k·k, padding included)."""
-        if self.kind == "linear":
-            return self.in_shape[0]
-        return self.in_shape[0] * self.kernel * self.kernel
-
-    @property
-    def is_lif(self) -> bool:
-        return self.mode in LIF_MODES
-
-    def describe(self) -> dict:
-        """JSON-able description without the weights."""
-        return {"kind": self.kind, "in_shape": list(self.in_shape),
-                "out_channels": self.out_channels, "kernel": self.kernel,
-                "stride": self.stride, "padding": self.padding, "mode": self.mode,
-                "block": self.block, "name": self.name}
 
     # ------------------------------------------------------- constructors
     @classmethod
@@ -260,11 +136,6 @@ class Layer:
                    padding=padding, mode=mode, block=block, name=name)
 
 
-def where(index: int, layer: Layer) -> str:
-    """``layer 3 ('conv2')``: how messages name a layer."""
-    return f"layer {index} ({layer.name!r})" if layer.name else f"layer {index}"
-
-
 @dataclass(frozen=True, eq=False)
 class Network:
     """A chain of layers. ``in_shape`` is the shape of one timestep of input spikes.
@@ -282,7 +153,7 @@ class Network:
             shape = tuple(self.in_shape)
         except TypeError:
             shape = ()
-        if not shape or not all(_is_int(d) and d > 0 for d in shape):
+        if not shape or not all(is_int(d) and d > 0 for d in shape):
             raise NetworkError(f"network in_shape={self.in_shape!r}: must be a tuple of positive integers")
         shape = tuple(int(d) for d in shape)
         object.__setattr__(self, "in_shape", shape)
@@ -290,45 +161,10 @@ class Network:
         object.__setattr__(self, "layers", layers)
         if not layers:
             raise NetworkError("network has no layers")
-        prev = shape
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
-            ok = (layer.in_shape == prev) or (
-                layer.kind == "linear" and layer.in_shape[0] == math.prod(prev))
-            if not ok:
-                src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
-                raise NetworkError(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
-                                   f"{src} {prev}" + (" (flattened: a conv output feeds a linear layer"
-                                                       " as C*H*W features)" if layer.kind == "linear" else ""))
-            prev = layer.out_shape
-        for blk in self.blocks():
-            first = layers[blk[0]]
-            if len(blk) < 2:
-                continue
-            for i in blk[1:]:
-                layer = layers[i]
-                if layer.out_chw != first.out_chw:
-                    raise NetworkError(f"{where(i, layer)}: out_shape {layer.out_shape} differs from "
-                                       f"{first.out_shape} of {where(blk[0], first)} in sharing block "
-                                       f"{first.block}; layers of a block share one membrane and need "
-                                       f"the same output shape")
-                if layer.mode != first.mode:
-                    raise NetworkError(f"{where(i, layer)}: mode {layer.mode!r} differs from "
-                                       f"{first.mode!r} of {where(blk[0], first)} in sharing block "
-                                       f"{first.block}")
-        seen = {}
-        for i, layer in enumerate(layers):
-            if layer.block is None:
-                continue
-            if layer.mode == "readout":
-                raise NetworkError(f"{where(i, layer)}: a readout layer has no membrane and cannot "
-                                   f"be in sharing block {layer.block}")
-            if layer.block in seen and seen[layer.block] != i - 1:
-                raise NetworkError(f"{where(i, layer)}: sharing block {layer.block} is not contiguous "
-                                   f"(it also holds {where(seen[layer.block], layers[seen[layer.block]])}"
-                                   f" with other layers in between)")
-            seen[layer.block] = i
+        check_chain(layers, shape, NetworkError)
 
     # ------------------------------------------------------------ structure
     def blocks(self) -> list:
@@ -338,16 +174,7 @@ class Network:
         layers with the same block id form one unit. Readout layers are not
         listed (they have no membrane).
         """
-        out: list = []
-        for i, layer in enumerate(self.layers):
-            if layer.mode == "readout":
-                continue
-            if (layer.block is not None and out and out[-1][-1] == i - 1
-                    and self.layers[i - 1].block == layer.block):
-                out[-1].append(i)
-            else:
-                out.append([i])
-        return out
+        return sharing_units(self.layers)
 
     def block_of(self, index: int) -> list:
         """The sharing unit (list of layer indices) holding LIF layer ``index``."""
@@ -392,8 +219,6 @@ class Network:
         fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
         ``cfg.mem_rows``.
         """
-        from .schedule import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
-
         self.check_arithmetic(cfg)
         for i, layer in enumerate(self.layers):
             # Sizes first, arithmetically: a declared shape may be absurd (a file
@@ -447,20 +272,15 @@ class Network:
 
 
 def save_network(net: Network, path) -> None:
-    """Write ``net`` to ``path`` (.npz). Atomic: a failure leaves no partial file."""
-    path = os.fspath(path)
+    """Write ``net`` to ``path`` (.npz, mode 0644) with :func:`golden.files.atomic_write`.
+
+    A failure leaves no partial file and raises :class:`golden.errors.OutputError`.
+    """
     arrays = {f"w{i}": layer.weight for i, layer in enumerate(net.layers)}
     desc = json.dumps(net.describe(), sort_keys=True)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".net-", suffix=".npz", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{"network.json": np.array(desc)}, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **{"network.json": np.array(desc)}, **arrays)
+    atomic_write({os.fspath(path): buf.getvalue()})
 
 
 def load_network(path) -> Network:

@@ -35,9 +35,11 @@ import numpy as np
 import torch
 
 from .config import MAX_ROWS, ConfigError, HwConfig
-from .network import Layer, Network
-from .reference import EfficientLIFNet, LIFParams
 from .errors import ProjectError
+from .fixed_model import run_fixed
+from .mapping import membrane_rows_of_block, tile_fanin_sizes
+from .network import Layer, Network
+from .reference import EfficientLIFNet
 
 __all__ = ["QuantizeError", "Quantized", "quantize", "agreement_report", "report_markdown",
            "float_model_of"]
@@ -146,7 +148,6 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         probe = HwConfig(**base)
     except ConfigError as e:
         raise QuantizeError(f"hardware parameters: {e}") from None
-    from .schedule import membrane_rows_of_block, tile_fanin_sizes
     need_w = max(1, max(int(tile_fanin_sizes(probe, layer).max(initial=0)) for layer in layers))
     need_m = max(1, sum(membrane_rows_of_block(probe, layers[b[0]]) for b in net.blocks()))
     for name, need, given in (("weight_rows", need_w, weight_rows), ("mem_rows", need_m, mem_rows)):
@@ -225,7 +226,6 @@ def agreement_report(model: EfficientLIFNet, q: Quantized, spikes) -> dict:
     first mismatch, max current / membrane error in real units) and the
     read-out error and argmax agreement.
     """
-    from .fixed_model import run_fixed
     x = torch.as_tensor(np.asarray(spikes)) if not isinstance(spikes, torch.Tensor) else spikes
     model.check_input(x)
     fixed = run_fixed(q.cfg, q.network, x.detach().cpu().numpy().astype(np.uint8))

@@ -4,11 +4,8 @@ This is the *float* model: what a user trains. The bit-accurate integer model
 of the hardware lives in :mod:`golden.fixed_model`; the two agree under the
 conditions listed in ``docs/fixed-point.md`` ("Float model correspondence").
 
-LIF step (one membrane slot, paper eq. 1/2/4/8, docs/fixed-point.md F3-F6)::
-
-    U  = λ·V + X                       # V: carried membrane, 0 at the first timestep
-    O  = [U > θ]  (fire="gt")  or  [U >= θ]  (fire="ge")
-    V' = U − θ·O  (reset="soft")  or  U·(1 − O)  (reset="hard")
+The LIF step, the firing rule and its ATan surrogate gradient are in
+:mod:`golden.lif`; the layer geometry and its checks in :mod:`golden.geometry`.
 
 Sharing = *which* V a step starts from (docs/fixed-point.md F7):
 
@@ -24,14 +21,6 @@ Sharing = *which* V a step starts from (docs/fixed-point.md F7):
   carries to the block's first layer at t+1.
 * **readout**: the layer outputs its current X (no LIF). The network's output
   is the read-out current summed over timesteps (or per timestep).
-
-Surrogate gradient (paper §3.2; SpikingJelly ``surrogate.ATan``)::
-
-    dO/dU = (α/2) / (1 + (π/2 · α · (U − θ))²),   α = 2 by default,
-
-which for α = 2 is the derivative of ``arctan(π(U−θ))/π + 1/2``.
-``detach_reset=True`` (the released code's setting, default) stops the
-gradient through the ``θ·O`` reset term.
 """
 
 from __future__ import annotations
@@ -41,224 +30,52 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from . import reversible as rev
+from .geometry import LayerGeometry, check_chain, sharing_units, where
+from .lif import LIFParams, ReferenceModelError, lif_step, synapse
 from .memory import MemoryCalcError
-from .network import output_shape
 from .memory import parse_scheme as _parse_scheme
-from .errors import ProjectError
 
-__all__ = [
-    "ReferenceModelError", "LIFParams", "LayerSpec", "ATanSpike", "spike_fn", "lif_step",
-    "EfficientLIFNet", "NetTrace", "with_scheme", "parse_scheme", "KINDS", "MODES",
-]
-
-KINDS = ("linear", "conv")
-MODES = ("chained", "independent", "readout")
-
-
-class ReferenceModelError(ProjectError, ValueError):
-    """Invalid float-model parameter, layer spec or input. The message names it."""
-
-
-# --------------------------------------------------------------------- neuron
-@dataclass(frozen=True)
-class LIFParams:
-    """Neuron constants shared by every LIF layer of a network.
-
-    ``leak`` λ (0 < λ <= 1), ``theta`` θ > 0, ``fire`` "gt"|"ge",
-    ``reset`` "soft"|"hard", ``alpha`` ATan surrogate sharpness,
-    ``detach_reset`` no gradient through the reset term.
-    """
-
-    leak: float = 0.25
-    theta: float = 1.0
-    fire: str = "gt"
-    reset: str = "soft"
-    alpha: float = 2.0
-    detach_reset: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("leak", "theta", "alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ReferenceModelError(f"{name}={v!r}: expected a finite number")
-        if not 0 < self.leak <= 1:
-            raise ReferenceModelError(f"leak={self.leak!r}: must satisfy 0 < λ <= 1")
-        if not self.theta > 0:
-            raise ReferenceModelError(f"theta={self.theta!r}: must be > 0")
-        if not self.alpha > 0:
-            raise ReferenceModelError(f"alpha={self.alpha!r}: must be > 0")
-        if self.fire not in ("gt", "ge"):
-            raise ReferenceModelError(f"fire={self.fire!r}: must be 'gt' (U > θ) or 'ge' (U >= θ)")
-        if self.reset not in ("soft", "hard"):
-            raise ReferenceModelError(f"reset={self.reset!r}: must be 'soft' or 'hard'")
-        if not isinstance(self.detach_reset, bool):
-            raise ReferenceModelError(f"detach_reset={self.detach_reset!r}: expected a bool")
-
-
-def surrogate_grad(u: torch.Tensor, theta: float, alpha: float) -> torch.Tensor:
-    """ATan surrogate dO/dU = (α/2) / (1 + (π/2·α·(U−θ))²)."""
-    x = (math.pi / 2 * alpha) * (u - theta)
-    return (alpha / 2) / (1 + x * x)
-
-
-class ATanSpike(torch.autograd.Function):
-    """Heaviside firing with the ATan surrogate gradient."""
-
-    @staticmethod
-    def forward(ctx, u, theta: float, alpha: float, ge: bool):
-        ctx.save_for_backward(u)
-        ctx.theta, ctx.alpha = theta, alpha
-        return (u >= theta if ge else u > theta).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_o):
-        (u,) = ctx.saved_tensors
-        return grad_o * surrogate_grad(u, ctx.theta, ctx.alpha), None, None, None
-
-
-def spike_fn(u: torch.Tensor, p: LIFParams) -> torch.Tensor:
-    """O = f(U) with the firing rule and surrogate gradient of ``p``."""
-    return ATanSpike.apply(u, p.theta, p.alpha, p.fire == "ge")
-
-
-def lif_step(v: torch.Tensor, x: torch.Tensor, p: LIFParams):
-    """One LIF step. Returns ``(u, o, v_next)`` (see module docstring)."""
-    u = p.leak * v + x
-    o = spike_fn(u, p)
-    r = o.detach() if p.detach_reset else o
-    v_next = u - p.theta * r if p.reset == "soft" else u * (1 - r)
-    return u, o, v_next
+__all__ = ["LayerSpec", "EfficientLIFNet", "NetTrace", "with_scheme", "parse_scheme"]
 
 
 # ----------------------------------------------------------------- layer spec
-def _pos_int(v, name: str, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ReferenceModelError(f"{name}={v!r}: expected an integer >= {lo}")
-    return v
+def _pos_int(v, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ReferenceModelError(f"{name}={v!r}: expected an integer >= 1")
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """One synaptic layer (no bias) followed by its neurons.
+class LayerSpec(LayerGeometry):
+    """One synaptic layer (no bias) followed by its neurons, for the float model.
 
-    Same fields as :class:`golden.network.Layer` minus the integer weight:
-    ``kind`` "linear" (in_shape (F,); weight [out, F]; after a conv layer
-    its input is that layer's output flattened in C, H, W order) or "conv"
-    (in_shape (C, H, W); weight [out, C, kernel, kernel], square kernel,
-    equal stride/padding on both axes); ``mode`` "chained" (C#N over the
-    network's groups), "independent" (own membrane per neuron) or "readout"
-    (current out, no LIF); ``block`` an integer id shared by consecutive LIF
-    layers of the same mode and output shape that share one membrane (L),
-    or None.
+    The nine fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
+    out_channels, kernel, stride, padding, mode, block, name) and its checks;
+    a bad field raises :class:`ReferenceModelError`. Its weight is a float
+    tensor of ``weight_shape`` held by :class:`EfficientLIFNet`.
     """
 
-    kind: str
-    in_shape: tuple
-    out_channels: int
-    kernel: int = 1
-    stride: int = 1
-    padding: int = 0
-    mode: str = "chained"
-    block: Optional[int] = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        where = f"layer {self.name or '?'}"
-        if self.kind not in KINDS:
-            raise ReferenceModelError(f"{where}: kind={self.kind!r}: must be one of {', '.join(KINDS)}")
-        if self.mode not in MODES:
-            raise ReferenceModelError(f"{where}: mode={self.mode!r}: must be one of {', '.join(MODES)}")
-        shape = tuple(self.in_shape) if isinstance(self.in_shape, (tuple, list)) else None
-        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-            raise ReferenceModelError(f"{where}: in_shape={self.in_shape!r}: expected a tuple of positive ints")
-        object.__setattr__(self, "in_shape", shape)
-        _pos_int(self.out_channels, f"{where}: out_channels")
-        _pos_int(self.kernel, f"{where}: kernel")
-        _pos_int(self.stride, f"{where}: stride")
-        _pos_int(self.padding, f"{where}: padding", lo=0)
-        if self.kind == "linear" and len(shape) != 1:
-            raise ReferenceModelError(f"{where}: linear in_shape={shape}: expected (features,)")
-        if self.kind == "conv":
-            if len(shape) != 3:
-                raise ReferenceModelError(f"{where}: conv in_shape={shape}: expected (C, H, W)")
-            _, h, w = shape
-            if h + 2 * self.padding < self.kernel or w + 2 * self.padding < self.kernel:
-                raise ReferenceModelError(f"{where}: kernel={self.kernel} larger than padded input {shape}")
-        elif (self.kernel, self.stride, self.padding) != (1, 1, 0):
-            raise ReferenceModelError(f"{where}: linear layer takes no kernel/stride/padding")
-        if self.block is not None and (isinstance(self.block, bool) or not isinstance(self.block, int)):
-            raise ReferenceModelError(f"{where}: block={self.block!r}: expected an integer id or None")
-        if self.mode == "readout" and self.block is not None:
-            raise ReferenceModelError(f"{where}: a readout layer has no membrane and cannot be in block "
-                                 f"{self.block}")
-
-    @property
-    def out_shape(self) -> tuple:
-        return output_shape(self)
-
-    @property
-    def weight_shape(self) -> tuple:
-        if self.kind == "linear":
-            return (self.out_channels, math.prod(self.in_shape))
-        return (self.out_channels, self.in_shape[0], self.kernel, self.kernel)
-
-    @property
-    def fan_in(self) -> int:
-        return math.prod(self.weight_shape[1:])
-
-
-def synapse(spec: LayerSpec, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """X = W·O for a batch of input spikes [B, *in_shape] -> [B, *out_shape]."""
-    if spec.kind == "linear":
-        return spikes.flatten(1) @ weight.t()
-    return F.conv2d(spikes, weight, stride=spec.stride, padding=spec.padding)
+    _error = ReferenceModelError
 
 
 def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
-    """Network-level checks: shapes chain, groups divide channels, blocks are sound."""
+    """Network-level checks: shapes chain, blocks are sound (:func:`golden.geometry.check_chain`),
+    a readout layer is last, ``groups`` divides every chained layer's channels."""
     if not layers:
         raise ReferenceModelError("network has no layers")
     _pos_int(groups, "groups")
     for i, spec in enumerate(layers):
         if not isinstance(spec, LayerSpec):
             raise ReferenceModelError(f"layer {i}: expected a LayerSpec, got {type(spec).__name__}")
-        prev = layers[i - 1].out_shape if i else None
-        if i and spec.in_shape != prev and not (
-                spec.kind == "linear" and spec.in_shape[0] == math.prod(prev)):
-            raise ReferenceModelError(
-                f"layer {i} ({spec.name or spec.kind}): in_shape {spec.in_shape} != previous "
-                f"layer's out_shape {layers[i - 1].out_shape}")
-        if spec.mode == "readout" and i != len(layers) - 1:
-            raise ReferenceModelError(f"layer {i}: a readout layer must be the last layer")
-        if spec.mode == "chained" and spec.out_channels % groups:
-            raise ReferenceModelError(
-                f"layer {i} ({spec.name or spec.kind}): groups={groups} must divide "
-                f"out_channels={spec.out_channels}")
-    seen: dict = {}
+    check_chain(layers, layers[0].in_shape, ReferenceModelError)
     for i, spec in enumerate(layers):
-        if spec.block is None:
-            continue
-        if spec.block in seen:
-            j = seen[spec.block][-1]
-            if j != i - 1:
-                raise ReferenceModelError(f"block {spec.block!r}: layers {j} and {i} are not consecutive")
-            if spec.mode != layers[j].mode:
-                raise ReferenceModelError(f"block {spec.block!r}: layer {i} mode {spec.mode!r} differs from "
-                                     f"layer {j} mode {layers[j].mode!r}")
-            if _chw(spec.out_shape) != _chw(layers[j].out_shape):
-                raise ReferenceModelError(
-                    f"block {spec.block!r}: layer {i} out_shape {spec.out_shape} differs from "
-                    f"layer {j} out_shape {layers[j].out_shape}; only same-shape layers can share")
-            seen[spec.block].append(i)
-        else:
-            seen[spec.block] = [i]
-
-
-def _chw(shape: tuple) -> tuple:
-    return shape if len(shape) == 3 else (shape[0], 1, 1)
+        if spec.mode == "readout" and i != len(layers) - 1:
+            raise ReferenceModelError(f"{where(i, spec)}: a readout layer must be the last layer")
+        if spec.mode == "chained" and spec.out_channels % groups:
+            raise ReferenceModelError(f"{where(i, spec)}: groups={groups} must divide "
+                                      f"out_channels={spec.out_channels}")
 
 
 def parse_scheme(scheme: str) -> tuple[bool, int]:
@@ -370,23 +187,12 @@ class EfficientLIFNet(nn.Module):
         return self.groups if self.layers[index].mode == "chained" else 1
 
     def _plan_chains(self) -> list:
-        """Map each LIF layer to (chain id, position in block, block size)."""
-        plan, chain = [], -1
-        for i, spec in enumerate(self.layers):
-            if spec.mode == "readout":
-                plan.append(None)
-                continue
-            if spec.block is None or i == 0 or self.layers[i - 1].block != spec.block:
-                chain += 1
-                pos = 0
-            else:
-                pos = plan[i - 1][1] + 1
-            plan.append((chain, pos))
-        sizes: dict = {}
-        for p in plan:
-            if p is not None:
-                sizes[p[0]] = sizes.get(p[0], 0) + 1
-        return [None if p is None else (p[0], p[1], sizes[p[0]]) for p in plan]
+        """Map each LIF layer to (chain id, position in block, block size); None for readout."""
+        plan = [None] * len(self.layers)
+        for chain, unit in enumerate(sharing_units(self.layers)):
+            for pos, i in enumerate(unit):
+                plan[i] = (chain, pos, len(unit))
+        return plan
 
     def state_shape(self, index: int) -> tuple:
         """Shape of one group's membrane state of layer ``index`` (no batch)."""
@@ -429,8 +235,6 @@ class EfficientLIFNet(nn.Module):
         steps: dict = {}      # chain id -> index of the next group step in the chain
         tapes: dict = {}      # chain id -> reversible tape
         reversible = self.backward_mode == "reversible" and torch.is_grad_enabled()
-        if reversible:
-            from . import reversible as rev
         outs = []
         final = [None] * n
         for t in range(T):

@@ -38,7 +38,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .reference import LIFParams, LayerSpec, surrogate_grad, synapse
+from .geometry import LayerGeometry
+from .lif import LIFParams, surrogate_grad, synapse
 
 __all__ = ["ChainTape", "RevLayerStep", "rev_layer_step", "SpikeSynapse", "SavedBytes",
            "saved_bytes"]
@@ -78,7 +79,7 @@ class RevLayerStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, o_in, w, tape: ChainTape, step0: int, spec: LayerSpec, ng: int,
+    def forward(ctx, v, o_in, w, tape: ChainTape, step0: int, spec: LayerGeometry, ng: int,
                 p: LIFParams):
         ge = p.fire == "ge"
         x = synapse(spec, o_in, w)
@@ -146,7 +147,7 @@ class RevLayerStep(torch.autograd.Function):
         return gv, g_in, g_w, None, None, None, None, None
 
 
-def rev_layer_step(tape: ChainTape, step0: int, v, o_in, w, spec: LayerSpec, ng: int,
+def rev_layer_step(tape: ChainTape, step0: int, v, o_in, w, spec: LayerGeometry, ng: int,
                    p: LIFParams, record: bool = False):
     """Apply :class:`RevLayerStep`; returns ``(o, v_next, u, x)`` (u, x None unless record)."""
     o, v, u, x = RevLayerStep.apply(v, o_in, w, tape, step0, spec, ng, p)
@@ -161,7 +162,7 @@ class SpikeSynapse(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, o_in, w, spec: LayerSpec):
+    def forward(ctx, o_in, w, spec: LayerGeometry):
         ctx.save_for_backward(o_in.to(torch.bool), w)
         ctx.spec = spec
         return synapse(spec, o_in, w)

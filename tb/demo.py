@@ -33,16 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tb.cli import OneLineParser, posint
+from golden.cli import OneLineParser, posint, run_main
+from golden.paths import build_path
+from tb.build import BuildError
 
 __all__ = ["main", "parse_args"]
 
-REPO = Path(__file__).resolve().parent.parent
+PROG = "python -m tb.demo"
 
 
 def parse_args(argv):
     from golden.digits import SCHEMES
-    p = OneLineParser(prog="python -m tb.demo", description=__doc__.splitlines()[0], tag="tb.demo")
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--rtl", default=",".join(SCHEMES),
                    help="comma-separated variants to run on the RTL, or 'none' (default: all)")
     p.add_argument("--samples", type=posint("--samples"), default=None,
@@ -51,8 +53,9 @@ def parse_args(argv):
                    help="training epochs (default: golden.digits.TrainConfig)")
     p.add_argument("-T", "--timesteps", type=posint("-T"), default=None)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--reports", default=str(REPO / "reports"), help="output directory")
-    p.add_argument("--cache", default=str(REPO / "build" / "demo"), help="weight cache directory")
+    p.add_argument("--reports", default=str(build_path("reports")), help="output directory")
+    p.add_argument("--cache", default=str(build_path("build", "demo")),
+                   help="weight cache directory")
     p.add_argument("--threads", type=posint("--threads"), default=1,
                    help="torch threads (default 1: the fastest on a shared 2-core machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -101,7 +104,7 @@ def memory_rows(tc) -> dict:
 def quantize_all(models: dict) -> dict:
     """Quantize every model onto one common HwConfig; scheme -> Quantized."""
     from golden.quantize import quantize
-    from golden.schedule import tile_fanin_sizes
+    from golden.mapping import tile_fanin_sizes
     first = {s: quantize(m) for s, m in models.items()}
     frac = min(q.cfg.frac_bits for q in first.values())
     big = {s: quantize(m, frac_bits=frac, weight_rows=1 << 16) for s, m in models.items()}
@@ -245,10 +248,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     try:
         rtl_rows, build, failure = rtl_eval(quants, a.rtl, s_test, y_test, fixed_preds, a.sim, quiet)
-    except Exception as e:  # a build error: report, still write what we have
-        from tb.build import BuildError
-        if not isinstance(e, BuildError):
-            raise
+    except BuildError as e:  # report it, still write what we have
         rtl_rows, build, failure = [], None, f"build failed: {e}"
     t_rtl = time.monotonic() - t0
     ok_rows = [r for r in rtl_rows if r]
@@ -306,4 +306,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, PROG))

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from golden.files import atomic_write
+
 __all__ = ["PLAN_ENV", "load_plan", "record", "NetworkRun", "load_network_run"]
 
 PLAN_ENV = "TB_PLAN"
@@ -29,9 +31,7 @@ def record(plan: dict, name: str, data: dict) -> None:
     path = Path(plan["summary"])
     summary = json.loads(path.read_text()) if path.exists() else {"tests": {}}
     summary["tests"][name] = data
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
+    atomic_write({path: json.dumps(summary, indent=1)})
 
 
 @dataclass

@@ -10,11 +10,15 @@ This is what ``make sim`` runs::
 
 The Verilog is emitted by :func:`gen.emit.emit` into
 ``sim_build/rtl/<config name>/``, built into ``sim_build/<sim>/<config name>/``
-(reused while the Verilog is unchanged) and simulated with the cocotb tests of
-``tb/test_lif_pe_array.py``. The run ends with a summary: outputs checked
-(beats, spikes, membrane words), mismatches, cycles, cycles per tile and per
-timestep, wall time. Exit status: 0 all checks passed, 1 a mismatch or a
-simulation failure, 2 bad options.
+(reused while the Verilog is unchanged; ``sim_build/`` is
+:func:`tb.build.sim_build_dir`) and simulated with the cocotb tests of
+``tb/test_lif_pe_array.py``. One line per phase that does work (emit, build
+with its estimated time, run) and a progress bar go to stderr (``-q``: none);
+the run ends with a summary on stdout: outputs checked (beats, spikes,
+membrane words), mismatches, cycles, cycles per tile and per timestep, wall
+time. Exit status: 0 all checks passed, 1 a mismatch or a failed
+simulation or build, 2 bad options or an unwritable build folder (one
+``python -m tb.sim: error: ...`` line).
 """
 
 from __future__ import annotations
@@ -24,20 +28,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from golden.cli import OneLineParser, bounded_int, posint, run_main
 from golden.config import ConfigError, HwConfig
 
 from .build import SIMULATORS, BuildError, build, emit_rtl, mutate_rtl, run
-from .cli import OneLineParser, bounded_int, parse_cfg_items, posint
-from golden.errors import ProjectError
+from .cli import SimProgress, parse_cfg_items, phase
 
-__all__ = ["SimOptions", "SimResult", "run_sim", "main"]
+__all__ = ["SimOptions", "SimResult", "run_sim", "main", "MAX_TIMESTEPS", "MAX_SAMPLES"]
 
+PROG = "python -m tb.sim"
 TESTS = ("full_run", "reset_mid_run")
 ALL_TESTS = TESTS + ("error_flags",)
-
-
-class OptionError(ProjectError, ValueError):
-    """A bad command-line / make option."""
+#: Largest ``-T`` / ``--samples`` the command line accepts: the run time
+#: grows with their product (an ARRAY=128 run of the defaults takes seconds;
+#: 256 x 256 would take days). Longer checking is ``tb.soak``'s job.
+MAX_TIMESTEPS = 256
+MAX_SAMPLES = 256
 
 
 @dataclass
@@ -94,18 +100,31 @@ class SimResult:
         return self.text
 
 
-def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
-    """Emit, build (or reuse) and run; never raises for a failed simulation."""
+def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None) -> SimResult:
+    """Emit, build (or reuse) and run; never raises for a failed simulation.
+
+    Raises :class:`tb.build.BuildError` for a failed emission or build and
+    :class:`golden.errors.OutputError` when the build folder is not writable
+    (checked before any work). ``report(text)`` receives one line per phase
+    that does work (emit, build with its estimated time, run);
+    ``progress(record)`` the simulation's progress records
+    (:func:`tb.build.run`, e.g. a :class:`tb.cli.SimProgress`).
+    """
     t0 = time.monotonic()
     cfg = opts.config()
-    verilog, manifest = emit_rtl(cfg)
+    verilog, manifest = emit_rtl(cfg, report=report)
     if opts.mutate is not None:
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
-    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet)
+    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+              report=report)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
-    r = run(b, plan, quiet=quiet)
+    if report is not None:
+        report(f"run:   {opts.sim} {', '.join(opts.tests)}; seed {opts.seed}, "
+               f"{opts.samples} samples x T={opts.timesteps}"
+               f"{'' if opts.stress else ', no stress'}{', waves' if opts.waves else ''}")
+    r = run(b, plan, quiet=quiet, progress=progress)
     wall = time.monotonic() - t0
     text = format_summary(opts, cfg, b, r, wall)
     if not r.ok:
@@ -164,31 +183,67 @@ _seed = bounded_int(0, "SEED must be a non-negative integer, got {v!r}")
 
 
 def parse_args(argv) -> SimOptions:
-    p = OneLineParser(prog="python -m tb.sim", description=__doc__.splitlines()[0], tag="tb.sim")
-    p.add_argument("--array", type=posint("ARRAY"), default=128)
-    p.add_argument("--groups", type=posint("GROUPS"), default=4)
-    p.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    p.add_argument("--seed", type=_seed, default=1)
-    p.add_argument("--waves", type=_bool01("WAVES"), nargs="?", const=True, default=False)
-    p.add_argument("--layer-share", type=_bool01("LAYER_SHARE"), default=True)
-    p.add_argument("--reset", choices=("soft", "hard"), default="soft")
-    p.add_argument("-T", "--timesteps", type=posint("T"), default=3)
-    p.add_argument("--samples", type=posint("samples"), default=3)
-    p.add_argument("--stress", type=_bool01("STRESS"), default=True,
-                   help="1 (default): random command gaps and output backpressure; "
+    """The :class:`SimOptions` of a ``python -m tb.sim`` command line (exit 2
+    with one error line on a bad option)."""
+    return _parse(argv)[0]
+
+
+def build_parser() -> OneLineParser:
+    """The parser of ``python -m tb.sim`` (every option has a help text and
+    shows its default)."""
+    p = OneLineParser(
+        prog=PROG, description="Emit, build and co-simulate one configuration of lif_pe_array "
+                                "against the golden model (what `make sim` runs).",
+        epilog="Phase lines (emit, build, run) and a progress bar go to stderr, the summary to "
+               "stdout. Exit status: 0 pass, 1 mismatch or failed simulation/build, 2 bad "
+               f"options or unwritable output. Output under $TB_SIM_BUILD or "
+               f"$ELIF_BUILD_DIR/sim_build (default: sim_build/ in the checkout, else in the "
+               f"working directory). Limits: -T and --samples at most {MAX_TIMESTEPS} and "
+               f"{MAX_SAMPLES} (use python -m tb.soak for long runs).")
+    d = SimOptions()
+    p.add_argument("--array", type=posint("ARRAY"), default=d.array,
+                   help="number of PEs (HwConfig.array)")
+    p.add_argument("--groups", type=posint("GROUPS"), default=d.groups,
+                   help="C#N channel groups sharing one LIF unit; must divide ARRAY")
+    p.add_argument("--sim", choices=SIMULATORS, default=d.sim, help="simulator")
+    p.add_argument("--seed", type=_seed, default=d.seed,
+                   help="seed of the test network, input spikes, gaps and backpressure")
+    p.add_argument("--waves", type=_bool01("WAVES"), nargs="?", const=True, default=int(d.waves),
+                   metavar="0|1",
+                   help="write a waveform (Icarus: VCD, Verilator: FST, or VCD without lz4.h) "
+                        "into the run folder; builds a separate -waves build")
+    p.add_argument("--layer-share", type=_bool01("LAYER_SHARE"), default=int(d.layer_share),
+                   metavar="0|1", help="1: the test network has an L-shared block (LIF membrane "
+                                       "shared across two layers); 0: none")
+    p.add_argument("--reset", choices=("soft", "hard"), default=d.reset,
+                   help="neuron reset after a spike: soft subtracts θ, hard sets 0")
+    p.add_argument("-T", "--timesteps", type=posint("T", MAX_TIMESTEPS), default=d.timesteps,
+                   help="timesteps per sample")
+    p.add_argument("--samples", type=posint("samples", MAX_SAMPLES), default=d.samples,
+                   help="input samples (sparse, dense, saturating, ...)")
+    p.add_argument("--stress", type=_bool01("STRESS"), default=int(d.stress), metavar="0|1",
+                   help="1: random command gaps and output backpressure; "
                         "0: none, for clean cycle counts")
-    p.add_argument("--no-stress", dest="stress", action="store_false",
+    p.add_argument("--no-stress", dest="stress", action="store_false", default=argparse.SUPPRESS,
                    help="same as --stress 0")
-    p.add_argument("--test", choices=ALL_TESTS, action="append",
-                   help="run only this cocotb test (repeatable)")
-    p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="other HwConfig fields, e.g. acc_width=12 fire=ge")
+    p.add_argument("--test", choices=ALL_TESTS, action="append", default=argparse.SUPPRESS,
+                   help=f"run only this cocotb test (repeatable; default: {', '.join(TESTS)})")
+    p.add_argument("--cfg", nargs="*", default=argparse.SUPPRESS, metavar="FIELD=VALUE",
+                   help="other HwConfig fields, e.g. acc_width=12 fire=ge (default: none)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no phase lines or progress bar (the summary only)")
+    return p
+
+
+def _parse(argv) -> tuple[SimOptions, bool]:
+    p = build_parser()
     a = p.parse_args(argv)
-    extra = parse_cfg_items(a.cfg, p.error)
+    extra = parse_cfg_items(getattr(a, "cfg", []), p.error)
+    tests = getattr(a, "test", None)
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
-                      layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
-                      samples=a.samples, stress=a.stress,
-                      tests=tuple(a.test) if a.test else TESTS, extra_cfg=extra)
+                      layer_share=bool(a.layer_share), reset=a.reset, timesteps=a.timesteps,
+                      samples=a.samples, stress=bool(a.stress),
+                      tests=tuple(tests) if tests else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()
     except (ConfigError, TypeError) as e:
@@ -198,22 +253,24 @@ def parse_args(argv) -> SimOptions:
         make_network(cfg, opts.seed, opts.layer_share)
     except StimulusError as e:
         p.error(str(e))
-    return opts
+    return opts, a.quiet
 
 
 def main(argv=None) -> int:
-    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    opts, quiet = _parse(sys.argv[1:] if argv is None else argv)
+    verbose = not quiet
+    bar = SimProgress() if verbose else None
     try:
-        res = run_sim(opts, quiet=True)
-    except BuildError as e:
-        print(f"tb.sim: build failed: {e}", file=sys.stderr)
+        res = run_sim(opts, quiet=True, report=phase if verbose else None, progress=bar)
+    except BuildError as e:   # the log tail follows the error line
+        print(f"{PROG}: error: build failed: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:  # ConfigError / EmitError from the generator
-        print(f"tb.sim: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
+    finally:
+        if bar is not None:
+            bar.close()
     print(res.text)
     return 0 if res.ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, PROG))

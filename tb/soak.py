@@ -40,8 +40,9 @@ What is counted (summed over the checked runs):
 ``--runs N`` adds a third target: at least N runs.
 
 Exit status: 0 no mismatch and the target reached, 1 a mismatch or a failed
-simulation, 2 bad options (one ``tb.soak: error: ...`` line), 3 the time limit
-stopped the soak before the target.
+simulation, 2 bad options or an unwritable build folder (one
+``python -m tb.soak: error: ...`` line), 3 the time limit stopped the soak
+before the target.
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from golden.cli import OneLineParser, bounded_int, run_main
 from golden.config import ConfigError
+from golden.files import atomic_write, check_writable_dir
 
-from .cli import OneLineParser, bounded_int, parse_cfg_items
+from .cli import parse_cfg_items, phase
 
 __all__ = ["SoakOptions", "SoakResult", "run_soak", "random_config", "main"]
+
+PROG = "python -m tb.soak"
 
 #: what ``--random-configs`` draws from (see :func:`random_config`)
 RANDOM_ARRAYS = (8, 16, 32, 64)
@@ -178,9 +183,10 @@ def _plan_run(opts: SoakOptions, k: int):
                       tag=opts.tag)
 
 
-def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
+def run_soak(opts: SoakOptions, progress=None, report=None) -> SoakResult:
     """Run until ``opts.spikes`` spike bits were checked (or a failure / the
-    time limit). ``progress(text)`` is called after every run."""
+    time limit). ``progress(text)`` is called after every run, ``report(text)``
+    before a first (long) emission or build of a configuration."""
     from .sim import run_sim
     res = SoakResult()
     t0 = time.monotonic()
@@ -192,7 +198,7 @@ def run_soak(opts: SoakOptions, progress=None) -> SoakResult:
         k += 1
         cfg_name = so.config().name
         res.config = f"random configurations (last {cfg_name})" if opts.random_configs else cfg_name
-        r = run_sim(so, quiet=True)
+        r = run_sim(so, quiet=True, report=report)
         res.runs += 1
         res.build_seconds += r.build_seconds
         res.reset_runs += "reset_mid_run" in so.tests
@@ -241,15 +247,18 @@ def _int_at_least(lo):
     return bounded_int(lo, f"expected an integer >= {lo}, got {{v!r}}")
 
 
-def _range(v):
-    lo, sep, hi = v.partition("-")
-    try:
-        a, b = int(lo), int(hi if sep else lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or LO-HI, got {v!r}") from None
-    if not 1 <= a <= b:
-        raise argparse.ArgumentTypeError(f"expected 1 <= LO <= HI, got {v!r}")
-    return (a, b)
+def _range_upto(top: int):
+    """argparse type: ``N`` or ``LO-HI`` with ``1 <= LO <= HI <= top``."""
+    def conv(v):
+        lo, sep, hi = v.partition("-")
+        try:
+            a, b = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected N or LO-HI, got {v!r}") from None
+        if not 1 <= a <= b <= top:
+            raise argparse.ArgumentTypeError(f"expected 1 <= LO <= HI <= {top}, got {v!r}")
+        return (a, b)
+    return conv
 
 
 def _minutes(v):
@@ -262,39 +271,60 @@ def _minutes(v):
     return x
 
 
-def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
+def build_parser() -> OneLineParser:
+    """The parser of ``python -m tb.soak`` (every option has a help text and
+    shows its default)."""
     from .build import SIMULATORS
-    p = OneLineParser(prog="python -m tb.soak", description=__doc__.splitlines()[0], tag="tb.soak")
-    p.add_argument("--array", type=_int_at_least(1), default=128)
-    p.add_argument("--groups", type=_int_at_least(1), default=4)
-    p.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    p.add_argument("--reset", choices=("soft", "hard"), default="soft")
-    p.add_argument("--spikes", type=_int_at_least(1), default=1_000_000,
-                   help="target: output spike bits compared with the golden model (default 1e6)")
-    p.add_argument("--fired", type=_int_at_least(0), default=0,
-                   help="also run until this many checked spike bits were 1 (default 0: no target)")
-    p.add_argument("--runs", type=_int_at_least(0), default=0,
-                   help="also run at least this many runs (default 0: no target)")
+    from .sim import MAX_SAMPLES, MAX_TIMESTEPS
+    d = SoakOptions()
+    p = OneLineParser(
+        prog=PROG, description="Long randomized co-simulation: run tb.sim with a new seed per run "
+                               "until the targets are reached (what `make soak` runs).",
+        epilog="Exit status: 0 no mismatch and the targets reached, 1 a mismatch or a failed "
+               "simulation, 2 bad options or an unwritable build folder (one line), 3 the time "
+               "limit stopped the soak first. Build output as for python -m tb.sim.")
+    p.add_argument("--array", type=_int_at_least(1), default=d.array,
+                   help="number of PEs (ignored with --random-configs)")
+    p.add_argument("--groups", type=_int_at_least(1), default=d.groups,
+                   help="C#N channel groups; must divide ARRAY (ignored with --random-configs)")
+    p.add_argument("--sim", choices=SIMULATORS, default=d.sim, help="simulator")
+    p.add_argument("--reset", choices=("soft", "hard"), default=d.reset,
+                   help="neuron reset after a spike (ignored with --random-configs)")
+    p.add_argument("--spikes", type=_int_at_least(1), default=d.spikes,
+                   help="target: output spike bits compared with the golden model")
+    p.add_argument("--fired", type=_int_at_least(0), default=d.fired,
+                   help="also run until this many checked spike bits were 1 (0: no target)")
+    p.add_argument("--runs", type=_int_at_least(0), default=d.runs,
+                   help="also run at least this many runs (0: no target)")
     p.add_argument("--random-configs", action="store_true",
                    help="every run draws ARRAY 8-64, GROUPS, reset and a width/θ/λ set from its "
                         "seed (--array/--groups/--reset are then ignored)")
-    p.add_argument("--seed", type=_int_at_least(0), default=1000,
-                   help="seed of the first run; run k uses seed+k (default 1000)")
-    p.add_argument("--minutes", type=_minutes, default=0.0,
+    p.add_argument("--seed", type=_int_at_least(0), default=d.seed0,
+                   help="seed of the first run; run k uses seed+k")
+    p.add_argument("--minutes", type=_minutes, default=d.minutes,
                    help="stop after this many minutes even below the target (exit 3); 0 = none")
-    p.add_argument("--samples", type=_range, default=(3, 9), metavar="LO-HI",
-                   help="samples per run, drawn in this range (default 3-9)")
-    p.add_argument("-T", "--timesteps", type=_range, default=(2, 5), metavar="LO-HI",
-                   help="timesteps per run, drawn in this range (default 2-5)")
-    p.add_argument("--reset-every", type=_int_at_least(0), default=3,
-                   help="about one run in N adds the mid-run reset test; 0 = never (default 3)")
-    p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="other HwConfig fields, e.g. fire=ge theta_int=300")
+    p.add_argument("--samples", type=_range_upto(MAX_SAMPLES), default="%d-%d" % d.samples,
+                   metavar="LO-HI", help=f"samples per run, drawn in this range (HI <= {MAX_SAMPLES})")
+    p.add_argument("-T", "--timesteps", type=_range_upto(MAX_TIMESTEPS), metavar="LO-HI",
+                   default="%d-%d" % d.timesteps,
+                   help=f"timesteps per run, drawn in this range (HI <= {MAX_TIMESTEPS})")
+    p.add_argument("--reset-every", type=_int_at_least(0), default=d.reset_every,
+                   help="about one run in N adds the mid-run reset test; 0 = never")
+    p.add_argument("--cfg", nargs="*", default=argparse.SUPPRESS, metavar="FIELD=VALUE",
+                   help="other HwConfig fields, e.g. fire=ge theta_int=300 (default: none)")
     p.add_argument("--keep-going", action="store_true", help="continue after a failing run")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no per-run progress lines or build announcements")
+    return p
+
+
+def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
+    """``(options, --json path or None, --quiet)`` of a command line (exit 2
+    with one error line on a bad option)."""
+    p = build_parser()
     a = p.parse_args(argv)
-    extra = parse_cfg_items(a.cfg, p.error)
+    extra = parse_cfg_items(getattr(a, "cfg", []), p.error)
     opts = SoakOptions(array=a.array, groups=a.groups, sim=a.sim, spikes=a.spikes, fired=a.fired,
                        runs=a.runs, random_configs=a.random_configs, seed0=a.seed,
                        minutes=a.minutes, reset_every=a.reset_every, samples=a.samples,
@@ -318,27 +348,29 @@ def parse_args(argv) -> tuple[SoakOptions, str | None, bool]:
     return opts, a.json, a.quiet
 
 
-def main(argv=None) -> int:
-    opts, json_path, quiet = parse_args(sys.argv[1:] if argv is None else argv)
+def _run(argv) -> int:
+    from .build import SIM_BUILD_ENV, sim_build_dir
+    opts, json_path, quiet = parse_args(argv)
+    check_writable_dir(sim_build_dir(), f"simulator build folder (${SIM_BUILD_ENV})")
+    if json_path:
+        check_writable_dir(Path(json_path).parent, "--json folder")
     progress = None if quiet else (lambda s: print(s, flush=True))
-    try:
-        res = run_soak(opts, progress)
-    except KeyboardInterrupt:
-        print("tb.soak: interrupted", file=sys.stderr)
-        return 1
-    except ValueError as e:   # generator refused the configuration
-        print(f"tb.soak: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
+    # announce first emissions and builds (they take long), not every run's start
+    report = None if quiet else (lambda s: phase(s) if not s.startswith("run:") else None)
+    res = run_soak(opts, progress, report)
     print(res.text())
     if res.failures:
         print("\nfirst failure:\n" + res.failures[0])
     if json_path:
-        tmp = Path(json_path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(res.to_dict(), indent=1))
-        tmp.replace(json_path)
+        atomic_write({json_path: json.dumps(res.to_dict(), indent=1)})
     if not res.ok:
         return 1
     return 0 if res.target_reached else 3
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (see the module docstring)."""
+    return run_main(_run, PROG, argv)
 
 
 if __name__ == "__main__":

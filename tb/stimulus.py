@@ -33,7 +33,7 @@ import numpy as np
 
 from golden.config import HwConfig
 from golden.network import Layer, Network, NetworkError
-from golden.schedule import membrane_rows_of_block
+from golden.mapping import membrane_rows_of_block
 from golden.errors import ProjectError
 
 __all__ = ["StimulusError", "DENSITIES", "make_network", "make_spikes"]

@@ -102,10 +102,17 @@ class _Session:
         c0, t0 = st.cycles, time.monotonic()
         w0, r0, g0, b0 = st.wload_cycles, st.readback_cycles, st.gap_cycles, st.backpressure_cycles
         timeout = None
+        writer = None
+        if self.plan.get("progress"):
+            writer = cocotb.start_soon(self.write_progress(name, sb))
         try:
             await self.bfm.run(self.ops, sb, stop_after=self.plan.get("max_report", 8))
         except BfmTimeout as e:
             timeout = str(e)
+        finally:
+            if writer is not None:
+                writer.cancel()
+                self.progress_record(name, sb)
         sb.missing_beats() if timeout is None and sb.ok else None
         counts = self.sched.counts
         cycles = st.cycles - c0
@@ -131,6 +138,26 @@ class _Session:
         data["failure"] = failure
         self.record(name, data)
         assert failure is None, failure
+
+    def progress_record(self, name: str, sb) -> None:
+        """Rewrite the plan's ``progress`` file: test, beats received of the
+        expected, cycles (read by the host's progress bar, tb.build.run)."""
+        from golden.files import atomic_write
+        atomic_write({self.plan["progress"]: json.dumps({
+            "test": name, "beats": sb.next_beat, "beats_expected": sb.beats_expected,
+            "cycles": self.bfm.stats.cycles})})
+
+    async def write_progress(self, name: str, sb, every: int = 1000, seconds: float = 1.0):
+        """:meth:`progress_record` at most every ``seconds`` of wall time,
+        looking every ``every`` clock cycles."""
+        from cocotb.triggers import ClockCycles
+        last = 0.0
+        while True:
+            await ClockCycles(self.bfm.sig["clk"], every)
+            now = time.monotonic()
+            if now - last >= seconds:
+                last = now
+                self.progress_record(name, sb)
 
     def record(self, name: str, data: dict) -> None:
         prev = json.loads(Path(self.plan["summary"]).read_text()).get("tests", {}).get(name) \

@@ -77,7 +77,7 @@ def test_soak_cli_bad_options(args, needle, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tb.soak: error:") and needle in err, err
+    assert len(lines) == 1 and lines[0].startswith("python -m tb.soak: error:") and needle in err, err
 
 
 def test_soak_cli_entry_point_help():

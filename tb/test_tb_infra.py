@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from golden.config import HwConfig
-from golden.schedule import build_schedule, layer_tiles
+from golden.mapping import layer_tiles
+from golden.schedule import build_schedule
 from tb.payload import (XVAL, PayloadError, StreamLayout, expected_layouts,
                         layouts_from_manifest, pack_bits, unpack_binstr, unpack_bits)
 from tb.scoreboard import Scoreboard
@@ -171,7 +172,7 @@ def test_network_covers_features(cfg, share):
 def test_partial_tile_present():
     cfg = HwConfig(array=32, groups=4)
     net = make_network(cfg, seed=1)
-    from golden.schedule import tile_pe_neurons
+    from golden.mapping import tile_pe_neurons
     assert any((tile_pe_neurons(cfg, l)[-1] < 0).any() for l in net.layers)
 
 
@@ -210,7 +211,7 @@ def test_mutation_not_found_is_an_error():
     (["--groups", "3", "--array", "8"], "must divide array"),
     (["--sim", "modelsim"], "invalid choice"),
     (["--layer-share", "2"], "LAYER_SHARE must be 0 or 1"),
-    (["-T", "0"], "T must be a positive integer"),
+    (["-T", "0"], "T must be an integer from 1 to 256"),
     (["--seed", "x"], "SEED must be a non-negative integer"),
     (["--cfg", "acc_width=wide"], "expected an integer"),
 ])

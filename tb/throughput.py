@@ -24,9 +24,8 @@ Two halves, like ``tb/test_lif_pe_array.py``:
 
 * :func:`measure` (host side) emits and builds the core with
   :func:`tb.build.emit_rtl` / :func:`tb.build.build` (shared build cache) and
-  runs the test with :func:`tb.build.run_cocotb`, returning the rows. Not
-  thread-safe (the run patches ``os.environ``); ``gen/report.py`` serialises
-  its calls with a lock.
+  runs the test with :func:`tb.build.run_cocotb`, returning the rows.
+  Thread-safe: builds and runs do not touch ``os.environ``.
 
 Command line: ``python -m tb.throughput --array 16 --groups 4 [--sim icarus]``
 prints the rows as JSON.
@@ -39,7 +38,9 @@ import json
 import os
 import sys
 from pathlib import Path
+
 from gen.timing import tile_period
+from golden.cli import OneLineParser, posint, run_main
 from golden.encoding import Mode, Op
 from golden.errors import ProjectError
 
@@ -197,9 +198,8 @@ if cocotb is not None:
                 limit = 50 + plan["tiles"] * (events + 2 * cfg.groups + 10)
                 rows.append(await _run_case(bfm, layouts, cfg, events, plan["tiles"],
                                             overlap, limit))
-        tmp = Path(plan["result"]).with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=1))
-        tmp.replace(plan["result"])
+        from golden.files import atomic_write
+        atomic_write({plan["result"]: json.dumps(rows, indent=1)})
 
 
 # --------------------------------------------------------------------------
@@ -209,6 +209,7 @@ def measure(cfg, sim: str = "icarus", events=None, tiles: int = 16, quiet: bool 
     """Emit, build (cached) and simulate ``cfg``; return one dict per
     (events, overlap) case with ``expected_period`` added. Raises
     :class:`ThroughputError`."""
+    from golden.files import atomic_write
     from tb.build import BuildError, build, emit_rtl, new_run_dir, run_cocotb
 
     events = list(events) if events else default_events(cfg.groups)
@@ -226,7 +227,7 @@ def measure(cfg, sim: str = "icarus", events=None, tiles: int = 16, quiet: bool 
     result = run_dir / "throughput.json"
     plan = {"cfg": cfg.to_dict(), "manifest": str(m), "events": events, "tiles": tiles,
             "result": str(result)}
-    (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
+    atomic_write({run_dir / "plan.json": json.dumps(plan, indent=1)})
     log = run_cocotb(b, TEST_MODULE, run_dir, env={PLAN_ENV: str(run_dir / "plan.json")},
                      quiet=quiet).log
     if not result.exists():
@@ -246,37 +247,45 @@ def measure(cfg, sim: str = "icarus", events=None, tiles: int = 16, quiet: bool 
     return rows
 
 
-def main(argv=None) -> int:
+PROG = "python -m tb.throughput"
+
+
+def _events(v: str) -> list:
+    try:
+        events = [int(e) for e in v.split(",") if e.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {v!r}") from None
+    if not events or min(events) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0, got {v!r}")
+    return events
+
+
+def _run(argv) -> int:
     from golden.config import ConfigError, HwConfig
 
-    class P(argparse.ArgumentParser):
-        def error(self, message):
-            self.exit(2, f"error: {message}\n")
-
-    p = P(prog="python -m tb.throughput",
-          description="Measure tile throughput of one build with and without LIF overlap.")
-    p.add_argument("--array", type=int, default=128)
-    p.add_argument("--groups", type=int, default=4)
-    p.add_argument("--sim", choices=("icarus", "verilator"), default="icarus")
-    p.add_argument("--tiles", type=int, default=16)
-    p.add_argument("--events", type=str, default="",
-                   help="comma-separated events per tile (default 1,N,4N)")
+    p = OneLineParser(prog=PROG, description="Measure the tile throughput of one build with and "
+                                             "without LIF overlap; prints the rows as JSON.")
+    p.add_argument("--array", type=posint("--array"), default=128, help="number of PEs")
+    p.add_argument("--groups", type=posint("--groups"), default=4,
+                   help="C#N channel groups; must divide --array")
+    p.add_argument("--sim", choices=("icarus", "verilator"), default="icarus", help="simulator")
+    p.add_argument("--tiles", type=posint("--tiles"), default=16,
+                   help="tiles of the measured layer (at least 4, at most mem_rows)")
+    p.add_argument("--events", type=_events, default=argparse.SUPPRESS,
+                   help="comma-separated events per tile (default: 1,N,4N)")
     a = p.parse_args(argv)
     try:
         cfg = HwConfig(array=a.array, groups=a.groups)
-        events = [int(e) for e in a.events.split(",") if e.strip()] if a.events else None
-        if events and min(events) < 0:
-            raise ValueError("events must be >= 0")
-    except (ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        rows = measure(cfg, a.sim, events, a.tiles)
-    except ThroughputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ConfigError as e:
+        p.error(str(e))
+    rows = measure(cfg, a.sim, getattr(a, "events", None), a.tiles)
     print(json.dumps(rows, indent=1))
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (0, or 2 with one error line)."""
+    return run_main(_run, PROG, argv)
 
 
 if __name__ == "__main__":

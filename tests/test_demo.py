@@ -151,7 +151,7 @@ def test_cli_bad_option_exits_2(args, msg):
                        text=True, timeout=60)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tb.demo: error:") and msg in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("python -m tb.demo: error:") and msg in lines[0]
 
 
 @pytest.mark.slow

@@ -188,7 +188,7 @@ def test_cli_errors(args, needle, tmp_path):
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
+    assert lines[0].startswith("python -m gen.emit: error: ") and needle in lines[0], lines[0]
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert list(tmp_path.iterdir()) == [], "files written on error"
 

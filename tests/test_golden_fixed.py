@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
+import stat
 
 import numpy as np
 import pytest
 
 from golden.config import HwConfig
+from golden.errors import OutputError
 from golden.fixed_model import layer_currents, run_fixed
 from golden.network import Layer, Network, NetworkError, load_network, save_network
 from golden import fixedpoint as fp
@@ -377,9 +378,9 @@ def test_structural_errors_name_the_layer():
     b = Layer.linear(np.zeros((5, 4)), block=2, name="b")
     with pytest.raises(NetworkError, match=r"layer 1 \('b'\): out_shape \(5,\) differs from \(4,\) of layer 0 \('a'\)"):
         Network((6,), (a, b))
-    r = Layer.linear(np.zeros((4, 4)), block=2, name="r", mode="readout")
-    with pytest.raises(NetworkError, match=r"layer 1 \('r'\): a readout layer has no membrane"):
-        Network((6,), (a, r))
+    with pytest.raises(NetworkError, match=r"^layer 'r': a readout layer has no membrane and cannot be "
+                                           r"in sharing block 2$"):
+        Layer.linear(np.zeros((4, 4)), block=2, name="r", mode="readout")
     m = Layer.linear(np.zeros((4, 4)), name="m")
     a2 = Layer.linear(np.zeros((4, 4)), block=2, name="a2")
     with pytest.raises(NetworkError, match=r"layer 2 \('a2'\): sharing block 2 is not contiguous"):
@@ -409,10 +410,30 @@ def test_file_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["n.npz"]
 
 
-def test_save_failure_leaves_nothing(tmp_path):
-    with pytest.raises(OSError):
-        save_network(_conv_net(), tmp_path / "missing_dir" / "n.npz")
-    assert os.listdir(tmp_path) == []
+def test_saved_network_file_is_world_readable(tmp_path):
+    p = tmp_path / "n.npz"
+    save_network(_conv_net(), p)
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o644
+
+
+def test_save_failure_leaves_nothing(tmp_path, monkeypatch):
+    # the target is a folder: refused, nothing written
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(OutputError, match="dir.npz: is a directory"):
+        save_network(_conv_net(), tmp_path / "dir.npz")
+    assert sorted(os.listdir(tmp_path)) == ["dir.npz"]
+    assert os.listdir(tmp_path / "dir.npz") == []
+    # the final rename fails: the old file is untouched and no temporary file is left
+    old = tmp_path / "n.npz"
+    old.write_bytes(b"old")
+
+    def fail(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_network(_conv_net(), old)
+    assert sorted(os.listdir(tmp_path)) == ["dir.npz", "n.npz"]
+    assert old.read_bytes() == b"old"
 
 
 def _write_npz(path, desc, **arrays):

@@ -6,7 +6,8 @@ import torch
 
 from golden.network import Network
 from golden.quantize import QuantizeError, agreement_report, quantize, report_markdown
-from golden.reference import EfficientLIFNet, LayerSpec, LIFParams, with_scheme
+from golden.lif import LIFParams
+from golden.reference import EfficientLIFNet, LayerSpec, with_scheme
 
 torch.set_num_threads(1)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from golden.reference import (EfficientLIFNet, LayerSpec, LIFParams, ReferenceModelError, parse_scheme,
-                              spike_fn, with_scheme)
+from golden.lif import LIFParams, ReferenceModelError, spike_fn
+from golden.reference import EfficientLIFNet, LayerSpec, parse_scheme, with_scheme
 
 torch.set_num_threads(1)
 
@@ -223,7 +223,7 @@ def test_training_reduces_loss():
     (lambda: with_scheme([], "C#x"), "scheme"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 6)], groups=4), "divide"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4, block=1), LayerSpec("linear", (4,), 4),
-                              LayerSpec("linear", (4,), 4, block=1)]), "consecutive"),
+                              LayerSpec("linear", (4,), 4, block=1)]), "sharing block 1 is not contiguous"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4, block=1),
                               LayerSpec("linear", (4,), 8, block=1)]), "shape"),
     (lambda: EfficientLIFNet([LayerSpec("linear", (4,), 4), LayerSpec("linear", (5,), 4)]), "in_shape"),
@@ -247,3 +247,43 @@ def test_bad_input_raises():
         net(torch.zeros(2, 3, 5))
     with pytest.raises(ReferenceModelError, match="0 or 1"):
         net(torch.full((2, 3, 4), 0.5))
+
+
+# one geometry for the float LayerSpec and the integer Layer: same fields, same rules
+_BAD_GEOMETRY = [
+    (dict(kind="pool"), r"^layer 'x': kind='pool': must be one of linear, conv$"),
+    (dict(mode="lif"), r"^layer 'x': mode='lif': must be one of chained, independent, readout$"),
+    (dict(in_shape=(0,)), r"^layer 'x': in_shape=\(0,\): must be a tuple of positive integers$"),
+    (dict(in_shape=(4, 4)), r"^layer 'x': a linear layer takes in_shape \(features,\), got \(4, 4\)$"),
+    (dict(out_channels=0), r"^layer 'x': out_channels=0: must be a positive integer$"),
+    (dict(kernel=3), r"^layer 'x': kernel/stride/padding must keep their defaults \(1/1/0\)"),
+    (dict(stride=True), r"^layer 'x': stride=True: must be a positive integer$"),
+    (dict(padding=-1), r"^layer 'x': padding=-1: must be a non-negative integer$"),
+    (dict(block="a"), r"^layer 'x': block='a': must be an integer id or None$"),
+    (dict(mode="readout", block=0), r"^layer 'x': a readout layer has no membrane and cannot be in "
+                                    r"sharing block 0$"),
+    (dict(kind="conv", in_shape=(1, 2, 2), kernel=5), r"^layer 'x': kernel 5 is larger than the "
+                                                      r"padded input 2x2$"),
+    (dict(kind="conv", in_shape=(4,)), r"^layer 'x': a conv layer takes in_shape \(C, H, W\), got \(4,\)$"),
+    (dict(name=3), r"^layer: name must be a string, got 3$"),
+]
+
+
+@pytest.mark.parametrize("change,msg", _BAD_GEOMETRY)
+def test_layerspec_and_layer_share_the_geometry_rules(change, msg):
+    from golden.network import Layer, NetworkError
+    fields = dict(dict(kind="linear", in_shape=(4,), out_channels=2, name="x"), **change)
+    with pytest.raises(ReferenceModelError, match=msg):
+        LayerSpec(**fields)
+    with pytest.raises(NetworkError, match=msg):
+        Layer(weight=np.zeros((2, 4), np.int64), **fields)
+
+
+def test_layerspec_geometry_is_derived_once():
+    spec = LayerSpec("conv", (2, 5, 5), 4, 3, 2, 1, "independent", None, "c")
+    # (5 + 2·1 − 3) // 2 + 1 = 3
+    assert (spec.out_shape, spec.out_chw, spec.weight_shape, spec.fan_in) == (
+        (4, 3, 3), (4, 3, 3), (4, 2, 3, 3), 18)
+    lin = LayerSpec("linear", (36,), 5, mode="readout")
+    assert (lin.out_shape, lin.out_chw, lin.fan_in) == ((5,), (5, 1, 1), 36)
+    assert LayerSpec("linear", [np.int64(3)], np.int64(2)) == LayerSpec("linear", (3,), 2)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from golden.reference import EfficientLIFNet, LayerSpec, LIFParams, with_scheme
+from golden.lif import LIFParams
+from golden.reference import EfficientLIFNet, LayerSpec, with_scheme
 from golden.reversible import ChainTape, SavedBytes, rev_layer_step, saved_bytes
 
 torch.set_num_threads(1)

@@ -15,9 +15,10 @@ import pytest
 from golden.config import HwConfig
 from golden.core_model import CoreModel
 from golden.network import Layer, Network, NetworkError
+from golden.mapping import tile_fanin, tile_pe_neurons, tile_weights
 from golden.schedule import (
     MODE_CHAINED, MODE_INDEPENDENT, MODE_READOUT, OP_EVENT, OP_LAYER, OP_TILE, LayerPass,
-    TimestepEnd, build_schedule, plan_allocation, tile_fanin, tile_pe_neurons, tile_weights,
+    TimestepEnd, build_schedule, plan_allocation,
 )
 from test_golden_fixed import rand_spikes, rand_weights, small_net
 

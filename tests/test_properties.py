@@ -246,7 +246,7 @@ def test_emit_cli_success_or_one_error_line(case):
         assert "Traceback" not in err and "Traceback" not in out, err
         if rc == 2:
             lines = err.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+            assert len(lines) == 1 and lines[0].startswith("python -m gen.emit: error: "), (argv, err)
             assert not out_dir.exists() or _listing(out_dir) == [], _listing(out_dir)
             return
         assert err == "", err
@@ -267,7 +267,7 @@ def test_emit_cli_success_or_one_error_line(case):
 def test_emit_cli_huge_leak_is_one_error_line(tmp_path):
     """Regression for the OverflowError of HwConfig.from_real (see above)."""
     rc, out, err = run_emit_main(["--leak", "1e308", "--out-dir", str(tmp_path / "o")])
-    assert rc == 2 and err.startswith("error: --leak") and len(err.strip().splitlines()) == 1, err
+    assert rc == 2 and err.startswith("python -m gen.emit: error: --leak") and len(err.strip().splitlines()) == 1, err
 
 
 small_valid_cfg = st.builds(
@@ -486,7 +486,7 @@ def test_network_huge_input_small_output_validates_without_dense_mask():
     """A huge declared input with a stride that leaves a tiny output is a legal
     network: validate() maps its few tiles without an [H_in, W_in] mask."""
     import tracemalloc
-    from golden.schedule import tile_fanin_sizes
+    from golden.mapping import tile_fanin_sizes
     layer = Layer.conv((2, 10 ** 7, 10 ** 7), np.ones((4, 2, 3, 3)), stride=10 ** 6, mode="readout")
     cfg = HwConfig(array=8, groups=2)
     tracemalloc.start()
@@ -547,13 +547,13 @@ def test_tb_sim_and_soak_options_valid_or_one_error_line(pairs):
         r.config()
     else:
         lines = err.strip().splitlines()
-        assert r == 2 and len(lines) == 1 and lines[0].startswith("tb.sim: error:"), (argv, err)
+        assert r == 2 and len(lines) == 1 and lines[0].startswith("python -m tb.sim: error:"), (argv, err)
     # the soak has no --layer-share/--stress/--waves and takes ranges for --samples/-T
     soak_only = ("--layer-share", "--stress", "--waves", "--samples", "-T")
     r, err = _parse(soak_parse, [x for p in pairs if p[0] not in soak_only for x in p])
     if not isinstance(r, tuple) or not isinstance(r[0], SoakOptions):
         lines = err.strip().splitlines()
-        assert r == 2 and len(lines) == 1 and lines[0].startswith("tb.soak: error:"), (argv, err)
+        assert r == 2 and len(lines) == 1 and lines[0].startswith("python -m tb.soak: error:"), (argv, err)
 
 
 def test_network_flatten_check_does_not_wrap():

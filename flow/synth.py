@@ -17,8 +17,9 @@ submodule stays a module and cells can be attributed per block.
 
 Results are cached in ``cache_dir/<key>.json`` where ``key`` is the SHA-256
 of the Verilog text, the script template and the Yosys version; a cached
-result is returned without running Yosys (``cached = True``). Cache files are
-written atomically.
+result is returned without running Yosys (``cached = True``). Cache files
+and kept logs are written with :func:`golden.files.atomic_write` (mode 0644;
+an unwritable cache raises :class:`golden.errors.OutputError`).
 
 Errors (missing Yosys, a failed run, unparsable output) raise
 :class:`SynthError` with one line naming the cause and the log file.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +36,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 from golden.errors import ProjectError
+from golden.files import atomic_write
 
 __all__ = ["SCRIPT", "SynthError", "ModuleStats", "Memory", "SynthResult", "yosys_version",
            "cache_key", "synthesize", "parse_stat", "parse_memories", "parse_ltp",
@@ -323,21 +325,6 @@ def cache_key(verilog_text: bytes, version: str, top: str) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def synthesize(verilog: "str | Path", top: str, cache_dir: "str | Path | None" = None, *,
                yosys: str = "yosys", timeout: float = 1800.0,
                log_dir: "str | Path | None" = None) -> SynthResult:
@@ -380,9 +367,8 @@ def synthesize(verilog: "str | Path", top: str, cache_dir: "str | Path | None" =
         keep = Path(log_dir) if log_dir else (Path(cache_dir) if cache_dir else None)
         kept_log = None
         if keep is not None and log.exists():
-            keep.mkdir(parents=True, exist_ok=True)
             kept_log = keep / f"{key}.log"
-            shutil.copyfile(log, kept_log)
+            atomic_write({kept_log: log.read_bytes()})
         if r.returncode != 0:
             err = [ln for ln in (r.stderr + r.stdout).splitlines() if "ERROR" in ln]
             first = err[0].strip() if err else f"exit status {r.returncode}"
@@ -409,5 +395,5 @@ def synthesize(verilog: "str | Path", top: str, cache_dir: "str | Path | None" =
                       depth=depth, depth_from=d_from, depth_to=d_to,
                       yosys_total_cells=total)
     if cache_file is not None:
-        _atomic_write_text(cache_file, json.dumps(res.to_dict(), indent=1, sort_keys=True))
+        atomic_write({cache_file: json.dumps(res.to_dict(), indent=1, sort_keys=True)})
     return res
