@@ -8,14 +8,31 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import HwConfig
 
-from .layouts import cmd_layout, out_layout, wload_layout
+from .layouts import ERROR_WIDTH, cmd_layout, out_layout, wload_layout
 from .lif_stage import LifStage
 from .membrane_buffer import MembraneBuffer
 from .pe_array import PeArray
 from .sequencer import Sequencer
 from .weight_buffer import WeightBuffer
 
-__all__ = ["LifPeArrayCore"]
+__all__ = ["LifPeArrayCore", "core_signature"]
+
+
+def core_signature(cfg: HwConfig) -> wiring.Signature:
+    """The top-level members (docs/interface.md "Ports"); the one port list.
+
+    The manifest's ``ports`` (:func:`gen.emit.build_manifest`) are built from
+    it, plus ``clk`` and ``rst`` of the ``sync`` domain.
+    """
+    return wiring.Signature({
+        "cmd": In(stream.Signature(cmd_layout(cfg))),
+        "out": Out(stream.Signature(out_layout(cfg))),
+        "wload": In(stream.Signature(wload_layout(cfg))),
+        "dbg_addr": In(unsigned(cfg.mem_addr_width)),
+        "dbg_data": Out(unsigned(cfg.slots * cfg.mem_width)),
+        "busy": Out(1),
+        "error": Out(ERROR_WIDTH),
+    })
 
 
 class LifPeArrayCore(wiring.Component):
@@ -41,15 +58,7 @@ class LifPeArrayCore(wiring.Component):
         if not isinstance(cfg, HwConfig):
             raise TypeError(f"expected a HwConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        super().__init__({
-            "cmd": In(stream.Signature(cmd_layout(cfg))),
-            "out": Out(stream.Signature(out_layout(cfg))),
-            "wload": In(stream.Signature(wload_layout(cfg))),
-            "dbg_addr": In(unsigned(cfg.mem_addr_width)),
-            "dbg_data": Out(unsigned(cfg.slots * cfg.mem_width)),
-            "busy": Out(1),
-            "error": Out(3),
-        })
+        super().__init__(core_signature(cfg))
 
     def elaborate(self, platform):
         cfg = self.cfg

@@ -33,8 +33,13 @@ from golden.config import FIRE_MODES, RESET_MODES, ConfigError, HwConfig
 from golden.errors import ProjectError
 from golden.files import atomic_write, check_writable_dir
 
-from .layouts import (Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, out_layout,
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
+from .core import core_signature
+from .layouts import (Error, Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, out_layout,
                       wload_layout)
+from .timing import cycles
 
 __all__ = ["DEFAULT_TOP", "EmitError", "build_manifest", "generate_verilog", "emit",
            "check_top_name", "cycles", "main"]
@@ -42,10 +47,21 @@ __all__ = ["DEFAULT_TOP", "EmitError", "build_manifest", "generate_verilog", "em
 DEFAULT_TOP = "lif_pe_array"
 PROG = "python -m gen.emit"
 
-#: Names of the top-level ports (docs/interface.md); the module must not share one.
-PORT_NAMES = ("clk", "rst", "cmd__valid", "cmd__ready", "cmd__payload", "out__valid",
-              "out__ready", "out__payload", "wload__valid", "wload__ready", "wload__payload",
-              "dbg_addr", "dbg_data", "busy", "error")
+
+def port_list(cfg: HwConfig) -> list:
+    """``[(name, dir, width), ...]`` of the top level, from :func:`gen.core.core_signature`
+    (Amaranth's Verilog names: stream members joined with ``__``) plus ``clk``, ``rst``."""
+    ports = [("clk", "in", 1), ("rst", "in", 1)]
+    for path, member in core_signature(cfg).members.flatten():
+        if member.is_port:
+            ports.append(("__".join(map(str, path)), "in" if member.flow == wiring.In else "out",
+                          Shape.cast(member.shape).width))
+    return ports
+
+
+#: Names of the top-level ports (they do not depend on the configuration); the
+#: module must not share one.
+PORT_NAMES = tuple(name for name, _, _ in port_list(HwConfig(array=2, groups=1)))
 
 _VERILOG_KEYWORDS = frozenset("""
 always always_comb always_ff always_latch and assign assert automatic begin bit buf byte case
@@ -80,26 +96,6 @@ def check_top_name(top: str) -> str:
 
 
 # ----------------------------------------------------------------- manifest
-def cycles(cfg: HwConfig) -> dict:
-    """Latency and throughput of each phase, in clock cycles (docs/interface.md
-    "Timing"). Assumes ``out__ready`` stays 1 unless stated."""
-    n = cfg.groups
-    return {
-        "event_interval": 1,            # one EVENT accepted per cycle
-        "event_latency": 2,             # accepted at edge k -> in the accumulator after edge k+1
-        "tile_close_interval": 1,       # a TILE occupies the command stream for one cycle
-        "lif_cycles_per_tile": n + 1,   # membrane read + one cycle per group
-        "first_beat_latency": 2,        # TILE accepted at edge k -> out__valid after edge k+2
-        "last_beat_latency": n + 1,     # ... beat of group N-1 valid after edge k+N+1
-        "bank_free_latency": n + 1,     # TILE at edge k -> its bank accumulates again after k+N+1
-        "beat_interval": 1,             # one output beat per cycle within a tile
-        "min_events_no_stall": n,       # tiles with >= N events never stall cmd
-        "tile_period_formula": "max(events + 1, groups + 1)",
-        "wload_interval": 1,
-        "dbg_latency": 1,
-    }
-
-
 def _stream_entry(layout) -> dict:
     return {"payload_width": layout.size, "fields": layout_fields(layout)}
 
@@ -108,15 +104,7 @@ def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
     """The manifest dict written beside the Verilog (JSON, keys sorted on write)."""
     check_top_name(top)
     s = cfg.slots
-    ports = [("clk", "in", 1), ("rst", "in", 1),
-             ("cmd__valid", "in", 1), ("cmd__ready", "out", 1),
-             ("cmd__payload", "in", cmd_layout(cfg).size),
-             ("out__valid", "out", 1), ("out__ready", "in", 1),
-             ("out__payload", "out", out_layout(cfg).size),
-             ("wload__valid", "in", 1), ("wload__ready", "out", 1),
-             ("wload__payload", "in", wload_layout(cfg).size),
-             ("dbg_addr", "in", cfg.mem_addr_width), ("dbg_data", "out", s * cfg.mem_width),
-             ("busy", "out", 1), ("error", "out", 3)]
+    ports = port_list(cfg)
     return {
         "top": top,
         "verilog": f"{top}.v",
@@ -127,9 +115,9 @@ def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
         "streams": {"cmd": _stream_entry(cmd_layout(cfg)),
                     "out": _stream_entry(out_layout(cfg)),
                     "wload": _stream_entry(wload_layout(cfg))},
-        "opcodes": {m.name: m.value for m in Op},
-        "modes": {m.name: m.value for m in Mode},
-        "error_bits": {"RESERVED_OP_OR_MODE": 0, "EVENT_ROW_RANGE": 1, "MEM_ROW_RANGE": 2},
+        "opcodes": {m.name: m.value for m in Op if m is not Op.RESERVED},
+        "modes": {m.name: m.value for m in Mode if m is not Mode.RESERVED},
+        "error_bits": {e.name: e.value.bit_length() - 1 for e in Error},
         "tile_index_width": TILE_INDEX_WIDTH,
         "lif_units": cfg.lif_units,
         "membrane_buffer": {"rows": cfg.mem_rows, "row_bits": s * cfg.mem_width,

@@ -8,49 +8,36 @@ cannot drift apart.
 
 Public names:
 
-* :class:`Op`, :class:`Mode` -- 2-bit encodings of ``cmd.op`` and ``cmd.mode``.
+* :class:`Op`, :class:`Mode`, :class:`Error`, :data:`TILE_INDEX_WIDTH` --
+  re-exported from :mod:`golden.encoding`, where the command set is defined.
+* :func:`error_layout` -- the ``error`` output as named 1-bit fields.
 * :func:`cmd_layout`, :func:`out_layout`, :func:`wload_layout` -- the payloads
   of the three top-level streams.
 * :func:`tile_layout` -- the internal descriptor of a closed tile, passed from
   the :class:`gen.sequencer.Sequencer` to the :class:`gen.lif_stage.LifStage`.
-* :data:`TILE_INDEX_WIDTH` -- width of the ``tile`` field of an output beat.
+* :func:`row_cursor_width` -- width of the full-width membrane-row cursor.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data, enum
+from amaranth.lib import data
 
 from golden.config import HwConfig
+from golden.encoding import ERROR_WIDTH, TILE_INDEX_WIDTH, Error, Mode, Op, error_layout
 
-__all__ = ["Op", "Mode", "TILE_INDEX_WIDTH", "cmd_layout", "out_layout",
-           "wload_layout", "tile_layout", "row_cursor_width", "layout_fields"]
-
-#: Width of the tile counter reported in every output beat (wraps modulo 2**16).
-TILE_INDEX_WIDTH = 16
-
-
-class Op(enum.Enum, shape=2):
-    """``cmd.op``. The value 3 is reserved (error bit 0, command dropped)."""
-    EVENT = 0
-    TILE = 1
-    LAYER = 2
-
-
-class Mode(enum.Enum, shape=2):
-    """``cmd.mode`` of a LAYER command. The value 3 is reserved (error bit 0)."""
-    CHAINED = 0
-    READOUT = 1
-    INDEPENDENT = 2
+__all__ = ["Op", "Mode", "Error", "ERROR_WIDTH", "TILE_INDEX_WIDTH", "error_layout",
+           "cmd_layout", "out_layout", "wload_layout", "tile_layout", "row_cursor_width",
+           "layout_fields"]
 
 
 def cmd_layout(cfg: HwConfig) -> data.StructLayout:
     """Command payload: ``op``, ``row`` (RA), ``base`` (MA), ``mode``, ``first``."""
     return data.StructLayout({
-        "op": unsigned(2),
+        "op": Op,
         "row": unsigned(cfg.weight_addr_width),
         "base": unsigned(cfg.mem_addr_width),
-        "mode": unsigned(2),
+        "mode": Mode,
         "first": unsigned(1),
     })
 
@@ -79,11 +66,16 @@ def wload_layout(cfg: HwConfig) -> data.StructLayout:
 def row_cursor_width(cfg: HwConfig) -> int:
     """Width of the internal membrane-row cursor.
 
-    The cursor holds ``base + tile*stride`` and stops advancing once it is out
-    of range, so it never exceeds ``mem_rows + 2*groups``; one more bit than
-    that keeps the out-of-range test exact.
+    The cursor holds ``base + tile*stride`` (stride 1 CHAINED, N INDEPENDENT)
+    at full width: it starts at any encodable ``base`` (up to ``2**MA - 1``,
+    which may be far above ``mem_rows`` when ``mem_rows`` is not a power of
+    two) and advances only while it is ``< mem_rows``, so it never exceeds
+    ``max(2**MA - 1, mem_rows - 1 + N)``. The last row of a tile, ``cursor +
+    N - 1``, must fit too, or ``base + g`` would wrap back into range (issue
+    10 §1); this width holds both.
     """
-    return (cfg.mem_rows + 2 * cfg.groups).bit_length()
+    cursor_max = max((1 << cfg.mem_addr_width) - 1, cfg.mem_rows - 1 + cfg.groups)
+    return (cursor_max + cfg.groups - 1).bit_length()
 
 
 def tile_layout(cfg: HwConfig) -> data.StructLayout:
@@ -99,7 +91,7 @@ def tile_layout(cfg: HwConfig) -> data.StructLayout:
         "bank": unsigned(1),
         "tile": unsigned(TILE_INDEX_WIDTH),
         "row": unsigned(row_cursor_width(cfg)),
-        "mode": unsigned(2),
+        "mode": Mode,
         "first": unsigned(1),
         "bad": unsigned(1),
     })

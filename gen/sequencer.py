@@ -13,7 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import HwConfig
 
-from .layouts import Mode, Op, TILE_INDEX_WIDTH, cmd_layout, row_cursor_width, tile_layout
+from .layouts import (ERROR_WIDTH, Mode, Op, TILE_INDEX_WIDTH, cmd_layout, error_layout,
+                      row_cursor_width, tile_layout)
 
 __all__ = ["Sequencer"]
 
@@ -36,9 +37,11 @@ class Sequencer(wiring.Component):
     * ``tile`` Out stream (:func:`gen.layouts.tile_layout`): the oldest closed
       tile. The consumer keeps ``ready`` at 0 while it works on the tile and
       raises it in the cycle it finishes; that transfer frees and clears the bank.
-    * ``error`` Out, 3 -- sticky flags (bit 0 reserved op/mode, bit 1 EVENT row
-      out of range, bit 2 membrane row out of range); the offending command is
-      dropped (a bad TILE is still handed over, with ``bad = 1``).
+    * ``error`` Out, 3 -- sticky flags (:class:`golden.encoding.Error`: bit 0
+      reserved op/mode, bit 1 EVENT row out of range, bit 2 membrane row out
+      of range); the offending command is dropped (a bad TILE is still handed
+      over, with ``bad = 1``; a dropped LAYER keeps the previous layer state).
+      Fields a command does not use are ignored (``mode`` in EVENT/TILE).
     * ``busy`` Out -- an EVENT is in flight or a bank holds a tile.
 
     Latencies: EVENT accepted on edge ``k`` is in the accumulator after edge
@@ -57,7 +60,7 @@ class Sequencer(wiring.Component):
             "clear_en": Out(1),
             "clear_bank": Out(1),
             "tile": Out(stream.Signature(tile_layout(cfg))),
-            "error": Out(3),
+            "error": Out(ERROR_WIDTH),
             "busy": Out(1),
         })
 
@@ -67,11 +70,12 @@ class Sequencer(wiring.Component):
         tl = tile_layout(cfg)
 
         # Layer state (LAYER command). Reset: CHAINED, first = 1, base 0.
-        layer_mode = Signal(unsigned(2), init=Mode.CHAINED.value)
+        layer_mode = Signal(Mode, init=Mode.CHAINED)
         layer_first = Signal(1, init=1)
         tile_index = Signal(unsigned(TILE_INDEX_WIDTH))
-        # row_cursor = base + tile*stride (stride 1 CHAINED, N INDEPENDENT); it
-        # stops advancing once out of range so it cannot wrap back into range.
+        # row_cursor = base + tile*stride (stride 1 CHAINED, N INDEPENDENT) at
+        # full width (row_cursor_width): it stops advancing once out of range,
+        # and neither it nor the tile's last row can wrap back into range.
         row_cursor = Signal(unsigned(row_cursor_width(cfg)))
 
         # Bank bookkeeping: acc_sel accumulates, lif_sel is the oldest full bank.
@@ -83,7 +87,7 @@ class Sequencer(wiring.Component):
         # EVENT pipeline stage 1 (weight row being read).
         event_valid = Signal(1)
         event_bank = Signal(1)
-        errors = Signal(3)
+        errors = Signal(error_layout())
 
         cmd = self.cmd.payload
         cmd_ready = Signal(1)
@@ -134,7 +138,7 @@ class Sequencer(wiring.Component):
 
         # ---- TILE: close the accumulating bank.
         independent = layer_mode == Mode.INDEPENDENT
-        tile_last_row = Signal.like(row_cursor)
+        tile_last_row = Signal(unsigned(row_cursor_width(cfg)))
         tile_bad = Signal(1)
         m.d.comb += [
             tile_last_row.eq(row_cursor + Mux(independent, cfg.groups - 1, 0)),
@@ -156,10 +160,10 @@ class Sequencer(wiring.Component):
                     with m.If(row_cursor < cfg.mem_rows):
                         m.d.sync += row_cursor.eq(row_cursor + Mux(independent, cfg.groups, 1))
                     with m.If(tile_bad):
-                        m.d.sync += errors[2].eq(1)
+                        m.d.sync += errors.mem_row_range.eq(1)
                 with m.Case(Op.LAYER):
-                    with m.If(cmd.mode == 3):
-                        m.d.sync += errors[0].eq(1)
+                    with m.If(cmd.mode == Mode.RESERVED):
+                        m.d.sync += errors.reserved_op_or_mode.eq(1)
                     with m.Else():
                         m.d.sync += [
                             layer_mode.eq(cmd.mode),
@@ -168,8 +172,8 @@ class Sequencer(wiring.Component):
                         ]
                 with m.Case(Op.EVENT):
                     with m.If(~event_row_ok):
-                        m.d.sync += errors[1].eq(1)
-                with m.Default():
-                    m.d.sync += errors[0].eq(1)
+                        m.d.sync += errors.event_row_range.eq(1)
+                with m.Case(Op.RESERVED):
+                    m.d.sync += errors.reserved_op_or_mode.eq(1)
         return m
 

@@ -9,12 +9,20 @@ come from :func:`golden.fixed_model.run_fixed`).
 
 Behaviour beyond the happy path (docs/interface.md, "Errors"):
 
-* reserved ``op`` or LAYER with reserved ``mode``: error bit 0, command dropped;
+* reserved ``op`` or LAYER with reserved ``mode``: error bit 0, command
+  dropped (a dropped LAYER keeps the previous base, mode, first and tile
+  counter);
+* fields a command does not use are ignored (``mode``, even 3, in an EVENT or
+  TILE; ``row`` in a LAYER; ...);
 * EVENT with ``row >= weight_rows``: error bit 1, dropped;
-* TILE whose membrane rows (any group) are ``>= mem_rows``: error bit 2; the
-  tile still yields its N beats (computed as if ``first`` were set: no read),
-  nothing is written, the tile counter still advances. The values of such
-  beats are this model's choice, the interface leaves them unspecified.
+* TILE whose membrane rows are out of range: error bit 2. The rows are
+  computed at full width, ``base + tile`` (CHAINED) or ``base + tile*N + g``
+  for every group ``g`` (INDEPENDENT), with the tile counter NOT reduced to
+  16 bits; the tile is bad if any of them is ``>= mem_rows`` (an INDEPENDENT
+  tile with only some rows out of range is wholly bad), whatever ``first``
+  is. A bad tile still yields its N beats, computed as if ``first`` were set
+  (every membrane read replaced by 0), writes nothing, and the tile counter
+  still advances.
 
 ``strict=True`` additionally raises :class:`CoreModelError` when a command
 reads a weight row or a membrane row that was never written (with
@@ -24,36 +32,39 @@ never rely on.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from . import fixedpoint as fp
+from .beat import Beat
 from .config import HwConfig
+from .encoding import Error, Mode, Op
 from .errors import ProjectError
 
-__all__ = ["CoreModel", "CoreModelError", "OutBeat",
-           "ERR_OPCODE", "ERR_WEIGHT_ROW", "ERR_MEM_ROW"]
+__all__ = ["CoreModel", "CoreModelError", "tile_rows", "ERR_OPCODE", "ERR_WEIGHT_ROW",
+           "ERR_MEM_ROW"]
 
-ERR_OPCODE, ERR_WEIGHT_ROW, ERR_MEM_ROW = 1, 2, 4
-
-_EVENT, _TILE, _LAYER = 0, 1, 2
-_CHAINED, _READOUT, _INDEPENDENT = 0, 1, 2
+# Short names of the golden.encoding.Error flags (kept for existing callers).
+ERR_OPCODE = Error.RESERVED_OP_OR_MODE
+ERR_WEIGHT_ROW = Error.EVENT_ROW_RANGE
+ERR_MEM_ROW = Error.MEM_ROW_RANGE
 
 
 class CoreModelError(ProjectError, RuntimeError):
     """A strict-mode read of a buffer row that was never written."""
 
 
-class OutBeat(NamedTuple):
-    """One ``out`` stream beat: spikes int64 [S], values int64 [S], tile (mod 2**16), group, last, readout."""
+def tile_rows(cfg: HwConfig, mode: Mode, base: int, tile: int) -> list:
+    """Membrane rows of tile ``tile`` of a layer at ``base`` (full width, unreduced).
 
-    spikes: np.ndarray
-    values: np.ndarray
-    tile: int
-    group: int
-    last: int
-    readout: int
+    CHAINED: ``[base + tile]``; INDEPENDENT: ``[base + tile*N + g for g in 0..N-1]``;
+    READOUT: ``[]``. The tile is bad (error bit 2) iff any row is ``>= mem_rows``.
+    """
+    if mode == Mode.READOUT:
+        return []
+    if mode == Mode.CHAINED:
+        return [base + tile]
+    n = cfg.groups
+    return [base + tile * n + g for g in range(n)]
 
 
 class CoreModel:
@@ -70,12 +81,13 @@ class CoreModel:
         self.reset()
 
     def reset(self) -> None:
-        """The ``rst`` state: accumulators 0, tile 0, CHAINED with first = 1, no errors.
-        Buffers keep their contents."""
+        """The ``rst`` state: accumulators 0, tile 0, base 0, CHAINED with first = 1,
+        no errors. Buffers keep their contents (a write-back in flight when
+        ``rst`` is sampled is lost or done, see docs/interface.md "Reset")."""
         self.acc = np.zeros(self.cfg.array, dtype=np.int64)
         self.tile = 0
         self.base = 0
-        self.mode = _CHAINED
+        self.mode = Mode.CHAINED
         self.first = 1
         self.error = 0
 
@@ -99,37 +111,33 @@ class CoreModel:
 
     def command(self, cmd) -> list:
         """Execute one command (anything with op/row/base/mode/first); returns the beats it produced."""
-        op = int(cmd.op)
-        if op == _LAYER:
-            if int(cmd.mode) not in (_CHAINED, _READOUT, _INDEPENDENT):
-                self.error |= ERR_OPCODE
+        op = Op(int(cmd.op))
+        if op == Op.LAYER:
+            mode = Mode(int(cmd.mode))
+            if mode == Mode.RESERVED:
+                self.error |= Error.RESERVED_OP_OR_MODE
                 return []
-            self.base, self.mode, self.first = int(cmd.base), int(cmd.mode), int(cmd.first)
+            self.base, self.mode, self.first = int(cmd.base), mode, int(cmd.first)
             self.tile = 0
             return []
-        if op == _EVENT:
+        if op == Op.EVENT:
             row = int(cmd.row)
             if not 0 <= row < self.cfg.weight_rows:
-                self.error |= ERR_WEIGHT_ROW
+                self.error |= Error.EVENT_ROW_RANGE
                 return []
             if self.strict and not self.weight_written[row]:
                 raise CoreModelError(f"EVENT reads weight row {row}, which was never loaded")
             self.acc = fp.saturate(self.acc + self.weights[row], self.cfg.acc_width)   # F2
             return []
-        if op == _TILE:
+        if op == Op.TILE:
             beats = self._close_tile()
             self.acc = np.zeros(self.cfg.array, dtype=np.int64)
             self.tile += 1
             return beats
-        self.error |= ERR_OPCODE
+        self.error |= Error.RESERVED_OP_OR_MODE
         return []
 
     # ---------------------------------------------------------------- LIF
-    def _rows(self) -> list:
-        n = self.cfg.groups
-        if self.mode == _CHAINED:
-            return [self.base + self.tile]
-        return [self.base + self.tile * n + g for g in range(n)]
 
     def _read(self, row: int, ok: bool) -> np.ndarray:
         if self.first or not ok:                                   # F7 first timestep
@@ -141,26 +149,26 @@ class CoreModel:
     def _close_tile(self) -> list:
         cfg = self.cfg
         n, s_ = cfg.groups, cfg.slots
-        tile16 = self.tile & 0xFFFF
+        tile = self.tile
         xg = self.acc.reshape(n, s_)
-        if self.mode == _READOUT:                                  # F8
+        if self.mode == Mode.READOUT:                              # F8
             zero = np.zeros(s_, dtype=np.int64)
-            return [OutBeat(zero, xg[g].copy(), tile16, g, int(g == n - 1), 1) for g in range(n)]
-        rows = self._rows()
+            return [Beat(zero, xg[g].copy(), tile, g, int(g == n - 1), 1) for g in range(n)]
+        rows = tile_rows(cfg, self.mode, self.base, tile)
         ok = max(rows) < cfg.mem_rows
         if not ok:
-            self.error |= ERR_MEM_ROW
+            self.error |= Error.MEM_ROW_RANGE
         beats, writes = [], []
-        if self.mode == _CHAINED:                                  # F7 chained
+        if self.mode == Mode.CHAINED:                              # F7 chained
             v = self._read(rows[0], ok)
             for g in range(n):
                 u, o, v = fp.lif_step(cfg, v, xg[g])               # F3-F6
-                beats.append(OutBeat(o, u, tile16, g, int(g == n - 1), 0))
+                beats.append(Beat(o, u, tile, g, int(g == n - 1), 0))
             writes.append((rows[0], v))
         else:                                                      # F7 independent
             for g in range(n):
                 u, o, v = fp.lif_step(cfg, self._read(rows[g], ok), xg[g])
-                beats.append(OutBeat(o, u, tile16, g, int(g == n - 1), 0))
+                beats.append(Beat(o, u, tile, g, int(g == n - 1), 0))
                 writes.append((rows[g], v))
         if ok:
             for row, v in writes:

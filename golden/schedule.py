@@ -14,7 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .beat import Beat
 from .config import HwConfig
+from .encoding import MODE_BY_NAME, Mode, Op
 from .fixed_model import check_spikes, run_fixed
 from .mapping import membrane_rows_of_block, tile_fanin, tile_pe_neurons, tile_weights
 
@@ -26,10 +28,11 @@ __all__: list = []
 # Schedule objects (the testbench codes against these names)
 # =========================================================================
 
-#: Command opcodes and layer modes (docs/interface.md).
-OP_EVENT, OP_TILE, OP_LAYER = 0, 1, 2
-MODE_CHAINED, MODE_READOUT, MODE_INDEPENDENT = 0, 1, 2
-MODE_CODES = {"chained": MODE_CHAINED, "readout": MODE_READOUT, "independent": MODE_INDEPENDENT}
+#: Short names of the command encodings of :mod:`golden.encoding` (kept for
+#: existing callers; the values are the :class:`Op` / :class:`Mode` members).
+OP_EVENT, OP_TILE, OP_LAYER = Op.EVENT, Op.TILE, Op.LAYER
+MODE_CHAINED, MODE_READOUT, MODE_INDEPENDENT = Mode.CHAINED, Mode.READOUT, Mode.INDEPENDENT
+MODE_CODES = MODE_BY_NAME
 
 __all__ += [
     "OP_EVENT", "OP_TILE", "OP_LAYER", "MODE_CHAINED", "MODE_READOUT", "MODE_INDEPENDENT",
@@ -39,7 +42,10 @@ __all__ += [
 
 
 class Command(NamedTuple):
-    """One ``cmd`` stream beat; field names as in docs/interface.md (plain ints)."""
+    """One ``cmd`` stream beat; field names as in docs/interface.md.
+
+    ``op`` and ``mode`` are :class:`golden.encoding.Op` / :class:`Mode` members
+    (plain ints also work); fields the command does not use are ignored."""
 
     op: int
     row: int = 0
@@ -53,26 +59,6 @@ class WeightLoad(NamedTuple):
 
     addr: int
     data: np.ndarray
-
-
-class Beat(NamedTuple):
-    """One expected ``out`` beat plus where it comes from.
-
-    ``spikes`` int64 [S] 0/1, ``values`` int64 [S] (U before reset, or X in
-    readout); ``tile``, ``group``, ``last``, ``readout`` as on the wire
-    (``tile`` not yet reduced modulo 2**16); ``layer``, ``t``, ``sample`` for
-    messages.
-    """
-
-    spikes: np.ndarray
-    values: np.ndarray
-    tile: int
-    group: int
-    last: int
-    readout: int
-    layer: int
-    t: int
-    sample: int
 
 
 class LayerPass(NamedTuple):

@@ -40,6 +40,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from gen.emit import PORT_NAMES
 from golden.schedule import LayerPass, TimestepEnd
 
 from .payload import StreamLayout, unpack_binstr, unpack_bits
@@ -47,12 +48,10 @@ from golden.errors import ProjectError
 
 __all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
 
-#: Port names of docs/interface.md (Amaranth flattens stream members with "__").
-PORTS = {"clk": "clk", "rst": "rst",
-         "cmd_valid": "cmd__valid", "cmd_ready": "cmd__ready", "cmd_payload": "cmd__payload",
-         "out_valid": "out__valid", "out_ready": "out__ready", "out_payload": "out__payload",
-         "wl_valid": "wload__valid", "wl_ready": "wload__ready", "wl_payload": "wload__payload",
-         "dbg_addr": "dbg_addr", "dbg_data": "dbg_data", "busy": "busy", "error": "error"}
+#: Short key -> port name (gen.emit.PORT_NAMES, built from the core's signature;
+#: Amaranth flattens stream members with "__"): ``cmd_valid`` -> ``cmd__valid``,
+#: ``wl_payload`` -> ``wload__payload``, ...
+PORTS = {name.replace("wload__", "wl_").replace("__", "_"): name for name in PORT_NAMES}
 OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "busy", "error")
 
 IDLE, WL, CMD, RB = 0, 1, 2, 3

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.config import HwConfig
+from golden.encoding import MODE_BY_NAME
 
 from .payload import fmt_value
 
 __all__ = ["Scoreboard", "Mismatch"]
 
-MODE_NAMES = {0: "chained", 1: "readout", 2: "independent"}
+MODE_NAMES = {int(code): name for name, code in MODE_BY_NAME.items()}
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Scoreboard:
         self.next_beat += 1
         S = self.cfg.slots
         lines = []
-        hdr = {"tile": exp.tile % (1 << 16), "group": exp.group, "last": exp.last,
+        hdr = {"tile": exp.wire_tile, "group": exp.group, "last": exp.last,
                "readout": exp.readout}
         for k, v in hdr.items():
             if int(got[k]) != v:
@@ -133,7 +134,7 @@ class Scoreboard:
         return True
 
     def _same(self, got: dict, exp) -> bool:
-        return (int(got["tile"]) == exp.tile % (1 << 16) and int(got["group"]) == exp.group
+        return (int(got["tile"]) == exp.wire_tile and int(got["group"]) == exp.group
                 and np.array_equal(np.asarray(got["spikes"]), exp.spikes)
                 and np.array_equal(np.asarray(got["values"]), exp.values))
 

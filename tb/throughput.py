@@ -39,7 +39,9 @@ import os
 import sys
 from pathlib import Path
 
+from gen.timing import tile_period
 from golden.cli import OneLineParser, posint, run_main
+from golden.encoding import Mode, Op
 from golden.errors import ProjectError
 
 __all__ = ["ThroughputError", "measure", "default_events", "expected_period"]
@@ -58,8 +60,8 @@ def default_events(groups: int) -> list:
 
 
 def expected_period(events: int, groups: int) -> int:
-    """Steady-state period with overlap, docs/interface.md: max(E+1, N+1)."""
-    return max(events + 1, groups + 1)
+    """Steady-state period with overlap: :func:`gen.timing.tile_period`."""
+    return tile_period(events, groups)
 
 
 # --------------------------------------------------------------------------
@@ -88,11 +90,11 @@ async def _run_case(bfm, layouts, cfg, events: int, tiles: int, overlap: bool,
 
     sig = bfm.sig
     cmd = layouts["cmd"]
-    ops = [cmd.pack(op=2, base=0, mode=0, first=1)]                 # LAYER CHAINED first
+    ops = [cmd.pack(op=Op.LAYER, base=0, mode=Mode.CHAINED, first=1)]
     tile_ops = []
     for t in range(tiles):
-        ops += [cmd.pack(op=0, row=(t + e) % cfg.weight_rows) for e in range(events)]
-        ops.append(cmd.pack(op=1))                                   # TILE
+        ops += [cmd.pack(op=Op.EVENT, row=(t + e) % cfg.weight_rows) for e in range(events)]
+        ops.append(cmd.pack(op=Op.TILE))
         tile_ops.append(len(ops) - 1)
     tile_set = set(tile_ops)
     n_beats = tiles * cfg.groups

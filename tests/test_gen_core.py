@@ -16,7 +16,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from gen.core import LifPeArrayCore
-from gen.layouts import Mode, Op
+from gen.layouts import Error, Mode, Op
 from golden import fixedpoint as fp
 from golden.config import HwConfig
 
@@ -26,6 +26,9 @@ CFGS = [
              mem_width=10, frac_bits=4, leak_bits=3, leak_int=8, theta_int=40,
              reset="hard", fire="ge"),
     HwConfig(array=8, groups=1, weight_rows=8, mem_rows=4, leak_int=1, theta_int=100),
+    # membrane narrower than the accumulator: values are VW = AW bits, U sign-extended
+    HwConfig(array=8, groups=2, weight_rows=8, mem_rows=6, weight_width=8, acc_width=13,
+             mem_width=9, frac_bits=5, leak_bits=4, leak_int=12, theta_int=90),
 ]
 
 
@@ -44,14 +47,14 @@ class Reference:
         cfg, n, s = self.cfg, self.cfg.groups, self.cfg.slots
         op = c.get("op", 0)
         if op == Op.LAYER.value:
-            if c.get("mode", 0) == 3:
-                self.error |= 1
+            if c.get("mode", 0) == Mode.RESERVED:
+                self.error |= Error.RESERVED_OP_OR_MODE
                 return
             self.mode, self.first = c.get("mode", 0), c.get("first", 0)
             self.cursor, self.tile = c.get("base", 0), 0
         elif op == Op.EVENT.value:
             if c["row"] >= cfg.weight_rows:
-                self.error |= 2
+                self.error |= Error.EVENT_ROW_RANGE
                 return
             self.events.append(self.w[c["row"]])
         elif op == Op.TILE.value:
@@ -61,7 +64,7 @@ class Reference:
             readout = self.mode == Mode.READOUT.value
             bad = (not readout) and self.cursor + (n - 1 if indep else 0) >= cfg.mem_rows
             if bad:
-                self.error |= 4
+                self.error |= Error.MEM_ROW_RANGE
             v = None
             for g in range(n):
                 xg = x[g * s:(g + 1) * s]
@@ -80,7 +83,7 @@ class Reference:
                 self.cursor += n if indep else 1
             self.tile += 1
         else:
-            self.error |= 1
+            self.error |= Error.RESERVED_OP_OR_MODE
 
 
 def program(cfg: HwConfig, rng: random.Random):
@@ -91,12 +94,12 @@ def program(cfg: HwConfig, rng: random.Random):
     def tile(events):
         # row 0 holds the maximum weights: picking it often makes spikes and
         # saturation likely.
-        cmds.extend({"op": 0, "row": rng.choice([0, rng.randrange(cfg.weight_rows)])}
+        cmds.extend({"op": Op.EVENT, "row": rng.choice([0, rng.randrange(cfg.weight_rows)])}
                     for _ in range(events))
-        cmds.append({"op": 1})
+        cmds.append({"op": Op.TILE})
 
     def layer(mode, base, first):
-        cmds.append({"op": 2, "mode": mode, "base": base, "first": first})
+        cmds.append({"op": Op.LAYER, "mode": mode, "base": base, "first": first})
 
     for t in range(3):                      # 3 timesteps of a 2-layer sharing block
         for _layer in range(2):
@@ -196,11 +199,14 @@ def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6, weights=None):
 
 
 @pytest.mark.parametrize("ready_prob", [1.0, 0.6, 0.15])
-@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"a{c.array}g{c.groups}{c.reset}{c.fire}")
+@pytest.mark.parametrize("cfg", CFGS, ids=lambda c: f"a{c.array}g{c.groups}{c.reset}{c.fire}"
+                                                   f"acc{c.acc_width}m{c.mem_width}")
 def test_core_matches_reference(cfg, ready_prob):
     ref = run(cfg, seed=cfg.groups + int(ready_prob * 10), ready_prob=ready_prob)
     assert ref.beats, "program produced no beats"
     assert any(b[0] for b in ref.beats), "no spike in the reference: test too weak"
+    if cfg.acc_width > cfg.mem_width:       # sign extension of U into VW must be exercised
+        assert any(v < 0 for b in ref.beats if not b[5] for v in b[1]), "no negative U"
 
 
 def test_core_error_flags():

@@ -120,7 +120,8 @@ def test_tile_field_wraps():
     _run(core, Command(OP_LAYER, mode=MODE_READOUT))
     core.tile = 0xFFFF
     beats = _run(core, Command(OP_TILE), Command(OP_TILE))
-    assert [b.tile for b in beats] == [0xFFFF, 0xFFFF, 0, 0]
+    assert [b.tile for b in beats] == [0xFFFF, 0xFFFF, 0x10000, 0x10000]   # unreduced
+    assert [b.wire_tile for b in beats] == [0xFFFF, 0xFFFF, 0, 0]           # the wire field
 
 
 def test_strict_reads_of_unwritten_rows():
@@ -143,3 +144,52 @@ def test_bad_weight_loads():
         core.load_weight(8, [0, 0, 0, 0])
     with pytest.raises(ValueError, match=r"outside \[-128, 127\]"):
         core.load_weight(0, [0, 128, 0, 0])
+
+
+def test_row_range_rule_is_full_width():
+    """docs/interface.md "Membrane rows" / "Errors": rows base + tile·N + g at full
+    width; an INDEPENDENT tile with some rows out of range is wholly bad; first = 1
+    does not hide it; nothing wraps modulo 2**MA or 2**16."""
+    from golden.core_model import tile_rows
+    from golden.encoding import Mode
+    cfg = HwConfig(array=8, groups=4, weight_rows=4, mem_rows=20)      # MA = 5
+    assert tile_rows(cfg, Mode.INDEPENDENT, 31, 0) == [31, 32, 33, 34]   # not 31, 0, 1, 2
+    assert tile_rows(cfg, Mode.CHAINED, 3, 1 << 16) == [3 + (1 << 16)]
+    assert tile_rows(cfg, Mode.READOUT, 7, 5) == []
+    core = CoreModel(cfg, strict=False)
+    core.load_weight(0, [1] * 8)
+    for row in range(20):
+        core.mem[row] = row + 1
+    before = core.mem.copy()
+    # base 17: rows 17..20, only row 20 out of range -> whole tile bad, first = 0
+    beats = _run(core, Command(OP_LAYER, base=17, mode=MODE_INDEPENDENT, first=0),
+                 Command(OP_EVENT, row=0), Command(OP_TILE))
+    assert core.error == ERR_MEM_ROW and (core.mem == before).all()
+    assert [b.values.tolist() for b in beats] == [[1, 1]] * 4          # V = 0: U = X
+    core.reset()
+    _run(core, Command(OP_LAYER, base=31, mode=MODE_INDEPENDENT, first=1), Command(OP_TILE))
+    assert core.error == ERR_MEM_ROW and (core.mem == before).all()
+    # CHAINED tile 2**16 at base 0 is row 65536: bad although its wire tile is 0
+    core.reset()
+    _run(core, Command(OP_LAYER, base=0, mode=MODE_CHAINED, first=0))
+    core.tile = 1 << 16
+    (b0, b1, b2, b3) = _run(core, Command(OP_TILE))
+    assert b0.wire_tile == 0 and b0.tile == 1 << 16
+    assert core.error == ERR_MEM_ROW and (core.mem == before).all()
+
+
+def test_reserved_layer_keeps_the_whole_layer_state():
+    core = _core()
+    _run(core, Command(OP_LAYER, base=1, mode=MODE_INDEPENDENT, first=1), Command(OP_TILE))
+    _run(core, Command(OP_LAYER, base=3, mode=3, first=0))
+    assert core.error == ERR_OPCODE
+    assert (core.base, core.mode, core.first, core.tile) == (1, MODE_INDEPENDENT, 1, 1)
+
+
+def test_unused_fields_are_ignored():
+    core, ref = _core(), _core()
+    a = _run(core, Command(OP_LAYER, row=7, base=0, mode=MODE_CHAINED, first=1),
+             Command(OP_EVENT, row=0, base=3, mode=3, first=1), Command(OP_TILE, 5, 3, 3, 0))
+    b = _run(ref, Command(OP_LAYER, base=0, mode=MODE_CHAINED, first=1),
+             Command(OP_EVENT, row=0), Command(OP_TILE))
+    assert _vals(a) == _vals(b) and core.error == 0 and (core.mem == ref.mem).all()
