@@ -279,3 +279,31 @@ def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
     assert sb.readout[0, 0].tolist() == [1, 2, 3, 4, 7, 8]  # only the 6 real outputs
     assert sb.readout[1, 0].tolist() == [1, 1, 6, 1, 0, 0]  # what the RTL said, not the golden value
     assert sb.sample_first_cycle.tolist() == [10, 40]
+
+
+def _readme_golden_example() -> str:
+    """The first ```python block of README.md's "Using the golden models" section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Using the golden models", 1)[1].split("\n## ", 1)[0]
+    assert "```python\n" in section, "README: no python block under 'Using the golden models'"
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_golden_model_example_runs_and_is_seeded():
+    """README's golden-model example runs, prints the float-vs-fixed agreement
+    report, and prints the same thing twice (seeded)."""
+    code = _readme_golden_example()
+    outs = []
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout)
+    out = outs[0]
+    assert outs[0] == outs[1], "the README example is not seeded: two runs printed different reports"
+    assert out.startswith("## Quantization") and "* frac_bits = " in out
+    for title in ("### float model vs fixed point",
+                  "### float model with quantized weights/λ/θ vs fixed point"):
+        table = out.split(title, 1)[1]
+        assert all(f"| layer{i} |" in table for i in range(3))
+        assert "argmax agreement" in table
