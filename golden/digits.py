@@ -198,7 +198,7 @@ def build_model(scheme: str, tc: TrainConfig, dtype: torch.dtype = torch.float32
                             LIFParams(leak=tc.leak, theta=tc.theta), init_gain=tc.init_gain,
                             dtype=dtype)
     with torch.no_grad():
-        for w, w0 in zip(model.weights, init_weights(scheme, tc)):
+        for w, w0 in zip(model.weights, init_weights(scheme, tc), strict=True):
             w.copy_(torch.from_numpy(w0))
     return model
 
@@ -401,7 +401,7 @@ def train(scheme: str, tc: TrainConfig, spikes: np.ndarray, labels: np.ndarray,
             step = lr / (1.0 - b1_t)
             root_bc2 = math.sqrt(1.0 - b2_t)    # correctly rounded (IEEE sqrt)
             with torch.no_grad():
-                for k, (w, sw) in enumerate(zip(work.weights, shadow)):
+                for k, (w, sw) in enumerate(zip(work.weights, shadow, strict=True)):
                     g = w.grad + sw * tc.weight_decay        # straight-through estimator
                     m1[k] = m1[k] * b1 + g * (1.0 - b1)
                     m2[k] = m2[k] * b2 + (g * g) * (1.0 - b2)
@@ -414,7 +414,7 @@ def train(scheme: str, tc: TrainConfig, spikes: np.ndarray, labels: np.ndarray,
     _load_weights(work, shadow, tc)
     model = build_model(scheme, tc)
     with torch.no_grad():
-        for w, w64 in zip(model.weights, work.weights):
+        for w, w64 in zip(model.weights, work.weights, strict=True):
             w.copy_(w64)       # grid values: exact in float32
     model.shadow_weights = shadow
     return model
@@ -423,7 +423,7 @@ def train(scheme: str, tc: TrainConfig, spikes: np.ndarray, labels: np.ndarray,
 def _load_weights(model: EfficientLIFNet, shadow: list, tc: TrainConfig) -> None:
     """Copy the shadow weights into the model, on the fixed-point grid when QAT is on."""
     with torch.no_grad():
-        for w, sw in zip(model.weights, shadow):
+        for w, sw in zip(model.weights, shadow, strict=True):
             if tc.qat_frac_bits is None:
                 w.copy_(sw)
             else:

@@ -53,7 +53,8 @@ def parse_args(argv):
     p.add_argument("-T", "--timesteps", type=posint("-T"), default=None)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--reports", default=str(REPO / "reports"), help="output directory")
-    p.add_argument("--cache", default=str(REPO / "build" / "demo"), help="weight cache directory")
+    p.add_argument("--cache", default=str(REPO / "build" / "demo"),
+                   help="weight cache directory (an empty one trains afresh)")
     p.add_argument("--threads", type=posint("--threads"), default=1,
                    help="torch threads (default 1: the fastest on a shared 2-core machine; the trained "
                    "weights and every number do not depend on it)")
