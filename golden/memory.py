@@ -39,7 +39,7 @@ from .errors import ProjectError
 
 __all__ = ["MemoryCalcError", "LIFLayer", "Arch", "MemoryRow", "vgg16", "vgg16_ls", "resnet19", "ARCHS",
            "DEFAULT_SCHEMES", "lif_layers", "scheme_memory", "memory_table", "markdown",
-           "PAPER_TABLE1", "main"]
+           "PAPER_TABLE1", "VGG16_LS_NOTE", "main"]
 
 MiB = float(1 << 20)
 DEFAULT_SCHEMES = ("baseline", "L", "C#2", "L+C#2", "C#4", "L+C#4", "C#8", "L+C#8")
@@ -100,9 +100,14 @@ def resnet19(input_size: int = 32) -> Arch:
         + _stage("stage3", 512, s // 8, 4, "stage3")))
 
 
+#: Which VGG16 the paper's L-sharing figures belong to (printed under the table).
+VGG16_LS_NOTE = ("the paper's L and L+C#N VGG16 figures are those of the released code's "
+                 "L-sharing VGG16 (vgg16-ls: 128 instead of 256 channels in stage 2); compare "
+                 "them with the vgg16-ls rows, not with vgg16")
+
+
 def vgg16_ls(input_size: int = 32) -> Arch:
-    """The released code's *L-sharing* VGG16, whose second stage has 128
-    channels instead of 256; the paper's L and L+C#2 VGG16 figures match it."""
+    """The released code's *L-sharing* VGG16 (:data:`VGG16_LS_NOTE`)."""
     return vgg16(input_size, stage2_channels=128, name="vgg16-ls")
 
 
@@ -265,8 +270,14 @@ def _paper_ref(r: MemoryRow):
     return PAPER_TABLE1.get((r.arch.replace("-ls", ""), r.input_size), {}).get(r.scheme)
 
 
+def _other_vgg16(r: MemoryRow) -> bool:
+    """A vgg16 row shown beside a paper figure that belongs to vgg16-ls."""
+    return r.arch == "vgg16" and r.scheme.startswith("L")
+
+
 def markdown(rows: Sequence[MemoryRow], paper: bool = True) -> str:
-    """A markdown table of ``rows``; with ``paper`` adds Table 1's figures where it has them."""
+    """A markdown table of ``rows``; with ``paper`` adds Table 1's figures where it
+    has them, marking (†, note under the table) those of another VGG16."""
     if not rows:
         return ""
     w = rows[0].mem_width
@@ -277,6 +288,7 @@ def markdown(rows: Sequence[MemoryRow], paper: bool = True) -> str:
     if paper:
         head += ["paper fwd / bwd MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    marked = False
     for r in rows:
         cells = [r.arch, str(r.input_size or "-"), str(r.timesteps), r.scheme, str(r.fwd_words),
                  str(r.bwd_words), f"{r.fwd_mib_32:.3f}", f"{r.bwd_mib_32:.3f}",
@@ -284,8 +296,12 @@ def markdown(rows: Sequence[MemoryRow], paper: bool = True) -> str:
                  f"{r.fwd_ratio:.3f}", f"{r.bwd_ratio:.3f}"]
         if paper:
             ref = _paper_ref(r)
-            cells.append(f"{ref[0]} / {ref[1]}" if ref else "")
+            mark = " †" if ref and _other_vgg16(r) else ""
+            marked = marked or bool(mark)
+            cells.append(f"{ref[0]} / {ref[1]}{mark}" if ref else "")
         lines.append("| " + " | ".join(cells) + " |")
+    if marked:
+        lines += ["", f"† {VGG16_LS_NOTE}."]
     return "\n".join(lines)
 
 
@@ -299,39 +315,69 @@ def _csv_ints(text: str, what: str) -> list:
     return vals
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m golden.memory",
-                                 description="LIF membrane memory of baseline / L / C#N / L+C#N.")
-    ap.add_argument("--arch", default="all", help=f"{', '.join(ARCHS)} or all (default)")
+def _load_network_file(path: str):
+    """``golden.network.load_network(path)``, with a directory or a file that is not
+    a zip archive refused first (one-line errors, no numpy advice)."""
+    import os
+    import zipfile
+
+    from .network import NetworkError, load_network
+    where = f"network file {path!r}"
+    if os.path.isdir(path):
+        raise MemoryCalcError(f"{where}: is a directory, not a .npz network file")
+    if not os.path.exists(path):
+        raise MemoryCalcError(f"{where}: no such file")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise MemoryCalcError(f"{where}: cannot read it ({e.strerror or e})") from None
+    if not is_zip:
+        raise MemoryCalcError(f"{where}: not an .npz archive (golden.network.save_network writes one)")
+    try:
+        return load_network(path)
+    except NetworkError as e:
+        raise MemoryCalcError(str(e)) from None
+
+
+PROG = "python -m golden.memory"
+
+
+def _main(argv) -> int:
+    from .cli import OneLineParser, posint
+    ap = OneLineParser(prog=PROG, description="LIF membrane memory of baseline / L / C#N / L+C#N "
+                       "(paper Table 1): a markdown table on stdout.")
+    ap.add_argument("--arch", default="all", choices=[*ARCHS, "all"],
+                    help="architecture of the released code, or all")
     ap.add_argument("--input", default="32,64,224", type=lambda s: _csv_ints(s, "--input"),
-                    help="input sizes, comma-separated (default 32,64,224)")
+                    help="input image sizes, comma-separated")
     ap.add_argument("--network", help="a network .npz (golden.network) instead of --arch/--input")
-    ap.add_argument("--timesteps", "-T", type=int, default=5)
+    ap.add_argument("--timesteps", "-T", type=posint("--timesteps"), default=5,
+                    help="timesteps T (plain BPTT stores T membranes per neuron)")
     ap.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES),
                     help="comma-separated schemes (baseline, L, C#N, L+C#N)")
-    ap.add_argument("--mem-width", type=int, default=16, help="hardware membrane bits (default 16)")
-    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--mem-width", type=posint("--mem-width"), default=16,
+                    help="hardware membrane bits (the *_hw columns)")
+    ap.add_argument("--batch", type=posint("--batch"), default=1,
+                    help="samples per batch (every count is multiplied by it)")
     args = ap.parse_args(argv)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    try:
-        if args.network:
-            from .network import NetworkError, load_network
-            try:
-                net = load_network(args.network)
-            except NetworkError as e:
-                raise MemoryCalcError(str(e)) from None
-            rows = memory_table(net, None, args.timesteps, schemes, args.mem_width, args.batch)
-        else:
-            archs = list(ARCHS) if args.arch == "all" else [args.arch]
-            rows = []
-            for arch in archs:
-                for size in args.input:
-                    rows += memory_table(arch, size, args.timesteps, schemes, args.mem_width, args.batch)
-    except MemoryCalcError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.network:
+        net = _load_network_file(args.network)
+        rows = memory_table(net, None, args.timesteps, schemes, args.mem_width, args.batch)
+    else:
+        archs = list(ARCHS) if args.arch == "all" else [args.arch]
+        rows = []
+        for arch in archs:
+            for size in args.input:
+                rows += memory_table(arch, size, args.timesteps, schemes, args.mem_width, args.batch)
     print(markdown(rows))
     return 0
+
+
+def main(argv=None) -> int:
+    """The CLI under the project's error contract (golden.cli.run_main); returns the exit status."""
+    from .cli import run_main
+    return run_main(_main, PROG, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Steps (docs/demo.md):
 1. load scikit-learn's digits, stratified 80/20 split, deterministic rate
    coding over T timesteps (:mod:`golden.digits`);
 2. train the four variants baseline, L, C#4, L+C#4 with the float reference
-   (weights cached in ``build/demo/``, keyed on every hyperparameter);
+   (bit-reproducible on any machine and thread count; weights cached in
+   ``build/demo/``, keyed on every hyperparameter and the training code);
    float accuracy and LIF memory (``golden/memory.py``) in the layout of the
    paper's Table 1;
 3. quantize every variant onto ONE build (ARRAY=128, GROUPS=4, default
@@ -55,9 +56,10 @@ def parse_args(argv):
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--reports", default=str(build_path("reports")), help="output directory")
     p.add_argument("--cache", default=str(build_path("build", "demo")),
-                   help="weight cache directory")
+                   help="weight cache directory (an empty one trains afresh)")
     p.add_argument("--threads", type=posint("--threads"), default=1,
-                   help="torch threads (default 1: the fastest on a shared 2-core machine)")
+                   help="torch threads (default 1: the fastest on a shared 2-core machine; the trained "
+                   "weights and every number do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     rtl = [] if a.rtl.strip().lower() == "none" else [s.strip() for s in a.rtl.split(",") if s.strip()]

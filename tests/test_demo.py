@@ -104,6 +104,87 @@ def test_training_is_deterministic_and_cached(split, tmp_path):
     assert 0.0 <= accuracy(m4, x, y) <= 1.0
 
 
+# A small training (2 epochs, 8 channels, 256 images: a few seconds) whose weights
+# -- the float32 grid weights and the float64 shadow weights -- are hashed.
+_REPRO_SCRIPT = r"""
+import hashlib, sys
+import torch
+from golden.digits import TrainConfig, encode, load_split, train
+threads = int(sys.argv[1])
+torch.set_num_threads(threads if threads else max(2, torch.get_num_threads()))
+tc = TrainConfig(epochs=2, channels=8, batch=32)
+s = load_split()
+x, y = encode(s.x_train[:256], tc.timesteps), s.y_train[:256]
+for scheme in ("baseline", "L+C#4"):
+    m = train(scheme, tc, x, y)
+    h = hashlib.sha256()
+    for w in list(m.weights) + list(m.shadow_weights):
+        h.update(w.detach().numpy().tobytes())
+    print(scheme, torch.get_num_threads(), h.hexdigest())
+"""
+
+
+def _repro_digests(threads, env):
+    p = subprocess.run([sys.executable, "-c", _REPRO_SCRIPT, str(threads)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.splitlines()]
+    return {r[0]: r[2] for r in rows}, {int(r[1]) for r in rows}
+
+
+def test_training_is_bit_reproducible_across_threads_and_instruction_sets():
+    """One torch thread vs the default count (at least 2) on another CPU code path:
+    the same weights, bit for bit, including the float64 shadow weights.
+
+    ``ATEN_CPU_CAPABILITY=default`` / ``ONEDNN_MAX_CPU_ISA=SSE41`` make torch and
+    oneDNN take the kernels of a CPU without AVX2 (other vector widths, other
+    summation orders), as on another machine.
+    """
+    import os
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY",
+                         "ONEDNN_MAX_CPU_ISA")}
+    one, n1 = _repro_digests(1, {**base, "OMP_NUM_THREADS": "1"})
+    many, n2 = _repro_digests(0, {**base, "ATEN_CPU_CAPABILITY": "default",
+                                  "ONEDNN_MAX_CPU_ISA": "SSE41"})
+    assert n1 == {1} and min(n2) >= 2
+    assert set(one) == {"baseline", "L+C#4"}
+    assert one == many
+
+
+def test_deterministic_exp_and_cosine_are_accurate():
+    """The libm-free exp (softmax) and cosine (learning rate) of the bit-reproducible training."""
+    import math
+    from golden.digits import _cosine, _exp
+    x = torch.linspace(-700.0, 0.0, 20001, dtype=torch.float64)
+    ref = torch.exp(x)
+    assert float(((_exp(x) - ref) / ref).abs().max()) < 1e-14
+    assert float(_exp(torch.tensor([0.0], dtype=torch.float64))) == 1.0
+    assert float(_exp(torch.tensor([-1e4], dtype=torch.float64))) > 0.0   # clamped, not 0/NaN
+    for k in range(31):
+        assert abs(_cosine(math.pi * k / 30) - math.cos(math.pi * k / 30)) < 1e-14
+
+
+def test_synapse_gradients_are_on_the_exact_grid(split):
+    """Every weight gradient is a sum of exact terms: a multiple of 2^-GRAD_FRAC_BITS."""
+    from golden.digits import GRAD_FRAC_BITS, _audit_graph, _cross_entropy_grad, _grad_rounder
+    from golden.digits import build_model
+    tc = replace(TINY, channels=8)
+    model = build_model("L+C#4", tc, dtype=torch.float64)
+    x = torch.from_numpy(np.swapaxes(encode(split.x_train[:16], tc.timesteps), 0, 1)).double()
+    logits = model(x)
+    grad, _ = _cross_entropy_grad(logits.detach(), torch.from_numpy(split.y_train[:16]))
+    assert torch.allclose(grad, (torch.softmax(logits.detach(), 1)
+                                 - torch.nn.functional.one_hot(torch.from_numpy(split.y_train[:16]),
+                                                               10)) / 16, atol=1e-15)
+    _audit_graph(logits.grad_fn, _grad_rounder(tc))
+    logits.backward(grad)
+    scale = 2.0 ** GRAD_FRAC_BITS
+    for w in model.weights:
+        assert torch.equal(w.grad * scale, torch.round(w.grad * scale))
+        assert float(w.grad.abs().max()) > 0
+
+
 def test_quantize_all_variants_onto_one_build(split):
     from tb.demo import fixed_eval, quantize_all
     x = encode(split.x_train[:64], TINY.timesteps)
@@ -198,3 +279,31 @@ def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
     assert sb.readout[0, 0].tolist() == [1, 2, 3, 4, 7, 8]  # only the 6 real outputs
     assert sb.readout[1, 0].tolist() == [1, 1, 6, 1, 0, 0]  # what the RTL said, not the golden value
     assert sb.sample_first_cycle.tolist() == [10, 40]
+
+
+def _readme_golden_example() -> str:
+    """The first ```python block of README.md's "Using the golden models" section."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Using the golden models", 1)[1].split("\n## ", 1)[0]
+    assert "```python\n" in section, "README: no python block under 'Using the golden models'"
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_golden_model_example_runs_and_is_seeded():
+    """README's golden-model example runs, prints the float-vs-fixed agreement
+    report, and prints the same thing twice (seeded)."""
+    code = _readme_golden_example()
+    outs = []
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout)
+    out = outs[0]
+    assert outs[0] == outs[1], "the README example is not seeded: two runs printed different reports"
+    assert out.startswith("## Quantization") and "* frac_bits = " in out
+    for title in ("### float model vs fixed point",
+                  "### float model with quantized weights/λ/θ vs fixed point"):
+        table = out.split(title, 1)[1]
+        assert all(f"| layer{i} |" in table for i in range(3))
+        assert "argmax agreement" in table

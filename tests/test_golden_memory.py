@@ -1,5 +1,10 @@
 """Membrane-memory calculator (golden/memory.py) against hand counts and the paper's Table 1."""
 
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from golden.memory import (MemoryCalcError, main, markdown, memory_table, scheme_memory, lif_layers,
@@ -112,13 +117,28 @@ def test_cli_prints_markdown_and_rejects_bad_input(capsys):
     out = capsys.readouterr().out
     assert out.startswith("| arch |") and "| vgg16 | 32 | 5 | L+C#2 |" in out
     assert "1.8 / 9.0" in out                      # the paper's figures are shown beside ours
-    assert main(["--arch", "vgg17"]) == 2
-    assert "unknown architecture 'vgg17'" in capsys.readouterr().err
+    assert main(["--arch", "vgg16", "--input", "32", "--schemes", "C#3"]) == 2  # ProjectError
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 groups do not divide the 128 channels" in err
     with pytest.raises(SystemExit) as e:
         main(["--input", "abc"])
     assert e.value.code == 2
     assert main(["--network", "/nonexistent.npz"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_vgg16_l_rows_carry_the_vgg16_ls_note(capsys):
+    """The paper's L figures belong to vgg16-ls: a vgg16 L row beside one is marked."""
+    assert main(["--arch", "vgg16", "--input", "32", "--schemes", "baseline,L,L+C#2"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    l_row = next(l for l in lines if l.startswith("| vgg16 | 32 | 5 | L |"))
+    base_row = next(l for l in lines if l.startswith("| vgg16 | 32 | 5 | baseline |"))
+    assert l_row.endswith("1.23 / 1.23 † |") and base_row.endswith("1.8 / 9.0 |")
+    note = [l for l in lines if l.startswith("† ")]
+    assert len(note) == 1 and "vgg16-ls" in note[0] and "128" in note[0]
+    assert main(["--arch", "vgg16-ls", "--input", "32", "--schemes", "L"]) == 0
+    assert "†" not in capsys.readouterr().out      # the right VGG16: no note
 
 
 def test_cli_network_file(tmp_path, capsys):
@@ -133,3 +153,87 @@ def test_cli_network_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| network | - | 3 | baseline | 128 | 384 |" in out      # 2 layers x 64 neurons, x T
     assert "| network | - | 3 | L+C#4 | 16 | 16 |" in out           # one 64-neuron membrane / 4
+
+
+# ------------------------------------------------------------ CLI contract (subprocess)
+
+CLI = [sys.executable, "-m", "golden.memory"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cli(args, **kw):
+    return subprocess.run(CLI + args, capture_output=True, text=True, cwd=REPO, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    import numpy as np
+    d = tmp_path_factory.mktemp("bad")
+    (d / "text.npz").write_text("not a network\n")
+    np.save(d / "array.npy", np.zeros(3))
+    with open(d / "pickled.npz", "wb") as fh:       # a pickle: numpy would advise allow_pickle
+        pickle.dump({"a": 1}, fh)
+    return d
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--arch", "vgg17"], "invalid choice: 'vgg17'"),
+    (["--input", "abc"], "--input must be comma-separated integers"),
+    (["--input", "30"], "input size 30"),
+    (["-T", "0"], "--timesteps must be a positive integer"),
+    (["--batch", "x"], "--batch must be a positive integer"),
+    (["--mem-width", "-1"], "--mem-width must be a positive integer"),
+    (["--schemes", "X#2"], "scheme 'X#2'"),
+    (["--network", "{d}"], "is a directory"),
+    (["--network", "{d}/missing.npz"], "no such file"),
+    (["--network", "{d}/text.npz"], "not an .npz archive"),
+    (["--network", "{d}/array.npy"], "not an .npz archive"),
+    (["--network", "{d}/pickled.npz"], "not an .npz archive"),
+])
+def test_cli_bad_input_is_one_line_exit_2(bad_files, args, message):
+    r = _cli([a.format(d=bad_files) for a in args])
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("python -m golden.memory: error: ") and message in lines[0]
+    assert "allow_pickle" not in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_cli_piped_into_head_ends_quietly():
+    # ~3,000 rows (several hundred kB): more than a pipe buffer, so the writer
+    # really meets the closed pipe
+    sizes = ",".join(str(32 * k) for k in range(1, 121))
+    r = subprocess.run(" ".join(CLI) + f" --input {sizes} | head -1", shell=True, cwd=REPO,
+                       capture_output=True, text=True, timeout=300,
+                       executable="/bin/bash")
+    assert r.returncode == 0
+    assert r.stdout.startswith("| arch |") and r.stdout.count("\n") == 1
+    assert r.stderr == "", r.stderr
+    status = subprocess.run(["/bin/bash", "-c", " ".join(CLI) + f" --input {sizes} | head -1 "
+                             ">/dev/null; echo ${PIPESTATUS[0]}"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert status.stdout.strip() == "0" and status.stderr == ""
+
+
+def test_cli_help_describes_every_option():
+    r = _cli(["--help"])
+    assert r.returncode == 0 and r.stderr == ""
+    # argparse's help: one entry per option, its help text after the option name(s)
+    import re
+    entries = re.split(r"\n  (?=-)", r.stdout.split("options:", 1)[1])
+    options = {}
+    for e in entries:
+        e = e.strip()
+        if not e:
+            continue
+        names = re.findall(r"(?:^|, )(--?[\w-]+)", e.split("  ")[0])
+        text = e[len(e.split("  ")[0]):].strip() if "  " in e else e.split("\n", 1)[-1].strip()
+        options[names[0]] = text
+    want = {"-h", "--arch", "--input", "--network", "--timesteps", "--schemes", "--mem-width",
+            "--batch"}
+    assert want <= set(options), options
+    for name, text in options.items():
+        assert len(text) > 10, f"{name} has no help text: {text!r}"
+    for name in ("--timesteps", "--batch", "--mem-width", "--input"):
+        assert "(default:" in options[name], name

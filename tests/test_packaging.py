@@ -22,7 +22,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("gen", "golden", "tb")
+
+
+def _top_level_packages() -> tuple:
+    """Top-level packages named in pyproject.toml (the wheel's contents follow it)."""
+    import tomllib
+    with open(REPO / "pyproject.toml", "rb") as f:
+        names = tomllib.load(f)["tool"]["setuptools"]["packages"]
+    return tuple(sorted({n.split(".")[0] for n in names}))
+
+
+PACKAGES = _top_level_packages()
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("setuptools") is None,
                                 reason="needs setuptools to build the wheel")
