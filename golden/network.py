@@ -292,11 +292,15 @@ def load_network(path) -> Network:
     """
     path = os.fspath(path)
     where_f = f"network file {path!r}"
+    if os.path.isdir(path):
+        raise NetworkError(f"{where_f}: is a directory, not a network file")
     if not os.path.isfile(path):
         raise NetworkError(f"{where_f}: no such file")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
+        if not zipfile.is_zipfile(io.BytesIO(raw)):
+            raise NetworkError(f"{where_f}: not a readable .npz archive (not a zip file)")
         archive = np.load(io.BytesIO(raw), allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise NetworkError(f"{where_f}: not an .npz archive (a single .npy array)")

@@ -444,6 +444,8 @@ def _write_npz(path, desc, **arrays):
 
 @pytest.mark.parametrize("case,pattern", [
     ("missing", "no such file"),
+    ("directory", "is a directory, not a network file"),
+    ("npy", "not a readable .npz archive \\(not a zip file\\)"),
     ("text", "not a readable .npz archive"),
     ("no_json", "missing the 'network.json' description"),
     ("bad_json", "'network.json' is not valid JSON"),
@@ -463,6 +465,11 @@ def test_malformed_files(tmp_path, case, pattern):
     arrays = {f"w{i}": layer.weight for i, layer in enumerate(good.layers)}
     if case == "text":
         p.write_text("hello")
+    elif case == "directory":
+        p.mkdir()
+    elif case == "npy":
+        with open(p, "wb") as fh:   # a plain .npy (numpy would advise allow_pickle)
+            np.save(fh, np.zeros(3))
     elif case == "no_json":
         _write_npz(p, None, **arrays)
     elif case == "bad_json":
