@@ -8,6 +8,7 @@ imports it.
   width-free integer arithmetic, usable on Python ints and Amaranth values.
 * :mod:`formal.dut` -- the design under proof: the generator's Verilog of one
   block (optionally mutated) and an Amaranth ``Instance`` of it.
+* :mod:`formal.harness`, :mod:`formal.jobs` -- harness building blocks, what a proof is.
 * :mod:`formal.lif_props`, :mod:`formal.stream_props` -- property harnesses.
 * :mod:`formal.tools` -- finds the tools and runs one SymbiYosys job.
 * :mod:`formal.faults` -- known faults that must make a proof fail.

@@ -17,6 +17,8 @@ class Job:
     depth: int
     #: harness signals shown (step by step) when the proof fails
     show: list = field(default_factory=list)
+    #: which of ``show`` are signed numbers (the rest print unsigned, in hex when wide)
+    signed: frozenset = frozenset()
 
 
 @dataclass(frozen=True)

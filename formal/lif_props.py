@@ -80,7 +80,8 @@ def lif_unit_job(cfg: HwConfig, mutate=None) -> Job:
     if mutate:
         text = mutate(text)
     h, show = lif_unit_harness(cfg)
-    return Job({"dut.v": text, "harness.il": h.rtlil()}, _script(), "bmc", 1, show)
+    return Job({"dut.v": text, "harness.il": h.rtlil()}, _script(), "bmc", 1, show,
+               signed=frozenset(n for n in show if n != "dut_spike" and n != "spec_o"))
 
 
 # --------------------------------------------------------------- PE array

