@@ -81,3 +81,17 @@ def test_fault_makes_its_proof_fail(fault, tmp_path):
         assert "step 0:" in text, text         # input values of the counterexample
     else:
         assert "cmd__valid" in text, text      # the offending path's source
+
+
+def test_missing_tool_is_one_clear_error(monkeypatch, capsys):
+    import formal.tools as tools
+    from formal.run import main
+    from golden.cli import run_main
+    monkeypatch.setattr(tools, "_which", lambda name: None)
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    with pytest.raises(ToolMissing, match=r"yowasp-sby.*\.\[formal\]"):
+        tools.find_tools()
+    monkeypatch.setattr("formal.run.find_tools", tools.find_tools)
+    assert run_main(main, "python -m formal.run", ["--only", "lif_unit_default"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m formal.run: error: formal tools missing")
