@@ -23,7 +23,7 @@ from typing import Callable
 
 from tb.mutations import MUTATIONS, MutationNotFound
 
-__all__ = ["TextFault", "FORMAL_MUTATIONS", "Fault", "FAULTS", "tb_mutation"]
+__all__ = ["TextFault", "FORMAL_MUTATIONS", "Fault", "tb_mutation"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class TextFault:
 
 
 def _tie_down(m):
-    # `+ $signed(N'hH)` after the leak product: the +2^(leak_bits-1) of F3.
+    """Replace the constant ``N'hH`` of group 2/3 by ``H - 1`` (the F3 +2^(lb-1),
+    or a saturation value)."""
     width, value = int(m.group(2)), int(m.group(3), 16)
     return f"{m.group(1)}{width}'h{value - 1:x}{m.group(4)}"
 
