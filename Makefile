@@ -5,7 +5,7 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with all its extras (dev, demo, report) and the pins in
+# installs the project with all its extras (dev, demo, report, formal) and the pins in
 # constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
@@ -58,7 +58,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import,formal]'
 	$(VPY) -m pip install -q -c constraints.txt --no-deps spikingjelly==0.0.0.0.14
 	@touch $@
 
@@ -135,3 +135,12 @@ SOAK_SEED ?= 1000
 soak: setup
 	@$(VPY) -m tb.soak --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --reset '$(RESET)' \
 	  --spikes '$(SPIKES)' --seed '$(SOAK_SEED)'
+
+# Formal proofs (formal/, docs/reliability.md "Formal proofs"): LIF arithmetic for
+# all inputs, PE accumulator, LIF-stage group chain, stream contract of the core.
+# One line per proof with its time; FORMAL_ARGS='--faults' also checks that every
+# known fault makes its proof fail, '--quick' runs the pytest subset.
+FORMAL_ARGS ?=
+.PHONY: formal
+formal: setup
+	$(VPY) -m formal.run $(FORMAL_ARGS)
