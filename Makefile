@@ -5,7 +5,7 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with all its extras (dev, demo, report, formal) and the pins in
+# installs the project with all its extras (dev, demo, report, import, formal) and the pins in
 # constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
@@ -33,7 +33,8 @@ help:
 	@echo '  make sim       emit, build and co-simulate one configuration (tb.sim)'
 	@echo '  make soak      long randomized co-simulation (tb.soak)'
 	@echo '  make demo      train, quantize and run 8x8 digits bit-exact on the RTL (tb.demo)'
-	@echo '  make report    hardware cost report into reports/'
+	@echo '  make report    hardware cost report into reports/ (python -m flow.report)'
+	@echo '  make formal    formal proofs of the LIF arithmetic and the stream contract'
 	@echo '  make clean     remove rtl/ sim_build/ build/ reports/'
 	@echo ''
 	@echo 'Variables (make VAR=value; current value in brackets):'
@@ -45,7 +46,8 @@ help:
 	  "STRESS=[$(STRESS)]" 'sim: 1 random command gaps and backpressure, 0 none' \
 	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST); command line only' \
 	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
-	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m gen.report' \
+	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m flow.report' \
+	  "FORMAL_ARGS=[$(FORMAL_ARGS)]" 'formal: options of python -m formal.run (e.g. --faults)' \
 	  "PYTHON=[$(PYTHON)] VENV=[$(VENV)]" 'interpreter that creates the venv, its folder'
 	@echo ''
 	@echo 'Environment: TB_SIM_BUILD (simulator build folder), ELIF_BUILD_DIR (root of'
