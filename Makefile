@@ -28,7 +28,7 @@ help:
 	@echo 'Targets (each sets up .venv and the system simulators first if needed):'
 	@echo '  make help      this text (the default)'
 	@echo '  make setup     create .venv, install the project with its extras, iverilog/yosys'
-	@echo '  make test      the pytest regression'
+	@echo '  make test      the regression: ruff check, then pytest'
 	@echo '  make emit      Verilog + manifest of one configuration into rtl/'
 	@echo '  make sim       emit, build and co-simulate one configuration (tb.sim)'
 	@echo '  make soak      long randomized co-simulation (tb.soak)'
@@ -79,7 +79,9 @@ sysdeps:
 	  fi; \
 	fi
 
+# The regression: ruff (pyflakes + bugbear, [tool.ruff] in pyproject.toml), then pytest.
 test: setup
+	$(VPY) -m ruff check .
 	$(VPY) -m pytest
 
 # Co-simulation of one configuration (owned by tb/; see tb/README.md):

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         res = run_fixed(cfg, net, spikes)
         cur = res.layers[0].current
         sat = float(np.mean((cur == cfg.acc_max) | (cur == cfg.acc_min)))
-        t = best_of(lambda: run_fixed(cfg, net, spikes), args.repeat)
+        t = best_of(lambda net=net, spikes=spikes: run_fixed(cfg, net, spikes), args.repeat)
         print(f"run_fixed conv 128x16x16 k3 T=5 B=8 ({label}, {100 * sat:.1f}% saturated X): {t:.3f} s")
 
     cfg = HwConfig(array=128, groups=4, weight_rows=8192, mem_rows=256)
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     for rows in (65536, 4096):
         c_rows = cfg.replace(weight_rows=rows)
         sched = build_schedule(c_rows, net, sp)
-        t = best_of(lambda: build_schedule(c_rows, net, sp), args.repeat)
+        t = best_of(lambda c_rows=c_rows: build_schedule(c_rows, net, sp), args.repeat)
         c = sched.counts
         print(f"build_schedule 3-layer net, 4 samples x T=5, weight_rows={rows} "
               f"({sched.allocation.weights} weights): {t:.3f} s for {c['commands']} commands, "

@@ -55,7 +55,7 @@ def summary_table(float_rows: list, quant_rows: list, rtl_rows: list) -> str:
 
 def table1(rows: list, timesteps: int, mem_width: int) -> str:
     """The paper's Table 1 layout: Method | Acc | LIF forward memory | LIF backward memory."""
-    lines = [f"| Method | Acc (float, test) | LIF forward memory | LIF backward memory |",
+    lines = ["| Method | Acc (float, test) | LIF forward memory | LIF backward memory |",
              "|---|---|---|---|"]
     for r in rows:
         lines.append(

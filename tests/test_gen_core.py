@@ -158,7 +158,7 @@ def run(cfg: HwConfig, seed: int, cmds=None, ready_prob=0.6, weights=None):
         ctx.set(dut.out.ready, 0)
 
     async def monitor(ctx):
-        async for clk_edge, rst, valid, ready, payload in ctx.tick().sample(
+        async for _clk_edge, _rst, valid, ready, payload in ctx.tick().sample(
                 dut.out.valid, dut.out.ready, dut.out.payload):
             if valid and ready:
                 got.append((int(payload.spikes), [int(v) for v in payload.values],

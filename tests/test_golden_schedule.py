@@ -20,7 +20,7 @@ from golden.schedule import (
     MODE_CHAINED, MODE_INDEPENDENT, MODE_READOUT, OP_EVENT, OP_LAYER, OP_TILE, LayerPass,
     TimestepEnd, build_schedule, plan_allocation,
 )
-from test_golden_fixed import rand_spikes, rand_weights, small_net
+from test_golden_fixed import rand_spikes, small_net
 
 
 def replay(cfg: HwConfig, sched) -> CoreModel:
