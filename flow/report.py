@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--yosys", default="yosys", help="Yosys executable")
     g = p.add_argument_group("FPGA place and route (flow/fpga.py; needs the fpga extra)")
     g.add_argument("--no-fpga", action="store_true",
-                   help="skip the ECP5 place-and-route section and the iCE40 fit check")
+                   help="skip the ECP5 place-and-route section and the iCE40 fit check "
+                        "(implied by --no-synth)")
     g.add_argument("--fpga-array", type=_int_list("fpga-array"), default="32",
                    metavar="A[,A...]",
                    help="ARRAY values placed and routed on ECP5 (GROUPS: --groups); "
@@ -127,6 +128,10 @@ def _configs(args) -> list:
     return cfgs
 
 
+def _fpga_on(args) -> bool:
+    return not (args.no_fpga or args.no_synth)
+
+
 def _fpga_configs(args) -> list:
     """ECP5 builds of the report: --fpga-array x --groups (and the iCE40 build checked)."""
     cfgs = []
@@ -145,7 +150,7 @@ def _check_before_work(args) -> tuple:
     """Every check that can fail without building anything: options, tools,
     folders. Returns ``(configurations, output folder)``."""
     cfgs = _configs(args)
-    if not args.no_fpga:
+    if _fpga_on(args):
         _fpga_configs(args)
     bad = [c for c in cfgs if args.tiles > c.mem_rows]
     if bad and not args.no_sim:
@@ -159,7 +164,7 @@ def _check_before_work(args) -> tuple:
     out = check_writable_dir(args.out_dir, "--out-dir")
     if not args.no_synth:
         check_writable_dir(args.cache_dir, "--cache-dir")
-    if not args.no_fpga:
+    if _fpga_on(args):
         check_writable_dir(args.fpga_cache_dir, "--fpga-cache-dir")
     # emit_rtl and the simulator builds write here (tb.build, $TB_SIM_BUILD)
     check_writable_dir(tb.build.SIM_BUILD, "simulator build folder")
@@ -170,7 +175,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     cfgs, out = _check_before_work(args)
-    fpga_cfgs = [] if args.no_fpga else _fpga_configs(args)
+    fpga_cfgs = _fpga_configs(args) if _fpga_on(args) else []
     try:
         reports = sweep.run(cfgs, jobs=args.jobs, cache_dir=args.cache_dir, yosys=args.yosys,
                             synth=not args.no_synth, sim=None if args.no_sim else args.sim,
@@ -179,7 +184,7 @@ def main(argv=None) -> int:
         print(error_line(PROG, f"consistency check failed: {e}"), file=sys.stderr)
         return 1
     fpga_md, fpga_data = "", []
-    if not args.no_fpga:
+    if _fpga_on(args):
         ice = HwConfig(array=args.fpga_ice40[0], groups=args.fpga_ice40[1]) \
             if args.fpga_ice40 else None
         fpga_md, fpga_data = fpga.report_section(fpga_cfgs, ice, seed=args.fpga_seed,
