@@ -51,6 +51,7 @@ from .attribution import block_of
 __all__ = ["DEVICES", "TOOL_PACKAGES", "RESULT_FORMAT", "HEARTBEAT", "FpgaError", "FpgaResult",
            "tool_versions", "find_tool", "yosys_script", "nextpnr_args", "cache_key",
            "parse_yosys_stat", "parse_ram_cells", "parse_nextpnr_report", "parse_max_frequency",
+           "parse_utilisation_log",
            "block_of_cell", "path_summary", "ebr_one_copy", "place_and_route",
            "format_table", "render_markdown", "tools_missing", "report_section", "parse_build",
            "main"]
@@ -219,6 +220,24 @@ def parse_max_frequency(log: str) -> dict:
     return out
 
 
+_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
+
+
+def parse_utilisation_log(log: str) -> dict:
+    """{bel type: (used, available)} of the last 'Device utilisation' block of a nextpnr log."""
+    out, inside = {}, False
+    for line in log.splitlines():
+        if "Device utilisation:" in line:
+            out, inside = {}, True
+            continue
+        m = _UTIL.match(line.replace("\t", " "))
+        if inside and m:
+            out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        elif inside and out:
+            inside = False
+    return out
+
+
 def parse_nextpnr_report(rep: dict) -> dict:
     """fmax (MHz), constraint, utilisation and the clock-to-clock critical path of a
     nextpnr ``--report`` JSON. Path steps: ``(type, ns, cell, net)``."""
@@ -319,6 +338,7 @@ class FpgaResult:
     yosys_s: float = 0.0
     nextpnr_s: float = 0.0
     cpu_s: float = 0.0
+    fits: bool = True               # False: nextpnr could not place it (utilization: the need)
     cached: bool = False
 
     def count(self, kind: str) -> int:
@@ -435,9 +455,18 @@ def place_and_route(cfg: HwConfig, device: str = "ecp5", *, seed: int = 1, freq:
             if progress:
                 progress(f"{build} {device}: yosys done in {t1 - t0:.0f} s; nextpnr "
                          f"{' '.join(nextpnr_args(device, freq, seed))} ...")
-            _run([nextpnr, "--json", "net.json", "--report", "report.json", "--log",
-                  "nextpnr.log", "-q"] + nextpnr_args(device, freq, seed),
-                 work, f"{build} nextpnr-{device}", timeout, progress, heartbeat)
+            fits = True
+            try:
+                _run([nextpnr, "--json", "net.json", "--report", "report.json", "--log",
+                      "nextpnr.log", "-q"] + nextpnr_args(device, freq, seed),
+                     work, f"{build} nextpnr-{device}", timeout, progress, heartbeat)
+            except FpgaError:
+                log = (wp / "nextpnr.log").read_text(errors="replace") \
+                    if (wp / "nextpnr.log").exists() else ""
+                need = parse_utilisation_log(log)
+                if not (any(u > a for u, a in need.values()) or "no BELs remaining" in log):
+                    raise
+                fits = False                # too big for the device: a result, not an error
             t2 = time.monotonic()
         finally:
             if log_dir is not None:
@@ -449,7 +478,10 @@ def place_and_route(cfg: HwConfig, device: str = "ecp5", *, seed: int = 1, freq:
         try:
             cells = parse_yosys_stat((wp / "stat.txt").read_text())
             rams = parse_ram_cells((wp / "ram.txt").read_text())
-            rep = parse_nextpnr_report(json.loads((wp / "report.json").read_text()))
+            if fits:
+                rep = parse_nextpnr_report(json.loads((wp / "report.json").read_text()))
+            else:
+                rep = {"utilization": need, "fmax": 0.0, "path": []}
             net = json.loads((wp / "net.json").read_text())
         except OSError as e:
             raise FpgaError(f"{build}: the tools wrote no {Path(e.filename).name}") from None
@@ -469,9 +501,10 @@ def place_and_route(cfg: HwConfig, device: str = "ecp5", *, seed: int = 1, freq:
         membrane_ebr_one_copy=ebr_one_copy(cfg, device),
         membrane_bits=cfg.membrane_buffer_bits, wrapper_ff=wrapper_flip_flops(cfg),
         yosys_s=round(t1 - t0, 1), nextpnr_s=round(t2 - t1, 1),
-        cpu_s=round(_cpu_children() - cpu0, 1))
+        cpu_s=round(_cpu_children() - cpu0, 1), fits=fits)
     if progress:
-        progress(f"{build} {device}: {res.fmax:.1f} MHz, nextpnr {res.nextpnr_s:.0f} s")
+        progress(f"{build} {device}: " + (f"{res.fmax:.1f} MHz" if fits else "does not fit")
+                 + f", nextpnr {res.nextpnr_s:.0f} s")
     if cache_file is not None:
         atomic_write({cache_file: json.dumps(res.to_dict(), indent=1, sort_keys=True)})
     return res
@@ -540,10 +573,15 @@ def render_markdown(results: list, ice40: list = (), title: str = "# FPGA place 
     for r in ice40:
         lc = r.utilization.get("ICESTORM_LC", (0, 0))
         ram = r.utilization.get("ICESTORM_RAM", (0, 0))
-        lines += ["", f"iCE40 fit check ({r.part}, seed {r.seed}, `--freq {r.freq:g}`): "
-                  f"{r.build} uses {lc[0]:,}/{lc[1]:,} LCs ({100 * lc[0] / max(lc[1], 1):.0f} %), "
-                  f"{ram[0]}/{ram[1]} EBR (membrane buffer {r.membrane_ebr()}), "
-                  f"{r.fmax:.1f} MHz post-route; critical path {_path_text(r)}."]
+        head = f"iCE40 fit check ({r.part}, seed {r.seed}, `--freq {r.freq:g}`): {r.build} "
+        use = (f"{lc[0]:,}/{lc[1]:,} LCs ({100 * lc[0] / max(lc[1], 1):.0f} %), "
+               f"{ram[0]}/{ram[1]} EBR (membrane buffer {r.membrane_ebr()}, one copy "
+               f"{r.membrane_ebr_one_copy.get('by_shape', '?')})")
+        if r.fits:
+            lines += ["", head + f"fits: {use}, {r.fmax:.1f} MHz post-route; critical path "
+                      f"{_path_text(r)}."]
+        else:
+            lines += ["", head + f"does NOT fit: it needs {use}."]
     return "\n".join(lines) + "\n"
 
 
@@ -653,7 +691,7 @@ def main(argv=None) -> int:
         lc = r.utilization.get("ICESTORM_LC", (0, 0))
         ram = r.utilization.get("ICESTORM_RAM", (0, 0))
         print(f"iCE40 HX8K {r.build}: {lc[0]}/{lc[1]} LC, {ram[0]}/{ram[1]} EBR, "
-              f"{r.fmax:.1f} MHz")
+              + (f"{r.fmax:.1f} MHz" if r.fits else "does not fit"))
     path = out / "fpga.md"
     atomic_write({path: render_markdown(results, ice_res)})
     print(path)

@@ -100,6 +100,31 @@ def test_parse_max_frequency_log_excerpt():
     assert got == {"$glbnet$clk$TRELLIS_IO_IN": 52.17}        # the post-route (last) line
 
 
+def test_parse_utilisation_log_excerpt():
+    got = fpga.parse_utilisation_log((DATA / "ecp5_a8g2_nextpnr_excerpt.log").read_text())
+    assert got["TRELLIS_FF"] == (1152, 83640) and got["TRELLIS_COMB"] == (1844, 83640)
+    assert got["TRELLIS_IO"] == (15, 365) and got["DP16KD"] == (0, 208)
+    assert "Max" not in got
+
+
+@pytest.mark.skipif(fpga.tools_missing() is not None, reason="fpga extra not installed")
+def test_too_big_for_the_device_is_a_result(tmp_path, monkeypatch):
+    """nextpnr failing on an over-full device gives fits=False (real Yosys, fake nextpnr)."""
+    fake = tmp_path / "nextpnr"
+    fake.write_text("#!/bin/sh\nprintf 'Info: Device utilisation:\\n"
+                    "Info: \\t ICESTORM_LC:  9000/  7680   117%%\\n"
+                    "Info: \\t ICESTORM_RAM:    8/    32    25%%\\n\\n"
+                    "ERROR: Unable to place cell x, no BELs remaining to implement cell type "
+                    "ICESTORM_LC\\n' > nextpnr.log\nexit 1\n")
+    fake.chmod(0o755)
+    real = fpga.find_tool
+    monkeypatch.setattr(fpga, "find_tool",
+                        lambda name: str(fake) if "nextpnr" in name else real(name))
+    res = fpga.place_and_route(TINY, "ice40", cache_dir=tmp_path, progress=None)
+    assert not res.fits and res.fmax == 0 and res.utilization["ICESTORM_LC"] == (9000, 7680)
+    assert "does NOT fit: it needs 9,000/7,680 LCs" in fpga.render_markdown([], [res])
+
+
 def test_parse_nextpnr_report_bad_layouts():
     with pytest.raises(fpga.FpgaError, match="no clock"):
         fpga.parse_nextpnr_report({"fmax": {}, "utilization": {}})
