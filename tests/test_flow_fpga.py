@@ -109,7 +109,11 @@ def test_parse_utilisation_log_excerpt():
 
 @pytest.mark.skipif(fpga.tools_missing() is not None, reason="fpga extra not installed")
 def test_too_big_for_the_device_is_a_result(tmp_path, monkeypatch):
-    """nextpnr failing on an over-full device gives fits=False (real Yosys, fake nextpnr)."""
+    """nextpnr failing on an over-full device gives fits=False (fake Yosys and nextpnr)."""
+    yosys = tmp_path / "yosys"
+    yosys.write_text("#!/bin/sh\nprintf '=== fpga_top ===\\n     9000   SB_LUT4\\n' > stat.txt\n"
+                     ": > ram.txt\necho '{}' > net.json\n")
+    yosys.chmod(0o755)
     fake = tmp_path / "nextpnr"
     fake.write_text("#!/bin/sh\nprintf 'Info: Device utilisation:\\n"
                     "Info: \\t ICESTORM_LC:  9000/  7680   117%%\\n"
@@ -117,11 +121,11 @@ def test_too_big_for_the_device_is_a_result(tmp_path, monkeypatch):
                     "ERROR: Unable to place cell x, no BELs remaining to implement cell type "
                     "ICESTORM_LC\\n' > nextpnr.log\nexit 1\n")
     fake.chmod(0o755)
-    real = fpga.find_tool
     monkeypatch.setattr(fpga, "find_tool",
-                        lambda name: str(fake) if "nextpnr" in name else real(name))
+                        lambda name: str(fake) if "nextpnr" in name else str(yosys))
     res = fpga.place_and_route(TINY, "ice40", cache_dir=tmp_path, progress=None)
     assert not res.fits and res.fmax == 0 and res.utilization["ICESTORM_LC"] == (9000, 7680)
+    assert res.count("lut") == 9000
     assert "does NOT fit: it needs 9,000/7,680 LCs" in fpga.render_markdown([], [res])
 
 
