@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def find_tool(name: str) -> str:
 
 
 def yosys_script(device: str) -> str:
-    """Yosys script; reads ``core.v`` and ``wrap.v``, writes ``net.json``, ``stat.txt``, ``ram.txt``."""
+    """Yosys script: reads ``core.v``, ``wrap.v``; writes ``net.json``, ``stat.txt``, ``ram.txt``."""
     d = DEVICES[device]
     rams = " ".join(f"t:{t}" for t in (d["bram"], d["lutram"]) if t)
     return ("read_verilog core.v\nread_verilog wrap.v\n"
@@ -350,8 +350,11 @@ class FpgaResult:
                        if t == "TRELLIS_FF" or t.startswith("SB_DFF"))
         return sum(self.cells.get(t, 0) for t in types)
 
+    def bram_type(self) -> str:
+        return DEVICES[self.device]["bram"]
+
     def membrane_ebr(self) -> int:
-        return self.ram_blocks.get("membrane_buffer", {}).get(DEVICES[self.device]["bram"], 0)
+        return self.ram_blocks.get("membrane_buffer", {}).get(self.bram_type(), 0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -561,7 +564,7 @@ def render_markdown(results: list, ice40: list = (), title: str = "# FPGA place 
             lines.append(f"| {r.build} | {r.membrane_bits:,} | {r.membrane_ebr()} | "
                          f"{mb.get(lut, 0) if lut else 0} | {one['by_bits']} | "
                          f"{one['by_shape']} | "
-                         f"{r.ram_blocks.get('weight_buffer', {}).get(DEVICES[r.device]['bram'], 0)} |")
+                         f"{r.ram_blocks.get('weight_buffer', {}).get(r.bram_type(), 0)} |")
         lines += ["", "Critical path by block (ns; routing delay counted at the sink):", ""]
         for r in results:
             s = r.summary

@@ -10,7 +10,6 @@ real ECP5 run at a tiny configuration is marked slow.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 from pathlib import Path
