@@ -8,7 +8,9 @@ then the LIF membrane-memory table of VGG16/ResNet19
 (:mod:`flow.memory_table`) is added and ``<out-dir>/hardware_report.md``
 (:mod:`flow.render`), ``<out-dir>/area_by_block.png``,
 ``<out-dir>/memory_by_scheme.png`` (:mod:`flow.plots`) and
-``<out-dir>/hardware_report.json`` are written in one
+``<out-dir>/hardware_report.json`` (with the place-and-route section of
+:func:`flow.fpga.report_section` for ``--fpga-array`` x ``--groups`` and the
+iCE40 check, unless ``--no-fpga``/``--no-synth``) are written in one
 :func:`golden.files.atomic_write` (mode 0644, all or none).
 
 Error contract (:mod:`golden.cli`): a bad option, a missing Yosys or
