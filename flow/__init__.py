@@ -12,6 +12,11 @@ it. Modules, lowest first:
   (from :mod:`golden.memory`);
 * :mod:`flow.sweep` — emits, synthesizes and simulates every configuration
   (:class:`flow.sweep.BuildReport` per build);
+* :mod:`flow.io_wrap` — the serial I/O wrapper ``fpga_top`` (every core port
+  registered, 15 pins) for place and route;
+* :mod:`flow.fpga` — Yosys ``synth_ecp5``/``synth_ice40`` + nextpnr of the
+  wrapped core: resources, post-route fmax, critical path by block
+  (``python -m flow.fpga`` = ``make fpga``; a section of the report);
 * :mod:`flow.render` — the markdown text; :mod:`flow.plots` — the PNG plots;
 * :mod:`flow.report` — the command line ``python -m flow.report``
   (= ``make report``). Method: ``docs/report.md``.

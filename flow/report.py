@@ -8,7 +8,9 @@ then the LIF membrane-memory table of VGG16/ResNet19
 (:mod:`flow.memory_table`) is added and ``<out-dir>/hardware_report.md``
 (:mod:`flow.render`), ``<out-dir>/area_by_block.png``,
 ``<out-dir>/memory_by_scheme.png`` (:mod:`flow.plots`) and
-``<out-dir>/hardware_report.json`` are written in one
+``<out-dir>/hardware_report.json`` (with the place-and-route section of
+:func:`flow.fpga.report_section` for ``--fpga-array`` x ``--groups`` and the
+iCE40 check, unless ``--no-fpga``/``--no-synth``) are written in one
 :func:`golden.files.atomic_write` (mode 0644, all or none).
 
 Error contract (:mod:`golden.cli`): a bad option, a missing Yosys or
@@ -37,7 +39,7 @@ from golden.files import atomic_write, check_writable_dir
 from golden.paths import build_path
 from golden.traffic import plot_png as traffic_plot, traffic_markdown
 
-from . import sweep
+from . import fpga, sweep
 from .attribution import ConsistencyError
 from .memory_table import memory_rows
 from .plots import plot_area, plot_memory, require_matplotlib
@@ -100,6 +102,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-synth", action="store_true",
                    help="skip Yosys (memory table, manifest figures and throughput only)")
     p.add_argument("--yosys", default="yosys", help="Yosys executable")
+    g = p.add_argument_group("FPGA place and route (flow/fpga.py; needs the fpga extra)")
+    g.add_argument("--no-fpga", action="store_true",
+                   help="skip the ECP5 place-and-route section and the iCE40 fit check "
+                        "(implied by --no-synth)")
+    g.add_argument("--fpga-array", type=_int_list("fpga-array"), default="32",
+                   metavar="A[,A...]",
+                   help="ARRAY values placed and routed on ECP5 (GROUPS: --groups); "
+                        "128 takes tens of minutes per build")
+    g.add_argument("--fpga-ice40", type=fpga.parse_build, default="32:4",
+                   metavar="ARRAY:GROUPS", help="iCE40 HX8K fit-check build, or 'none'")
+    g.add_argument("--fpga-seed", type=bounded_int(0, "fpga-seed must be a non-negative "
+                                                      "integer, got {v!r}"),
+                   default=1, help="nextpnr seed")
+    g.add_argument("--fpga-cache-dir", default="build/fpga_cache",
+                   help="place-and-route result cache folder")
     return p
 
 
@@ -116,10 +133,30 @@ def _configs(args) -> list:
     return cfgs
 
 
+def _fpga_on(args) -> bool:
+    return not (args.no_fpga or args.no_synth)
+
+
+def _fpga_configs(args) -> list:
+    """ECP5 builds of the report: --fpga-array x --groups (and the iCE40 build checked)."""
+    cfgs = []
+    pairs = [(a, g) for a in args.fpga_array for g in args.groups]
+    if args.fpga_ice40:
+        pairs.append(args.fpga_ice40)
+    for a, g in pairs:
+        try:
+            cfgs.append(HwConfig(array=a, groups=g))
+        except ConfigError as e:
+            raise ReportError(f"--fpga-array/--fpga-ice40: ARRAY={a} GROUPS={g}: {e}") from None
+    return cfgs[:len(args.fpga_array) * len(args.groups)]
+
+
 def _check_before_work(args) -> tuple:
     """Every check that can fail without building anything: options, tools,
     folders. Returns ``(configurations, output folder)``."""
     cfgs = _configs(args)
+    if _fpga_on(args):
+        _fpga_configs(args)
     bad = [c for c in cfgs if args.tiles > c.mem_rows]
     if bad and not args.no_sim:
         raise ReportError(f"--tiles={args.tiles}: more than mem_rows={bad[0].mem_rows}")
@@ -132,6 +169,8 @@ def _check_before_work(args) -> tuple:
     out = check_writable_dir(args.out_dir, "--out-dir")
     if not args.no_synth:
         check_writable_dir(args.cache_dir, "--cache-dir")
+    if _fpga_on(args):
+        check_writable_dir(args.fpga_cache_dir, "--fpga-cache-dir")
     # emit_rtl and the simulator builds write here (tb.build, $TB_SIM_BUILD)
     check_writable_dir(tb.build.sim_build_dir(), "simulator build folder")
     return cfgs, out
@@ -141,6 +180,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     cfgs, out = _check_before_work(args)
+    fpga_cfgs = _fpga_configs(args) if _fpga_on(args) else []
     try:
         reports = sweep.run(cfgs, jobs=args.jobs, cache_dir=args.cache_dir, yosys=args.yosys,
                             synth=not args.no_synth, sim=None if args.no_sim else args.sim,
@@ -148,15 +188,22 @@ def main(argv=None) -> int:
     except ConsistencyError as e:
         print(error_line(PROG, f"consistency check failed: {e}"), file=sys.stderr)
         return 1
+    fpga_md, fpga_data = "", []
+    if _fpga_on(args):
+        ice = HwConfig(array=args.fpga_ice40[0], groups=args.fpga_ice40[1]) \
+            if args.fpga_ice40 else None
+        fpga_md, fpga_data = fpga.report_section(fpga_cfgs, ice, seed=args.fpga_seed,
+                                                 cache_dir=args.fpga_cache_dir)
     mem = memory_rows(cfgs[0].mem_width)
+    md = render_markdown(reports, mem, " " + shlex.join(argv) if argv else "")
     files = {out / "hardware_report.md":
-             render_markdown(reports, mem, " " + shlex.join(argv) if argv else "")
-             + "\n\n" + traffic_markdown("dram_traffic.png")}
+             md + "\n\n" + traffic_markdown("dram_traffic.png") + ("\n" + fpga_md if fpga_md else "")}
     if any(r.synth is not None for r in reports):
         files[out / "area_by_block.png"] = plot_area(reports)
     files[out / "memory_by_scheme.png"] = plot_memory(mem)
     files[out / "dram_traffic.png"] = traffic_plot()
-    data = {"builds": [r.as_dict() for r in reports], "memory": [r.as_dict() for r in mem]}
+    data = {"builds": [r.as_dict() for r in reports], "memory": [r.as_dict() for r in mem],
+            "fpga": fpga_data}
     files[out / "hardware_report.json"] = json.dumps(data, indent=1) + "\n"
     atomic_write(files)
     print(f"wrote {', '.join(Path(p).name for p in files)} to {out}", file=sys.stderr)

