@@ -182,7 +182,7 @@ def test_fpga_section_without_the_extra(tmp_path, monkeypatch, no_fpga):
     """With the fpga extra missing the report still succeeds and says so; --no-fpga drops
     the section. (The area sweep is replaced by its --no-synth result: no Yosys run.)"""
     from flow import fpga
-    monkeypatch.setattr(tb.build, "SIM_BUILD", tmp_path / "sim_build")
+    monkeypatch.setenv("TB_SIM_BUILD", str(tmp_path / "sim_build"))
     real_run = sweep.run
     monkeypatch.setattr(sweep, "run", lambda cfgs, **kw: real_run(cfgs, **{**kw, "synth": False}))
     monkeypatch.setattr(fpga, "tools_missing",
