@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from golden.config import ConfigError, HwConfig
 
-from .build import SIMULATORS, BuildError, build, emit_rtl, mutate_rtl, run
+from .build import SIMULATORS, VISIBILITIES, BuildError, build, emit_rtl, mutate_rtl, run
 from .cli import OneLineParser, bounded_int, parse_cfg_items, posint
 from golden.errors import ProjectError
 
@@ -61,6 +61,8 @@ class SimOptions:
     tag: str = ""
     stall_limit: int = 5000
     max_report: int = 8
+    # Verilator signal visibility (tb.build.VISIBILITIES; None: $TB_VISIBILITY or "ports")
+    visibility: str | None = None
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -101,7 +103,8 @@ def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
     verilog, manifest = emit_rtl(cfg)
     if opts.mutate is not None:
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
-    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet)
+    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+              visibility=opts.visibility)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
@@ -181,13 +184,17 @@ def parse_args(argv) -> SimOptions:
                    help="same as --stress 0")
     p.add_argument("--test", choices=ALL_TESTS, action="append",
                    help="run only this cocotb test (repeatable)")
+    p.add_argument("--visibility", choices=VISIBILITIES, default=None,
+                   help="Verilator: 'ports' (default) makes only the top-level ports visible "
+                        "to cocotb; 'full' every internal signal (debugging, ~12x slower; "
+                        "also TB_VISIBILITY=full; WAVES=1 implies it)")
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. acc_width=12 fire=ge")
     a = p.parse_args(argv)
     extra = parse_cfg_items(a.cfg, p.error)
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
-                      samples=a.samples, stress=a.stress,
+                      samples=a.samples, stress=a.stress, visibility=a.visibility,
                       tests=tuple(a.test) if a.test else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()
