@@ -176,6 +176,7 @@ class Build:
     reused: bool
     seconds: float
     tag: str = ""
+    top: str = TOPLEVEL      # HDL toplevel (tb/bulk_top.py's tb_bulk_top for the bulk path)
 
     @property
     def manifest(self) -> dict:
@@ -187,7 +188,7 @@ initial begin
     string dumpfile_path;
     if ($value$plusargs("dumpfile_path=%s", dumpfile_path)) $dumpfile(dumpfile_path);
     else $dumpfile("dump.vcd");
-    $dumpvars(0, lif_pe_array);
+    $dumpvars(0, TOPLEVEL_NAME);
 end
 endmodule
 """
@@ -256,58 +257,65 @@ def _visibility(waves: bool, visibility: str | None) -> str:
 
 def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
           tag: str = "", waves: bool = False, quiet: bool = True,
-          visibility: str | None = None) -> Build:
+          visibility: str | None = None, top: str = TOPLEVEL, extra_sources=(),
+          public=None) -> Build:
     """Build ``verilog`` for ``sim`` into ``sim_build/<sim>/<cfg.name>[-tag][-waves|-full]``.
 
     Reuses an existing build whose key (hash of the Verilog, the lint waiver
     and the flags) matches. Raises :class:`BuildError` with the log path on a
     failed build. ``visibility`` (Verilator only, see :data:`VISIBILITY_ENV`):
-    "ports" makes only the manifest's top-level ports public.
+    "ports" makes only the manifest's top-level ports public, or the names in
+    ``public`` (ports of ``top``). ``top`` with ``extra_sources`` (Verilog
+    files compiled after ``verilog``) builds another toplevel, e.g. the bulk
+    testbench top, into ``<cfg.name>[-tag]-<top>``.
     """
     if sim not in SIMULATORS:
         raise BuildError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})")
 
     vis = _visibility(waves, visibility) if sim == "verilator" else "full"
     name = cfg.name + (f"-{tag}" if tag else "") + ("-waves" if waves else "") \
-        + ("-full" if vis == "full" and sim == "verilator" and not waves else "")
+        + ("-full" if vis == "full" and sim == "verilator" and not waves else "") \
+        + (f"-{top}" if top != TOPLEVEL else "")
     bdir = SIM_BUILD / sim / name
-    public = None
     if vis == "ports":
-        public = ports_vlt(TOPLEVEL, [p["name"] for p in
-                                      json.loads(Path(manifest_path).read_text())["ports"]])
+        names = public if public is not None else \
+            [p["name"] for p in json.loads(Path(manifest_path).read_text())["ports"]]
+        public = ports_vlt(top, names)
+    else:
+        public = None
     pfile = bdir / PORTS_VLT if public else None
     flags = _verilator_args(waves, pfile) + [public or ""] if sim == "verilator" \
         else ["-g2012", f"waves={waves}"]
     waiver = _waiver_path()
-    key = _sha(Path(verilog).read_bytes(),
+    key = _sha(Path(verilog).read_bytes(), *(Path(x).read_bytes() for x in extra_sources),
                waiver.read_bytes() if (waiver and sim == "verilator") else b"",
                json.dumps([sim, flags, TIMESCALE]).encode())
-    exe = bdir / (TOPLEVEL if sim == "verilator" else "sim.vvp")
+    exe = bdir / (top if sim == "verilator" else "sim.vvp")
     t0 = time.monotonic()
     with _locked(SIM_BUILD / sim / f"{name}.lock"):
         keyfile = bdir / ".build_key"
         if exe.exists() and keyfile.exists() and keyfile.read_text() == key:
             return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, True,
-                         time.monotonic() - t0, tag)
+                         time.monotonic() - t0, tag, top)
         if bdir.exists():
             shutil.rmtree(bdir)
         bdir.mkdir(parents=True)
         log = bdir / "build.log"
         env = verilator_env() if sim == "verilator" else {}
-        sources, args = [str(verilog)], []
+        sources, args = [str(verilog)] + [str(x) for x in extra_sources], []
         if sim == "verilator":
             args = _verilator_args(waves, pfile)
             if public:
                 pfile.write_text(public)
         elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one
             dump = bdir / "tb_iverilog_dump.v"
-            dump.write_text(_IVERILOG_DUMP)
+            dump.write_text(_IVERILOG_DUMP.replace("TOPLEVEL_NAME", top))
             sources.append(str(dump))
             args = ["-s", "tb_iverilog_dump"]
         with _patched_env(env):
             runner = _get_runner(sim)
             try:
-                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir,
                              build_args=args, timescale=TIMESCALE,
                              waves=waves and sim == "verilator", always=True,
                              log_file=log if quiet else None)
@@ -318,7 +326,7 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
             raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{log_tail(log)}")
         keyfile.write_text(key)
     return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False,
-                 time.monotonic() - t0, tag)
+                 time.monotonic() - t0, tag, top)
 
 
 def log_tail(path: Path, n: int = 30) -> str:
@@ -416,7 +424,7 @@ def run_cocotb(b: Build, test_module: str, run_dir: Path, *, env: dict | None = 
             with _patched_env(sim_env):
                 runner = _get_runner(b.sim, vcd=b.waves)
                 try:
-                    runner.test(plusargs=plusargs, test_module=test_module, hdl_toplevel=TOPLEVEL,
+                    runner.test(plusargs=plusargs, test_module=test_module, hdl_toplevel=b.top,
                                 hdl_toplevel_lang="verilog",
                                 build_dir=b.build_dir, test_dir=run_dir, testcase=testcase,
                                 extra_env=extra_env, waves=b.waves and b.sim == "verilator",

@@ -20,19 +20,23 @@ simulation failure, 2 bad options.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from golden.config import ConfigError, HwConfig
 
 from .build import SIMULATORS, VISIBILITIES, BuildError, build, emit_rtl, mutate_rtl, run
+from .bulk import BULK_TESTS, TEST_MODULE as BULK_MODULE
 from .cli import OneLineParser, bounded_int, parse_cfg_items, posint
 from golden.errors import ProjectError
 
 __all__ = ["SimOptions", "SimResult", "run_sim", "main"]
 
 TESTS = ("full_run", "reset_mid_run")
+PATHS = ("bulk", "bfm")
 ALL_TESTS = TESTS + ("error_flags",)
 
 
@@ -63,6 +67,9 @@ class SimOptions:
     max_report: int = 8
     # Verilator signal visibility (tb.build.VISIBILITIES; None: $TB_VISIBILITY or "ports")
     visibility: str | None = None
+    # "bulk" (default): tb/bulk.py's tb_bulk_top, blocks of stimulus per Python call;
+    # "bfm": the per-cycle BFM (tb/bfm.py). error_flags always runs on the BFM.
+    path: str = "bulk"
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -72,12 +79,15 @@ class SimOptions:
                f"LAYER_SHARE={int(self.layer_share)} RESET={self.reset} T={self.timesteps}")
         if not self.stress:
             cmd += " STRESS=0"
+        if self.path != "bulk":
+            cmd += f" SIMPATH={self.path}"
         if self.extra_cfg or self.samples != 3 or self.tag:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
                    f"-T {self.timesteps} --samples {self.samples}"
                    + ("" if self.stress else " --stress 0")
+                   + ("" if self.path == "bulk" else f" --path {self.path}")
                    + (f" --cfg {extra}" if extra else "")
                    + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
         return cmd
@@ -103,17 +113,40 @@ def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
     verilog, manifest = emit_rtl(cfg)
     if opts.mutate is not None:
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
-    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
-              visibility=opts.visibility)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
-    r = run(b, plan, quiet=quiet)
+    bulk_tests = [t for t in opts.tests if t in BULK_TESTS] if opts.path == "bulk" else []
+    bfm_tests = [t for t in opts.tests if t not in bulk_tests]
+    runs = []
+    if bulk_tests:
+        from .bulk_top import TOP, bulk_top_ports, write_bulk_top
+        mf = json.loads(Path(manifest).read_text())
+        top_v = write_bulk_top(mf, Path(manifest).parent, source=str(manifest))
+        b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+                  visibility=opts.visibility, top=TOP, extra_sources=[top_v],
+                  public=bulk_top_ports(mf))
+        runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE, quiet=quiet)))
+    if bfm_tests:
+        b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+                  visibility=opts.visibility)
+        runs.append((b, run(b, dict(plan, tests=bfm_tests), quiet=quiet)))
+    b, r = runs[0] if len(runs) == 1 else _merge(runs)
     wall = time.monotonic() - t0
     text = format_summary(opts, cfg, b, r, wall)
     if not r.ok:
         text += "\n" + r.failure_text()
     return SimResult(r.ok, r.summary, text, r, b.seconds, wall)
+
+
+def _merge(runs):
+    """One (build, result) of a bulk run and a per-cycle run (error_flags)."""
+    from .build import RunResult
+    (b, r0), (_, r1) = runs
+    tests = dict(r0.summary.get("tests", {}), **r1.summary.get("tests", {}))
+    r = RunResult(r0.ok and r1.ok, {"tests": tests}, r0.run_dir, r0.log, r0.seconds + r1.seconds,
+                  r0.waves_file, r0.failures + r1.failures)
+    return b, r
 
 
 def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
@@ -145,6 +178,12 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
             f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
             f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
+        cpu = t.get("sim_cpu_seconds")
+        if cpu is not None:
+            lines.append(
+                f"      rate ({t.get('path', 'bfm')} path): "
+                f"{t['cycles'] / max(t['sim_seconds'], 1e-9):,.0f} cycles/s, "
+                f"{t['cycles'] / max(cpu, 1e-9):,.0f} cycles/CPU-s ({cpu:.2f} CPU-s)")
     if b.waves:
         lines.append(f"   waves:   {r.waves_file or '(no waveform file was written)'}")
         if b.sim == "verilator" and r.waves_file and r.waves_file.suffix == ".vcd":
@@ -184,6 +223,10 @@ def parse_args(argv) -> SimOptions:
                    help="same as --stress 0")
     p.add_argument("--test", choices=ALL_TESTS, action="append",
                    help="run only this cocotb test (repeatable)")
+    p.add_argument("--path", choices=PATHS, default="bulk",
+                   help="'bulk': stimulus and captures in blocks through tb_bulk_top "
+                        "(tb/bulk.py, fast); 'bfm': the per-cycle BFM (tb/bfm.py, for "
+                        "debugging); error_flags always runs on the BFM")
     p.add_argument("--visibility", choices=VISIBILITIES, default=None,
                    help="Verilator: 'ports' (default) makes only the top-level ports visible "
                         "to cocotb; 'full' every internal signal (debugging, ~12x slower; "
@@ -194,7 +237,7 @@ def parse_args(argv) -> SimOptions:
     extra = parse_cfg_items(a.cfg, p.error)
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=a.layer_share, reset=a.reset, timesteps=a.timesteps,
-                      samples=a.samples, stress=a.stress, visibility=a.visibility,
+                      samples=a.samples, stress=a.stress, visibility=a.visibility, path=a.path,
                       tests=tuple(a.test) if a.test else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()

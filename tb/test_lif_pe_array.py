@@ -49,10 +49,17 @@ except ImportError:  # pragma: no cover - cocotb is a hard dependency
     cocotb = None
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (the simulator and cocotb share it)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class _Session:
     """Everything one cocotb test needs, derived from the plan."""
 
-    def __init__(self, dut, plan: dict):
+    def __init__(self, dut, plan: dict, bfm: bool = True):
         from golden.config import HwConfig
         from golden.schedule import build_schedule
 
@@ -68,8 +75,9 @@ class _Session:
         spikes = make_spikes(self.net, plan["seed"], plan["samples"], plan["timesteps"])
         self.sched = build_schedule(self.cfg, self.net, spikes)
         self.ops, self.beats = flatten(self.sched, self.layouts)
+        # the bulk path (tb/bulk.py) drives tb_bulk_top instead of the per-cycle BFM
         self.bfm = CoreBfm(dut, self.layouts, self.cfg, plan["seed"], stress=plan["stress"],
-                           stall_limit=plan.get("stall_limit", 5000))
+                           stall_limit=plan.get("stall_limit", 5000)) if bfm else None
 
     def scoreboard(self):
         from tb.scoreboard import Scoreboard
@@ -99,7 +107,7 @@ class _Session:
         from tb.bfm import BfmTimeout
         sb = self.scoreboard()
         st = self.bfm.stats
-        c0, t0 = st.cycles, time.monotonic()
+        c0, t0, cpu0 = st.cycles, time.monotonic(), _cpu_seconds()
         w0, r0, g0, b0 = st.wload_cycles, st.readback_cycles, st.gap_cycles, st.backpressure_cycles
         timeout = None
         try:
@@ -107,21 +115,29 @@ class _Session:
         except BfmTimeout as e:
             timeout = str(e)
         sb.missing_beats() if timeout is None and sb.ok else None
+        self.finish(name, sb, timeout, {
+            "cycles": st.cycles - c0, "wload_cycles": st.wload_cycles - w0,
+            "readback_cycles": st.readback_cycles - r0, "gap_cycles": st.gap_cycles - g0,
+            "backpressure_cycles": st.backpressure_cycles - b0}, time.monotonic() - t0, cpu0)
+
+    def finish(self, name: str, sb, timeout, cyc: dict, secs: float, cpu0: float) -> None:
+        """Record the summary of one checked run (``cyc``: cycle counters) and assert."""
         counts = self.sched.counts
-        cycles = st.cycles - c0
-        wl, rbk = st.wload_cycles - w0, st.readback_cycles - r0
+        cycles, wl, rbk = cyc["cycles"], cyc["wload_cycles"], cyc["readback_cycles"]
         compute = cycles - wl - rbk
+        cpu = _cpu_seconds() - cpu0
         data = {"ok": sb.ok and timeout is None, "checked": sb.counts(),
                 "cycles": cycles, "compute_cycles": compute,
                 "wload_cycles": wl, "readback_cycles": rbk,
-                "gap_cycles": st.gap_cycles - g0, "backpressure_cycles": st.backpressure_cycles - b0,
+                "gap_cycles": cyc["gap_cycles"], "backpressure_cycles": cyc["backpressure_cycles"],
                 "tiles": counts["tiles"], "timesteps": counts["timesteps"],
                 "events": counts["events"], "commands": counts["commands"],
                 "weight_loads": counts["weight_loads"],
                 "weights": self.sched.allocation.weights,
                 "cycles_per_tile": compute / max(1, counts["tiles"]),
                 "cycles_per_timestep": cycles / max(1, counts["timesteps"]),
-                "sim_seconds": time.monotonic() - t0}
+                "sim_seconds": secs, "sim_cpu_seconds": cpu,
+                "path": "bfm" if self.bfm is not None else "bulk"}
         failure = None
         if timeout is not None or not sb.ok:
             failure = f"[{name}] seed {self.plan['seed']}: " + \
