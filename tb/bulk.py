@@ -169,7 +169,8 @@ def wt_hex(prog: Program, width: int, wt_ids=None) -> str:
 
 
 def _hex_lines(text: str) -> list[str]:
-    return [ln for ln in text.split() if ln and not ln.startswith("//")]
+    """Data lines of a ``$writememh`` file (Icarus adds ``// 0x...`` address comments)."""
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")]
 
 
 def decode_words(lines: list[str], lay: StreamLayout) -> list[dict]:

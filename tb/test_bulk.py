@@ -111,3 +111,147 @@ def test_ports_vlt_names_every_port_and_nothing_else():
     assert [ln for ln in lines if ln.startswith("public")] == [
         'public_flat_rw -module "lif_pe_array" -var "clk"',
         'public_flat_rw -module "lif_pe_array" -var "out__payload"']
+
+
+# --------------------------------------------------------------------------
+# bulk path: program compilation, hex files, decoding, generated top
+# --------------------------------------------------------------------------
+
+def _small_program(stress=True, **kw):
+    from golden.schedule import build_schedule
+    from tb.bfm import flatten
+    from tb.bulk import compile_program
+    from tb.stimulus import make_network, make_spikes
+    cfg = HwConfig(**(kw or dict(array=8, groups=2)))
+    net = make_network(cfg, 2, True)
+    sched = build_schedule(cfg, net, make_spikes(net, 2, 2, 2))
+    lay = expected_layouts(cfg)
+    ops, beats = flatten(sched, lay)
+    return cfg, lay, ops, compile_program(ops, 2, stress)
+
+
+def _parse_ops_hex(text: str):
+    words = [int(ln, 16) for ln in text.split()]
+    return [(w & 7, (w >> 3) & 0xFFFFFFFF, w >> 35) for w in words]
+
+
+def test_program_words_decode_to_the_flattened_operations():
+    """Independent decoding of the hex words (document layout of tb/bulk_top.py)
+    gives back every BFM operation: weight loads through the table, commands
+    with their payload, read-back rows in order, END last."""
+    from tb.bfm import CMD, IDLE, RB, WL
+    from tb.bulk import ops_hex, wt_hex
+    cfg, lay, ops, prog = _small_program(stress=True, array=16, groups=4, weight_rows=32,
+                                         mem_rows=16)
+    words = _parse_ops_hex(ops_hex(prog, 0, prog.kind.size))
+    wl_width = lay["wload"].payload_width
+    table = [int(ln, 16) for ln in wt_hex(prog, wl_width).split()]
+    assert len(table) == len(set(table)) and all(len(ln) == (wl_width + 3) // 4
+                                                  for ln in wt_hex(prog, wl_width).split())
+    assert words[-1][0] == 0
+    it = iter(words[:-1])
+    gaps = 0
+    for k, a in ops:
+        if k == RB:
+            for r in sorted(a.membrane):
+                assert next(it)[:2] == (4, r)
+            continue
+        kind, arg, pl = next(it)
+        if k == IDLE:
+            assert (kind, arg) == (1, a)
+        elif k == WL:
+            assert kind == 2 and table[arg] == a
+        elif k == CMD:
+            assert kind == 3 and pl == a and 0 <= arg <= 6
+            gaps += arg > 0
+    assert next(it, None) is None
+    n_cmd = sum(k == CMD for k, _ in ops)
+    assert 0.1 * n_cmd < gaps < 0.4 * n_cmd, (gaps, n_cmd)
+    _, _, _, calm = _small_program(stress=False, array=16, groups=4, weight_rows=32, mem_rows=16)
+    assert not calm.arg[calm.kind == 3].any()
+
+
+def test_blocks_cover_the_program_and_respect_depths():
+    from tb.bulk import blocks
+    from tb.bulk_top import BulkDepths
+    _, _, _, prog = _small_program()
+    for d in (BulkDepths(ops=64, wt=4, out=256, mem=64), BulkDepths(ops=1 << 15)):
+        bl = blocks(prog, d)
+        assert bl[0][0] == 0 and bl[-1][1] == prog.kind.size
+        assert all(a[1] == b[0] for a, b in zip(bl, bl[1:]))
+        for lo, hi, ids in bl:
+            assert 0 < hi - lo <= d.ops - 1
+            if ids is not None:
+                wl = prog.arg[lo:hi][prog.kind[lo:hi] == 2]
+                assert set(wl.tolist()) <= set(ids.tolist()) and ids.size <= d.wt
+    assert blocks(prog, BulkDepths(), stop=10) == [(0, 10, None)]
+
+
+def test_decode_words_matches_scalar_unpack():
+    from tb.bulk import decode_rows, decode_words
+    from tb.payload import XVAL, unpack_bits
+    cfg = HwConfig(array=32, groups=4)
+    lay = expected_layouts(cfg)["out"]
+    rng = np.random.default_rng(9)
+    cols = _random_columns(lay, 9, rng)
+    words = lay.pack_rows(9, **cols)
+    nh = (lay.payload_width + 3) // 4
+    got = decode_words([format(w, f"0{nh}x") for w in words], lay)
+    for i, g in enumerate(got):
+        exp = lay.unpack(words[i])
+        assert set(g) == set(exp)
+        for k in exp:
+            assert np.array_equal(np.asarray(g[k]), np.asarray(exp[k])), (i, k)
+    # an X digit (Icarus) poisons exactly the elements it covers
+    line = "x" + format(words[0], f"0{nh}x")[1:]
+    g = decode_words([line], lay)[0]
+    top = max(lay.fields.values(), key=lambda f: f.offset)
+    assert g[top.name] == XVAL and np.array_equal(g["spikes"], cols["spikes"][0])
+    S, MW = cfg.slots, cfg.mem_width
+    row = rng.integers(-(1 << (MW - 1)), 1 << (MW - 1), S)
+    from tb.payload import pack_bits
+    w = pack_bits(row, MW, True)
+    dec = decode_rows([format(w, f"0{(S * MW + 3) // 4}x")], S, MW)[0]
+    assert np.array_equal(dec, row) and np.array_equal(unpack_bits(w, S, MW, True), row)
+
+
+def test_bulk_top_is_generated_from_the_manifest_widths():
+    from tb.bulk_top import TOP, bulk_top_ports, bulk_top_verilog
+    cfg = HwConfig(array=8, groups=2)
+    lay = expected_layouts(cfg)
+    manifest = {"top": "lif_pe_array", "ports": [
+        {"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1},
+        {"name": "cmd__valid", "dir": "in", "width": 1}, {"name": "cmd__ready", "dir": "out", "width": 1},
+        {"name": "cmd__payload", "dir": "in", "width": lay["cmd"].payload_width},
+        {"name": "out__valid", "dir": "out", "width": 1}, {"name": "out__ready", "dir": "in", "width": 1},
+        {"name": "out__payload", "dir": "out", "width": lay["out"].payload_width},
+        {"name": "wload__valid", "dir": "in", "width": 1},
+        {"name": "wload__ready", "dir": "out", "width": 1},
+        {"name": "wload__payload", "dir": "in", "width": lay["wload"].payload_width},
+        {"name": "dbg_addr", "dir": "in", "width": cfg.mem_addr_width},
+        {"name": "dbg_data", "dir": "out", "width": cfg.slots * cfg.mem_width},
+        {"name": "busy", "dir": "out", "width": 1}, {"name": "error", "dir": "out", "width": 3}]}
+    text = bulk_top_verilog(manifest)
+    assert f"module {TOP} (" in text and "lif_pe_array dut (" in text
+    assert f"reg  [{lay['wload'].payload_width - 1}:0] d_wload__payload;" in text
+    assert f"wire [{lay['out'].payload_width - 1}:0] d_out__payload;" in text
+    for port in bulk_top_ports(manifest):
+        assert f" {port}," in text or f" {port}\n" in text, port
+    with pytest.raises(ValueError, match="lacks port"):
+        bulk_top_verilog(dict(manifest, ports=manifest["ports"][:-1]))
+
+
+def test_bulk_top_passes_verilator_lint(tmp_path):
+    """``verilator --lint-only -Wall`` with the generator's waiver file on the
+    emitted core + generated top (the same waivers as the core; no others)."""
+    import json
+    from gen.lint import verilator_lint
+    from tb.build import emit_rtl
+    from tb.bulk_top import TOP, write_bulk_top
+    cfg = HwConfig(array=8, groups=2)
+    v, m = emit_rtl(cfg)
+    top = write_bulk_top(json.loads(m.read_text()), tmp_path)
+    both = tmp_path / "both.v"
+    both.write_text(v.read_text() + "\n" + top.read_text())
+    ok, log = verilator_lint(both, top=TOP)
+    assert ok, log
