@@ -8,12 +8,17 @@ This is what ``make sim`` runs::
     python -m tb.sim --array 128 --groups 4 [--sim icarus] [--seed 7] [--waves]
                      [--layer-share 0] [--reset hard] [-T 4] [--samples 3] [--no-stress]
 
-The Verilog is emitted by :func:`gen.emit.emit` into
+By default the cocotb tests run on the bulk path (``--path bulk``,
+tb/bulk.py: the generated testbench top ``tb_bulk_top`` runs blocks of the
+schedule with no Python per cycle); ``--path bfm`` (``make sim SIMPATH=bfm``)
+selects the per-cycle BFM of ``tb/test_lif_pe_array.py``; ``error_flags``
+always runs there. The Verilog is emitted by :func:`gen.emit.emit` into
 ``sim_build/rtl/<config name>/``, built into ``sim_build/<sim>/<config name>/``
 (reused while the Verilog is unchanged) and simulated with the cocotb tests of
 ``tb/test_lif_pe_array.py``. The run ends with a summary: outputs checked
 (beats, spikes, membrane words), mismatches, cycles, cycles per tile and per
-timestep, wall time. Exit status: 0 all checks passed, 1 a mismatch or a
+timestep, the simulation rate (cycles per second and per CPU-second), wall
+time. Exit status: 0 all checks passed, 1 a mismatch or a
 simulation failure, 2 bad options.
 """
 

@@ -20,7 +20,9 @@ parameters):
     again from the start, fully checked.
 
 * pytest functions that emit, build and run those tests through
-  :mod:`tb.sim` (which uses ``cocotb_tools.runner``; cocotb-test is not used:
+  :mod:`tb.sim` (by default on the bulk path, tb/bulk.py, which runs cocotb
+  tests of the same names on ``tb_bulk_top``; ``QUICK_BFM`` on this file's
+  per-cycle tests) (which uses ``cocotb_tools.runner``; cocotb-test is not used:
   it is broken on cocotb 2.x, see its issue #278, and its maintainer points
   to cocotb's own runner).
 
@@ -308,8 +310,22 @@ def _run_case(sim, array, groups, share, reset, seed=1, **kw):
 
 @pytest.mark.parametrize("case", QUICK, ids=_id)
 def test_lif_pe_array(case):
-    """Quick regression: both simulators, several ARRAY/GROUPS, L on/off, soft/hard reset."""
-    _run_case(*case)
+    """Quick regression (bulk path): both simulators, several ARRAY/GROUPS, L on/off,
+    soft/hard reset."""
+    res = _run_case(*case)
+    assert res.summary["tests"]["full_run"]["path"] == "bulk"
+
+
+#: the per-cycle BFM path (``tb.sim --path bfm``; QUICK runs the default bulk path)
+QUICK_BFM = [("verilator", 8, 2, True, "soft"), ("icarus", 8, 2, False, "hard"),
+             ("verilator", 32, 4, True, "soft")]
+
+
+@pytest.mark.parametrize("case", QUICK_BFM, ids=_id)
+def test_lif_pe_array_bfm_path(case):
+    """The same checks through the per-cycle BFM (corner tests and debugging use it)."""
+    res = _run_case(*case, path="bfm")
+    assert res.summary["tests"]["full_run"]["path"] == "bfm"
 
 
 @pytest.mark.slow
