@@ -255,3 +255,33 @@ def test_bulk_top_passes_verilator_lint(tmp_path):
     both.write_text(v.read_text() + "\n" + top.read_text())
     ok, log = verilator_lint(both, top=TOP)
     assert ok, log
+
+
+def test_scoreboard_check_beats_equals_check_beat():
+    """The vectorised Scoreboard.check_beats gives the same counts, coverage
+    and report as check_beat one beat at a time, with mismatches, a
+    duplicated beat and an extra beat."""
+    from golden.schedule import build_schedule
+    from tb.bfm import flatten
+    from tb.scoreboard import Scoreboard
+    from tb.stimulus import make_network, make_spikes
+    cfg = HwConfig(array=8, groups=2)
+    net = make_network(cfg, 4, True)
+    sched = build_schedule(cfg, net, make_spikes(net, 4, 1, 2))
+    _, beats = flatten(sched, expected_layouts(cfg))
+    got = [{"spikes": b.spikes.copy(), "values": b.values.copy(), "tile": b.tile % 65536,
+            "group": b.group, "last": b.last, "readout": b.readout} for b in beats]
+    got[3]["values"][1] += 1
+    got[7]["tile"] += 1
+    got[9] = dict(got[8])
+    got.append(dict(got[-1]))
+    one, many = Scoreboard(cfg, beats, repro="r"), Scoreboard(cfg, beats, repro="r")
+    for g in got:
+        one.check_beat(g)
+    cols = {k: np.array([g[k] for g in got]) for k in got[0]}
+    half = len(got) // 2
+    many.check_beats({k: v[:half] for k, v in cols.items()})
+    many.check_beats({k: v[half:] for k, v in cols.items()})
+    assert not one.ok and one.counts() == many.counts()
+    assert one.report() == many.report()
+    assert "duplicated?" in one.report() and "extra beat" in one.report()
