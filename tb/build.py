@@ -258,7 +258,7 @@ def _visibility(waves: bool, visibility: str | None) -> str:
 def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
           tag: str = "", waves: bool = False, quiet: bool = True,
           visibility: str | None = None, top: str = TOPLEVEL, extra_sources=(),
-          public=None) -> Build:
+          public=None, verilator_flags=()) -> Build:
     """Build ``verilog`` for ``sim`` into ``sim_build/<sim>/<cfg.name>[-tag][-waves|-full]``.
 
     Reuses an existing build whose key (hash of the Verilog, the lint waiver
@@ -267,7 +267,8 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
     "ports" makes only the manifest's top-level ports public, or the names in
     ``public`` (ports of ``top``). ``top`` with ``extra_sources`` (Verilog
     files compiled after ``verilog``) builds another toplevel, e.g. the bulk
-    testbench top, into ``<cfg.name>[-tag]-<top>``.
+    testbench top, into ``<cfg.name>[-tag]-<top>``; ``verilator_flags`` are
+    added to a Verilator build's flags.
     """
     if sim not in SIMULATORS:
         raise BuildError(f"unknown simulator {sim!r} (expected one of {', '.join(SIMULATORS)})")
@@ -284,7 +285,8 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
     else:
         public = None
     pfile = bdir / PORTS_VLT if public else None
-    flags = _verilator_args(waves, pfile) + [public or ""] if sim == "verilator" \
+    flags = _verilator_args(waves, pfile) + list(verilator_flags) + [public or ""] \
+        if sim == "verilator" \
         else ["-g2012", f"waves={waves}"]
     waiver = _waiver_path()
     key = _sha(Path(verilog).read_bytes(), *(Path(x).read_bytes() for x in extra_sources),
@@ -304,7 +306,7 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
         env = verilator_env() if sim == "verilator" else {}
         sources, args = [str(verilog)] + [str(x) for x in extra_sources], []
         if sim == "verilator":
-            args = _verilator_args(waves, pfile)
+            args = _verilator_args(waves, pfile) + list(verilator_flags)
             if public:
                 pfile.write_text(public)
         elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one

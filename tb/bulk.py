@@ -299,7 +299,11 @@ class BulkRunner:
         ``sb``; returns a timeout message or None. With ``judge`` False
         (before a mid-run reset) nothing but X/Z is recorded."""
         from cocotb.triggers import RisingEdge
+
+        from tb.test_lif_pe_array import _cpu_seconds
         d, prog = self.dut, self.prog
+        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0}
+        c = _cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]
         row_i = 0
@@ -310,6 +314,7 @@ class BulkRunner:
             if load_wt:
                 Path(FILES["wt"]).write_text(wt_hex(prog, wl_w, ids))
                 self.wt_loaded = key
+            prof["blocks"] += 1
             d.n_ops.value = hi - lo + 1
             d.n_wt.value = len(prog.wt) if ids is None else int(ids.size)
             d.load_ops.value = 1
@@ -317,7 +322,12 @@ class BulkRunner:
             while True:
                 self.go ^= 1
                 d.go.value = self.go
+                c1 = _cpu_seconds()
+                prof["files"] += c1 - c
                 await RisingEdge(d.done)
+                c = _cpu_seconds()
+                prof["simulate"] += c - c1
+                prof["pauses"] += 1
                 status = STATUS.get(self._int("status"), "?")
                 n_out, n_mem = self._int("n_out"), self._int("n_mem")
                 if judge:
@@ -353,6 +363,9 @@ class BulkRunner:
                     return None
                 d.load_ops.value = 0
                 d.load_wt.value = 0
+                c1 = _cpu_seconds()
+                prof["check"] += c1 - c
+                c = c1
                 if status == "END":
                     break
         return None
@@ -391,8 +404,7 @@ async def _start(dut, name: str):
     if name not in plan["tests"]:
         return None
     s = _Session(dut, plan, bfm=False)
-    r = BulkRunner(dut, s)
-    await s.start_clock(dut)
+    r = BulkRunner(dut, s)   # tb_bulk_top generates its own clock
     await _reset(s, r, name)
     return s, r
 
@@ -415,6 +427,7 @@ async def _checked_run(s, r, name: str) -> None:
     if timeout is None and sb.ok:
         sb.missing_beats()
     c1 = r.counters()
+    s.extra = {"bulk_cpu_seconds": getattr(r, "profile", {})}
     s.finish(name, sb, timeout, {k: c1[k] - c0[k] for k in c1}, time.monotonic() - t0, cpu0)
 
 

@@ -125,12 +125,12 @@ def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
     bfm_tests = [t for t in opts.tests if t not in bulk_tests]
     runs = []
     if bulk_tests:
-        from .bulk_top import TOP, bulk_top_ports, write_bulk_top
+        from .bulk_top import TOP, VERILATOR_FLAGS, bulk_top_ports, write_bulk_top
         mf = json.loads(Path(manifest).read_text())
         top_v = write_bulk_top(mf, Path(manifest).parent, source=str(manifest))
         b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
                   visibility=opts.visibility, top=TOP, extra_sources=[top_v],
-                  public=bulk_top_ports(mf))
+                  public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS)
         runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE, quiet=quiet)))
     if bfm_tests:
         b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,

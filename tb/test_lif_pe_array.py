@@ -140,6 +140,7 @@ class _Session:
                 "cycles_per_timestep": cycles / max(1, counts["timesteps"]),
                 "sim_seconds": secs, "sim_cpu_seconds": cpu,
                 "path": "bfm" if self.bfm is not None else "bulk"}
+        data.update(getattr(self, "extra", {}))
         failure = None
         if timeout is not None or not sb.ok:
             failure = f"[{name}] seed {self.plan['seed']}: " + \
