@@ -247,8 +247,8 @@ class BulkRunner:
         self.dut, self.s = dut, session
         plan = session.plan
         self.manifest = __import__("json").loads(Path(plan["manifest"]).read_text())
-        self.depths = BulkDepths(**plan["bulk_depths"]) if plan.get("bulk_depths") \
-            else depths_for(self.manifest)
+        self.depths = BulkDepths(**dict(vars(depths_for(self.manifest)), **plan["bulk_depths"])) \
+            if plan.get("bulk_depths") else depths_for(self.manifest)
         self.prog = compile_program(session.ops, plan["seed"], plan["stress"])
         self.go = 0
         self.wt_loaded = None

@@ -75,6 +75,8 @@ class SimOptions:
     # "bulk" (default): tb/bulk.py's tb_bulk_top, blocks of stimulus per Python call;
     # "bfm": the per-cycle BFM (tb/bfm.py). error_flags always runs on the BFM.
     path: str = "bulk"
+    # memory depths of tb_bulk_top (tb.bulk_top.BulkDepths fields); None: sized from the manifest
+    bulk_depths: dict | None = None
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -125,10 +127,18 @@ def run_sim(opts: SimOptions, quiet: bool = True) -> SimResult:
     bfm_tests = [t for t in opts.tests if t not in bulk_tests]
     runs = []
     if bulk_tests:
-        from .bulk_top import TOP, VERILATOR_FLAGS, bulk_top_ports, write_bulk_top
+        from .bulk_top import (TOP, VERILATOR_FLAGS, BulkDepths, bulk_top_ports, depths_for,
+                               write_bulk_top)
         mf = json.loads(Path(manifest).read_text())
-        top_v = write_bulk_top(mf, Path(manifest).parent, source=str(manifest))
-        b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+        tdir, tag = Path(manifest).parent, opts.tag
+        depths = None
+        if opts.bulk_depths:
+            depths = BulkDepths(**dict(vars(depths_for(mf)), **opts.bulk_depths))
+            dname = "d" + "-".join(str(getattr(depths, k)) for k in ("ops", "wt", "out", "mem"))
+            tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
+            plan["bulk_depths"] = dict(vars(depths))
+        top_v = write_bulk_top(mf, tdir, depths, source=str(manifest))
+        b = build(cfg, opts.sim, verilog, manifest, tag=tag, waves=opts.waves, quiet=quiet,
                   visibility=opts.visibility, top=TOP, extra_sources=[top_v],
                   public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS)
         runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE, quiet=quiet)))

@@ -351,3 +351,14 @@ def test_saturation_narrow_widths(sim):
                                "fire": "ge", "leak_int": 192})
     cov = res.summary["tests"]["full_run"]["checked"]["coverage"]
     assert cov["value_sat_hi"] > 0 and cov["value_sat_lo"] > 0, cov
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_bulk_small_memories(sim):
+    """Bulk path with tiny tb_bulk_top memories: many blocks, weight-table
+    reloads, pauses because the capture memories are nearly full (also in the
+    middle of a command stream), all still bit-exact."""
+    res = _run_case(sim, 8, 2, True, "soft", seed=2, samples=2, timesteps=2,
+                    tests=("full_run",), bulk_depths={"ops": 64, "wt": 8, "out": 16, "mem": 8})
+    prof = res.summary["tests"]["full_run"]["bulk_cpu_seconds"]
+    assert prof["blocks"] > 10 and prof["pauses"] > prof["blocks"], prof
