@@ -38,7 +38,8 @@ from .bfm import CMD, IDLE, RB, WL
 from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout, XVAL, unpack_binstr
 
-__all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "decode_words",
+__all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "ops_bin", "wt_bin",
+           "decode_words",
            "decode_columns", "decode_rows",
            "TEST_MODULE", "BULK_TESTS"]
 
@@ -142,6 +143,11 @@ def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
 
 def ops_hex(prog: Program, lo: int, hi: int, wt_ids=None) -> str:
     """``$readmemh`` text of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
+    return _op_words(prog, lo, hi, wt_ids).tobytes().hex("\n", 16) + "\n"
+
+
+def _op_words(prog: Program, lo: int, hi: int, wt_ids=None) -> np.ndarray:
+    """Operation words ``lo..hi-1`` + END as big-endian uint64 pairs ``[n, 2]`` (high, low)."""
     kind = np.append(prog.kind[lo:hi], KINDS["END"]).astype(np.uint64)
     arg = np.append(prog.arg[lo:hi], 0)
     if wt_ids is not None:
@@ -158,8 +164,21 @@ def ops_hex(prog: Program, lo: int, hi: int, wt_ids=None) -> str:
         lo64, hi64 = p & np.uint64((1 << 29) - 1), p >> np.uint64(29)
     word_lo = kind | (arg << np.uint64(3)) | (lo64 << np.uint64(35))
     assert OPW == 128
-    words = np.stack([hi64, word_lo], axis=1).astype(">u8")
-    return words.tobytes().hex("\n", 16) + "\n"
+    return np.stack([hi64, word_lo], axis=1).astype(">u8")
+
+
+def ops_bin(prog: Program, lo: int, hi: int, wt_ids=None) -> bytes:
+    """The ``$fread`` file of words ``lo..hi-1`` + END: the words of
+    :func:`ops_hex`, 16 bytes each, most significant byte first."""
+    return _op_words(prog, lo, hi, wt_ids).tobytes()
+
+
+def wt_bin(prog: Program, width: int, wt_ids=None) -> bytes:
+    """The ``$fread`` file of the weight table: ``ceil(width / 8)`` bytes per
+    word, most significant first."""
+    nb = (width + 7) // 8
+    words = prog.wt if wt_ids is None else [prog.wt[int(i)] for i in wt_ids]
+    return b"".join(w.to_bytes(nb, "big") for w in words)
 
 
 def wt_hex(prog: Program, width: int, wt_ids=None) -> str:
@@ -308,11 +327,11 @@ class BulkRunner:
         out_l = self.s.layouts["out"]
         row_i = 0
         for lo, hi, ids in blocks(prog, self.depths, stop):
-            Path(FILES["ops"]).write_text(ops_hex(prog, lo, hi, ids))
+            Path(FILES["ops"]).write_bytes(ops_bin(prog, lo, hi, ids))
             key = "all" if ids is None else tuple(ids.tolist())
             load_wt = key != self.wt_loaded and len(prog.wt) > 0
             if load_wt:
-                Path(FILES["wt"]).write_text(wt_hex(prog, wl_w, ids))
+                Path(FILES["wt"]).write_bytes(wt_bin(prog, wl_w, ids))
                 self.wt_loaded = key
             prof["blocks"] += 1
             d.n_ops.value = hi - lo + 1

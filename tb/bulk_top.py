@@ -4,8 +4,10 @@
 without Python in the loop (tb/bulk.py fills and drains it between blocks):
 
 * an **operation memory** (``op_mem``, :data:`OPW` = 128 bits per word, read
-  from ``bulk_ops.hex`` in the simulator's working directory, the run
-  directory) holds the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
+  with ``$fread`` from the binary file ``bulk_ops.bin`` in the simulator's
+  working directory, the run directory: 16 bytes per word, most significant
+  byte first; ``$readmemh`` parsing costs more than the simulation) holds
+  the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
   ====  =====  ==========================================================
@@ -21,7 +23,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
                edges later (one row per cycle, pipelined)
   ====  =====  ==========================================================
 
-* a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.hex``):
+* a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.bin``,
+  ``ceil(width / 8)`` bytes per word, most significant first):
   every distinct weight-load beat once; WL operations index it;
 * **capture memories** of every transferred output beat (``cap_out``,
   written to ``bulk_out.hex``) and every read-back membrane row
@@ -35,7 +38,7 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   ``busy`` and ``out__valid`` every cycle, of ``cmd__ready`` /
   ``wload__ready`` while offering, and of every output at each IDLE.
 
-Host protocol (ports): after reset, write the files, set ``n_ops`` /
+Host protocol (ports): after reset, write the two binary files, set ``n_ops`` /
 ``n_wt`` and ``load_ops`` / ``load_wt``, then toggle ``go``. The top reads the
 files (``load_*`` = 1), runs until END, a capture memory being nearly full
 (only where no beat is offered: never mid-handshake), a timeout or an X/Z,
@@ -69,7 +72,7 @@ STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ"}
 XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
 BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
-FILES = {"ops": "bulk_ops.hex", "wt": "bulk_wt.hex", "out": "bulk_out.hex", "mem": "bulk_mem.hex"}
+FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "out": "bulk_out.hex", "mem": "bulk_mem.hex"}
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,23 @@ module {TOP} (
     wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
     wire [31:0] lfsr_n = lfsr_b ^ (lfsr_b << 5);
 
+    task automatic load_file(input integer which, input [31:0] count);
+        integer fd;
+        integer got;
+        begin
+            fd = which == 0 ? $fopen("{FILES['ops']}", "rb") : $fopen("{FILES['wt']}", "rb");
+            if (fd == 0) begin
+                $display("tb_bulk_top: cannot open %s", which == 0 ? "{FILES['ops']}" : "{FILES['wt']}");
+            end else begin
+                if (which == 0) got = $fread(op_mem, fd, 0, count);
+                else got = $fread(wt_mem, fd, 0, count);
+                $fclose(fd);
+                if (got != count * (which == 0 ? {OPW // 8} : {(WW + 7) // 8}))
+                    $display("tb_bulk_top: short read of %0d bytes", got);
+            end
+        end
+    endtask
+
     function automatic [8:0] bp_lvl_of(input [2:0] k);
         begin
             case (k)
@@ -326,11 +346,11 @@ module {TOP} (
             case (state)
             S_WAIT: if (go != go_q) begin
                 if (load_ops) begin
-                    $readmemh("{FILES['ops']}", op_mem, 0, n_ops - 32'd1);
+                    load_file(0, n_ops);
                     op_ptr <= 32'd0;
                 end
                 if (load_wt && n_wt != 32'd0)
-                    $readmemh("{FILES['wt']}", wt_mem, 0, n_wt - 32'd1);
+                    load_file(1, n_wt);
                 n_out <= 32'd0;
                 n_mem <= 32'd0;
                 done <= 1'b0;

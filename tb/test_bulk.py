@@ -285,3 +285,18 @@ def test_scoreboard_check_beats_equals_check_beat():
     assert not one.ok and one.counts() == many.counts()
     assert one.report() == many.report()
     assert "duplicated?" in one.report() and "extra beat" in one.report()
+
+
+def test_binary_files_hold_the_hex_words():
+    """The $fread files hold the same words as the $readmemh texts (MSB first)."""
+    from tb.bulk import ops_bin, ops_hex, wt_bin, wt_hex
+    cfg, lay, ops, prog = _small_program()
+    n = prog.kind.size
+    b = ops_bin(prog, 0, n)
+    assert [int.from_bytes(b[i:i + 16], "big") for i in range(0, len(b), 16)] == \
+        [int(x, 16) for x in ops_hex(prog, 0, n).split()]
+    W = lay["wload"].payload_width
+    nb = (W + 7) // 8
+    b = wt_bin(prog, W)
+    assert [int.from_bytes(b[i:i + nb], "big") for i in range(0, len(b), nb)] == \
+        [int(x, 16) for x in wt_hex(prog, W).split()] == prog.wt
