@@ -4,8 +4,9 @@ The per-cycle BFM (:mod:`tb.bfm`) runs Python twice per clock cycle. Here the
 operations of :func:`tb.bfm.flatten` are compiled once into a program for
 the generated testbench top ``tb_bulk_top`` (:mod:`tb.bulk_top`): 128-bit
 operation words (IDLE / WL / CMD with its random gap / RB per membrane row /
-END) and a table of the distinct weight-load beats, written as ``$readmemh``
-files into the run directory. cocotb toggles ``go`` and awaits ``done``:
+END) and a table of the distinct weight-load beats, written as binary files
+(read with ``$fread``; the hex texts of :func:`ops_hex`/:func:`wt_hex` feed
+benchmarks/simrate.py's raw driver) into the run directory. cocotb toggles ``go`` and awaits ``done``:
 in between the simulator runs with no Python at all (``out__ready`` comes
 from the top's xorshift generator seeded from the test seed, command gaps
 from the program). At every pause the top dumps the output beats and
@@ -142,7 +143,7 @@ def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
 
 
 def ops_hex(prog: Program, lo: int, hi: int, wt_ids=None) -> str:
-    """``$readmemh`` text of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
+    """Hex text (one word per line) of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
     return _op_words(prog, lo, hi, wt_ids).tobytes().hex("\n", 16) + "\n"
 
 
@@ -182,7 +183,7 @@ def wt_bin(prog: Program, width: int, wt_ids=None) -> bytes:
 
 
 def wt_hex(prog: Program, width: int, wt_ids=None) -> str:
-    """``$readmemh`` text of the weight table (all of it, or ``wt_ids``)."""
+    """Hex text (one word per line) of the weight table (all of it, or ``wt_ids``)."""
     nh = (width + 3) // 4
     words = prog.wt if wt_ids is None else [prog.wt[int(i)] for i in wt_ids]
     return "".join(format(w, f"0{nh}x") + "\n" for w in words)
