@@ -28,16 +28,17 @@ Two halves, like ``tb/test_lif_pe_array.py``:
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .bfm import CMD, IDLE, RB, WL
 from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
-from .payload import StreamLayout, XVAL, unpack_binstr
+from .payload import StreamLayout
 
 __all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "ops_bin", "wt_bin",
            "decode_words",
@@ -66,8 +67,6 @@ class Program:
     wt: list
     rows: list
     n_ops: int                       # BFM operations
-    gaps: int = 0
-    rb_orig: dict = field(default_factory=dict)
 
 
 def compile_program(ops: list, seed: int, stress: bool) -> Program:
@@ -266,7 +265,7 @@ class BulkRunner:
     def __init__(self, dut, session):
         self.dut, self.s = dut, session
         plan = session.plan
-        self.manifest = __import__("json").loads(Path(plan["manifest"]).read_text())
+        self.manifest = json.loads(Path(plan["manifest"]).read_text())
         self.depths = BulkDepths(**dict(vars(depths_for(self.manifest)), **plan["bulk_depths"])) \
             if plan.get("bulk_depths") else depths_for(self.manifest)
         self.prog = compile_program(session.ops, plan["seed"], plan["stress"])
