@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.files import atomic_write
+
 from .bfm import CMD, IDLE, RB, WL
 from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout
@@ -312,11 +314,22 @@ class BulkRunner:
                 "readback_cycles": self._int("rb_cycles"), "gap_cycles": self._int("gap_cycles"),
                 "backpressure_cycles": self._int("bp_cycles")}
 
+    def progress_record(self, name: str, sb) -> None:
+        """Rewrite the plan's ``progress`` file (test, beats received of the
+        expected, cycles), as the per-cycle path does, for the host's progress
+        bar (:func:`tb.build.run`); written after every pause of the top."""
+        if not self.s.plan.get("progress"):
+            return
+        atomic_write({self.s.plan["progress"]: json.dumps({
+            "test": name, "beats": sb.next_beat, "beats_expected": sb.beats_expected,
+            "cycles": self._int("cycles")})})
+
     async def run(self, sb, *, stop: int | None = None, stop_after: int | None = None,
-                  judge: bool = True) -> str | None:
+                  judge: bool = True, name: str = "") -> str | None:
         """Run the program (up to compiled word ``stop``) and check it with
         ``sb``; returns a timeout message or None. With ``judge`` False
-        (before a mid-run reset) nothing but X/Z is recorded."""
+        (before a mid-run reset) nothing but X/Z is recorded. ``name``: the
+        test, for the progress records."""
         from cocotb.triggers import RisingEdge
 
         from tb.test_lif_pe_array import _cpu_seconds
@@ -370,6 +383,8 @@ class BulkRunner:
                                       f"at operation {int(prog.orig[i])} (cycle {self._int('cycles')})")
                 else:
                     row_i += n_mem
+                if judge and name:
+                    self.progress_record(name, sb)
                 if status == "XZ":
                     i = lo + self._int("op_ptr")
                     what = XZ_WHAT.get(self._int("xz_what"), "?")
@@ -435,14 +450,14 @@ async def _reset(s, r, name: str) -> None:
         if s.plan.get("repro"):
             msg += f"\nreproduce: {s.plan['repro']}"
         s.record(name, {"ok": False, "failure": msg})
-        assert False, msg
+        raise AssertionError(msg)
 
 
 async def _checked_run(s, r, name: str) -> None:
     from tb.test_lif_pe_array import _cpu_seconds
     sb = s.scoreboard()
     c0, t0, cpu0 = r.counters(), time.monotonic(), _cpu_seconds()
-    timeout = await r.run(sb, stop_after=s.plan.get("max_report", 8))
+    timeout = await r.run(sb, stop_after=s.plan.get("max_report", 8), name=name)
     if timeout is None and sb.ok:
         sb.missing_beats()
     c1 = r.counters()

@@ -137,10 +137,13 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
-    if report is not None:
-        report(f"run:   {opts.sim} {', '.join(opts.tests)}; seed {opts.seed}, "
-               f"{opts.samples} samples x T={opts.timesteps}"
-               f"{'' if opts.stress else ', no stress'}{', waves' if opts.waves else ''}")
+
+    def announce(path: str, tests: list) -> None:
+        if report is not None:
+            report(f"run:   {opts.sim} {', '.join(tests)} ({path} path); seed {opts.seed}, "
+                   f"{opts.samples} samples x T={opts.timesteps}"
+                   f"{'' if opts.stress else ', no stress'}{', waves' if opts.waves else ''}")
+
     bulk_tests = [t for t in opts.tests if t in BULK_TESTS] if opts.path == "bulk" else []
     bfm_tests = [t for t in opts.tests if t not in bulk_tests]
     runs = []
@@ -159,11 +162,13 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
         b = build(cfg, opts.sim, verilog, manifest, tag=tag, waves=opts.waves, quiet=quiet,
                   report=report, visibility=opts.visibility, top=TOP, extra_sources=[top_v],
                   public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS)
+        announce("bulk", bulk_tests)
         runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE,
                             quiet=quiet, progress=progress)))
     if bfm_tests:
         b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
                   report=report, visibility=opts.visibility)
+        announce("bfm", bfm_tests)
         runs.append((b, run(b, dict(plan, tests=bfm_tests), quiet=quiet, progress=progress)))
     b, r = runs[0] if len(runs) == 1 else _merge(runs)
     wall = time.monotonic() - t0

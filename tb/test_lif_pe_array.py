@@ -191,7 +191,7 @@ class _Session:
         if self.plan.get("repro") and "reproduce:" not in text:
             msg += f"; reproduce: {self.plan['repro']}"
         self.record(name, {"ok": False, "failure": msg})
-        assert False, msg
+        raise AssertionError(msg)
 
     async def reset(self, name: str) -> None:
         problems = await self.bfm.reset(cycles=3)
@@ -200,7 +200,7 @@ class _Session:
             if self.plan.get("repro"):
                 msg += f"\nreproduce: {self.plan['repro']}"
             self.record(name, {"ok": False, "failure": msg})
-            assert False, msg
+            raise AssertionError(msg)
 
 
 async def _start(dut, name: str):
