@@ -59,6 +59,8 @@ __all__ = ["TOP", "OPW", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "b
 from dataclasses import dataclass
 from pathlib import Path
 
+from golden.files import atomic_write
+
 TOP = "tb_bulk_top"
 #: half clock period of the generated clock (time units of the 1ns/1ps timescale)
 HALF_PERIOD = 5
@@ -450,8 +452,5 @@ def write_bulk_top(manifest: dict, out_dir: Path, depths: BulkDepths | None = No
     text = bulk_top_verilog(manifest, depths, source)
     path = Path(out_dir) / f"{TOP}.v"
     if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write({path: text})
     return path

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from golden.cli import OneLineParser, posint, run_main
+from golden.files import atomic_write, check_writable_dir
 from golden.paths import build_path
 from tb.build import BuildError
 
@@ -204,6 +205,9 @@ def rtl_eval(quants: dict, schemes: list, spikes: np.ndarray, labels: np.ndarray
 
 def main(argv=None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    # before minutes of training: the report and cache folders must be writable
+    check_writable_dir(a.reports, "--reports")
+    check_writable_dir(a.cache, "--cache")
     t_start = time.monotonic()
     import torch
     torch.set_num_threads(a.threads)
@@ -281,13 +285,15 @@ def main(argv=None) -> int:
            f"simulation {t_rtl:.1f} s, total {total:.1f} s (torch threads {a.threads}).", "",
            "Training hyperparameters: `" + json.dumps(asdict(tc)) + "`", ""]
     out = Path(a.reports)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "demo.md").write_text("\n".join(md))
-    rep.plot(out / "demo.png", float_rows, quant_rows, ok_rows)
-    (out / "demo.json").write_text(json.dumps(
-        {"float": float_rows, "quant": [{k: v for k, v in r.items() if k != "report"} for r in quant_rows],
-         "rtl": ok_rows, "cfg": cfg.to_dict(), "train": asdict(tc),
-         "seconds": {"train": t_train, "quant": t_quant, "rtl": t_rtl, "total": total}}, indent=1))
+    atomic_write({
+        out / "demo.md": "\n".join(md),
+        out / "demo.png": rep.plot(float_rows, quant_rows, ok_rows),
+        out / "demo.json": json.dumps(
+            {"float": float_rows,
+             "quant": [{k: v for k, v in r.items() if k != "report"} for r in quant_rows],
+             "rtl": ok_rows, "cfg": cfg.to_dict(), "train": asdict(tc),
+             "seconds": {"train": t_train, "quant": t_quant, "rtl": t_rtl, "total": total}},
+            indent=1)})
 
     print()
     print(rep.summary_table(float_rows, quant_rows, ok_rows))

@@ -31,6 +31,7 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a hard dependency
     cocotb = None
 
+from golden.files import atomic_write
 from tb.scoreboard import Scoreboard
 
 __all__ = ["RecordingScoreboard"]
@@ -61,10 +62,8 @@ class RecordingScoreboard(Scoreboard):
             self._cur = exp.sample
             self.sample_first_cycle[exp.sample] = self._stats.cycles
             if self._progress is not None:
-                tmp = self._progress.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"samples_started": exp.sample + 1,
-                                           "mismatches": self.n_mismatches}))
-                tmp.replace(self._progress)
+                atomic_write({self._progress: json.dumps({"samples_started": exp.sample + 1,
+                                                          "mismatches": self.n_mismatches})})
         if exp.readout:
             s = self.cfg.slots
             base = exp.tile * self.cfg.array + exp.group * s
@@ -139,7 +138,5 @@ if cocotb is not None:
             "weights": sched.allocation.weights, "allocation": sched.allocation.describe(),
             "schedule_seconds": t_sched, "sim_seconds": t_sim,
         }
-        tmp = Path(plan["summary"]).with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=1))
-        tmp.replace(Path(plan["summary"]))
+        atomic_write({Path(plan["summary"]): json.dumps(summary, indent=1)})
         assert failure is None, failure

@@ -18,7 +18,6 @@ Dict shapes (one entry per scheme, in table order):
 
 from __future__ import annotations
 
-from pathlib import Path
 
 __all__ = ["summary_table", "table1", "quant_table", "layer_table", "rtl_table", "config_table", "plot"]
 
@@ -141,8 +140,10 @@ def config_table(cfg: dict, manifest: dict, choices: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(path: Path, float_rows: list, quant_rows: list, rtl_rows: list) -> None:
-    """Two panels: accuracy (float / fixed / RTL) and LIF memory (fwd / bwd) per scheme."""
+def plot(float_rows: list, quant_rows: list, rtl_rows: list) -> bytes:
+    """PNG of two panels: accuracy (float / fixed / RTL) and LIF memory (fwd / bwd) per scheme."""
+    import io
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -181,6 +182,7 @@ def plot(path: Path, float_rows: list, quant_rows: list, rtl_rows: list) -> None
     a2.legend(fontsize=8)
     a2.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    return buf.getvalue()
