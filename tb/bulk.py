@@ -41,6 +41,7 @@ from golden.files import atomic_write
 from .bfm import CMD, IDLE, RB, WL
 from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout
+from .session import Session, cpu_seconds
 
 __all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "ops_bin", "wt_bin",
            "decode_words",
@@ -332,10 +333,9 @@ class BulkRunner:
         test, for the progress records."""
         from cocotb.triggers import RisingEdge
 
-        from tb.test_lif_pe_array import _cpu_seconds
         d, prog = self.dut, self.prog
         prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0}
-        c = _cpu_seconds()
+        c = cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]
         row_i = 0
@@ -354,10 +354,10 @@ class BulkRunner:
             while True:
                 self.go ^= 1
                 d.go.value = self.go
-                c1 = _cpu_seconds()
+                c1 = cpu_seconds()
                 prof["files"] += c1 - c
                 await RisingEdge(d.done)
-                c = _cpu_seconds()
+                c = cpu_seconds()
                 prof["simulate"] += c - c1
                 prof["pauses"] += 1
                 status = STATUS.get(self._int("status"), "?")
@@ -397,7 +397,7 @@ class BulkRunner:
                     return None
                 d.load_ops.value = 0
                 d.load_wt.value = 0
-                c1 = _cpu_seconds()
+                c1 = cpu_seconds()
                 prof["check"] += c1 - c
                 c = c1
                 if status == "END":
@@ -433,11 +433,10 @@ class BulkRunner:
 
 async def _start(dut, name: str):
     from tb.plan import load_plan
-    from tb.test_lif_pe_array import _Session
     plan = load_plan()
     if name not in plan["tests"]:
         return None
-    s = _Session(dut, plan, bfm=False)
+    s = Session(dut, plan, bfm=False)
     r = BulkRunner(dut, s)   # tb_bulk_top generates its own clock
     await _reset(s, r, name)
     return s, r
@@ -454,9 +453,8 @@ async def _reset(s, r, name: str) -> None:
 
 
 async def _checked_run(s, r, name: str) -> None:
-    from tb.test_lif_pe_array import _cpu_seconds
     sb = s.scoreboard()
-    c0, t0, cpu0 = r.counters(), time.monotonic(), _cpu_seconds()
+    c0, t0, cpu0 = r.counters(), time.monotonic(), cpu_seconds()
     timeout = await r.run(sb, stop_after=s.plan.get("max_report", 8), name=name)
     if timeout is None and sb.ok:
         sb.missing_beats()
