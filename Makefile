@@ -88,7 +88,7 @@ test: setup
 
 # Co-simulation of one configuration (owned by tb/; see tb/README.md):
 #   make sim ARRAY=128 GROUPS=4 [SIM=verilator|icarus] [SEED=n] [WAVES=1]
-#            [LAYER_SHARE=0|1] [RESET=soft|hard] [T=n] [STRESS=0|1]
+#            [LAYER_SHARE=0|1] [RESET=soft|hard] [T=n] [STRESS=0|1] [SIMPATH=bulk|bfm]
 # STRESS=0 drops the random command gaps and output backpressure (clean cycle counts).
 # Verilog goes to sim_build/rtl/<config>/, the build to sim_build/<sim>/<config>/.
 SIM ?= verilator
@@ -103,11 +103,13 @@ LAYER_SHARE ?= 1
 RESET ?= soft
 T ?= 3
 STRESS ?= 1
+# SIMPATH=bulk (default): stimulus/captures in blocks via tb_bulk_top (tb/bulk.py); bfm: per-cycle BFM
+SIMPATH ?= bulk
 
 sim: setup
 	@$(VPY) -m tb.sim --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --seed '$(SEED)' \
 	  --waves '$(WAVES)' --layer-share '$(LAYER_SHARE)' --reset '$(RESET)' -T '$(T)' \
-	  --stress '$(STRESS)'
+	  --stress '$(STRESS)' --path '$(SIMPATH)'
 
 emit: setup
 	$(VPY) -m gen.emit --verilog --array $(ARRAY) --groups $(GROUPS)

@@ -39,6 +39,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
 
 from gen.emit import PORT_NAMES
 from golden.schedule import LayerPass, TimestepEnd
@@ -46,7 +49,7 @@ from golden.schedule import LayerPass, TimestepEnd
 from .payload import StreamLayout, unpack_binstr, unpack_bits
 from golden.errors import ProjectError
 
-__all__ = ["flatten", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
+__all__ = ["flatten", "flatten_scalar", "pack_commands", "pack_weight_loads", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
 
 #: Short key -> port name (gen.emit.PORT_NAMES, built from the core's signature;
 #: Amaranth flattens stream members with "__"): ``cmd_valid`` -> ``cmd__valid``,
@@ -67,7 +70,76 @@ class BfmUnresolved(ProjectError, RuntimeError):
 
 
 def flatten(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
-    """Schedule -> (operations, expected beats in order)."""
+    """Schedule -> (operations, expected beats in order).
+
+    Payloads are packed with the vectorised :meth:`StreamLayout.pack_rows`
+    (each weight-load list that several passes share is packed once); the
+    result equals :func:`flatten_scalar`'s (tb/test_bulk.py checks it).
+    """
+    cmd_l, wl_l = layouts["cmd"], layouts["wload"]
+    # pass 1: every Command in order, every distinct weight-load list once
+    cmds: list = []
+    wl_first: dict = {}        # id(list of WeightLoad) -> index of its first packed word
+    wls: list = []
+    loads = [sched.static_weight_loads] + [it.weight_loads for it in sched.items
+                                           if isinstance(it, LayerPass)]
+    for lst in loads:
+        if lst and id(lst) not in wl_first:
+            wl_first[id(lst)] = len(wls)
+            wls.extend(lst)
+    for it in sched.items:
+        if isinstance(it, LayerPass):
+            cmds.extend(it.commands)
+    cmd_words = pack_commands(cmd_l, cmds)
+    wl_words = pack_weight_loads(wl_l, wls)
+    # pass 2: the operations
+    ops: list = []
+    beats: list = []
+    nc = 0
+
+    def add_loads(lst):
+        k = wl_first[id(lst)]
+        ops.extend(zip(repeat(WL), wl_words[k:k + len(lst)]))
+
+    if sched.static_weight_loads:
+        ops.append((IDLE, 0))
+        add_loads(sched.static_weight_loads)
+    for item in sched.items:
+        if isinstance(item, LayerPass):
+            if item.weight_loads:
+                ops.append((IDLE, len(beats)))
+                add_loads(item.weight_loads)
+            ops.extend(zip(repeat(CMD), cmd_words[nc:nc + len(item.commands)]))
+            nc += len(item.commands)
+            beats.extend(item.beats)
+        elif isinstance(item, TimestepEnd):
+            ops.append((IDLE, len(beats)))
+            if item.membrane:
+                ops.append((RB, item))
+    ops.append((IDLE, len(beats)))
+    return ops, beats
+
+
+def pack_commands(cmd_l: StreamLayout, cmds) -> list[int]:
+    """``cmd`` payload ints of :class:`golden.schedule.Command` s (vectorised)."""
+    if not cmds:
+        return []
+    a = np.array(cmds, dtype=np.int64).reshape(len(cmds), -1)
+    names = ("op", "row", "base", "mode", "first")
+    return cmd_l.pack_rows(len(cmds), **{k: a[:, i] for i, k in enumerate(names)})
+
+
+def pack_weight_loads(wl_l: StreamLayout, wls) -> list[int]:
+    """``wload`` payload ints of :class:`golden.schedule.WeightLoad` s (vectorised)."""
+    if not wls:
+        return []
+    return wl_l.pack_rows(len(wls), addr=np.array([w.addr for w in wls], dtype=np.int64),
+                          data=np.stack([np.asarray(w.data, dtype=np.int64) for w in wls]))
+
+
+def flatten_scalar(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
+    """:func:`flatten` with the scalar :meth:`StreamLayout.pack`, one payload
+    at a time: the independent oracle of the vectorised packer."""
     cmd_l, wl_l = layouts["cmd"], layouts["wload"]
     ops: list = []
     beats: list = []

@@ -133,6 +133,56 @@ class Scoreboard:
             return False
         return True
 
+    def check_beats(self, got: dict) -> int:
+        """:meth:`check_beat` of ``n`` beats at once (the bulk path, tb/bulk.py).
+
+        ``got`` maps every ``out`` field to an array: ``[n]`` for the header
+        fields, ``[n, S]`` for ``spikes`` and ``values``. Beats that match
+        are compared and counted with numpy; every other beat (and any extra
+        beat) goes through :meth:`check_beat`, so counts, coverage and the
+        report are the same as checking one beat at a time. Returns the
+        number of mismatching beats.
+        """
+        n = len(got["tile"])
+        i0 = self.next_beat
+        m = max(0, min(n, len(self.expected_beats) - i0))
+        exp = self.expected_beats[i0:i0 + m]
+        bad = np.zeros(m, dtype=bool)
+        if m:
+            es = np.stack([b.spikes for b in exp])
+            ev = np.stack([b.values for b in exp])
+            gs, gv = np.asarray(got["spikes"])[:m], np.asarray(got["values"])[:m]
+            bad = ((es != gs) | (ev != gv)).any(axis=1)
+            hdr = {"tile": [b.tile % (1 << 16) for b in exp], "group": [b.group for b in exp],
+                   "last": [b.last for b in exp], "readout": [b.readout for b in exp]}
+            for k, v in hdr.items():
+                bad |= np.asarray(got[k])[:m] != np.asarray(v)
+            good = ~bad
+            ng = int(good.sum())
+            S = self.cfg.slots
+            self.beats_checked += ng
+            self.spikes_checked += S * ng
+            self.values_checked += S * ng
+            self.coverage["spikes"] += int(es[good].sum())
+            ro = np.asarray(hdr["readout"], dtype=bool)
+            self.coverage["readout_beats"] += int((good & ro).sum())
+            evn = ev[good & ~ro]
+            self.coverage["value_sat_hi"] += int((evn == self.cfg.mem_max).sum())
+            self.coverage["value_sat_lo"] += int((evn == self.cfg.mem_min).sum())
+            self.coverage["u_eq_theta"] += int((evn == self.cfg.theta_int).sum())
+
+        def row(i):
+            return {k: (v[i] if np.ndim(v) == 2 else int(v[i])) for k, v in got.items()}
+
+        for i in np.flatnonzero(bad).tolist() + list(range(m, n)):
+            self.next_beat = i0 + i
+            self._prev_got = row(i - 1) if i > 0 else self._prev_got
+            self.check_beat(row(i))
+        self.next_beat = i0 + m
+        if n:
+            self._prev_got = row(n - 1)
+        return int(bad.sum()) + (n - m)
+
     def _same(self, got: dict, exp) -> bool:
         return (int(got["tile"]) == exp.wire_tile and int(got["group"]) == exp.group
                 and np.array_equal(np.asarray(got["spikes"]), exp.spikes)

@@ -8,15 +8,19 @@ This is what ``make sim`` runs::
     python -m tb.sim --array 128 --groups 4 [--sim icarus] [--seed 7] [--waves]
                      [--layer-share 0] [--reset hard] [-T 4] [--samples 3] [--no-stress]
 
-The Verilog is emitted by :func:`gen.emit.emit` into
+By default the cocotb tests run on the bulk path (``--path bulk``,
+tb/bulk.py: the generated testbench top ``tb_bulk_top`` runs blocks of the
+schedule with no Python per cycle); ``--path bfm`` (``make sim SIMPATH=bfm``)
+selects the per-cycle BFM of ``tb/test_lif_pe_array.py``; ``error_flags``
+always runs there. The Verilog is emitted by :func:`gen.emit.emit` into
 ``sim_build/rtl/<config name>/``, built into ``sim_build/<sim>/<config name>/``
 (reused while the Verilog is unchanged; ``sim_build/`` is
 :func:`tb.build.sim_build_dir`) and simulated with the cocotb tests of
 ``tb/test_lif_pe_array.py``. One line per phase that does work (emit, build
 with its estimated time, run) and a progress bar go to stderr (``-q``: none);
 the run ends with a summary on stdout: outputs checked (beats, spikes,
-membrane words), mismatches, cycles, cycles per tile and per timestep, wall
-time. Exit status: 0 all checks passed, 1 a mismatch or a failed
+membrane words), mismatches, cycles, cycles per tile and per timestep, the
+simulation rate (cycles per second and per CPU-second), wall time. Exit status: 0 all checks passed, 1 a mismatch or a failed
 simulation or build, 2 bad options or an unwritable build folder (one
 ``python -m tb.sim: error: ...`` line).
 """
@@ -24,20 +28,25 @@ simulation or build, 2 bad options or an unwritable build folder (one
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from golden.cli import OneLineParser, bounded_int, posint, run_main
 from golden.config import ConfigError, HwConfig
 
-from .build import SIMULATORS, BuildError, build, emit_rtl, mutate_rtl, run
+from .build import SIMULATORS, VISIBILITIES, BuildError, RunResult, build, emit_rtl, mutate_rtl, run
+from .bulk import BULK_TESTS
+from .bulk import TEST_MODULE as BULK_MODULE
 from .cli import SimProgress, parse_cfg_items, phase
 
 __all__ = ["SimOptions", "SimResult", "run_sim", "main", "MAX_TIMESTEPS", "MAX_SAMPLES"]
 
 PROG = "python -m tb.sim"
 TESTS = ("full_run", "reset_mid_run")
+PATHS = ("bulk", "bfm")
 ALL_TESTS = TESTS + ("error_flags",)
 #: Largest ``-T`` / ``--samples`` the command line accepts: the run time
 #: grows with their product (an ARRAY=128 run of the defaults takes seconds;
@@ -67,6 +76,13 @@ class SimOptions:
     tag: str = ""
     stall_limit: int = 5000
     max_report: int = 8
+    # Verilator signal visibility (tb.build.VISIBILITIES; None: $TB_VISIBILITY or "ports")
+    visibility: str | None = None
+    # "bulk" (default): tb/bulk.py's tb_bulk_top, blocks of stimulus per Python call;
+    # "bfm": the per-cycle BFM (tb/bfm.py). error_flags always runs on the BFM.
+    path: str = "bulk"
+    # memory depths of tb_bulk_top (tb.bulk_top.BulkDepths fields); None: sized from the manifest
+    bulk_depths: dict | None = None
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -76,12 +92,15 @@ class SimOptions:
                f"LAYER_SHARE={int(self.layer_share)} RESET={self.reset} T={self.timesteps}")
         if not self.stress:
             cmd += " STRESS=0"
+        if self.path != "bulk":
+            cmd += f" SIMPATH={self.path}"
         if self.extra_cfg or self.samples != 3 or self.tag:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
                    f"-T {self.timesteps} --samples {self.samples}"
                    + ("" if self.stress else " --stress 0")
+                   + ("" if self.path == "bulk" else f" --path {self.path}")
                    + (f" --cfg {extra}" if extra else "")
                    + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
         return cmd
@@ -115,8 +134,6 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
     verilog, manifest = emit_rtl(cfg, report=report)
     if opts.mutate is not None:
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
-    b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
-              report=report)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
@@ -124,12 +141,45 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
         report(f"run:   {opts.sim} {', '.join(opts.tests)}; seed {opts.seed}, "
                f"{opts.samples} samples x T={opts.timesteps}"
                f"{'' if opts.stress else ', no stress'}{', waves' if opts.waves else ''}")
-    r = run(b, plan, quiet=quiet, progress=progress)
+    bulk_tests = [t for t in opts.tests if t in BULK_TESTS] if opts.path == "bulk" else []
+    bfm_tests = [t for t in opts.tests if t not in bulk_tests]
+    runs = []
+    if bulk_tests:
+        from .bulk_top import (TOP, VERILATOR_FLAGS, BulkDepths, bulk_top_ports, depths_for,
+                               write_bulk_top)
+        mf = json.loads(Path(manifest).read_text())
+        tdir, tag = Path(manifest).parent, opts.tag
+        depths = None
+        if opts.bulk_depths:
+            depths = BulkDepths(**dict(vars(depths_for(mf)), **opts.bulk_depths))
+            dname = "d" + "-".join(str(getattr(depths, k)) for k in ("ops", "wt", "out", "mem"))
+            tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
+            plan["bulk_depths"] = dict(vars(depths))
+        top_v = write_bulk_top(mf, tdir, depths, source=str(manifest))
+        b = build(cfg, opts.sim, verilog, manifest, tag=tag, waves=opts.waves, quiet=quiet,
+                  report=report, visibility=opts.visibility, top=TOP, extra_sources=[top_v],
+                  public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS)
+        runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE,
+                            quiet=quiet, progress=progress)))
+    if bfm_tests:
+        b = build(cfg, opts.sim, verilog, manifest, tag=opts.tag, waves=opts.waves, quiet=quiet,
+                  report=report, visibility=opts.visibility)
+        runs.append((b, run(b, dict(plan, tests=bfm_tests), quiet=quiet, progress=progress)))
+    b, r = runs[0] if len(runs) == 1 else _merge(runs)
     wall = time.monotonic() - t0
     text = format_summary(opts, cfg, b, r, wall)
     if not r.ok:
         text += "\n" + r.failure_text()
     return SimResult(r.ok, r.summary, text, r, b.seconds, wall)
+
+
+def _merge(runs):
+    """One (build, result) of a bulk run and a per-cycle run (error_flags)."""
+    (b, r0), (_, r1) = runs
+    tests = dict(r0.summary.get("tests", {}), **r1.summary.get("tests", {}))
+    r = RunResult(r0.ok and r1.ok, {"tests": tests}, r0.run_dir, r0.log, r0.seconds + r1.seconds,
+                  r0.waves_file, r0.failures + r1.failures)
+    return b, r
 
 
 def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
@@ -161,6 +211,12 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
             f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
             f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
+        cpu = t.get("sim_cpu_seconds")
+        if cpu is not None:
+            lines.append(
+                f"      rate ({t.get('path', 'bfm')} path): "
+                f"{t['cycles'] / max(t['sim_seconds'], 1e-9):,.0f} cycles/s, "
+                f"{t['cycles'] / max(cpu, 1e-9):,.0f} cycles/CPU-s ({cpu:.2f} CPU-s)")
     if b.waves:
         lines.append(f"   waves:   {r.waves_file or '(no waveform file was written)'}")
         if b.sim == "verilator" and r.waves_file and r.waves_file.suffix == ".vcd":
@@ -230,6 +286,14 @@ def build_parser() -> OneLineParser:
                    help=f"run only this cocotb test (repeatable; default: {', '.join(TESTS)})")
     p.add_argument("--cfg", nargs="*", default=argparse.SUPPRESS, metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. acc_width=12 fire=ge (default: none)")
+    p.add_argument("--path", choices=PATHS, default="bulk",
+                   help="'bulk': stimulus and captures in blocks through tb_bulk_top "
+                        "(tb/bulk.py, fast); 'bfm': the per-cycle BFM (tb/bfm.py, for "
+                        "debugging); error_flags always runs on the BFM")
+    p.add_argument("--visibility", choices=VISIBILITIES, default=None,
+                   help="Verilator: 'ports' makes only the top-level ports visible to cocotb "
+                        "(default, or $TB_VISIBILITY); 'full' every internal signal (debugging, "
+                        "~12x slower; WAVES=1 implies it)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no phase lines or progress bar (the summary only)")
     return p
@@ -242,7 +306,8 @@ def _parse(argv) -> tuple[SimOptions, bool]:
     tests = getattr(a, "test", None)
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=bool(a.layer_share), reset=a.reset, timesteps=a.timesteps,
-                      samples=a.samples, stress=bool(a.stress),
+                      samples=a.samples, stress=bool(a.stress), visibility=a.visibility,
+                      path=a.path,
                       tests=tuple(tests) if tests else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()

@@ -1,14 +1,17 @@
 """Fault injection: the co-simulation must catch real bugs.
 
 Each mutation of :mod:`tb.mutations` is applied to the emitted Verilog, the
-mutant is built (``sim_build/verilator/<config>-<mutation>/``) and run
-through the same ``full_run`` cocotb test; the run must FAIL with a
-scoreboard finding (a mismatch, a missing/extra beat or a watchdog timeout),
-not with a build error. The unmutated design must pass the same run.
+mutant is built (``sim_build/verilator/<config>-<mutation>[-tb_bulk_top]/``)
+and run through the ``full_run`` cocotb test of BOTH co-simulation paths:
+the bulk path (tb/bulk.py, the default of ``make sim``) and the per-cycle
+BFM (tb/bfm.py). On each the run must FAIL with a scoreboard finding (a
+mismatch, a missing/extra beat or a watchdog timeout), not with a build
+error. The unmutated design must pass the same runs.
 
 ``test_icarus_x_mid_run_is_caught`` runs the X mutant of
-:data:`tb.mutations.X_MUTATIONS` on Icarus: the BFM's X/Z check must name the
-port and the cycle (docs/reliability.md §4), not time out.
+:data:`tb.mutations.X_MUTATIONS` on Icarus, on both paths: the X/Z check
+(the BFM's, or ``tb_bulk_top``'s) must name the port and the cycle
+(docs/reliability.md §4), not time out.
 
 The configuration uses 4-bit weights and a small θ so that U = θ happens
 often (the ``>`` vs ``>=`` mutation is only visible then); the baseline test
@@ -33,34 +36,42 @@ def _opts(**kw):
     return SimOptions(**dict(FAULT_CASE, **kw))
 
 
-def test_unmutated_design_passes():
+PATHS = ("bulk", "bfm")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_unmutated_design_passes(path):
     from tb.sim import run_sim
-    res = run_sim(_opts())
+    res = run_sim(_opts(path=path))
     assert res.ok, res.failure_text()
     cov = res.summary["tests"]["full_run"]["checked"]["coverage"]
     assert cov["u_eq_theta"] > 0, f"stimulus never hits U == θ, fire_ge would go unseen: {cov}"
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
-def test_mutation_is_detected(mutation):
+def test_mutation_is_detected(mutation, path):
     from tb.sim import run_sim
-    opts = _opts(tag=mutation.name)
+    opts = _opts(tag=mutation.name, path=path)
     slots = opts.config().slots
     opts.mutate = lambda text: mutation.apply(text, slots)
     res = run_sim(opts)
-    assert not res.ok, f"mutation {mutation.name!r} ({mutation.bug}) was NOT detected:\n{res.text}"
+    assert not res.ok, f"mutation {mutation.name!r} ({mutation.bug}) was NOT detected " \
+        f"on the {path} path:\n{res.text}"
     findings = "\n".join(res.run.failures)
     assert re.search(r"^\[full_run\] seed \d+: (TIMEOUT|\d+ mismatch)", findings, re.M), \
-        f"mutation {mutation.name!r} failed for another reason:\n{res.text}"
-    print(f"{mutation.name}: detected\n{findings}")
+        f"mutation {mutation.name!r} failed for another reason on the {path} path:\n{res.text}"
+    assert res.summary["tests"]["full_run"].get("path") == path, res.summary
+    print(f"{mutation.name} ({path} path): detected\n{findings}")
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mutation", X_MUTATIONS, ids=lambda m: m.name)
-def test_icarus_x_mid_run_is_caught(mutation):
+def test_icarus_x_mid_run_is_caught(mutation, path):
     """A control output that goes X mid-run on Icarus fails the run at once
     with a one-line X/Z finding (port, cycle, seed, repro), not a timeout."""
     from tb.sim import run_sim
-    opts = _opts(sim="icarus", tag=mutation.name)
+    opts = _opts(sim="icarus", tag=mutation.name, path=path)
     slots = opts.config().slots
     opts.mutate = lambda text: mutation.apply(text, slots)
     res = run_sim(opts)

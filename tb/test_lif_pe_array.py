@@ -20,7 +20,9 @@ parameters):
     again from the start, fully checked.
 
 * pytest functions that emit, build and run those tests through
-  :mod:`tb.sim` (which uses ``cocotb_tools.runner``; cocotb-test is not used:
+  :mod:`tb.sim` (by default on the bulk path, tb/bulk.py, which runs cocotb
+  tests of the same names on ``tb_bulk_top``; ``QUICK_BFM`` on this file's
+  per-cycle tests) (which uses ``cocotb_tools.runner``; cocotb-test is not used:
   it is broken on cocotb 2.x, see its issue #278, and its maintainer points
   to cocotb's own runner).
 
@@ -49,10 +51,17 @@ except ImportError:  # pragma: no cover - cocotb is a hard dependency
     cocotb = None
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (the simulator and cocotb share it)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class _Session:
     """Everything one cocotb test needs, derived from the plan."""
 
-    def __init__(self, dut, plan: dict):
+    def __init__(self, dut, plan: dict, bfm: bool = True):
         from golden.config import HwConfig
         from golden.schedule import build_schedule
 
@@ -68,8 +77,9 @@ class _Session:
         spikes = make_spikes(self.net, plan["seed"], plan["samples"], plan["timesteps"])
         self.sched = build_schedule(self.cfg, self.net, spikes)
         self.ops, self.beats = flatten(self.sched, self.layouts)
+        # the bulk path (tb/bulk.py) drives tb_bulk_top instead of the per-cycle BFM
         self.bfm = CoreBfm(dut, self.layouts, self.cfg, plan["seed"], stress=plan["stress"],
-                           stall_limit=plan.get("stall_limit", 5000))
+                           stall_limit=plan.get("stall_limit", 5000)) if bfm else None
 
     def scoreboard(self):
         from tb.scoreboard import Scoreboard
@@ -99,7 +109,7 @@ class _Session:
         from tb.bfm import BfmTimeout
         sb = self.scoreboard()
         st = self.bfm.stats
-        c0, t0 = st.cycles, time.monotonic()
+        c0, t0, cpu0 = st.cycles, time.monotonic(), _cpu_seconds()
         w0, r0, g0, b0 = st.wload_cycles, st.readback_cycles, st.gap_cycles, st.backpressure_cycles
         timeout = None
         writer = None
@@ -114,21 +124,30 @@ class _Session:
                 writer.cancel()
                 self.progress_record(name, sb)
         sb.missing_beats() if timeout is None and sb.ok else None
+        self.finish(name, sb, timeout, {
+            "cycles": st.cycles - c0, "wload_cycles": st.wload_cycles - w0,
+            "readback_cycles": st.readback_cycles - r0, "gap_cycles": st.gap_cycles - g0,
+            "backpressure_cycles": st.backpressure_cycles - b0}, time.monotonic() - t0, cpu0)
+
+    def finish(self, name: str, sb, timeout, cyc: dict, secs: float, cpu0: float) -> None:
+        """Record the summary of one checked run (``cyc``: cycle counters) and assert."""
         counts = self.sched.counts
-        cycles = st.cycles - c0
-        wl, rbk = st.wload_cycles - w0, st.readback_cycles - r0
+        cycles, wl, rbk = cyc["cycles"], cyc["wload_cycles"], cyc["readback_cycles"]
         compute = cycles - wl - rbk
+        cpu = _cpu_seconds() - cpu0
         data = {"ok": sb.ok and timeout is None, "checked": sb.counts(),
                 "cycles": cycles, "compute_cycles": compute,
                 "wload_cycles": wl, "readback_cycles": rbk,
-                "gap_cycles": st.gap_cycles - g0, "backpressure_cycles": st.backpressure_cycles - b0,
+                "gap_cycles": cyc["gap_cycles"], "backpressure_cycles": cyc["backpressure_cycles"],
                 "tiles": counts["tiles"], "timesteps": counts["timesteps"],
                 "events": counts["events"], "commands": counts["commands"],
                 "weight_loads": counts["weight_loads"],
                 "weights": self.sched.allocation.weights,
                 "cycles_per_tile": compute / max(1, counts["tiles"]),
                 "cycles_per_timestep": cycles / max(1, counts["timesteps"]),
-                "sim_seconds": time.monotonic() - t0}
+                "sim_seconds": secs, "sim_cpu_seconds": cpu,
+                "path": "bfm" if self.bfm is not None else "bulk"}
+        data.update(getattr(self, "extra", {}))
         failure = None
         if timeout is not None or not sb.ok:
             failure = f"[{name}] seed {self.plan['seed']}: " + \
@@ -319,8 +338,22 @@ def _run_case(sim, array, groups, share, reset, seed=1, **kw):
 
 @pytest.mark.parametrize("case", QUICK, ids=_id)
 def test_lif_pe_array(case):
-    """Quick regression: both simulators, several ARRAY/GROUPS, L on/off, soft/hard reset."""
-    _run_case(*case)
+    """Quick regression (bulk path): both simulators, several ARRAY/GROUPS, L on/off,
+    soft/hard reset."""
+    res = _run_case(*case)
+    assert res.summary["tests"]["full_run"]["path"] == "bulk"
+
+
+#: the per-cycle BFM path (``tb.sim --path bfm``; QUICK runs the default bulk path)
+QUICK_BFM = [("verilator", 8, 2, True, "soft"), ("icarus", 8, 2, False, "hard"),
+             ("verilator", 32, 4, True, "soft")]
+
+
+@pytest.mark.parametrize("case", QUICK_BFM, ids=_id)
+def test_lif_pe_array_bfm_path(case):
+    """The same checks through the per-cycle BFM (corner tests and debugging use it)."""
+    res = _run_case(*case, path="bfm")
+    assert res.summary["tests"]["full_run"]["path"] == "bfm"
 
 
 @pytest.mark.slow
@@ -345,3 +378,14 @@ def test_saturation_narrow_widths(sim):
                                "fire": "ge", "leak_int": 192})
     cov = res.summary["tests"]["full_run"]["checked"]["coverage"]
     assert cov["value_sat_hi"] > 0 and cov["value_sat_lo"] > 0, cov
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_bulk_small_memories(sim):
+    """Bulk path with tiny tb_bulk_top memories: many blocks, weight-table
+    reloads, pauses because the capture memories are nearly full (also in the
+    middle of a command stream), all still bit-exact."""
+    res = _run_case(sim, 8, 2, True, "soft", seed=2, samples=2, timesteps=2,
+                    tests=("full_run",), bulk_depths={"ops": 64, "wt": 8, "out": 16, "mem": 8})
+    prof = res.summary["tests"]["full_run"]["bulk_cpu_seconds"]
+    assert prof["blocks"] > 10 and prof["pauses"] > prof["blocks"], prof

@@ -1,0 +1,479 @@
+"""The bulk co-simulation path: whole blocks of stimulus per Python call.
+
+The per-cycle BFM (:mod:`tb.bfm`) runs Python twice per clock cycle. Here the
+operations of :func:`tb.bfm.flatten` are compiled once into a program for
+the generated testbench top ``tb_bulk_top`` (:mod:`tb.bulk_top`): 128-bit
+operation words (IDLE / WL / CMD with its random gap / RB per membrane row /
+END) and a table of the distinct weight-load beats, written as binary files
+(read with ``$fread``; the hex texts of :func:`ops_hex`/:func:`wt_hex` feed
+benchmarks/simrate.py's raw driver) into the run directory. cocotb toggles ``go`` and awaits ``done``:
+in between the simulator runs with no Python at all (``out__ready`` comes
+from the top's xorshift generator seeded from the test seed, command gaps
+from the program). At every pause the top dumps the output beats and
+membrane rows it captured (``$writememh``); they are decoded with numpy and
+every beat and row goes through the same :class:`tb.scoreboard.Scoreboard`
+as on the per-cycle path, so a mismatch names the same sample, layer,
+timestep, tile, group, neuron, expected and got values and the reproduce
+command. The first non-zero ``error`` at an idle point, a watchdog timeout
+and (Icarus) an X/Z output end the run with the same messages as the BFM.
+
+Two halves, like ``tb/test_lif_pe_array.py``:
+
+* host side: :func:`compile_program`, :func:`blocks`, the hex writers and
+  decoders (pure Python + numpy, unit-tested in tb/test_bulk.py);
+* cocotb tests ``full_run`` and ``reset_mid_run`` (same names, plan and
+  summary as ``tb/test_lif_pe_array.py``; run by ``tb.sim --path bulk``, the
+  default). ``error_flags`` stays on the per-cycle path.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bfm import CMD, IDLE, RB, WL
+from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
+from .payload import StreamLayout
+
+__all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "ops_bin", "wt_bin",
+           "decode_words",
+           "decode_columns", "decode_rows",
+           "TEST_MODULE", "BULK_TESTS"]
+
+TEST_MODULE = "tb.bulk"
+BULK_TESTS = ("full_run", "reset_mid_run")
+_K = {IDLE: KINDS["IDLE"], WL: KINDS["WL"], CMD: KINDS["CMD"]}
+
+
+@dataclass
+class Program:
+    """A flattened schedule compiled for ``tb_bulk_top``.
+
+    ``kind``/``arg``/``pl`` per operation word (END words are added per
+    block), ``orig`` the index of the :func:`tb.bfm.flatten` operation it
+    came from, ``wt`` the distinct weight-load payloads (WL ``arg`` indexes
+    it), ``rows`` the (TimestepEnd, row) of every RB word in order.
+    """
+
+    kind: np.ndarray
+    arg: np.ndarray
+    pl: np.ndarray
+    orig: np.ndarray
+    wt: list
+    rows: list
+    n_ops: int                       # BFM operations
+
+
+def compile_program(ops: list, seed: int, stress: bool) -> Program:
+    """Compile :func:`tb.bfm.flatten` operations; command gaps (valid low
+    before a command: 1-6 cycles with probability 1/4) are drawn from
+    ``seed`` when ``stress``."""
+    kind, arg, pl, orig, rows = [], [], [], [], []
+    wt_index: dict = {}
+    wt: list = []
+    for i, (k, a) in enumerate(ops):
+        if k == RB:
+            for r in sorted(a.membrane):
+                kind.append(KINDS["RB"])
+                arg.append(r)
+                pl.append(0)
+                orig.append(i)
+                rows.append((a, r))
+            continue
+        kind.append(_K[k])
+        orig.append(i)
+        if k == IDLE:
+            arg.append(a)
+            pl.append(0)
+        elif k == WL:
+            j = wt_index.get(a)
+            if j is None:
+                j = wt_index[a] = len(wt)
+                wt.append(a)
+            arg.append(j)
+            pl.append(0)
+        else:
+            arg.append(0)
+            pl.append(a)
+    kind = np.array(kind, dtype=np.int64)
+    arg = np.array(arg, dtype=np.int64)
+    pl = np.array(pl, dtype=object)
+    try:
+        pl = pl.astype(np.int64)
+    except OverflowError:   # a command payload over 63 bits: keep Python ints
+        pass
+    if stress:
+        rng = np.random.default_rng([seed, 5])
+        is_cmd = kind == KINDS["CMD"]
+        gap = np.where(rng.random(kind.size) < 0.25, rng.integers(1, 7, kind.size), 0)
+        arg = np.where(is_cmd, gap, arg)
+    return Program(kind, arg, pl, np.array(orig, dtype=np.int64), wt, rows, len(ops))
+
+
+def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
+    """Split the program into blocks ``(lo, hi, wt_ids)`` of at most
+    ``depths.ops - 1`` words (+ END) whose distinct weight-table entries fit
+    ``depths.wt``; ``wt_ids`` (the global table indices of the block's table)
+    is None when the whole table fits and is loaded once. ``stop`` truncates
+    the program (a mid-run reset)."""
+    n = prog.kind.size if stop is None else min(stop, prog.kind.size)
+    out = []
+    whole = len(prog.wt) <= depths.wt
+    lo = 0
+    while lo < n:
+        hi = min(n, lo + depths.ops - 1)
+        if whole:
+            out.append((lo, hi, None))
+        else:
+            while True:
+                sel = prog.kind[lo:hi] == KINDS["WL"]
+                ids = np.unique(prog.arg[lo:hi][sel])
+                if ids.size <= depths.wt or hi - lo <= 1:
+                    break
+                hi = lo + (hi - lo) // 2
+            out.append((lo, hi, ids))
+        lo = hi
+    return out
+
+
+def ops_hex(prog: Program, lo: int, hi: int, wt_ids=None) -> str:
+    """Hex text (one word per line) of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
+    return _op_words(prog, lo, hi, wt_ids).tobytes().hex("\n", 16) + "\n"
+
+
+def _op_words(prog: Program, lo: int, hi: int, wt_ids=None) -> np.ndarray:
+    """Operation words ``lo..hi-1`` + END as big-endian uint64 pairs ``[n, 2]`` (high, low)."""
+    kind = np.append(prog.kind[lo:hi], KINDS["END"]).astype(np.uint64)
+    arg = np.append(prog.arg[lo:hi], 0)
+    if wt_ids is not None:
+        wl = kind == KINDS["WL"]
+        arg = arg.copy()
+        arg[wl] = np.searchsorted(wt_ids, arg[wl])
+    arg = arg.astype(np.uint64)
+    pl = prog.pl[lo:hi]
+    if pl.dtype == object:
+        lo64 = np.array([int(p) & ((1 << 29) - 1) for p in pl] + [0], dtype=np.uint64)
+        hi64 = np.array([int(p) >> 29 for p in pl] + [0], dtype=np.uint64)
+    else:
+        p = np.append(pl, 0).astype(np.uint64)
+        lo64, hi64 = p & np.uint64((1 << 29) - 1), p >> np.uint64(29)
+    word_lo = kind | (arg << np.uint64(3)) | (lo64 << np.uint64(35))
+    assert OPW == 128
+    return np.stack([hi64, word_lo], axis=1).astype(">u8")
+
+
+def ops_bin(prog: Program, lo: int, hi: int, wt_ids=None) -> bytes:
+    """The ``$fread`` file of words ``lo..hi-1`` + END: the words of
+    :func:`ops_hex`, 16 bytes each, most significant byte first."""
+    return _op_words(prog, lo, hi, wt_ids).tobytes()
+
+
+def wt_bin(prog: Program, width: int, wt_ids=None) -> bytes:
+    """The ``$fread`` file of the weight table: ``ceil(width / 8)`` bytes per
+    word, most significant first."""
+    nb = (width + 7) // 8
+    words = prog.wt if wt_ids is None else [prog.wt[int(i)] for i in wt_ids]
+    return b"".join(w.to_bytes(nb, "big") for w in words)
+
+
+def wt_hex(prog: Program, width: int, wt_ids=None) -> str:
+    """Hex text (one word per line) of the weight table (all of it, or ``wt_ids``)."""
+    nh = (width + 3) // 4
+    words = prog.wt if wt_ids is None else [prog.wt[int(i)] for i in wt_ids]
+    return "".join(format(w, f"0{nh}x") + "\n" for w in words)
+
+
+def _hex_lines(text: str) -> list[str]:
+    """Data lines of a ``$writememh`` file (Icarus adds ``// 0x...`` address comments)."""
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("//")]
+
+
+def decode_words(lines: list[str], lay: StreamLayout) -> list[dict]:
+    """Decode ``$writememh`` lines of ``lay`` payloads into field dicts (as
+    :meth:`tb.bfm.CoreBfm.decode_beat`); lines with X/Z digits (Icarus)
+    decode with :data:`tb.payload.XVAL` for the unknown parts."""
+    cols = decode_columns(lines, lay)
+    if cols is None:
+        return [_decode_one(ln, lay) for ln in lines]
+    return [{k: (c[i] if c.ndim == 2 else int(c[i])) for k, c in cols.items()}
+            for i in range(len(lines))]
+
+
+def decode_columns(lines: list[str], lay: StreamLayout) -> dict | None:
+    """Decode ``$writememh`` lines into one array per field (``[n]`` or
+    ``[n, count]``, int64), or None when a line holds an X/Z digit."""
+    W = lay.payload_width
+    nh = (W + 3) // 4
+    if any(ln.strip("0123456789abcdefABCDEF") for ln in lines):
+        return None
+    n = len(lines)
+    raw = bytes.fromhex("".join(ln.rjust(nh, "0")[-nh:].rjust(2 * ((nh + 1) // 2), "0")
+                                for ln in lines))
+    nb = (nh + 1) // 2
+    be = np.frombuffer(raw, dtype=np.uint8).reshape(n, nb)
+    bits = np.unpackbits(be[:, ::-1], axis=1, bitorder="little")   # bit k of the word at [:, k]
+    cols = {}
+    for f in lay.fields.values():
+        fb = bits[:, f.offset:f.offset + f.width]
+        ew = f.elem_width if f.is_vector else f.width
+        cnt = f.count if f.is_vector else 1
+        if ew == 1:
+            v = fb.astype(np.int64)
+        elif ew in (8, 16, 32):
+            by = np.packbits(fb, axis=1, bitorder="little")
+            v = by.view(f"<u{ew // 8}").astype(np.int64).reshape(n, cnt)
+        else:
+            v = (fb.reshape(n * cnt, ew).astype(np.int64) @ (1 << np.arange(ew, dtype=np.int64)))
+            v = v.reshape(n, cnt)
+        if f.signed:
+            v = np.where(v >= (1 << (ew - 1)), v - (1 << ew), v)
+        cols[f.name] = v if f.is_vector else v[:, 0]
+    return cols
+
+
+def _decode_one(line: str, lay: StreamLayout) -> dict:
+    bits = "".join(format(int(ch, 16), "04b") if ch in "0123456789abcdefABCDEF" else ch.lower() * 4
+                   for ch in line)
+    bits = bits.rjust(lay.payload_width, "0")[-lay.payload_width:]
+    return lay.unpack_logic(bits)
+
+
+def decode_rows(lines: list[str], slots: int, width: int) -> list[np.ndarray]:
+    """Membrane rows (``slots`` signed words of ``width`` bits) from ``$writememh`` lines."""
+    from .payload import Field
+    lay = StreamLayout("mem", slots * width, {"w": Field("w", 0, slots * width, width, slots, True)})
+    return [d["w"] for d in decode_words(lines, lay)]
+
+
+# --------------------------------------------------------------------------
+# cocotb side
+# --------------------------------------------------------------------------
+try:
+    import cocotb
+except ImportError:  # pragma: no cover
+    cocotb = None
+
+
+class BulkRunner:
+    """Drives one ``tb_bulk_top``: reset, blocks, pauses, decoding."""
+
+    def __init__(self, dut, session):
+        self.dut, self.s = dut, session
+        plan = session.plan
+        self.manifest = json.loads(Path(plan["manifest"]).read_text())
+        self.depths = BulkDepths(**dict(vars(depths_for(self.manifest)), **plan["bulk_depths"])) \
+            if plan.get("bulk_depths") else depths_for(self.manifest)
+        self.prog = compile_program(session.ops, plan["seed"], plan["stress"])
+        self.go = 0
+        self.wt_loaded = None
+        self.cfg = session.cfg
+
+    def _int(self, name: str) -> int:
+        return int(getattr(self.dut, name).value)
+
+    async def reset(self, cycles: int = 3) -> list[str]:
+        from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+        d = self.dut
+        await FallingEdge(d.clk)
+        d.rst.value = 1
+        d.go.value = self.go
+        d.load_ops.value = 0
+        d.load_wt.value = 0
+        d.seed.value = self.s.plan["seed"] & 0xFFFFFFFF
+        d.stress.value = int(bool(self.s.plan["stress"]))
+        d.stall_limit.value = int(self.s.plan.get("stall_limit", 5000))
+        problems = []
+        for k in range(cycles):
+            await RisingEdge(d.clk)
+            await ReadOnly()
+            v = d.dut_out_valid.value
+            if v.is_resolvable and int(v):
+                problems.append(f"out__valid = 1 while in reset (cycle {k})")
+        await FallingEdge(d.clk)
+        d.rst.value = 0
+        self.wt_loaded = None
+        await ReadOnly()
+        bad = [f"{n}={getattr(d, 'dut_' + n).value}" for n in ("busy", "error", "out_valid")
+               if not getattr(d, "dut_" + n).value.is_resolvable]
+        if bad:
+            problems.append("outputs not 0/1 after reset: " + ", ".join(bad))
+        elif int(d.dut_error.value):
+            problems.append(f"error = {int(d.dut_error.value)} after reset")
+        await FallingEdge(d.clk)
+        return problems
+
+    def counters(self) -> dict:
+        return {"cycles": self._int("cycles"), "wload_cycles": self._int("wl_cycles"),
+                "readback_cycles": self._int("rb_cycles"), "gap_cycles": self._int("gap_cycles"),
+                "backpressure_cycles": self._int("bp_cycles")}
+
+    async def run(self, sb, *, stop: int | None = None, stop_after: int | None = None,
+                  judge: bool = True) -> str | None:
+        """Run the program (up to compiled word ``stop``) and check it with
+        ``sb``; returns a timeout message or None. With ``judge`` False
+        (before a mid-run reset) nothing but X/Z is recorded."""
+        from cocotb.triggers import RisingEdge
+
+        from tb.test_lif_pe_array import _cpu_seconds
+        d, prog = self.dut, self.prog
+        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0}
+        c = _cpu_seconds()
+        wl_w = self.manifest_width("wload__payload")
+        out_l = self.s.layouts["out"]
+        row_i = 0
+        for lo, hi, ids in blocks(prog, self.depths, stop):
+            Path(FILES["ops"]).write_bytes(ops_bin(prog, lo, hi, ids))
+            key = "all" if ids is None else tuple(ids.tolist())
+            load_wt = key != self.wt_loaded and len(prog.wt) > 0
+            if load_wt:
+                Path(FILES["wt"]).write_bytes(wt_bin(prog, wl_w, ids))
+                self.wt_loaded = key
+            prof["blocks"] += 1
+            d.n_ops.value = hi - lo + 1
+            d.n_wt.value = len(prog.wt) if ids is None else int(ids.size)
+            d.load_ops.value = 1
+            d.load_wt.value = int(load_wt)
+            while True:
+                self.go ^= 1
+                d.go.value = self.go
+                c1 = _cpu_seconds()
+                prof["files"] += c1 - c
+                await RisingEdge(d.done)
+                c = _cpu_seconds()
+                prof["simulate"] += c - c1
+                prof["pauses"] += 1
+                status = STATUS.get(self._int("status"), "?")
+                n_out, n_mem = self._int("n_out"), self._int("n_mem")
+                if judge:
+                    if n_out:
+                        lines = _hex_lines(Path(FILES["out"]).read_text())
+                        cols = decode_columns(lines, out_l)
+                        if cols is not None:
+                            sb.check_beats(cols)
+                        else:   # X/Z digits (Icarus): one beat at a time
+                            for got in decode_words(lines, out_l):
+                                sb.check_beat(got)
+                    if n_mem:
+                        lines = _hex_lines(Path(FILES["mem"]).read_text())
+                        for got in decode_rows(lines, self.cfg.slots, self.cfg.mem_width):
+                            te, row = prog.rows[row_i]
+                            row_i += 1
+                            sb.check_membrane(te, row, got)
+                    if self._int("err_seen"):
+                        i = lo + self._int("err_op")
+                        sb.error_flag(self._int("err_val"),
+                                      f"at operation {int(prog.orig[i])} (cycle {self._int('cycles')})")
+                else:
+                    row_i += n_mem
+                if status == "XZ":
+                    i = lo + self._int("op_ptr")
+                    what = XZ_WHAT.get(self._int("xz_what"), "?")
+                    port = f"{what}=x" if self._int("xz_what") < 5 else what
+                    sb.unresolved(self._xz_message(port, i))
+                    return None
+                if status == "TIMEOUT":
+                    return self._timeout_message(lo + self._int("op_ptr"), sb) if judge else None
+                if stop_after is not None and judge and sb.n_mismatches >= stop_after:
+                    return None
+                d.load_ops.value = 0
+                d.load_wt.value = 0
+                c1 = _cpu_seconds()
+                prof["check"] += c1 - c
+                c = c1
+                if status == "END":
+                    break
+        return None
+
+    def manifest_width(self, port: str) -> int:
+        return {p["name"]: p["width"] for p in self.manifest["ports"]}[port]
+
+    def _xz_message(self, port: str, i: int) -> str:
+        try:
+            from cocotb.utils import get_sim_time
+            t = f", sim time {get_sim_time('ns'):g} ns"
+        except Exception:  # pragma: no cover
+            t = ""
+        op = int(self.prog.orig[min(i, self.prog.orig.size - 1)]) if self.prog.orig.size else 0
+        return (f"X/Z on output {port} at cycle {self._int('xz_cycle')}{t} "
+                f"(bulk path, operation {op} of {self.prog.n_ops})")
+
+    def _timeout_message(self, i: int, sb) -> str:
+        limit = self.s.plan.get("stall_limit", 5000)
+        if i >= self.prog.kind.size:
+            what, op = "the end of the block", self.prog.n_ops
+        else:
+            k, a, op = int(self.prog.kind[i]), int(self.prog.arg[i]), int(self.prog.orig[i])
+            what = {KINDS["IDLE"]: f"the core to become idle with {a} beats received "
+                                   f"(busy={self._int('dut_busy')}, beats received {sb.next_beat})",
+                    KINDS["CMD"]: "cmd__ready", KINDS["WL"]: "wload__ready",
+                    KINDS["RB"]: "membrane read-back", KINDS["END"]: "the end of the block"}[k]
+        return (f"no progress for {limit} cycles at operation {op} of {self.prog.n_ops} "
+                f"(cycle {self._int('cycles')}, bulk path): waiting for {what}")
+
+
+async def _start(dut, name: str):
+    from tb.plan import load_plan
+    from tb.test_lif_pe_array import _Session
+    plan = load_plan()
+    if name not in plan["tests"]:
+        return None
+    s = _Session(dut, plan, bfm=False)
+    r = BulkRunner(dut, s)   # tb_bulk_top generates its own clock
+    await _reset(s, r, name)
+    return s, r
+
+
+async def _reset(s, r, name: str) -> None:
+    problems = await r.reset()
+    if problems:
+        msg = f"[{name}] reset contract: " + "; ".join(problems)
+        if s.plan.get("repro"):
+            msg += f"\nreproduce: {s.plan['repro']}"
+        s.record(name, {"ok": False, "failure": msg})
+        assert False, msg
+
+
+async def _checked_run(s, r, name: str) -> None:
+    from tb.test_lif_pe_array import _cpu_seconds
+    sb = s.scoreboard()
+    c0, t0, cpu0 = r.counters(), time.monotonic(), _cpu_seconds()
+    timeout = await r.run(sb, stop_after=s.plan.get("max_report", 8))
+    if timeout is None and sb.ok:
+        sb.missing_beats()
+    c1 = r.counters()
+    s.extra = {"bulk_cpu_seconds": getattr(r, "profile", {})}
+    s.finish(name, sb, timeout, {k: c1[k] - c0[k] for k in c1}, time.monotonic() - t0, cpu0)
+
+
+if cocotb is not None:
+
+    @cocotb.test()
+    async def full_run(dut):
+        """Reset, run the whole schedule in blocks, check every beat and membrane row."""
+        st = await _start(dut, "full_run")
+        if st is None:
+            return
+        await _checked_run(*st, "full_run")
+
+    @cocotb.test()
+    async def reset_mid_run(dut):
+        """Run part of the schedule, reset with beats in flight, then a clean checked run."""
+        st = await _start(dut, "reset_mid_run")
+        if st is None:
+            return
+        s, r = st
+        rng = random.Random(s.plan["seed"] * 7919 + 1)
+        n = len(s.ops)
+        abort = rng.randint(n // 3, max(n // 3 + 1, 2 * n // 3))
+        stop = int(np.searchsorted(r.prog.orig, abort))
+        sb = s.scoreboard()
+        await r.run(sb, stop=stop, judge=False)
+        if sb.unresolved_text:
+            s.fail("reset_mid_run", sb.unresolved_text + " [before the mid-run reset]")
+        await _reset(s, r, "reset_mid_run")
+        await _checked_run(s, r, "reset_mid_run")

@@ -1,0 +1,457 @@
+"""Generate ``tb_bulk_top``: a Verilog testbench top for the bulk co-simulation.
+
+``tb_bulk_top`` wraps ``lif_pe_array`` and runs a whole block of stimulus
+without Python in the loop (tb/bulk.py fills and drains it between blocks):
+
+* an **operation memory** (``op_mem``, :data:`OPW` = 128 bits per word, read
+  with ``$fread`` from the binary file ``bulk_ops.bin`` in the simulator's
+  working directory, the run directory: 16 bytes per word, most significant
+  byte first; ``$readmemh`` parsing costs more than the simulation) holds
+  the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
+  ``[35 +: cmd width]`` command payload:
+
+  ====  =====  ==========================================================
+  kind  name   meaning
+  ====  =====  ==========================================================
+  0     END    end of the block: pause once the read-back pipeline is empty
+  1     IDLE   wait until ``busy`` = 0 in a cycle without a command offered
+               and ``arg`` beats (since reset) were captured; record the
+               first non-zero ``error`` (value and operation index)
+  2     WL     one ``wload`` beat, payload = weight table word ``arg``
+  3     CMD    ``arg`` cycles with ``cmd__valid`` = 0, then one ``cmd`` beat
+  4     RB     drive ``dbg_addr`` = ``arg``; ``dbg_data`` is captured two
+               edges later (one row per cycle, pipelined)
+  ====  =====  ==========================================================
+
+* a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.bin``,
+  ``ceil(width / 8)`` bytes per word, most significant first):
+  every distinct weight-load beat once; WL operations index it;
+* **capture memories** of every transferred output beat (``cap_out``,
+  written to ``bulk_out.hex``) and every read-back membrane row
+  (``cap_mem``, ``bulk_mem.hex``), dumped with ``$writememh`` at a pause;
+* an xorshift32 generator seeded from ``seed`` that drives ``out__ready`` in
+  phases (always / 85 % / 50 % / 15 % / never ready) when ``stress`` = 1;
+* the clock ``clk`` (an output: generated inside, ``always #5``, so the
+  simulator advances without a callback into cocotb per edge);
+* a watchdog (``stall_limit`` cycles without an operation completing or a
+  beat or row captured) and, on four-state simulators only, an X/Z check of
+  ``busy`` and ``out__valid`` every cycle, of ``cmd__ready`` /
+  ``wload__ready`` while offering, and of every output at each IDLE.
+
+Host protocol (ports): after reset, write the two binary files, set ``n_ops`` /
+``n_wt`` and ``load_ops`` / ``load_wt``, then toggle ``go``. The top reads the
+files (``load_*`` = 1), runs until END, a capture memory being nearly full
+(only where no beat is offered: never mid-handshake), a timeout or an X/Z,
+dumps the captures, and raises ``done`` with ``status`` (1 END, 2 FULL, 3
+TIMEOUT, 4 X/Z). While paused ``out__ready`` and every ``valid`` are 0, so a
+block may end anywhere in the stream. Toggle ``go`` again to continue
+(``load_ops`` = 0 after FULL: same block, next operation).
+
+Generated from the manifest's port widths (never edit the output);
+:func:`bulk_top_verilog` is its only writer.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TOP", "OPW", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
+           "write_bulk_top", "depths_for"]
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TOP = "tb_bulk_top"
+#: half clock period of the generated clock (time units of the 1ns/1ps timescale)
+HALF_PERIOD = 5
+#: extra Verilator flags of a tb_bulk_top build (the generated clock is a delay loop)
+VERILATOR_FLAGS = ("--timing", "-CFLAGS", "-fcoroutines", "-CFLAGS", "-std=gnu++20")
+OPW = 128
+ARG_BITS = 32
+KINDS = {"END": 0, "IDLE": 1, "WL": 2, "CMD": 3, "RB": 4}
+STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ"}
+#: X/Z finding codes of the ``xz_what`` port
+XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
+#: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
+BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
+FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "out": "bulk_out.hex", "mem": "bulk_mem.hex"}
+
+
+@dataclass(frozen=True)
+class BulkDepths:
+    """Memory depths (words) of one generated top."""
+
+    ops: int = 1 << 15
+    wt: int = 1 << 12
+    out: int = 1 << 12
+    mem: int = 1 << 10
+
+
+def depths_for(manifest: dict) -> BulkDepths:
+    """Depths sized to keep each memory within a few Mbit."""
+    w = {p["name"]: p["width"] for p in manifest["ports"]}
+
+    def pow2(bits_budget, width, lo, hi):
+        d = lo
+        while d * 2 <= hi and d * 2 * width <= bits_budget:
+            d *= 2
+        return d
+
+    return BulkDepths(ops=1 << 15, wt=pow2(1 << 23, w["wload__payload"], 256, 1 << 13),
+                      out=pow2(1 << 22, w["out__payload"], 256, 1 << 13),
+                      mem=pow2(1 << 21, w["dbg_data"], 64, 1 << 11))
+
+
+def _ports(manifest: dict) -> dict:
+    return {p["name"]: (p["dir"], p["width"]) for p in manifest["ports"]}
+
+
+def bulk_top_ports(manifest: dict) -> list[str]:
+    """Names of ``tb_bulk_top``'s ports (the only signals cocotb touches)."""
+    return ["clk", "rst", "go", "load_ops", "load_wt", "n_ops", "n_wt", "seed", "stress",
+            "stall_limit", "done", "status", "op_ptr", "n_out", "n_mem", "beats_total",
+            "err_seen", "err_val", "err_op", "xz_what", "xz_cycle", "cycles", "wl_cycles",
+            "rb_cycles", "gap_cycles", "bp_cycles", "dut_busy", "dut_error", "dut_out_valid"]
+
+
+def _clog2(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: str = "") -> str:
+    """The Verilog text of ``tb_bulk_top`` for the DUT described by ``manifest``."""
+    d = depths or depths_for(manifest)
+    p = _ports(manifest)
+    dut = manifest.get("top", "lif_pe_array")
+    need = {"clk", "rst", "cmd__valid", "cmd__ready", "cmd__payload", "out__valid", "out__ready",
+            "out__payload", "wload__valid", "wload__ready", "wload__payload", "dbg_addr",
+            "dbg_data", "busy", "error"}
+    missing = need - set(p)
+    if missing:
+        raise ValueError(f"manifest lacks port(s) {sorted(missing)} of docs/interface.md")
+    CW, WW, OW = p["cmd__payload"][1], p["wload__payload"][1], p["out__payload"][1]
+    AW, DW, EW = p["dbg_addr"][1], p["dbg_data"][1], p["error"][1]
+    if 3 + ARG_BITS + CW > OPW:
+        raise ValueError(f"cmd payload of {CW} bits does not fit the {OPW}-bit operation word")
+    OA, WA, CA, MA = _clog2(d.ops), _clog2(d.wt), _clog2(d.out), _clog2(d.mem)
+    slack = 8 * 64 + 16   # beats still arriving after the last command of a block (>> 2 tiles x N)
+    slack = min(slack, d.out // 2)
+    levels = "\n".join(f"            3'd{i}: bp_lvl_of = 9'd{v};" for i, v in enumerate(BP_LEVELS))
+    ports_conn = ",\n".join(f"        .{n}(d_{n})" for n in
+                            ["clk", "rst", "cmd__valid", "cmd__ready", "cmd__payload",
+                             "out__valid", "out__ready", "out__payload", "wload__valid",
+                             "wload__ready", "wload__payload", "dbg_addr", "dbg_data", "busy",
+                             "error"])
+    src = f" from {source}" if source else ""
+    HALF = HALF_PERIOD
+    return f"""// Generated by tb/bulk_top.py{src}: testbench top of the bulk co-simulation.
+// Do not edit: regenerate (python -m tb.sim --path bulk rewrites it). See tb/bulk_top.py.
+module {TOP} (
+    output reg  clk,
+    input  wire rst,
+    input  wire go,
+    input  wire load_ops,
+    input  wire load_wt,
+    input  wire [31:0] n_ops,
+    input  wire [31:0] n_wt,
+    input  wire [31:0] seed,
+    input  wire stress,
+    input  wire [31:0] stall_limit,
+    output reg  done,
+    output reg  [2:0] status,
+    output reg  [31:0] op_ptr,
+    output reg  [31:0] n_out,
+    output reg  [31:0] n_mem,
+    output reg  [31:0] beats_total,
+    output reg  err_seen,
+    output reg  [{EW - 1}:0] err_val,
+    output reg  [31:0] err_op,
+    output reg  [3:0] xz_what,
+    output reg  [31:0] xz_cycle,
+    output reg  [31:0] cycles,
+    output reg  [31:0] wl_cycles,
+    output reg  [31:0] rb_cycles,
+    output reg  [31:0] gap_cycles,
+    output reg  [31:0] bp_cycles,
+    output wire dut_busy,
+    output wire [{EW - 1}:0] dut_error,
+    output wire dut_out_valid
+);
+    // The clock is generated here (10 time units per cycle, 1 ns with the
+    // testbench's 1ns/1ps timescale): no simulator callback per edge.
+    // (builds with that simulator need --timing; tb/bulk_top.py VERILATOR_FLAGS)
+    initial clk = 1'b0;
+    always #{HALF} clk = ~clk;
+
+    localparam [2:0] K_END = 3'd0, K_IDLE = 3'd1, K_WL = 3'd2, K_CMD = 3'd3, K_RB = 3'd4;
+    localparam [1:0] S_WAIT = 2'd0, S_START = 2'd1, S_RUN = 2'd2, S_DUMP = 2'd3;
+    localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4;
+
+    reg [{OPW - 1}:0] op_mem [0:{d.ops - 1}];
+    reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
+    reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
+    reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
+
+    // DUT ports
+    wire d_clk = clk;
+    wire d_rst = rst;
+    reg  d_cmd__valid;
+    wire d_cmd__ready;
+    reg  [{CW - 1}:0] d_cmd__payload;
+    wire d_out__valid;
+    wire d_out__ready;
+    wire [{OW - 1}:0] d_out__payload;
+    reg  d_wload__valid;
+    wire d_wload__ready;
+    reg  [{WW - 1}:0] d_wload__payload;
+    reg  [{AW - 1}:0] d_dbg_addr;
+    wire [{DW - 1}:0] d_dbg_data;
+    wire d_busy;
+    wire [{EW - 1}:0] d_error;
+
+    {dut} dut (
+{ports_conn}
+    );
+
+    assign dut_busy = d_busy;
+    assign dut_error = d_error;
+    assign dut_out_valid = d_out__valid;
+
+    reg [1:0] state;
+    reg go_q;
+    reg [31:0] stall;
+    reg [7:0] gap_cnt;
+    reg rb_v0, rb_v1;
+    reg [31:0] lfsr;
+    reg [8:0] bp_lvl;
+    reg [8:0] bp_left;
+    reg bp_ready;
+
+    wire running = state == S_RUN;
+    wire [{OA - 1}:0] cur_a = op_ptr[{OA - 1}:0];
+    wire [{OA - 1}:0] nxt_a = cur_a + {OA}'d1;
+    wire [{OPW - 1}:0] cur = op_mem[cur_a];
+    wire [{OPW - 1}:0] nxt = op_mem[nxt_a];
+    wire [2:0] cur_kind = cur[2:0];
+    wire [31:0] cur_arg = cur[34:3];
+    wire [{CW - 1}:0] cur_pl = cur[{35 + CW - 1}:35];
+    wire [2:0] nxt_kind = nxt[2:0];
+    wire [31:0] nxt_arg = nxt[34:3];
+    wire [{CW - 1}:0] nxt_pl = nxt[{35 + CW - 1}:35];
+
+    wire out_room = n_out < 32'd{d.out};
+    assign d_out__ready = running & bp_ready & out_room;
+    wire out_fire = d_out__valid & d_out__ready;
+    wire cmd_fire = d_cmd__valid & d_cmd__ready;
+    wire wl_fire = d_wload__valid & d_wload__ready;
+    wire near_out = n_out >= 32'd{d.out - slack};
+    wire near_mem = n_mem + 32'd2 >= 32'd{d.mem};
+    wire near_full = near_out | near_mem;
+    wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1;
+    wire idle_ok = !d_busy && !d_cmd__valid;
+    wire adv = cur_kind == K_IDLE ? (idle_ok && beats_total >= cur_arg) :
+               cur_kind == K_WL ? wl_fire :
+               cur_kind == K_CMD ? cmd_fire :
+               cur_kind == K_RB ? !near_mem : 1'b0;
+    wire timeout = stall >= stall_limit;
+    wire [31:0] lfsr_a = lfsr ^ (lfsr << 13);
+    wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
+    wire [31:0] lfsr_n = lfsr_b ^ (lfsr_b << 5);
+
+    task automatic load_file(input integer which, input [31:0] count);
+        integer fd;
+        integer got;
+        begin
+            fd = which == 0 ? $fopen("{FILES['ops']}", "rb") : $fopen("{FILES['wt']}", "rb");
+            if (fd == 0) begin
+                $display("tb_bulk_top: cannot open %s", which == 0 ? "{FILES['ops']}" : "{FILES['wt']}");
+            end else begin
+                if (which == 0) got = $fread(op_mem, fd, 0, count);
+                else got = $fread(wt_mem, fd, 0, count);
+                $fclose(fd);
+                if (got != count * (which == 0 ? {OPW // 8} : {(WW + 7) // 8}))
+                    $display("tb_bulk_top: short read of %0d bytes", got);
+            end
+        end
+    endtask
+
+    function automatic [8:0] bp_lvl_of(input [2:0] k);
+        begin
+            case (k)
+{levels}
+            default: bp_lvl_of = 9'd256;
+            endcase
+        end
+    endfunction
+
+`ifndef VERILATOR
+    // X/Z checks (four-state simulators; constant false on two-state Verilator)
+    wire [3:0] xz_now = (^{{d_busy}}) === 1'bx ? 4'd1 :
+                        (^{{d_out__valid}}) === 1'bx ? 4'd2 :
+                        (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) ? 4'd3 :
+                        (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) ? 4'd4 :
+                        (cur_kind == K_IDLE && idle_ok && beats_total >= cur_arg &&
+                         (^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
+                            d_dbg_data, d_busy, d_error}}) === 1'bx) ? 4'd5 : 4'd0;
+`else
+    wire [3:0] xz_now = 4'd0;
+`endif
+
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= S_WAIT;
+            go_q <= go;
+            done <= 1'b0;
+            status <= 3'd0;
+            op_ptr <= 32'd0;
+            n_out <= 32'd0;
+            n_mem <= 32'd0;
+            beats_total <= 32'd0;
+            err_seen <= 1'b0;
+            err_val <= {EW}'d0;
+            err_op <= 32'd0;
+            xz_what <= 4'd0;
+            xz_cycle <= 32'd0;
+            cycles <= 32'd0;
+            wl_cycles <= 32'd0;
+            rb_cycles <= 32'd0;
+            gap_cycles <= 32'd0;
+            bp_cycles <= 32'd0;
+            stall <= 32'd0;
+            gap_cnt <= 8'd0;
+            rb_v0 <= 1'b0;
+            rb_v1 <= 1'b0;
+            lfsr <= seed | 32'd1;
+            bp_lvl <= 9'd256;
+            bp_left <= 9'd0;
+            bp_ready <= 1'b1;
+            d_cmd__valid <= 1'b0;
+            d_cmd__payload <= {CW}'d0;
+            d_wload__valid <= 1'b0;
+            d_wload__payload <= {WW}'d0;
+            d_dbg_addr <= {AW}'d0;
+        end else begin
+            cycles <= cycles + 32'd1;
+            go_q <= go;
+            // captures (every state: nothing transfers while paused)
+            if (out_fire) begin
+                cap_out[n_out[{CA - 1}:0]] <= d_out__payload;
+                n_out <= n_out + 32'd1;
+                beats_total <= beats_total + 32'd1;
+            end
+            if (rb_v1) begin
+                cap_mem[n_mem[{MA - 1}:0]] <= d_dbg_data;
+                n_mem <= n_mem + 32'd1;
+            end
+            rb_v1 <= rb_v0;
+            rb_v0 <= 1'b0;
+            case (state)
+            S_WAIT: if (go != go_q) begin
+                if (load_ops) begin
+                    load_file(0, n_ops);
+                    op_ptr <= 32'd0;
+                end
+                if (load_wt && n_wt != 32'd0)
+                    load_file(1, n_wt);
+                n_out <= 32'd0;
+                n_mem <= 32'd0;
+                done <= 1'b0;
+                status <= 3'd0;
+                err_seen <= 1'b0;
+                xz_what <= 4'd0;
+                stall <= 32'd0;
+                state <= S_START;
+            end
+            S_START: begin
+                d_cmd__valid <= 1'b0;
+                d_wload__valid <= 1'b0;
+                gap_cnt <= 8'd0;
+                state <= S_RUN;
+            end
+            S_RUN: begin
+                // backpressure phases
+                lfsr <= lfsr_n;
+                if (bp_left == 9'd0) begin
+                    bp_lvl <= bp_lvl_of(lfsr[2:0]);
+                    bp_left <= bp_lvl_of(lfsr[2:0]) == 9'd0 ? {{4'd0, lfsr[8:4]}} + 9'd4
+                                                           : {{1'b0, lfsr[15:8]}} + 9'd20;
+                end else begin
+                    bp_left <= bp_left - 9'd1;
+                end
+                bp_ready <= !stress || bp_lvl == 9'd256 || {{1'b0, lfsr[23:16]}} < bp_lvl;
+                if (d_wload__valid) wl_cycles <= wl_cycles + 32'd1;
+                if (rb_v0 || rb_v1 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
+                if (d_out__valid && !d_out__ready) bp_cycles <= bp_cycles + 32'd1;
+                stall <= (out_fire || rb_v1) ? 32'd0 : stall + 32'd1;
+                if (xz_now != 4'd0) begin
+                    xz_what <= xz_now;
+                    xz_cycle <= cycles;
+                    status <= ST_XZ;
+                    state <= S_DUMP;
+                end else if (timeout) begin
+                    status <= ST_TIMEOUT;
+                    state <= S_DUMP;
+                end else if (quiet && (cur_kind == K_END || near_full)) begin
+                    // pause where no beat is offered and no row is in flight
+                    status <= cur_kind == K_END ? ST_END : ST_FULL;
+                    gap_cnt <= 8'd0;
+                    state <= S_DUMP;
+                end else if (adv) begin
+                    stall <= 32'd0;
+                    op_ptr <= op_ptr + 32'd1;
+                    if (cur_kind == K_IDLE && d_error != {EW}'d0 && !err_seen) begin
+                        err_seen <= 1'b1;
+                        err_val <= d_error;
+                        err_op <= op_ptr;
+                    end
+                    if (cur_kind == K_RB) begin
+                        d_dbg_addr <= cur_arg[{AW - 1}:0];
+                        rb_v0 <= 1'b1;
+                    end
+                    // offer the next operation's beat at once (back to back)
+                    d_cmd__valid <= !near_full && nxt_kind == K_CMD && nxt_arg[7:0] == 8'd0;
+                    d_wload__valid <= !near_full && nxt_kind == K_WL;
+                    if (nxt_kind == K_CMD) begin
+                        d_cmd__payload <= nxt_pl;
+                        gap_cnt <= nxt_arg[7:0];
+                    end
+                    if (nxt_kind == K_WL) d_wload__payload <= wt_mem[nxt_arg[{WA - 1}:0]];
+                end else if (cur_kind == K_CMD && !d_cmd__valid) begin
+                    // command gap, or an offer deferred by a pause
+                    if (gap_cnt != 8'd0) begin
+                        gap_cycles <= gap_cycles + 32'd1;
+                        gap_cnt <= gap_cnt - 8'd1;
+                    end
+                    if (gap_cnt <= 8'd1 && !near_full) begin
+                        d_cmd__valid <= 1'b1;
+                        d_cmd__payload <= cur_pl;
+                    end
+                end else if (cur_kind == K_WL && !d_wload__valid && !near_full) begin
+                    d_wload__valid <= 1'b1;
+                    d_wload__payload <= wt_mem[cur_arg[{WA - 1}:0]];
+                end
+            end
+            default: begin   // S_DUMP: the captures of this block are complete
+                d_cmd__valid <= 1'b0;
+                d_wload__valid <= 1'b0;
+                if (n_out != 32'd0) $writememh("{FILES['out']}", cap_out, 0, n_out - 32'd1);
+                if (n_mem != 32'd0) $writememh("{FILES['mem']}", cap_mem, 0, n_mem - 32'd1);
+                done <= 1'b1;
+                state <= S_WAIT;
+            end
+            endcase
+        end
+    end
+endmodule
+"""
+
+
+def write_bulk_top(manifest: dict, out_dir: Path, depths: BulkDepths | None = None,
+                   source: str = "") -> Path:
+    """Write ``<out_dir>/tb_bulk_top.v`` (only when its text changed); returns the path."""
+    text = bulk_top_verilog(manifest, depths, source)
+    path = Path(out_dir) / f"{TOP}.v"
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
