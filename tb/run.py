@@ -277,9 +277,9 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
         f"{'yes' if merged.golden_equal else 'NO'}",
         f"      cycles {cyc} (weight load {cy['wload_cycles']}, read-back {cy['readback_cycles']}, "
         f"cmd gaps {cy['gap_cycles']}, out stalled {cy['backpressure_cycles']})",
-        f"      simulation rate {rate:,.0f} cycles/s per simulator, {cpu_rate:,.0f} cycles per "
-        f"CPU-second, {agg:,.0f} cycles/s over all shards (sim {merged.seconds:.1f} s, "
-        f"CPU {merged.cpu_seconds:.1f} s, run {run_wall:.1f} s)"]
+        f"      rate ({'/'.join(sorted({r.path for r in merged.shards}))} path): {rate:,.0f} cycles/s, {cpu_rate:,.0f} cycles/CPU-s "
+        f"({merged.cpu_seconds:.2f} CPU-s, simulators {merged.seconds:.1f} s); all shards "
+        f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)"]
     if merged.duplicates:
         lines.append(f"   note:    {merged.duplicates} repeated shard result(s) dropped "
                      f"(a lost worker's shard ran again)")
@@ -291,9 +291,12 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
                      f"summed over T; class = argmax):")
         lines.append("   sample  class  outputs")
         shown = list(range(min(n, MAX_PRINTED)))
+        bad, skipped = set(merged.failing), set(merged.unchecked)
         for k in shown:
-            lines.append(f"   {merged.sample_ids[k]:6d}  {int(pred[k]):5d}  "
-                         f"{' '.join(str(int(v)) for v in sums[k])}")
+            i = merged.sample_ids[k]
+            note = "   (FAILED)" if i in bad else "   (not checked)" if i in skipped else ""
+            lines.append(f"   {i:6d}  {int(pred[k]):5d}  "
+                         f"{' '.join(str(int(v)) for v in sums[k])}{note}")
         if n > len(shown):
             lines.append(f"   ... {n - len(shown)} more (all in --out outputs.npy)")
     return "\n".join(lines)
@@ -332,7 +335,7 @@ def results_json(a, cfg, net, merged, executor, needs, wall: float, template: st
         "repro": template.replace("{samples}", format_samples(merged.failing))
         if merged.failing else "",
         "shards": [{"samples": format_samples(r.sample_ids), "ok": r.ok, "host": r.host,
-                    "pid": r.pid, "seconds": r.seconds, "cpu_seconds": r.cpu_seconds,
+                    "pid": r.pid, "path": r.path, "seconds": r.seconds, "cpu_seconds": r.cpu_seconds,
                     "run_dir": r.run_dir, "build_dir": r.build_dir} for r in merged.shards],
     }
 

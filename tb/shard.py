@@ -71,6 +71,7 @@ class ShardResult:
     run_dir: str
     build_dir: str
     build_reused: bool
+    path: str = "bfm"        # simulation path that produced it (tb.sim's --path names)
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
