@@ -169,27 +169,36 @@ def _load_config(path: str) -> HwConfig:
 
 
 # ---------------------------------------------------------------- options
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except the "not given" ones (None, [], False): their help says it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> OneLineParser:
     p = OneLineParser(
-        prog=PROG, description="Run a network (.npz) over an input set (.npy) on the generated RTL, "
+        formatter_class=_Help, prog=PROG, description="Run a network (.npz) over an input set (.npy) on the generated RTL, "
                                "checking every beat and membrane row against the golden model.",
         epilog="Exit status: 0 pass, 1 mismatch or failed simulation/build, 2 bad options or files. "
                "Without --workers/--scheduler the samples are sharded over a local Dask cluster "
                "with one worker per CPU ($DASK_SCHEDULER_ADDRESS: that cluster); without Dask "
                "installed, in this process.")
-    p.add_argument("--network", required=True, metavar="NET.npz", help="network file (docs/network-format.md)")
+    p.add_argument("--network", required=True, metavar="NET.npz", help="network file (docs/network-format.md); required")
     p.add_argument("--inputs", required=True, metavar="X.npy",
-                   help="input spikes, uint8 0/1 [samples, T, *in_shape]")
+                   help="input spikes, uint8 0/1 [samples, T, *in_shape]; required")
     p.add_argument("--config", metavar="CFG.json", default=None,
                    help="hardware configuration (HwConfig JSON, e.g. from golden.convert --config); "
                         "excludes --array/--groups/--weight-rows/--mem-rows/--cfg")
     d = HwConfig()
-    p.add_argument("--array", type=posint("ARRAY"), default=None, help=f"PEs (default {d.array})")
-    p.add_argument("--groups", type=posint("GROUPS"), default=None,
+    p.add_argument("--array", type=posint("ARRAY"), default=None, metavar="A", help=f"PEs (default {d.array})")
+    p.add_argument("--groups", type=posint("GROUPS"), default=None, metavar="N",
                    help=f"C#N channel groups (default {d.groups})")
-    p.add_argument("--weight-rows", type=posint("--weight-rows", MAX_ROWS), default=None,
+    p.add_argument("--weight-rows", type=posint("--weight-rows", MAX_ROWS), default=None, metavar="R",
                    help="weight buffer rows (default: 256, or the power of two the network needs)")
-    p.add_argument("--mem-rows", type=posint("--mem-rows", MAX_ROWS), default=None,
+    p.add_argument("--mem-rows", type=posint("--mem-rows", MAX_ROWS), default=None, metavar="R",
                    help="membrane buffer rows (default: 64, or the power of two the network needs)")
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. theta_int=200 fire=ge reset=hard")
@@ -197,15 +206,15 @@ def build_parser() -> OneLineParser:
     p.add_argument("--samples", type=parse_samples, default=None, metavar="RANGE",
                    help="sample ids to run, e.g. 0-99 or 3,17 (default: all)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=posint("--workers", 1024), default=None,
+    g.add_argument("--workers", type=posint("--workers", 1024), default=None, metavar="N",
                    help="local Dask worker processes (1: this process, no Dask; default: one per CPU)")
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help=f"address of a running Dask scheduler, e.g. tcp://head:8786 "
-                        f"(default: ${'DASK_SCHEDULER_ADDRESS'})")
-    p.add_argument("--shard-size", type=posint("--shard-size"), default=None,
+                   help="address of a running Dask scheduler, e.g. tcp://head:8786 "
+                        "(default: $DASK_SCHEDULER_ADDRESS if set)")
+    p.add_argument("--shard-size", type=posint("--shard-size"), default=None, metavar="K",
                    help="samples per Dask task (default: about two shards per worker)")
     p.add_argument("--stress", type=bounded_int(0, "--stress must be 0 or 1, got {v!r}", 1),
-                   default=0, help="1: random command gaps and output backpressure")
+                   default=0, metavar="0|1", help="1: random command gaps and output backpressure")
     p.add_argument("--seed", type=bounded_int(0, "--seed must be a non-negative integer, got {v!r}"),
                    default=1, help="seed of the gaps and backpressure (--stress 1)")
     p.add_argument("--out", metavar="DIR", default=None,

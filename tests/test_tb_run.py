@@ -150,7 +150,7 @@ def test_single_process_equals_the_golden_model(files, single):
     c = doc["checked"]
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
     assert "shards: this process (no Dask) (--workers 1)" in err
-    assert "   result:  PASS" in stdout and "cycles per CPU-second" in stdout
+    assert "   result:  PASS" in stdout and "cycles/CPU-s" in stdout
     # the outputs table: one row per sample with its class and its read-out summed over T
     row = next(ln for ln in stdout.splitlines() if ln.split()[:1] == ["3"])
     assert row.split() == ["3", str(doc["predictions"][3])] + [str(v) for v in gold[3].sum(axis=0)]
@@ -319,3 +319,17 @@ def test_concurrent_builds_of_one_configuration_build_once(tmp_path):
         res.append(json.loads(out.strip().splitlines()[-1]))
     assert sorted(r["reused"] for r in res) == [False, True]
     assert res[0]["dir"] == res[1]["dir"]
+
+
+def test_every_option_has_help_and_help_runs():
+    import argparse
+
+    from tb.run import build_parser
+    p = build_parser()
+    missing = [a.option_strings for a in p._actions if not a.help or a.help == argparse.SUPPRESS]
+    assert missing == []
+    r = subprocess.run([sys.executable, "-m", "tb.run", "--help"], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m tb.run"), r.stderr
+    text = " ".join(r.stdout.split())
+    assert "(default: verilator)" in text and "default: None" not in text
