@@ -93,9 +93,10 @@ def machine_cpus() -> int:
 
 
 def choose(workers: Optional[int] = None, scheduler: Optional[str] = None,
-           report: Callable[[str], None] | None = None) -> Executor:
+           report: Callable[[str], None] | None = None, samples: Optional[int] = None) -> Executor:
     """The executor for ``--workers`` / ``--scheduler`` (``$DASK_SCHEDULER_ADDRESS``
-    when neither is given); ``report`` gets one line saying which is used."""
+    when neither is given); ``report`` gets one line saying which is used.
+    A local cluster has at most ``samples`` workers (more would idle)."""
     address = scheduler or ("" if workers else os.environ.get(SCHEDULER_ENV, "").strip())
     if address:
         if not dask_available():
@@ -109,7 +110,12 @@ def choose(workers: Optional[int] = None, scheduler: Optional[str] = None,
         ex, why = Executor("single"), " (Dask is not installed: pip install 'efficientlif-rtl[dask]')"
     else:
         n = workers or machine_cpus()
-        ex, why = Executor("local", n), "" if workers else " (one per CPU)"
+        why = "" if workers else " (one per CPU)"
+        if samples is not None and 0 < samples < n:
+            n, why = samples, f" (one per sample; {workers or machine_cpus()} would idle)"
+        ex = Executor("local", n) if n > 1 else Executor("single")
+        if n == 1:
+            why = " (one sample)"
     if report is not None:
         report(f"shards: {ex.describe()}{why}")
     return ex

@@ -367,7 +367,7 @@ def main(argv=None) -> int:
     template = _repro_template(a)
     say(f"config: {cfg.name} (the network needs {needs['weight_rows']} weight rows, "
         f"{needs['mem_rows']} membrane rows)")
-    executor = choose(a.workers, a.scheduler, report=say)
+    executor = choose(a.workers, a.scheduler, report=say, samples=len(ids))
     build = None
     if executor.kind != "scheduler":
         # same filesystem: build here, with phase lines, before the shards reuse it

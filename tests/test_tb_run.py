@@ -294,6 +294,8 @@ def test_single_process_fallback_without_dask(monkeypatch):
     monkeypatch.setenv(fanout.SCHEDULER_ENV, "tcp://head:8786")
     assert fanout.choose(None, None).address == "tcp://head:8786"
     assert fanout.choose(2, None).kind == "local"           # --workers wins over the variable
+    assert fanout.choose(8, None, samples=3).workers == 3   # no idle workers
+    assert fanout.choose(8, None, samples=1).kind == "single"
 
 
 def test_concurrent_builds_of_one_configuration_build_once(tmp_path):
@@ -333,3 +335,33 @@ def test_every_option_has_help_and_help_runs():
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m tb.run"), r.stderr
     text = " ".join(r.stdout.split())
     assert "(default: verilator)" in text and "default: None" not in text
+
+
+def test_recording_a_lif_last_layer_keeps_spikes_at_their_neuron_index():
+    """A chained LIF last layer: group g's slot k is neuron g·C/N + k (not g·S + k),
+    its spikes are recorded, padding slots are not, and a mismatch is blamed on
+    its sample and named by the sample's global id."""
+    from golden.schedule import Beat
+    from tb.demo_cocotb import RecordingScoreboard
+    cfg = HwConfig(array=8, groups=2)                       # S = 4 slots per group
+    layer = Layer.linear(np.ones((6, 3), np.int64))         # 3 neurons per group
+    z = np.zeros(4, dtype=np.int64)
+    beats = [Beat(np.array([1, 1, 0, 0]), z + 3, 0, 0, 0, 0, 0, 0, 0),
+             Beat(np.array([1, 0, 1, 0]), z + 5, 0, 1, 1, 0, 0, 0, 0),
+             Beat(np.array([0, 1, 0, 0]), z, 0, 0, 0, 0, 0, 0, 1),
+             Beat(z, z, 0, 1, 1, 0, 0, 0, 1)]
+
+    class Stats:
+        cycles = 0
+    sb = RecordingScoreboard(cfg, beats)
+    sb.attach(2, 1, 6, Stats, None, last=(0, layer), sample_ids=[40, 41])
+
+    def got(b, spikes=None):
+        return {"spikes": list(b.spikes if spikes is None else spikes), "values": list(b.values),
+                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+    assert all(sb.check_beat(got(b)) for b in beats[:3])
+    assert not sb.check_beat(got(beats[3], [0, 0, 1, 0]))
+    assert sb.readout[0, 0].tolist() == [1, 1, 0, 1, 0, 1]
+    assert sb.readout[1, 0].tolist() == [0, 1, 0, 0, 0, 1]   # what the RTL said
+    assert sb.sample_mismatches.tolist() == [0, 1]
+    assert "sample 41, layer 0" in sb.mismatches[0].text
