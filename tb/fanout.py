@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -173,10 +174,21 @@ def _repro(job: Job, ids) -> str:
     return job.repro.replace("{samples}", format_samples(ids)) if job.repro else ""
 
 
-def _task(job: Job, spikes: np.ndarray, ids: tuple) -> ShardResult:
-    """One Dask task: a shard on the worker that runs it."""
+def _task(job: Job, spikes: np.ndarray, ids: tuple, topic: str = "") -> ShardResult:
+    """One Dask task: a shard on the worker that runs it. With ``topic``, the
+    samples started so far go to the client as worker events of that topic."""
+    prog = None
+    if topic:
+        from distributed import get_worker
+        try:
+            w = get_worker()
+        except ValueError:   # not on a worker (called directly)
+            w = None
+        if w is not None:
+            def prog(n):
+                w.log_event(topic, {"shard": int(ids[0]), "started": int(n)})
     return run_shard(job.cfg, job.net, spikes, ids, job.sim, stress=job.stress, seed=job.seed,
-                     repro=_repro(job, ids))
+                     repro=_repro(job, ids), progress=prog)
 
 
 def _identity(x):
@@ -225,26 +237,49 @@ def _run_dask(job, spikes, ids, executor, shard_size, progress, report):
             pos = {i: k for k, i in enumerate(ids)}
             token = uuid.uuid4().hex[:8]
             job_f = client.submit(_identity, job, key=f"tb.run-job-{token}", pure=False)
-            futures = {}
+            topic = f"tb.run-progress-{token}" if progress is not None else ""
+            started, finished, lock = {}, 0, threading.Lock()
+
+            def show():
+                if progress is not None:
+                    progress.set(sum(started.values()), f"{finished}/{len(futures)} shards done")
+
+            def on_event(event):   # samples started per shard, from the workers
+                _, msg = event
+                with lock:
+                    k = msg["shard"]   # the samples before the one started now are done
+                    done = max(0, min(int(msg["started"]) - 1, sizes[k] - 1))
+                    started[k] = max(started.get(k, 0), done)
+                    show()
+
+            futures, sizes = {}, {}
             for sh in shards_of(ids, size):
                 part = spikes[[pos[i] for i in sh]]
-                f = client.submit(_task, job_f, part, sh, key=f"tb.run-shard-{token}-{sh[0]}",
-                                  retries=RETRIES, pure=False)
-                futures[f] = sh
+                f = client.submit(_task, job_f, part, sh, topic,
+                                  key=f"tb.run-shard-{token}-{sh[0]}", retries=RETRIES, pure=False)
+                futures[f], sizes[sh[0]] = sh, len(sh)
             if report is not None:
                 report(f"run:   {len(ids)} samples in {len(futures)} shards of up to {size}")
-            results, done = [], 0
-            for f in as_completed(futures):
-                sh = futures[f]
-                try:
-                    res = f.result()
-                except KilledWorker as e:
-                    raise RunError(f"samples {_fmt(sh)}: the workers running them were lost too "
-                                   f"often ({e}); run them again with --samples {_fmt(sh)}") from None
-                results.append(res)
-                done += len(sh)
-                if progress is not None:
-                    progress.set(done, f"{len(results)}/{len(futures)} shards")
+            if topic:
+                client.subscribe_topic(topic, on_event)
+            results = []
+            try:
+                for f in as_completed(futures):
+                    sh = futures[f]
+                    try:
+                        res = f.result()
+                    except KilledWorker as e:
+                        raise RunError(f"samples {_fmt(sh)}: the workers running them were lost "
+                                       f"too often ({e}); run them again with --samples "
+                                       f"{_fmt(sh)}") from None
+                    results.append(res)
+                    with lock:
+                        finished += 1
+                        started[sh[0]] = len(sh)
+                        show()
+            finally:
+                if topic:
+                    client.unsubscribe_topic(topic)
             return results
     finally:
         if cluster is not None:
