@@ -365,3 +365,16 @@ def test_recording_a_lif_last_layer_keeps_spikes_at_their_neuron_index():
     assert sb.readout[1, 0].tolist() == [0, 1, 0, 0, 0, 1]   # what the RTL said
     assert sb.sample_mismatches.tolist() == [0, 1]
     assert "sample 41, layer 0" in sb.mismatches[0].text
+
+
+def test_bad_config_file(files, tmp_path):
+    d, _, _ = files
+    cfgs = {"bad.json": "{not json", "field.json": json.dumps({"array": 8, "colour": 1}),
+            "value.json": json.dumps({"array": 8, "groups": 3})}
+    texts = {"bad.json": "not valid JSON", "field.json": "unknown configuration field(s): 'colour'",
+             "value.json": "groups=3: must divide array=8"}
+    for name, body in cfgs.items():
+        (tmp_path / name).write_text(body)
+        code, _, err = cli(["--network", str(d / "net.npz"), "--inputs", str(d / "x.npy"),
+                            "--config", str(tmp_path / name), "--workers", "1"])
+        _one_line_error(code, err, texts[name])
