@@ -156,9 +156,10 @@ class Progress:
             self.bar.update(done - self.done)
             if note:
                 self.bar.set_postfix_str(note, refresh=False)
+        finished = done == self.total and self.done < self.total
         self.done = done
         now = time.monotonic()
-        if self.bar is None and (now - self.last >= self.every or done == self.total):
+        if self.bar is None and (finished or (now - self.last >= self.every and done < self.total)):
             self.last = now
             print(f"run:   {done}/{self.total} samples done, {now - self.t0:.0f} s"
                   + (f" ({note})" if note else ""), file=self.stream, flush=True)

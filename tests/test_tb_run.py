@@ -378,3 +378,15 @@ def test_bad_config_file(files, tmp_path):
         code, _, err = cli(["--network", str(d / "net.npz"), "--inputs", str(d / "x.npy"),
                             "--config", str(tmp_path / name), "--workers", "1"])
         _one_line_error(code, err, texts[name])
+
+
+def test_progress_lines_without_a_terminal():
+    from tb.fanout import Progress
+    log = io.StringIO()
+    p = Progress(3, log, every=0.0)
+    for n in (1, 1, 3, 3, 2):
+        p.set(n)
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert [ln.split(",")[0] for ln in lines] == ["run:   1/3 samples done", "run:   1/3 samples done",
+                                                  "run:   3/3 samples done"]
