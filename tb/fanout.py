@@ -231,10 +231,14 @@ def _run_dask(job, spikes, ids, executor, shard_size, progress, report):
                 raise RunError(f"cannot reach the Dask scheduler at {executor.address} "
                                f"({type(e).__name__}: {e})") from None
         with client:
-            nworkers = len(client.scheduler_info().get("workers", {}))
+            threads = client.nthreads()     # worker address -> threads (one shard each)
+            nworkers, slots = len(threads), sum(threads.values())
             if executor.kind == "scheduler" and report is not None:
-                report(f"shards: {nworkers} worker(s) connected to {executor.address}")
-            size = shard_size or default_shard_size(len(ids), nworkers or 1)
+                report(f"shards: {nworkers} worker(s) connected to {executor.address}"
+                       + (f", {slots} threads" if slots != nworkers else "")
+                       + ("" if slots == nworkers else " (CPU-s per shard are exact only with "
+                          "one thread per worker)"))
+            size = shard_size or default_shard_size(len(ids), slots or 1)
             pos = {i: k for k, i in enumerate(ids)}
             token = uuid.uuid4().hex[:8]
             job_f = client.submit(_identity, job, key=f"tb.run-job-{token}", pure=False)
