@@ -62,7 +62,7 @@ setup: $(STAMP) sysdeps
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import,formal,fpga]'
+	$(VPY) -m pip install -q -c constraints.txt -e '.[dev,demo,report,import,formal,fpga,dask]'
 	$(VPY) -m pip install -q -c constraints.txt --no-deps spikingjelly==0.0.0.0.14
 	@touch $@
 

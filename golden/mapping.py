@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from .config import HwConfig
-from .geometry import LayerGeometry
+from .geometry import LayerGeometry, sharing_units
 
 __all__ = [
     "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
-    "membrane_rows_of_block",
+    "membrane_rows_of_block", "rows_needed",
 ]
 
 
@@ -168,3 +168,19 @@ def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry) -> int:
         return 0
     tiles = layer_tiles(cfg, layer)
     return tiles if layer.mode == "chained" else tiles * cfg.groups
+
+
+def rows_needed(cfg: HwConfig, layers) -> tuple[int, int]:
+    """``(weight_rows, mem_rows)`` the chain ``layers`` needs on ``cfg``'s array
+    shape (``cfg.weight_rows`` / ``cfg.mem_rows`` themselves are not read).
+
+    Weight rows: the largest fan-in of any tile of any layer (what one tile's
+    weight rows hold with per-tile reloading). Membrane rows: the rows of all
+    sharing units (:func:`membrane_rows_of_block`) stacked. Both at least 1.
+    Time grows with the number of tiles: bound them first (e.g.
+    :meth:`golden.network.Network.validate` against the largest buffers).
+    """
+    layers = list(layers)
+    mem = max(1, sum(membrane_rows_of_block(cfg, layers[b[0]]) for b in sharing_units(layers)))
+    weights = max([1] + [int(tile_fanin_sizes(cfg, layer).max(initial=0)) for layer in layers])
+    return weights, mem

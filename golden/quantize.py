@@ -37,7 +37,7 @@ import torch
 from .config import MAX_ROWS, ConfigError, HwConfig
 from .errors import ProjectError
 from .fixed_model import run_fixed
-from .mapping import membrane_rows_of_block, tile_fanin_sizes
+from .mapping import rows_needed
 from .network import Layer, Network
 from .reference import EfficientLIFNet
 
@@ -148,8 +148,7 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         probe = HwConfig(**base)
     except ConfigError as e:
         raise QuantizeError(f"hardware parameters: {e}") from None
-    need_w = max(1, max(int(tile_fanin_sizes(probe, layer).max(initial=0)) for layer in layers))
-    need_m = max(1, sum(membrane_rows_of_block(probe, layers[b[0]]) for b in net.blocks()))
+    need_w, need_m = rows_needed(probe, layers)
     for name, need, given in (("weight_rows", need_w, weight_rows), ("mem_rows", need_m, mem_rows)):
         if given is None and need > MAX_ROWS:
             raise QuantizeError(f"{name}: the network needs {need} rows > {MAX_ROWS}; use a larger "

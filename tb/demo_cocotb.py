@@ -12,10 +12,15 @@ and no backpressure when ``stress`` is false, so the cycle counts are those of
 the core) and checks every beat and every membrane row after every timestep
 with :class:`tb.scoreboard.Scoreboard`, exactly as ``tb/test_lif_pe_array.py``
 does for its random networks. In addition it records what the *RTL* put out
-on read-out beats, so the caller computes the RTL's own classification
-(``readout``: int64 ``[samples, T, outputs]``), and the cycle count at every
-sample boundary. Progress (samples done) is written to the ``progress`` file
-after every sample for the caller's progress bar.
+on the last layer's beats (read-out values of a readout layer, spikes of a
+LIF layer: what :attr:`golden.fixed_model.FixedResult.output` holds), so the
+caller computes the RTL's own classification (``readout``: int64
+``[samples, T, outputs]``), the cycle count at every sample boundary and the
+mismatches of every sample (``sample_mismatches``). With ``sample_ids`` in
+the plan (the samples' numbers in the caller's whole input set, e.g. one
+shard of ``python -m tb.run``) mismatch messages name those numbers.
+Progress (samples done) is written to the ``progress`` file after every
+sample for the caller's progress bar.
 """
 
 from __future__ import annotations
@@ -46,16 +51,57 @@ class RecordingScoreboard(Scoreboard):
     beat arrived.
     """
 
-    def attach(self, samples: int, timesteps: int, outputs: int, stats, progress: Path | None):
+    def attach(self, samples: int, timesteps: int, outputs: int, stats, progress: Path | None,
+               last=None, sample_ids=None):
+        """``last``: ``(index, layer)`` of the layer whose beats are recorded
+        (values of a readout layer, spikes of a LIF layer, at the flat output
+        index of :func:`golden.mapping.tile_pe_neurons`); None: every readout
+        beat, at ``tile·A + group·S + slot``.
+        ``sample_ids[b]``: the number messages give local sample ``b``."""
         self.readout = np.zeros((samples, timesteps, outputs), dtype=np.int64)
         self.sample_first_cycle = np.full(samples, -1, dtype=np.int64)
+        self.sample_mismatches = np.zeros(samples, dtype=np.int64)
         self._stats, self._progress, self._cur = stats, progress, -1
-        self._outputs = outputs
+        self._outputs, self._last = outputs, last
+        self._ids = list(sample_ids) if sample_ids is not None else None
+        self._blame = -1   # local sample a mismatch found now belongs to
+
+    def _gid(self, sample: int) -> int:
+        return self._ids[sample] if self._ids is not None and 0 <= sample < len(self._ids) \
+            else sample
+
+    def _where(self, b) -> str:
+        return super()._where(b._replace(sample=self._gid(b.sample)))
+
+    def _fail(self, kind: str, text: str) -> None:
+        super()._fail(kind, text)
+        b = self._blame if self._blame >= 0 else self._cur
+        if 0 <= b < self.sample_mismatches.size:
+            self.sample_mismatches[b] += 1
+
+    def check_membrane(self, te, row: int, got) -> bool:
+        self._blame = te.sample
+        try:
+            return super().check_membrane(te._replace(sample=self._gid(te.sample)), row, got)
+        finally:
+            self._blame = -1
+
+    def missing_beats(self) -> None:
+        if self.next_beat < len(self.expected_beats):
+            self._blame = self.expected_beats[self.next_beat].sample
+        try:
+            super().missing_beats()
+        finally:
+            self._blame = -1
 
     def check_beat(self, got: dict) -> bool:
         idx = self.next_beat
         exp = self.expected_beats[idx] if idx < len(self.expected_beats) else None
-        ok = super().check_beat(got)
+        self._blame = exp.sample if exp is not None else -1
+        try:
+            ok = super().check_beat(got)
+        finally:
+            self._blame = -1
         if exp is None:
             return ok
         if exp.sample != self._cur:
@@ -64,16 +110,33 @@ class RecordingScoreboard(Scoreboard):
             if self._progress is not None:
                 atomic_write({self._progress: json.dumps({"samples_started": exp.sample + 1,
                                                           "mismatches": self.n_mismatches})})
-        if exp.readout:
+        if self._last is not None:
+            if exp.layer == self._last[0]:
+                self._record(exp, got)
+        elif exp.readout:
             s = self.cfg.slots
             base = exp.tile * self.cfg.array + exp.group * s
             n = max(0, min(s, self._outputs - base))
             if n:
-                vals = np.asarray(got["values"], dtype=object)[:n]
-                # an X/Z value decodes to a string: keep a sentinel, the scoreboard already failed
-                self.readout[exp.sample, exp.t, base:base + n] = [
-                    int(v) if isinstance(v, (int, np.integer)) else np.iinfo(np.int64).min for v in vals]
+                self.readout[exp.sample, exp.t, base:base + n] = _ints(got["values"])[:n]
         return ok
+
+    def _record(self, exp, got: dict) -> None:
+        """Store the last layer's beat at its neurons' flat (C, H, W) output indices."""
+        from golden.mapping import tile_pe_neurons
+        s = self.cfg.slots
+        layer = self._last[1]
+        nrn = tile_pe_neurons(self.cfg, layer, [exp.tile])[0][exp.group * s:(exp.group + 1) * s]
+        real = nrn >= 0
+        vals = _ints(got["values" if exp.readout else "spikes"])[:s]
+        self.readout[exp.sample, exp.t, nrn[real]] = vals[real]
+
+
+def _ints(values) -> np.ndarray:
+    """Decoded payload values as int64; an X/Z value (decoded to a string) becomes a
+    sentinel (int64 min): the scoreboard has already failed the beat."""
+    return np.array([int(v) if isinstance(v, (int, np.integer)) else np.iinfo(np.int64).min
+                     for v in np.asarray(values, dtype=object)], dtype=np.int64)
 
 
 if cocotb is not None:
@@ -102,7 +165,8 @@ if cocotb is not None:
                                  layer_modes={i: l.mode for i, l in enumerate(net.layers)},
                                  max_report=plan.get("max_report", 8))
         progress = Path(plan["progress"]) if plan.get("progress") else None
-        sb.attach(spikes.shape[0], spikes.shape[1], outputs, bfm.stats, progress)
+        sb.attach(spikes.shape[0], spikes.shape[1], outputs, bfm.stats, progress,
+                  last=(len(net.layers) - 1, ro), sample_ids=plan.get("sample_ids"))
 
         bfm.drive_all_idle(rst=1)
         Clock(dut.clk, 10, unit="ns").start()
@@ -132,6 +196,7 @@ if cocotb is not None:
             "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
             "backpressure_cycles": st.backpressure_cycles,
             "sample_first_cycle": (first - c0).tolist(),
+            "sample_mismatches": sb.sample_mismatches.tolist(),
             "samples": int(spikes.shape[0]), "timesteps": int(spikes.shape[1]),
             "tiles": counts["tiles"], "events": counts["events"], "commands": counts["commands"],
             "beats": counts["beats"], "weight_loads": counts["weight_loads"],

@@ -59,12 +59,15 @@ def build_core(cfg: HwConfig, sim: str = "verilator") -> Build:
 
 def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = False, seed: int = 1,
                 progress: Optional[Callable[[int], None]] = None, poll: float = 0.5,
-                tag: str = "demo") -> RtlRun:
+                tag: str = "demo", sample_ids=None, repro: Optional[str] = None) -> RtlRun:
     """Simulate ``net`` on build ``b`` over ``spikes`` (0/1 ``[samples, T, *in_shape]``).
 
     ``progress(samples_started)`` is called from this thread while the
-    simulation runs. Never raises for a failed simulation: ``ok`` is False and
-    ``failure`` says why (scoreboard report or the log tail).
+    simulation runs. ``sample_ids`` (one int per sample) are the numbers
+    mismatch messages give the samples (default 0, 1, ...); ``repro`` the
+    command they print to reproduce the run. Never raises for a failed
+    simulation: ``ok`` is False and ``failure`` says why (scoreboard report
+    or the log tail).
     """
     net.validate(b.cfg)
     spikes = np.asarray(spikes)
@@ -76,7 +79,9 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
             "summary": str(run_dir / "summary.json"), "readout": str(run_dir / "readout.npy"),
             "progress": str(run_dir / "progress.json"), "stress": stress, "seed": seed,
             "stall_limit": 5000, "max_report": 8,
-            "repro": f"python -m tb.demo (run directory {run_dir})"}
+            "repro": repro or f"python -m tb.demo (run directory {run_dir})"}
+    if sample_ids is not None:
+        plan["sample_ids"] = [int(i) for i in sample_ids]
     (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
     pfile = run_dir / "progress.json"
     last = [-1]

@@ -1,0 +1,392 @@
+"""``python -m tb.run``: CLI errors, a single-process run against the golden model,
+the Dask fan-out (a 2-worker local cluster, a scheduler started here, a worker
+killed mid-run) giving exactly the single-process result, and the build
+cache's locks under concurrent builds.
+
+One tiny network on one small configuration (ARRAY 8, GROUPS 2, Verilator):
+its build is made once (about 20-40 s on a loaded machine) and cached in
+sim_build/ for every test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.cli import run_main
+from golden.config import HwConfig
+from golden.fixed_model import run_fixed
+from golden.network import Layer, Network, save_network
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = 5
+
+
+def tiny_network() -> Network:
+    """conv (own membrane) -> L block of two chained convs -> linear read-out."""
+    rng = np.random.default_rng(5)
+    return Network((2, 4, 4), (
+        Layer.conv((2, 4, 4), rng.integers(-30, 90, (4, 2, 3, 3)), padding=1, mode="independent",
+                   name="c1"),
+        Layer.conv((4, 4, 4), rng.integers(-30, 70, (4, 4, 3, 3)), padding=1, block=0, name="c2"),
+        Layer.conv((4, 4, 4), rng.integers(-30, 70, (4, 4, 3, 3)), padding=1, block=0, name="c3"),
+        Layer.linear(rng.integers(-60, 60, (6, 64)), mode="readout", name="fc")))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tbrun")
+    net = tiny_network()
+    save_network(net, d / "net.npz")
+    x = (np.random.default_rng(6).random((SAMPLES, 3, 2, 4, 4)) < 0.4).astype(np.uint8)
+    np.save(d / "x.npy", x)
+    return d, net, x
+
+
+def cli(argv) -> tuple[int, str, str]:
+    from tb import run
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = run_main(run._main, run.PROG, argv)
+        except SystemExit as e:     # the parser's one-line error
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def base_args(d: Path, *extra) -> list:
+    return ["--network", str(d / "net.npz"), "--inputs", str(d / "x.npy"), "--array", "8",
+            "--groups", "2", *extra]
+
+
+def load_out(d: Path) -> tuple[dict, np.ndarray]:
+    return json.loads((d / "results.json").read_text()), np.load(d / "outputs.npy")
+
+
+# ----------------------------------------------------------- error paths
+def _one_line_error(code, err, text):
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("python -m tb.run: error:"), err
+    assert text in lines[0], lines[0]
+
+
+def test_bad_network_file(files, tmp_path):
+    d, _, _ = files
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    code, out, err = cli(["--network", str(bad), "--inputs", str(d / "x.npy"), "--workers", "1"])
+    _one_line_error(code, err, "not a readable .npz archive")
+    code, out, err = cli(["--network", str(tmp_path / "missing.npz"), "--inputs", str(d / "x.npy")])
+    _one_line_error(code, err, "no such file")
+
+
+@pytest.mark.parametrize("what, make, text", [
+    ("dtype", lambda x: x.astype(np.float32), "dtype float32, expected uint8"),
+    ("shape", lambda x: x[:, :, :, :3], "expected [samples, T, 2, 4, 4]"),
+    ("value", lambda x: np.where(np.arange(x.size).reshape(x.shape) == 7, 2, x).astype(np.uint8),
+     "value 2 at index (0, 0, 0, 1, 3)"),
+])
+def test_bad_inputs(files, tmp_path, what, make, text):
+    d, _, x = files
+    np.save(tmp_path / "x.npy", make(x))
+    code, out, err = cli(["--network", str(d / "net.npz"), "--inputs", str(tmp_path / "x.npy"),
+                          "--workers", "1", "--out", str(tmp_path / "o")])
+    _one_line_error(code, err, text)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_network_too_big_for_the_given_configuration(files):
+    d, _, _ = files
+    code, _, err = cli(base_args(d, "--weight-rows", "32", "--workers", "1"))
+    _one_line_error(code, err, "layer 1 ('c2'): tile 1 has fan-in 48 > weight_rows=32")
+    code, _, err = cli(base_args(d, "--mem-rows", "16", "--workers", "1"))
+    _one_line_error(code, err, "mem_rows=16")
+    code, _, err = cli(base_args(d, "--config", str(d / "x.npy")))
+    _one_line_error(code, err, "--config excludes --array, --groups")
+    code, _, err = cli(base_args(d, "--samples", "3,99", "--workers", "1"))
+    _one_line_error(code, err, "sample 99 does not exist")
+
+
+def test_samples_ranges_round_trip():
+    from tb.run import parse_samples
+    from tb.shard import format_samples
+    assert parse_samples("7,0-3,9-10,2") == [0, 1, 2, 3, 7, 9, 10]
+    assert format_samples([10, 0, 1, 2, 3, 7, 9]) == "0-3,7,9-10"
+
+
+# ------------------------------------------------------------------ runs
+@pytest.fixture(scope="module")
+def single(files, tmp_path_factory):
+    """One process, every sample; also the reference of the Dask runs."""
+    d, _, _ = files
+    out = tmp_path_factory.mktemp("single")
+    code, stdout, err = cli(base_args(d, "--workers", "1", "--out", str(out)))
+    assert code == 0, stdout + err
+    return out, stdout, err
+
+
+def test_single_process_equals_the_golden_model(files, single):
+    d, net, x = files
+    out, stdout, err = single
+    doc, outputs = load_out(out)
+    cfg = HwConfig.from_dict(doc["cfg"])
+    assert cfg.array == 8 and cfg.groups == 2 and doc["rows_needed"] == {"weight_rows": 64,
+                                                                         "mem_rows": 24}
+    gold = np.swapaxes(run_fixed(cfg, net, np.swapaxes(x, 0, 1)).output, 0, 1)   # [B, T, 6]
+    assert outputs.dtype == np.int64 and np.array_equal(outputs, gold)
+    assert doc["predictions"] == gold.sum(axis=1).argmax(axis=1).tolist()
+    assert doc["ok"] and doc["failing"] == [] and doc["sample_ids"] == list(range(SAMPLES))
+    c = doc["checked"]
+    assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
+    assert "shards: this process (no Dask) (--workers 1)" in err
+    assert "   result:  PASS" in stdout and "cycles/CPU-s" in stdout
+    # the outputs table: one row per sample with its class and its read-out summed over T
+    row = next(ln for ln in stdout.splitlines() if ln.split()[:1] == ["3"])
+    assert row.split() == ["3", str(doc["predictions"][3])] + [str(v) for v in gold[3].sum(axis=0)]
+
+
+def _same_result(a_dir: Path, b_dir: Path) -> dict:
+    a, ao = load_out(a_dir)
+    b, bo = load_out(b_dir)
+    assert np.array_equal(ao, bo)
+    for k in ("ok", "sample_ids", "predictions", "sample_mismatches", "checked", "failing",
+              "golden_equal", "cfg"):
+        assert a[k] == b[k], k
+    return b
+
+
+def test_two_worker_local_cluster_equals_one_process(files, single, tmp_path):
+    pytest.importorskip("distributed")
+    d, _, _ = files
+    code, stdout, err = cli(base_args(d, "--workers", "2", "--shard-size", "2",
+                                      "--out", str(tmp_path)))
+    assert code == 0, stdout + err
+    doc = _same_result(single[0], tmp_path)
+    assert "shards: a local Dask cluster of 2 worker processes" in err
+    assert [s["samples"] for s in doc["shards"]] == ["0-1", "2-3", "4"]
+    assert len({s["pid"] for s in doc["shards"]}) == 2      # both workers ran shards
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    import logging
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as c:
+        yield c
+
+
+def test_scheduler_address_of_a_running_cluster(files, single, cluster, tmp_path):
+    d, _, _ = files
+    code, stdout, err = cli(base_args(d, "--scheduler", cluster.scheduler_address,
+                                      "--shard-size", "3", "--out", str(tmp_path)))
+    assert code == 0, stdout + err
+    _same_result(single[0], tmp_path)
+    assert f"the Dask cluster at {cluster.scheduler_address}" in err
+    assert "2 worker(s) connected" in err
+
+
+def test_killed_worker_loses_and_double_counts_nothing(files, single, cluster, tmp_path):
+    """A worker process dies as its first shard starts: the scheduler reruns that
+    shard elsewhere; every sample is reported exactly once, results unchanged."""
+    import cloudpickle
+    from distributed import Client, WorkerPlugin
+
+    d = files[0]
+    marker = tmp_path / "killed"
+
+    class KillOnFirstShard(WorkerPlugin):
+        name = "tb-run-test-kill"
+
+        def __init__(self, path):
+            self.path = str(path)
+
+        def transition(self, key, start, finish, **kw):
+            if finish == "executing" and "tb.run-shard" in str(key):
+                try:
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.write(fd, f"{os.getpid()} {key}".encode())
+                os.close(fd)
+                os._exit(1)     # the worker process dies here, mid-run
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with Client(cluster.scheduler_address) as c:
+            c.register_plugin(KillOnFirstShard(marker))
+            pids0 = {w["pid"] for w in c.scheduler_info()["workers"].values()} \
+                if all("pid" in w for w in c.scheduler_info()["workers"].values()) else set()
+            try:
+                code, stdout, err = cli(base_args(d, "--scheduler",
+                                                  cluster.scheduler_address, "--shard-size", "1",
+                                                  "--out", str(tmp_path / "o")))
+            finally:
+                c.unregister_worker_plugin(KillOnFirstShard.name)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert code == 0, stdout + err
+    killed_pid = int(marker.read_text().split()[0])          # the kill did happen
+    assert not pids0 or killed_pid in pids0
+    doc = _same_result(single[0], tmp_path / "o")
+    assert sorted(s["samples"] for s in doc["shards"]) == [str(i) for i in range(SAMPLES)]
+    assert killed_pid not in {s["pid"] for s in doc["shards"]}
+
+
+# ------------------------------------------------------ fan-out plumbing
+def _shard(ids, ok=True, val=0):
+    from tb.shard import CYCLES, ShardResult
+    n = len(ids)
+    return ShardResult(tuple(ids), ok, np.full((n, 1, 2), val, np.int64),
+                       {"beats": n, "mismatches": 0 if ok else 1}, {k: 10 * n for k in CYCLES},
+                       [0] * n if ok else [1] + [0] * (n - 1), () if ok else (ids[0],), (), "",
+                       True, 1.0, 1.0, "", "", True)
+
+
+def test_merge_keys_results_by_sample_id():
+    from tb.fanout import RunError, merge
+    m = merge([_shard([2, 3], val=2), _shard([0, 1]), _shard([2, 3], val=2)], [0, 1, 2, 3])
+    assert m.duplicates == 1 and m.checked["beats"] == 4 and m.cycles["cycles"] == 40
+    assert m.outputs[:, 0, 0].tolist() == [0, 0, 2, 2] and m.ok
+    with pytest.raises(RunError, match="missing 3"):
+        merge([_shard([0, 1]), _shard([2])], [0, 1, 2, 3])
+    with pytest.raises(RunError, match="overlap on samples 1"):
+        merge([_shard([0, 1]), _shard([1, 2])], [0, 1, 2])
+
+
+def test_failure_names_samples_and_the_reproduce_command():
+    from types import SimpleNamespace
+
+    from tb.fanout import merge
+    from tb.run import _repro_template, failure_text
+    a = SimpleNamespace(network="n.npz", inputs="x.npy", config=None, array=8, groups=2,
+                        weight_rows=None, mem_rows=None, cfg=[], sim="verilator", stress=0, seed=1)
+    m = merge([_shard([0, 1]), _shard([17, 18], ok=False)], [0, 1, 17, 18])
+    text = failure_text(a, m, _repro_template(a))
+    assert not m.ok and m.failing == [17]
+    assert text.splitlines()[0] == (
+        "FAILED samples 17; reproduce: python -m tb.run --network n.npz --inputs x.npy --array 8 "
+        "--groups 2 --sim verilator --samples 17 --workers 1")
+
+
+def test_single_process_fallback_without_dask(monkeypatch):
+    from tb import fanout
+    lines = []
+    monkeypatch.setattr(fanout, "dask_available", lambda: False)
+    monkeypatch.delenv(fanout.SCHEDULER_ENV, raising=False)
+    assert fanout.choose(None, None, report=lines.append).kind == "single"
+    assert lines == ["shards: this process (no Dask) (Dask is not installed: pip install "
+                     "'efficientlif-rtl[dask]')"]
+    with pytest.raises(fanout.RunError, match="Dask is not installed"):
+        fanout.choose(None, "tcp://127.0.0.1:1")
+    monkeypatch.setattr(fanout, "dask_available", lambda: True)
+    monkeypatch.setenv(fanout.SCHEDULER_ENV, "tcp://head:8786")
+    assert fanout.choose(None, None).address == "tcp://head:8786"
+    assert fanout.choose(2, None).kind == "local"           # --workers wins over the variable
+    assert fanout.choose(8, None, samples=3).workers == 3   # no idle workers
+    assert fanout.choose(8, None, samples=1).kind == "single"
+
+
+def test_concurrent_builds_of_one_configuration_build_once(tmp_path):
+    """Two processes build the same new configuration at once into one shared
+    build folder: the file lock lets one build and the other reuse it."""
+    code = textwrap.dedent("""
+        import json, sys, time
+        from golden.config import HwConfig
+        from tb.demo_rtl import build_core
+        time.sleep(max(0.0, float(sys.argv[1]) - time.time()))   # both start together
+        b = build_core(HwConfig(array=4, groups=2, mem_rows=8, weight_rows=8), "icarus")
+        print(json.dumps({"reused": b.reused, "dir": str(b.build_dir)}))
+    """)
+    env = dict(os.environ, TB_SIM_BUILD=str(tmp_path / "sb"))
+    start = str(time.time() + 4.0)
+    procs = [subprocess.Popen([sys.executable, "-c", code, start], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    res = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        res.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(r["reused"] for r in res) == [False, True]
+    assert res[0]["dir"] == res[1]["dir"]
+
+
+def test_every_option_has_help_and_help_runs():
+    import argparse
+
+    from tb.run import build_parser
+    p = build_parser()
+    missing = [a.option_strings for a in p._actions if not a.help or a.help == argparse.SUPPRESS]
+    assert missing == []
+    r = subprocess.run([sys.executable, "-m", "tb.run", "--help"], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m tb.run"), r.stderr
+    text = " ".join(r.stdout.split())
+    assert "(default: verilator)" in text and "default: None" not in text
+
+
+def test_recording_a_lif_last_layer_keeps_spikes_at_their_neuron_index():
+    """A chained LIF last layer: group g's slot k is neuron g·C/N + k (not g·S + k),
+    its spikes are recorded, padding slots are not, and a mismatch is blamed on
+    its sample and named by the sample's global id."""
+    from golden.schedule import Beat
+    from tb.demo_cocotb import RecordingScoreboard
+    cfg = HwConfig(array=8, groups=2)                       # S = 4 slots per group
+    layer = Layer.linear(np.ones((6, 3), np.int64))         # 3 neurons per group
+    z = np.zeros(4, dtype=np.int64)
+    beats = [Beat(np.array([1, 1, 0, 0]), z + 3, 0, 0, 0, 0, 0, 0, 0),
+             Beat(np.array([1, 0, 1, 0]), z + 5, 0, 1, 1, 0, 0, 0, 0),
+             Beat(np.array([0, 1, 0, 0]), z, 0, 0, 0, 0, 0, 0, 1),
+             Beat(z, z, 0, 1, 1, 0, 0, 0, 1)]
+
+    class Stats:
+        cycles = 0
+    sb = RecordingScoreboard(cfg, beats)
+    sb.attach(2, 1, 6, Stats, None, last=(0, layer), sample_ids=[40, 41])
+
+    def got(b, spikes=None):
+        return {"spikes": list(b.spikes if spikes is None else spikes), "values": list(b.values),
+                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+    assert all(sb.check_beat(got(b)) for b in beats[:3])
+    assert not sb.check_beat(got(beats[3], [0, 0, 1, 0]))
+    assert sb.readout[0, 0].tolist() == [1, 1, 0, 1, 0, 1]
+    assert sb.readout[1, 0].tolist() == [0, 1, 0, 0, 0, 1]   # what the RTL said
+    assert sb.sample_mismatches.tolist() == [0, 1]
+    assert "sample 41, layer 0" in sb.mismatches[0].text
+
+
+def test_bad_config_file(files, tmp_path):
+    d, _, _ = files
+    cfgs = {"bad.json": "{not json", "field.json": json.dumps({"array": 8, "colour": 1}),
+            "value.json": json.dumps({"array": 8, "groups": 3})}
+    texts = {"bad.json": "not valid JSON", "field.json": "unknown configuration field(s): 'colour'",
+             "value.json": "groups=3: must divide array=8"}
+    for name, body in cfgs.items():
+        (tmp_path / name).write_text(body)
+        code, _, err = cli(["--network", str(d / "net.npz"), "--inputs", str(d / "x.npy"),
+                            "--config", str(tmp_path / name), "--workers", "1"])
+        _one_line_error(code, err, texts[name])
+
+
+def test_progress_lines_without_a_terminal():
+    from tb.fanout import Progress
+    log = io.StringIO()
+    p = Progress(3, log, every=0.0)
+    for n in (1, 1, 3, 3, 2):
+        p.set(n)
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert [ln.split(",")[0] for ln in lines] == ["run:   1/3 samples done", "run:   1/3 samples done",
+                                                  "run:   3/3 samples done"]
