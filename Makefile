@@ -5,7 +5,7 @@
 #   make test                     set up .venv if needed, run the pytest regression
 #
 # Set-up is automatic: the first target that needs Python creates .venv and
-# installs the project with all its extras (dev, demo, report, import, formal, fpga) and the pins in
+# installs the project with all its extras (dev, demo, report, import, formal, fpga, dask) and the pins in
 # constraints.txt; system simulators
 # (iverilog, yosys) are installed with apt-get when missing and running as root.
 
