@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_write", "check_writable_dir", "FILE_MODE"]
+__all__ = ["atomic_write", "check_writable_dir", "require_file", "FILE_MODE"]
 
 #: Mode of every file the project writes (rw-r--r--).
 FILE_MODE = 0o644
@@ -49,6 +49,21 @@ def check_writable_dir(path, what: str = "output folder") -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise OutputError(f"{what} {p}: not writable ({_describe(exc)})") from None
+    return p
+
+
+def require_file(path, what: str, error=None) -> str:
+    """``path`` as a string if it names an existing regular file; otherwise raise
+    ``error`` (a :class:`golden.errors.ProjectError` subclass, default
+    ProjectError) with ``<what> '<path>': is a directory, not a file`` or
+    ``... : no such file`` -- the one input-file check of every loader."""
+    from .errors import ProjectError
+    error = error or ProjectError
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise error(f"{what} {p!r}: is a directory, not a file")
+    if not os.path.isfile(p):
+        raise error(f"{what} {p!r}: no such file")
     return p
 
 

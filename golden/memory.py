@@ -316,23 +316,10 @@ def _csv_ints(text: str, what: str) -> list:
 
 
 def _load_network_file(path: str):
-    """``golden.network.load_network(path)``, with a directory or a file that is not
-    a zip archive refused first (one-line errors, no numpy advice)."""
-    import os
-    import zipfile
-
+    """``golden.network.load_network(path)`` with its error as a MemoryCalcError
+    (a directory, a missing file and a non-zip file are refused there, one line
+    each, before numpy sees them)."""
     from .network import NetworkError, load_network
-    where = f"network file {path!r}"
-    if os.path.isdir(path):
-        raise MemoryCalcError(f"{where}: is a directory, not a .npz network file")
-    if not os.path.exists(path):
-        raise MemoryCalcError(f"{where}: no such file")
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as e:
-        raise MemoryCalcError(f"{where}: cannot read it ({e.strerror or e})") from None
-    if not is_zip:
-        raise MemoryCalcError(f"{where}: not an .npz archive (golden.network.save_network writes one)")
     try:
         return load_network(path)
     except NetworkError as e:

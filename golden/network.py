@@ -32,7 +32,7 @@ import numpy as np
 
 from .config import HwConfig
 from .errors import ProjectError
-from .files import atomic_write
+from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
 from .mapping import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
 
@@ -290,12 +290,8 @@ def load_network(path) -> Network:
     JSON, missing weight arrays, wrong shapes) raises :class:`NetworkError`
     naming the file and, where it applies, the layer.
     """
-    path = os.fspath(path)
+    path = require_file(path, "network file", NetworkError)
     where_f = f"network file {path!r}"
-    if os.path.isdir(path):
-        raise NetworkError(f"{where_f}: is a directory, not a network file")
-    if not os.path.isfile(path):
-        raise NetworkError(f"{where_f}: no such file")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()

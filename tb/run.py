@@ -46,7 +46,7 @@ import numpy as np
 from golden.cli import OneLineParser, bounded_int, posint, run_main
 from golden.config import MAX_ROWS, ConfigError, HwConfig
 from golden.errors import ProjectError
-from golden.files import atomic_write, check_writable_dir
+from golden.files import atomic_write, check_writable_dir, require_file
 from golden.mapping import rows_needed
 from golden.network import NetworkError, load_network
 
@@ -69,11 +69,8 @@ class InputError(ProjectError, ValueError):
 # ------------------------------------------------------------------- inputs
 def load_inputs(path, in_shape: tuple) -> np.ndarray:
     """The 0/1 spikes of ``path`` (.npy, uint8 or bool ``[samples, T, *in_shape]``) as uint8."""
-    where = f"inputs {str(path)!r}"
-    if os.path.isdir(path):
-        raise InputError(f"{where}: is a directory, not a .npy file")
-    if not os.path.isfile(path):
-        raise InputError(f"{where}: no such file")
+    path = require_file(path, "inputs", InputError)
+    where = f"inputs {path!r}"
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:

@@ -444,7 +444,7 @@ def _write_npz(path, desc, **arrays):
 
 @pytest.mark.parametrize("case,pattern", [
     ("missing", "no such file"),
-    ("directory", "is a directory, not a network file"),
+    ("directory", "is a directory, not a file"),
     ("npy", "not a readable .npz archive \\(not a zip file\\)"),
     ("text", "not a readable .npz archive"),
     ("no_json", "missing the 'network.json' description"),

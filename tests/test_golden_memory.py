@@ -187,9 +187,9 @@ def bad_files(tmp_path_factory):
     (["--schemes", "X#2"], "scheme 'X#2'"),
     (["--network", "{d}"], "is a directory"),
     (["--network", "{d}/missing.npz"], "no such file"),
-    (["--network", "{d}/text.npz"], "not an .npz archive"),
-    (["--network", "{d}/array.npy"], "not an .npz archive"),
-    (["--network", "{d}/pickled.npz"], "not an .npz archive"),
+    (["--network", "{d}/text.npz"], "not a readable .npz archive"),
+    (["--network", "{d}/array.npy"], "not a readable .npz archive"),
+    (["--network", "{d}/pickled.npz"], "not a readable .npz archive"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(bad_files, args, message):
     r = _cli([a.format(d=bad_files) for a in args])
