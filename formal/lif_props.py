@@ -208,7 +208,7 @@ def lif_stage_harness(cfg: HwConfig):
     readout = desc.mode == Mode.READOUT
     last_row = desc.row + independent.as_unsigned() * (n - 1)
     # Sequencer guarantees: no reserved mode; rows of a good tile are in range.
-    m.d.comb += Assume(desc.mode != 3)
+    m.d.comb += Assume(desc.mode != Mode.RESERVED)
     m.d.comb += Assume(desc.bad | readout | (last_row < cfg.mem_rows))
     oready = h.input(dut["out.ready"])
 

@@ -76,16 +76,17 @@ def core_harness(cfg: HwConfig):
 
     accept = Signal(name="h_accept")
     m.d.comb += accept.eq(started & cvalid & cready)
-    is_tile = accept & (cmd.op == Op.TILE.value)
-    is_layer = accept & (cmd.op == Op.LAYER.value)
-    is_event = accept & (cmd.op == Op.EVENT.value)
-    bad_code = accept & ((cmd.op == 3) | ((cmd.op == Op.LAYER.value) & (cmd.mode == 3)))
+    is_tile = accept & (cmd.op.as_value() == Op.TILE.value)
+    is_layer = accept & (cmd.op.as_value() == Op.LAYER.value)
+    is_event = accept & (cmd.op.as_value() == Op.EVENT.value)
+    op, mode = cmd.op.as_value(), cmd.mode.as_value()
+    bad_code = accept & ((op == 3) | ((op == Op.LAYER.value) & (mode == 3)))
     bad_row = is_event & (cmd.row >= cfg.weight_rows)
 
     # -- reference bookkeeping: layer state and the FIFO of pending tiles
     h_mode = Signal(unsigned(2), init=Mode.CHAINED.value, name="h_mode")
     h_tile = Signal(unsigned(TILE_INDEX_WIDTH), name="h_tile")
-    with m.If(is_layer & (cmd.mode != 3)):
+    with m.If(is_layer & (cmd.mode.as_value() != 3)):
         m.d.sync += [h_mode.eq(cmd.mode), h_tile.eq(0)]
     with m.Elif(is_tile):
         m.d.sync += h_tile.eq(h_tile + 1)
