@@ -30,8 +30,10 @@ class LifStage(wiring.Component):
       the cycle the last group's beat is produced (see Sequencer).
     * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
       PeArray's combinational read of the current group.
-    * ``mem_rd_addr``/``mem_rd_en`` Out, ``mem_rd_data`` In (S x signed MW):
-      synchronous membrane read (one cycle latency, holds while not enabled).
+    * ``mem_rd_own``/``mem_rd_addr``/``mem_rd_en`` Out, ``mem_rd_data`` In (S x
+      signed MW): synchronous membrane read (one cycle latency, holds while not
+      enabled). ``mem_rd_own`` = a tile is being started or processed: the stage
+      owns the buffer's one read port, which serves ``dbg`` otherwise.
     * ``mem_wr_addr``/``mem_wr_en``/``mem_wr_data`` Out: membrane write.
     * ``out`` Out stream (:func:`gen.layouts.out_layout`): a registered beat;
       ``valid`` is a flip-flop and never depends on ``ready``.
@@ -58,6 +60,7 @@ class LifStage(wiring.Component):
             "pe_rd_bank": Out(1),
             "pe_rd_group": Out(unsigned(cfg.group_width)),
             "currents": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "mem_rd_own": Out(1),
             "mem_rd_addr": Out(unsigned(cfg.mem_addr_width)),
             "mem_rd_en": Out(1),
             "mem_rd_data": In(mem_row),
@@ -133,6 +136,7 @@ class LifStage(wiring.Component):
             read_next_group.eq(advance & independent & ~last_group),
             self.mem_rd_addr.eq(Mux(start, desc.row, mem_row + 1)),
             self.mem_rd_en.eq((start | read_next_group) & read_buffer),
+            self.mem_rd_own.eq(active | self.tile.valid),
         ]
         with m.If(start):
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row)]

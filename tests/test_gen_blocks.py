@@ -171,16 +171,26 @@ def test_membrane_buffer_ports():
             ctx.set(dut.wr_en, 1)
             await ctx.tick()
         ctx.set(dut.wr_en, 0)
+        # rd_own = 0: the one read port serves dbg on every edge (rd_en ignored).
+        for r in (3, 1):
+            ctx.set(dut.dbg_addr, r)
+            ctx.set(dut.rd_addr, (r + 1) % cfg.mem_rows)
+            await ctx.tick()
+            assert unpack(ctx.get(dut.dbg_data)) == rows[r]
+            assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r]
+        # rd_own = 1: the LIF stage's address, dbg_addr ignored, dbg_data = its read.
+        ctx.set(dut.rd_own, 1)
         for r in (4, 0, 2):
             ctx.set(dut.rd_addr, r)
             ctx.set(dut.rd_en, 1)
             ctx.set(dut.dbg_addr, (r + 1) % cfg.mem_rows)
             await ctx.tick()
             assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r]
-            assert unpack(ctx.get(dut.dbg_data)) == rows[(r + 1) % cfg.mem_rows]
-        # rd_en = 0 holds the last data even when the address changes.
+            assert unpack(ctx.get(dut.dbg_data)) == rows[r]
+        # rd_en = 0 holds the last data even when the addresses change.
         ctx.set(dut.rd_en, 0)
         ctx.set(dut.rd_addr, 1)
+        ctx.set(dut.dbg_addr, 3)
         await ctx.tick()
         assert [int(v) for v in ctx.get(dut.rd_data)] == rows[2]
         # A write and a read of the same row in one cycle return the old row.
