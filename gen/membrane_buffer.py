@@ -23,8 +23,9 @@ class MembraneBuffer(wiring.Component):
       reads ``dbg_addr`` on every edge.
     * ``rd_addr``/``rd_en`` In, ``rd_data`` Out (S x signed MW): LIF-stage read,
       data one cycle after an edge with ``rd_own = rd_en = 1``, held while
-      ``rd_own = 1, rd_en = 0``. Not transparent: the LIF stage never reads a
-      row in the cycle it writes it.
+      ``rd_own = 1, rd_en = 0``. Not transparent: a read on the edge that
+      writes the same row returns the old row (the LIF stage forwards the
+      written value itself in that one case).
     * ``wr_addr``/``wr_en``/``wr_data`` In: write on the edge.
     * ``dbg_addr`` In, ``dbg_data`` Out (S*MW): the same read data as a plain
       word: row ``dbg_addr`` one cycle after an edge with ``rd_own = 0``; after

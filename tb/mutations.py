@@ -47,10 +47,11 @@ MUTATIONS = (
     # gen/lif_unit.py: spike = (L+X >= θ) & (L+X != θ) for fire="gt" (the default)
     Mutation("fire_ge", "firing comparison U > θ turned into U >= θ (F5)",
              r"^(\s*assign spike = )theta_ge & theta_ne;$", r"\1theta_ge;", per_unit=True),
-    # leak_product = V * leak_int, the constant leak_bits+2 bits wide: * 2^leak_bits = no leak
+    # leak_product = V * leak_int; the next line's {X, lb'h2^(lb-1)} gives lb: V * 2^lb = no leak
     Mutation("leak_skipped", "the leak λ·V is skipped: U = V + X instead of λ·V + X (F3)",
-             r"^(\s*assign leak_product = \$signed\(v\) \* \$signed\()(\d+)'h[0-9a-f]+(\);)$",
-             lambda m: f"{m.group(1)}{m.group(2)}'h{1 << (int(m.group(2)) - 2):x}{m.group(3)}",
+             r"^(\s*assign leak_product = )\$signed\(v\) \* \$signed\(\d+'h[0-9a-f]+\);"
+             r"(\n\s*assign \\\$\d+\s*= \$signed\(leak_product\) \+ \$signed\(\{ [^{}]*, (\d+)'h)",
+             lambda m: f"{m.group(1)}$signed({{ v, {m.group(3)}'h0 }});{m.group(2)}",
              per_unit=True),
     Mutation("no_group_carry", "V' is not carried from group g to g+1: every group "
              "restarts from the buffer row (F7 chained)",

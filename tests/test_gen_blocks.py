@@ -227,13 +227,20 @@ def _run_lif_stage(cfg, descs, currents, mem_init):
         ctx.set(dut.out.ready, 1)
         pending = list(enumerate(descs))
         rd_data = [0] * cfg.slots
+        shown = False           # like the Sequencer: announced on next_tile one cycle ahead
+        tile_no = 0
         for _ in range(200):
-            if pending:
+            if pending and shown:
                 ctx.set(dut.tile.valid, 1)
                 ctx.set(dut.tile.payload, pending[0][1])
                 tile_no = pending[0][0]
             else:
                 ctx.set(dut.tile.valid, 0)
+            nxt = pending[1:] if shown else pending
+            ctx.set(dut.next_valid, 1 if nxt else 0)
+            if nxt:
+                ctx.set(dut.next_tile, nxt[0][1])
+            shown = shown or bool(pending)
             group = min(ctx.get(dut.pe_rd_group), cfg.groups - 1)
             ctx.set(dut.currents, currents[tile_no][group])
             ctx.set(dut.mem_rd_data, rd_data)
