@@ -166,8 +166,9 @@ def check_consistency(cfg: HwConfig, manifest: dict, res, blocks: dict) -> list:
                            ("wbuf", "weight_buffer", "weight_buffer")):
         mems = [m for m in res.memories if m.module == f"{top}.{mod}"]
         want = manifest[mkey]
-        if len(mems) != 1:
-            fails.append(f"{mod}: {len(mems)} memories in the netlist, expected 1")
+        if len(mems) != want.get("instances", 1):
+            fails.append(f"{mod}: {len(mems)} memories in the netlist, expected "
+                         f"{want.get('instances', 1)}")
             continue
         m = mems[0]
         # 1-row buffers are emitted 2 deep (docs/generator.md): the spare row is unused.
@@ -175,6 +176,10 @@ def check_consistency(cfg: HwConfig, manifest: dict, res, blocks: dict) -> list:
         check(m.width == want["row_bits"] and m.size == depth,
               f"{mod}: netlist memory {m.size} x {m.width} = {m.bits} bits, manifest "
               f"{want['rows']} x {want['row_bits']} = {want['bits']} bits")
+        if "read_ports" in want:
+            check((m.rd_ports, m.wr_ports) == (want["read_ports"], want["write_ports"]),
+                  f"{mod}: netlist memory has {m.rd_ports} read / {m.wr_ports} write ports, "
+                  f"manifest {want['read_ports']} / {want['write_ports']}")
         check(blocks[key].flip_flops == 0,
               f"{mod}: {blocks[key].flip_flops} flip-flops (memory kept as memory)")
     stray = [m for m in res.memories

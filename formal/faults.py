@@ -114,9 +114,11 @@ class _FnFault(TextFault):
 
 
 FORMAL_MUTATIONS = {f.name: f for f in (
+    # gen/lif_unit.py: the +2^(lb-1) is the low part of {X - c, lb'h2^(lb-1)} in each
+    # of the unit's four parallel sums
     TextFault("tie_toward_minus_inf", "F3 rounding ties broken toward -inf (+2^(lb-1) - 1)",
-              r"^(\s*assign \\\$2\s*= \$signed\(\\\$1\s*\) \+ \$signed\()(\d+)'h([0-9a-f]+)(\);)$",
-              _tie_down),
+              r"^(\s*assign \\\$\d+\s*= \$signed\(leak_product\) \+ \$signed\(\{ [^{}]*, )"
+              r"(\d+)'h([0-9a-f]+)( \}\);)$", _tie_down, count=4),
     _FnFault("acc_sat_max_minus_one", "F2 saturation bound off by one: PE 0 saturates at "
              "acc_max - 1", "", _acc_sat_minus_one),
     _FnFault("carry_u", "U carried to the next group instead of V' (F6/F7)", "", _carry_u),

@@ -198,7 +198,16 @@ def lif_stage_harness(cfg: HwConfig):
     offered = Signal(name="h_offered")        # valid has been raised
     taken = Signal(name="h_taken")            # the tile transferred
     tvalid = dut["tile.valid"]
-    m.d.comb += tvalid.eq(started & ~taken & (offered | go))
+    # the tile is announced on next_tile in the cycle before it becomes valid
+    # (Sequencer next_tile; LifStage docstring)
+    announced = Signal(name="h_announced")
+    with m.If(started & go):
+        m.d.sync += announced.eq(1)
+    m.d.comb += [
+        tvalid.eq(started & ~taken & announced),
+        dut["next_valid"].eq(started & go & ~announced),
+        dut["next_tile"].eq(desc),
+    ]
     with m.If(tvalid):
         m.d.sync += offered.eq(1)
     with m.If(tvalid & dut["tile.ready"]):
@@ -296,7 +305,8 @@ def lif_stage_harness(cfg: HwConfig):
         with m.If(dut["mem_rd_en"]):
             m.d.comb += Assert(read_buffer & (dut["mem_rd_addr"] < cfg.mem_rows),
                                "membrane read only when V comes from the buffer, in range")
-    show = ["env_go", "dut_tile__valid", "dut_tile__ready", "dut_out__valid", "dut_out__ready",
+    show = ["env_go", "dut_next_valid", "dut_tile__valid", "dut_tile__ready", "dut_out__valid",
+            "dut_out__ready",
             "dut_out__payload", "dut_mem_rd_en", "dut_mem_rd_addr", "dut_mem_wr_en",
             "dut_mem_wr_addr", "dut_mem_wr_data", "h_produced"]
     return h, show

@@ -75,9 +75,9 @@ PE_K = 5   # k: also the base case depth, enough to saturate a 5-bit accumulator
 
 
 def stage_depth(n: int) -> int:
-    """Reset, the earliest offer (cycle 1), N+1 LIF cycles, the last beat shown,
-    and 3 more cycles for later offers and stalls."""
-    return n + 6
+    """Reset, the announcement (cycle 1), the earliest offer (cycle 2), N+1 LIF
+    cycles, the last beat shown, and 3 more cycles for later offers and stalls."""
+    return n + 7
 
 
 def _desc(cfg: HwConfig) -> str:

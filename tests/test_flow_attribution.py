@@ -110,6 +110,11 @@ def test_consistency_catches_wrong_memory_bits_and_flattened_memory():
     with pytest.raises(at.ConsistencyError, match="membrane_buffer: netlist memory"):
         at.check_consistency(cfg, canned_manifest(cfg), res, at.attribute_blocks(res))
     res = _canned_with_weight_mem(cfg)
+    mb = res.memories[0]
+    res.memories[0] = Memory(mb.module, mb.name, mb.width, mb.size, 2, 1)   # a 2nd read port
+    with pytest.raises(at.ConsistencyError, match="2 read / 1 write ports, manifest 1 / 1"):
+        at.check_consistency(cfg, canned_manifest(cfg), res, at.attribute_blocks(res))
+    res = _canned_with_weight_mem(cfg)
     res.memories = [m for m in res.memories if m.module != f"{TOP}.membrane_buffer"]
     res.modules[f"{TOP}.membrane_buffer"].cells = {"$_DFF_P_": 64}
     res.yosys_total_cells += 63

@@ -34,7 +34,7 @@ def test_parse_stat_without_modules_is_an_error():
 def test_parse_memories_and_ltp():
     (m,) = parse_memories(MEM_TEXT)
     assert (m.module, m.name, m.width, m.size, m.rd_ports, m.wr_ports, m.bits) == \
-        (f"{TOP}.membrane_buffer", "membrane_mem", 32, 2, 2, 1, 64)
+        (f"{TOP}.membrane_buffer", "membrane_mem", 32, 2, 1, 1, 64)
     ltp = parse_ltp(LTP_TEXT)
     assert ltp[TOP] == (3, "\\a [1]", "\\out [0]")
     assert ltp[f"{TOP}.pe_array"][0] == 7

@@ -171,16 +171,26 @@ def test_membrane_buffer_ports():
             ctx.set(dut.wr_en, 1)
             await ctx.tick()
         ctx.set(dut.wr_en, 0)
+        # rd_own = 0: the one read port serves dbg on every edge (rd_en ignored).
+        for r in (3, 1):
+            ctx.set(dut.dbg_addr, r)
+            ctx.set(dut.rd_addr, (r + 1) % cfg.mem_rows)
+            await ctx.tick()
+            assert unpack(ctx.get(dut.dbg_data)) == rows[r]
+            assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r]
+        # rd_own = 1: the LIF stage's address, dbg_addr ignored, dbg_data = its read.
+        ctx.set(dut.rd_own, 1)
         for r in (4, 0, 2):
             ctx.set(dut.rd_addr, r)
             ctx.set(dut.rd_en, 1)
             ctx.set(dut.dbg_addr, (r + 1) % cfg.mem_rows)
             await ctx.tick()
             assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r]
-            assert unpack(ctx.get(dut.dbg_data)) == rows[(r + 1) % cfg.mem_rows]
-        # rd_en = 0 holds the last data even when the address changes.
+            assert unpack(ctx.get(dut.dbg_data)) == rows[r]
+        # rd_en = 0 holds the last data even when the addresses change.
         ctx.set(dut.rd_en, 0)
         ctx.set(dut.rd_addr, 1)
+        ctx.set(dut.dbg_addr, 3)
         await ctx.tick()
         assert [int(v) for v in ctx.get(dut.rd_data)] == rows[2]
         # A write and a read of the same row in one cycle return the old row.
@@ -217,13 +227,20 @@ def _run_lif_stage(cfg, descs, currents, mem_init):
         ctx.set(dut.out.ready, 1)
         pending = list(enumerate(descs))
         rd_data = [0] * cfg.slots
+        shown = False           # like the Sequencer: announced on next_tile one cycle ahead
+        tile_no = 0
         for _ in range(200):
-            if pending:
+            if pending and shown:
                 ctx.set(dut.tile.valid, 1)
                 ctx.set(dut.tile.payload, pending[0][1])
                 tile_no = pending[0][0]
             else:
                 ctx.set(dut.tile.valid, 0)
+            nxt = pending[1:] if shown else pending
+            ctx.set(dut.next_valid, 1 if nxt else 0)
+            if nxt:
+                ctx.set(dut.next_tile, nxt[0][1])
+            shown = shown or bool(pending)
             group = min(ctx.get(dut.pe_rd_group), cfg.groups - 1)
             ctx.set(dut.currents, currents[tile_no][group])
             ctx.set(dut.mem_rd_data, rd_data)

@@ -240,3 +240,16 @@ def test_worked_example_from_docs():
         (0b00, [220, 150], 0, False), (0b10, [142, 292], 1, True),
         (0b01, [286, 61], 0, False), (0b11, [342, 299], 1, True)]
     assert [int(v) for v in ref.mem[0]] == [86, 43]
+
+
+@pytest.mark.parametrize("cfg", [CFGS[0], CFGS[2]], ids=lambda c: f"a{c.array}g{c.groups}")
+def test_same_row_reread_right_after_write_back(cfg):
+    """One CHAINED tile per time step on the same row, commands back to back:
+    the next tile's row is read (one cycle ahead) on the edge that writes it
+    back, so the LIF stage must forward the written V' (gen/lif_stage.py)."""
+    cmds = []
+    for t in range(5):
+        cmds += [{"op": Op.LAYER, "mode": Mode.CHAINED.value, "base": 2, "first": int(t == 0)},
+                 {"op": Op.EVENT, "row": t % cfg.weight_rows}, {"op": Op.TILE}]
+    ref = run(cfg, seed=7, cmds=cmds, ready_prob=1.0)
+    assert len({tuple(int(v) for v in b[1]) for b in ref.beats}) > 2, "membrane never changes"

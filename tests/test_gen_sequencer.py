@@ -109,6 +109,7 @@ class Harness:
         self.edge = 0
         self.accepted, self.reads, self.adds, self.tiles, self.clears = [], [], [], [], []
         self.ready_log, self.error_log, self.busy_log = [], [], []
+        self.cycle_log = []                # (edge, tile valid, tile ready, next_valid, next_tile)
         self.auto = auto_consumer          # None, or a random.Random for hold times
         self.wait, self.hold = 0, 0
 
@@ -119,6 +120,8 @@ class Harness:
             ctx.set(d.tile.ready, int(bool(tv) and self.wait >= self.hold))
         tr = ctx.get(d.tile.ready)
         e = self.edge
+        self.cycle_log.append((e, tv, tr, ctx.get(d.next_valid),
+                               ctx.get(d.next_tile.as_value()), ctx.get(d.tile.payload.as_value())))
         self.ready_log.append((e, ctx.get(d.cmd.ready)))
         self.busy_log.append((e, ctx.get(d.busy)))
         if ctx.get(d.cmd.valid) and ctx.get(d.cmd.ready):
@@ -587,3 +590,39 @@ def test_weight_buffer_write_then_read():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_next_tile_announces_every_tile_one_cycle_ahead(seed):
+    """``next_tile`` contract (gen/sequencer.py; the LIF stage reads the row of the
+    tile it will start one cycle ahead): in the cycle before a tile becomes
+    valid on ``tile`` (stage idle, or the previous tile transferring),
+    ``next_valid`` = 1 and ``next_tile`` = that tile's descriptor."""
+    cfg = CFG
+    rng = random.Random(seed)
+    h = Harness(cfg, auto_consumer=random.Random(seed + 10))
+
+    async def bench(ctx, h):
+        for _ in range(40):
+            c = rng.random()
+            if c < 0.2:
+                await h.issue(ctx, cmd_word(cfg, LAYER, mode=rng.choice([CHAINED, INDEPENDENT,
+                                                                         READOUT]),
+                                            base=rng.randrange(cfg.mem_rows), first=rng.randint(0, 1)))
+            elif c < 0.6:
+                await h.issue(ctx, cmd_word(cfg, TILE))
+            elif c < 0.8:
+                await h.issue(ctx, cmd_word(cfg, EVENT, row=rng.randrange(cfg.weight_rows)))
+            else:
+                await h.idle(ctx, rng.randint(1, 4))
+        await h.idle(ctx, 40)
+
+    h.run(bench)
+    log = h.cycle_log
+    starts = 0
+    for (_, tv0, tr0, nv0, nt0, _), (_, tv1, _, _, _, p1) in zip(log, log[1:]):
+        new_tile = tv1 and (not tv0 or tr0)           # a different tile is shown from now
+        if new_tile:
+            starts += 1
+            assert nv0 == 1 and nt0 == p1, "tile not announced on next_tile one cycle ahead"
+    assert starts >= 10 and len(h.tiles) == starts

@@ -89,7 +89,7 @@ module \\lif_pe_array.membrane_buffer
   cell $mem_v2 \\membrane_mem
     parameter \\ABITS 1
     parameter \\INIT 64'0000
-    parameter \\RD_PORTS 2
+    parameter \\RD_PORTS 1
     parameter \\SIZE 2
     parameter \\WIDTH 32
     parameter \\WR_PORTS 1
