@@ -80,6 +80,8 @@ class LayerPass(NamedTuple):
     beats: list
     tile: int = 0
     tiles: int = 1
+    wait_idle: bool = True
+    loads_after: int = -1
 
 
 class TimestepEnd(NamedTuple):
@@ -283,9 +285,11 @@ def build_schedule(cfg: HwConfig, net, spikes_in) -> Schedule:
                     beats.extend(Beat(bs[g], bv[g], j, g, int(g == n - 1), int(readout), i, t, b)
                                  for g in range(n))
                     if not static:
-                        items.append(LayerPass(b, t, i, loads, cmds, beats, j, 1))
+                        prev = next((k for k in range(len(items) - 1, -1, -1)
+                                     if isinstance(items[k], LayerPass)), -1)
+                        items.append(LayerPass(b, t, i, loads, cmds, beats, j, 1, j == 0, prev))
                 if static:
-                    items.append(LayerPass(b, t, i, [], cmds, beats, 0, len(alloc.tiles[i])))
+                    items.append(LayerPass(b, t, i, [], cmds, beats, 0, len(alloc.tiles[i]), False))
             mem = {}
             for slots, region in region_slots:
                 state = result.stored_state(region.layers[0])[t, b].ravel()

@@ -83,6 +83,11 @@ class SimOptions:
     path: str = "bulk"
     # memory depths of tb_bulk_top (tb.bulk_top.BulkDepths fields); None: sized from the manifest
     bulk_depths: dict | None = None
+    # tb.wstream.double_buffer: alternate the two halves of the weight buffer per tile pass
+    # (per_tile schedules), so that weight loads run concurrently with commands
+    double_buffer: bool = False
+    # fault injection in the driver (tb.bfm.DRIVER_FAULTS), e.g. "ignore_loads_after"
+    driver_fault: str = ""
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -94,15 +99,18 @@ class SimOptions:
             cmd += " STRESS=0"
         if self.path != "bulk":
             cmd += f" SIMPATH={self.path}"
-        if self.extra_cfg or self.samples != 3 or self.tag:
+        if self.extra_cfg or self.samples != 3 or self.tag or self.double_buffer \
+                or self.driver_fault:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
                    f"-T {self.timesteps} --samples {self.samples}"
                    + ("" if self.stress else " --stress 0")
                    + ("" if self.path == "bulk" else f" --path {self.path}")
+                   + (" --double-buffer 1" if self.double_buffer else "")
                    + (f" --cfg {extra}" if extra else "")
-                   + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
+                   + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else "")
+                   + (f"   (with driver fault {self.driver_fault!r})" if self.driver_fault else ""))
         return cmd
 
 
@@ -136,7 +144,8 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
-            "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
+            "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report,
+            "double_buffer": opts.double_buffer, "driver_fault": opts.driver_fault}
 
     def announce(path: str, tests: list) -> None:
         if report is not None:
@@ -207,12 +216,15 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"spikes {c['spikes']}, values {c['values']}, membrane words {c['membrane_words']} "
             f"({c['membrane_rows']} rows), mismatches {c['mismatches']}")
         lines.append(
-            f"      cycles {t['cycles']} (weight load {t['wload_cycles']}, read-back "
+            f"      cycles {t['cycles']} (waiting for weight loads {t['wload_cycles']}, read-back "
             f"{t['readback_cycles']}, cmd gaps {t['gap_cycles']}, out stalled "
             f"{t['backpressure_cycles']}); {t['events']} events, {t['tiles']} tiles, "
-            f"{t['timesteps']} timesteps, weights {t['weights']}")
+            f"{t['timesteps']} timesteps, weights {t['weights']}"
+            + (", double-buffered" if t.get("double_buffer") else "")
+            + (f", driver fault {t['driver_fault']}" if t.get("driver_fault") else ""))
+        lines.append("      " + load_line(t))
         lines.append(
-            f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. weight load and read-back), "
+            f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. exposed weight load and read-back), "
             f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
             f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
             f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
@@ -230,6 +242,17 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
     lines.append(f"   result:  {'PASS' if r.ok else 'FAIL'}   wall time {wall:.1f} s "
                  f"(simulation {r.seconds:.1f} s)")
     return "\n".join(lines)
+
+
+def load_line(t: dict) -> str:
+    """The weight-load / utilization line of a test summary (tb.session.Session.finish keys)."""
+    util = t.get("pe_utilization")
+    return (f"weight rows loaded {t.get('wl_beats', 0)}, overlapped with commands "
+            f"{t.get('wl_hidden_beats', 0)} (same edge as a command: "
+            f"{t.get('wl_overlap_cycles', 0)} cycles, wload gaps {t.get('wl_gap_cycles', 0)}); "
+            + (f"PE utilization {100 * util:.1f} %, " if util is not None else "")
+            + f"EVENTs per cycle {t.get('events_per_cycle', 0):.3f}, "
+            f"weight-load share {100 * t.get('wload_share', 0):.1f} %")
 
 
 def _bool01(name):
@@ -287,6 +310,10 @@ def build_parser() -> OneLineParser:
                         "0: none, for clean cycle counts")
     p.add_argument("--no-stress", dest="stress", action="store_false", default=argparse.SUPPRESS,
                    help="same as --stress 0")
+    p.add_argument("--double-buffer", type=_bool01("double-buffer"), default=int(d.double_buffer),
+                   metavar="0|1", help="1: alternate the two halves of the weight buffer per tile "
+                                       "(tb.wstream; per_tile schedules whose fan-in fits half "
+                                       "of it), so weight loads run concurrently with commands")
     p.add_argument("--test", choices=ALL_TESTS, action="append", default=argparse.SUPPRESS,
                    help=f"run only this cocotb test (repeatable; default: {', '.join(TESTS)})")
     p.add_argument("--cfg", nargs="*", default=argparse.SUPPRESS, metavar="FIELD=VALUE",
@@ -312,7 +339,7 @@ def _parse(argv) -> tuple[SimOptions, bool]:
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=bool(a.layer_share), reset=a.reset, timesteps=a.timesteps,
                       samples=a.samples, stress=bool(a.stress), visibility=a.visibility,
-                      path=a.path,
+                      path=a.path, double_buffer=bool(a.double_buffer),
                       tests=tuple(tests) if tests else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()
@@ -323,6 +350,13 @@ def _parse(argv) -> tuple[SimOptions, bool]:
         make_network(cfg, opts.seed, opts.layer_share)
     except StimulusError as e:
         p.error(str(e))
+    if opts.double_buffer:
+        from golden.schedule import plan_allocation
+        alloc = plan_allocation(cfg, make_network(cfg, opts.seed, opts.layer_share))
+        if alloc.weights != "per_tile" or 2 * alloc.weight_rows_used > cfg.weight_rows:
+            p.error(f"--double-buffer 1 needs per_tile weights with every tile's fan-in within "
+                    f"half of weight_rows = {cfg.weight_rows}; this network has "
+                    f"{alloc.weights} weights, largest fan-in {alloc.weight_rows_used}")
     return opts, a.quiet
 
 
