@@ -118,7 +118,7 @@ def _fence_oracle(sched):
     fences = [0] * len(sched.static_weight_loads)
     need = []            # (commands before the pass, loads before its first command)
     nc = 0
-    for i, it in enumerate(sched.items):
+    for it in sched.items:
         if isinstance(it, LayerPass):
             f = cmds_through[it.loads_after] if it.loads_after >= 0 else 0
             fences += [max([f] + fences)] * len(it.weight_loads)
