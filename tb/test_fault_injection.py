@@ -84,3 +84,47 @@ def test_icarus_x_mid_run_is_caught(mutation, path):
     assert int(m.group(1)) > 3, f"X expected mid-run, not right after reset: {first}"
     assert "TIMEOUT" not in findings and "reset contract" not in findings, findings
     print(f"{mutation.name}: detected\n{findings}")
+
+
+#: per_tile weights (the network's 204 fan-in rows do not fit 64; a tile's 18 do,
+#: twice): every tile pass reloads its rows, so the weight-load fences matter
+WSTREAM_CASE = dict(extra_cfg=dict(FAULT_CASE["extra_cfg"], weight_rows=64))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dbuf", [False, True], ids=["serial", "double"])
+def test_weight_stream_concurrent_and_checked(path, dbuf):
+    """The per_tile workload passes with the weight-load stream driven
+    concurrently under gaps and backpressure; double-buffered, wload and cmd
+    beats really transfer on the same edges (and loads are hidden behind
+    commands); serially fenced (every tile rewrites rows 0..F-1) they never do."""
+    from tb.sim import run_sim
+    res = run_sim(_opts(path=path, double_buffer=dbuf, **WSTREAM_CASE))
+    assert res.ok, res.failure_text()
+    t = res.summary["tests"]["full_run"]
+    assert t["weights"] == "per_tile" and t["wl_beats"] == t["weight_loads"] > 0, t
+    assert t["wl_gap_cycles"] > 0 and t["backpressure_cycles"] > 0, t
+    if dbuf:
+        assert t["wl_overlap_cycles"] > 0 and t["wl_hidden_beats"] > t["wl_beats"] // 4, t
+    else:
+        assert t["wl_overlap_cycles"] == 0, t
+    assert t["wload_cycles"] + t["readback_cycles"] < t["cycles"], t
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_ignored_loads_after_fence_is_detected(path):
+    """Driver fault: the weight loads ignore ``loads_after`` (sent as early
+    as the stream allows), so the next tile's rows 0..F-1 are rewritten under
+    the EVENTs of the tile in flight; the scoreboard must report mismatches
+    (not a timeout or a build error). (On the double-buffered schedule of
+    this workload the loads, ~13 rows per tile against ~4 EVENTs, never get
+    two passes ahead, so the same fault stays harmless there.)"""
+    from tb.sim import run_sim
+    dbuf = False
+    res = run_sim(_opts(path=path, driver_fault="ignore_loads_after", **WSTREAM_CASE))
+    assert not res.ok, f"ignoring loads_after was NOT detected on the {path} path:\n{res.text}"
+    findings = "\n".join(res.run.failures)
+    assert re.search(r"^\[full_run\] seed \d+: \d+ mismatch", findings, re.M), \
+        f"the fault failed for another reason on the {path} path:\n{res.text}"
+    assert "driver fault 'ignore_loads_after'" in findings, findings
+    print(f"ignore_loads_after ({path} path, {'double' if dbuf else 'serial'}): detected\n{findings}")
