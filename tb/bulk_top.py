@@ -33,7 +33,7 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   presented once ``cmd_count`` (command beats accepted so far, including one
   accepted on the same edge) has reached its fence, so it transfers on a
   later edge than the command it waits for; with ``stress`` = 1 a second
-  xorshift generator puts a gap of 1-8 cycles after a beat with
+  xorshift generator puts a gap of 1-6 cycles after a beat with
   probability 1/4. It stops offering while the block is ending (END) or a
   capture memory is nearly full, so that a pause finds both streams quiet;
   the counters live across pauses, so a block boundary never breaks a
@@ -453,7 +453,8 @@ module {TOP} (
                 // weight-load engine (concurrent with the operations below)
                 if (wl_fire) begin
                     if (stress && wlfsr[1:0] == 2'd0) begin
-                        wl_gap <= {{5'd0, wlfsr[4:2]}} + 8'd1;
+                        // 1-6 cycles, as the command gaps
+                        wl_gap <= {{5'd0, wlfsr[4:2] >= 3'd6 ? wlfsr[4:2] - 3'd5 : wlfsr[4:2] + 3'd1}};
                         d_wload__valid <= 1'b0;
                     end else begin
                         d_wload__valid <= wl_ok;

@@ -193,6 +193,8 @@ if cocotb is not None:
         summary = {
             "ok": failure is None, "failure": failure, "checked": sb.counts(),
             "cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
+            "wl_beats": st.wl_beats, "wl_hidden_beats": st.wl_beats - st.wl_exposed_beats,
+            "wl_overlap_cycles": st.wl_overlap_cycles, "synapses": counts.get("synapses", 0),
             "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
             "backpressure_cycles": st.backpressure_cycles,
             "sample_first_cycle": (first - c0).tolist(),
