@@ -357,7 +357,9 @@ class BulkRunner:
         lo, hi, ids = wl_window(prog, pos, self.depths)
         Path(FILES["wq"]).write_bytes(wq_bin(prog, lo, hi, ids))
         key = "all" if ids is None else tuple(ids.tolist())
+        self.profile["wl_windows"] += 1
         if key != self.wt_loaded:
+            self.profile["wt_loads"] += 1
             Path(FILES["wt"]).write_bytes(wt_bin(prog, wl_w, ids))
             self.wt_loaded = key
             d.n_wt.value = len(prog.wt) if ids is None else int(ids.size)
@@ -386,7 +388,8 @@ class BulkRunner:
         from cocotb.triggers import RisingEdge
 
         d, prog = self.dut, self.prog
-        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0}
+        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0,
+                               "wl_windows": 0, "wt_loads": 0}
         c = cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]

@@ -164,7 +164,7 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
         depths = None
         if opts.bulk_depths:
             depths = BulkDepths(**dict(vars(depths_for(mf)), **opts.bulk_depths))
-            dname = "d" + "-".join(str(getattr(depths, k)) for k in ("ops", "wt", "out", "mem"))
+            dname = "d" + "-".join(str(getattr(depths, k)) for k in ("ops", "wt", "wq", "out", "mem"))
             tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
             plan["bulk_depths"] = dict(vars(depths))
         top_v = write_bulk_top(mf, tdir, depths, source=str(manifest))
