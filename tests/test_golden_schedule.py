@@ -23,22 +23,50 @@ from golden.schedule import (
 from test_golden_fixed import rand_spikes, small_net
 
 
-def replay(cfg: HwConfig, sched) -> CoreModel:
-    """Drive the schedule through CoreModel; assert every beat and membrane row."""
+def replay(cfg: HwConfig, sched, loads: str = "early") -> CoreModel:
+    """Drive the schedule through CoreModel; assert every beat and membrane row.
+
+    Weight loads follow the fences of docs/schedule.md: ``loads="early"``
+    applies each one as soon as its pass's ``loads_after`` fence allows (right
+    after the fencing command, interleaved with later passes' commands: what a
+    concurrent driver may do at the earliest); ``"late"`` right before its
+    pass's first command. A schedule whose fences are too weak fails "early".
+    """
     core = CoreModel(cfg, strict=True)
     for wl in sched.static_weight_loads:
         core.load_weight(wl.addr, wl.data)
-    for item in sched.items:
+    end, count = {}, 0
+    for idx, item in enumerate(sched.items):
         if isinstance(item, LayerPass):
-            for wl in item.weight_loads:
-                core.load_weight(wl.addr, wl.data)
+            count += len(item.commands)
+            end[idx] = count
+    stream = [(end[it.loads_after] if it.loads_after >= 0 else 0, idx, wl)
+              for idx, it in enumerate(sched.items) if isinstance(it, LayerPass) for wl in it.weight_loads]
+    state = {"ptr": 0, "done": 0}
+
+    def flush(upto=None):
+        while state["ptr"] < len(stream):
+            fence, idx, wl = stream[state["ptr"]]
+            if (upto is None and fence > state["done"]) or (upto is not None and idx > upto):
+                break
+            assert fence <= state["done"], f"pass {idx}: loads fenced behind commands not yet sent"
+            core.load_weight(wl.addr, wl.data)
+            state["ptr"] += 1
+
+    for idx, item in enumerate(sched.items):
+        if isinstance(item, LayerPass):
+            flush(None if loads == "early" else idx)
+            flush(idx)                       # all of this pass's loads precede its first command
             got = []
             for cmd in item.commands:
                 got.extend(core.command(cmd))
+                state["done"] += 1
+                if loads == "early":
+                    flush()
             assert len(got) == len(item.beats), f"sample {item.sample} t {item.t} layer {item.layer}: beat count"
             for g, e in zip(got, item.beats):
                 where = f"sample {e.sample} t {e.t} layer {e.layer} tile {e.tile} group {e.group}"
-                assert (g.tile, g.group, g.last, g.readout) == (e.tile & 0xFFFF, e.group, e.last, e.readout), where
+                assert (g.tile, g.group, g.last, g.readout) == (e.wire_tile, e.group, e.last, e.readout), where
                 np.testing.assert_array_equal(g.spikes, e.spikes, err_msg=f"{where}: spikes")
                 np.testing.assert_array_equal(g.values, e.values, err_msg=f"{where}: values")
         else:
@@ -51,27 +79,35 @@ def replay(cfg: HwConfig, sched) -> CoreModel:
     return core
 
 
-def _max_fanin(cfg, net):
+def _rows(cfg, net):
+    """(largest weight block, all blocks, allocation) of ``net`` on ``cfg``."""
     alloc = plan_allocation(cfg, net)
-    return max(p.fanin.size for tp in alloc.tiles.values() for p in tp), alloc
+    blocks = [b.rows for p in alloc.plans.values() for b in p.blocks]
+    return max(blocks), sum(blocks), alloc
 
 
-@pytest.mark.parametrize("weights", ["static", "per_tile"])
+@pytest.mark.parametrize("mapping", ["weight_stationary", "position"])
+@pytest.mark.parametrize("weights", ["static", "streamed", "double"])
 @pytest.mark.parametrize("kind", ["conv_block", "linear_block", "independent_block"])
 @pytest.mark.parametrize("array,groups", [(8, 1), (8, 2), (12, 4)])
-def test_schedule_replays_on_core_model(kind, array, groups, weights):
+def test_schedule_replays_on_core_model(kind, array, groups, weights, mapping):
     rng = np.random.default_rng(array * 10 + groups + len(kind))
     cfg = HwConfig(array=array, groups=groups, theta_int=64, leak_int=200, weight_rows=4096, mem_rows=4096)
     net = small_net(rng, kind, groups)
-    fanin, alloc = _max_fanin(cfg, net)
-    total = sum(p.fanin.size for tp in alloc.tiles.values() for p in tp)
-    rows = total if weights == "static" else fanin     # both exactly at the limit
-    cfg = cfg.replace(weight_rows=rows, mem_rows=alloc.mem_rows_used)
+    alloc = plan_allocation(cfg, net, mapping)
+    blocks = [b.rows for p in alloc.plans.values() for b in p.blocks]
+    # exactly at the limits: everything once / one block at a time / two blocks in flight
+    rows = {"static": sum(blocks), "streamed": max(blocks),
+            "double": min(sum(blocks) - 1, 2 * max(blocks))}[weights]
+    cfg = cfg.replace(weight_rows=rows, mem_rows=2 * alloc.sample_rows)
     spikes = rand_spikes(rng, (2, 3) + net.in_shape)
-    sched = build_schedule(cfg, net, spikes)
-    assert sched.allocation.weights == weights
+    sched = build_schedule(cfg, net, spikes, mapping=mapping)
+    assert sched.allocation.weights == ("static" if weights == "static" else "streamed")
     assert (len(sched.static_weight_loads) > 0) == (weights == "static")
-    replay(cfg, sched)
+    assert sched.allocation.batch == (1 if weights == "static" else 2)
+    assert {p.mapping for p in sched.allocation.plans.values()} == {mapping}
+    replay(cfg, sched, "early")
+    replay(cfg, sched, "late")
     # the network must do something, otherwise the replay proves little
     assert sched.result.layers[0].spikes.any() and sched.counts["events"] > 0
     padded = any((p.pe_neurons < 0).any() for tp in sched.allocation.tiles.values() for p in tp)
