@@ -45,7 +45,7 @@ def _check_mapping(mapping: str) -> str:
     return mapping
 
 
-def layer_tiles(cfg: HwConfig, layer: LayerGeometry, mapping: str = POSITION) -> int:
+def layer_tiles(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
     """Number of tiles of ``layer`` under ``mapping``.
 
     position, chained: ``ceil(C/N · H · W / S)``; position, independent and
@@ -73,7 +73,7 @@ def tile_pe_neurons(cfg: HwConfig, layer: LayerGeometry, tiles=None) -> np.ndarr
     c, h, w = layer.out_chw
     a, s_, n = cfg.array, cfg.slots, cfg.groups
     if tiles is None:
-        tiles = np.arange(layer_tiles(cfg, layer), dtype=np.int64)
+        tiles = np.arange(layer_tiles(cfg, layer, POSITION), dtype=np.int64)
     j = np.asarray(tiles, dtype=np.int64).reshape(-1, 1)
     p = np.arange(a, dtype=np.int64)[None, :]
     if layer.mode == "chained":
@@ -140,7 +140,7 @@ def tile_fanin_sizes(cfg: HwConfig, layer: LayerGeometry) -> np.ndarray:
     Works tile by tile (never a ``[tiles, A]`` array); time grows with the
     number of tiles, so :meth:`Network.validate` bounds that first.
     """
-    tiles = layer_tiles(cfg, layer)
+    tiles = layer_tiles(cfg, layer, POSITION)
     if layer.kind == "linear":
         return np.full(tiles, layer.in_shape[0], dtype=np.int64)
     cin = layer.in_shape[0]
@@ -315,7 +315,7 @@ def choose_mappings(cfg: HwConfig, layers, force=None) -> list:
     return out
 
 
-def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str = POSITION) -> int:
+def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
     """Membrane-buffer rows of the sharing unit whose first layer is ``layer``.
 
     chained: one row per tile; independent: ``N`` rows per tile; readout: 0.

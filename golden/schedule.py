@@ -37,7 +37,7 @@ MODE_CODES = MODE_BY_NAME
 __all__ += [
     "OP_EVENT", "OP_TILE", "OP_LAYER", "MODE_CHAINED", "MODE_READOUT", "MODE_INDEPENDENT",
     "MODE_CODES", "Command", "WeightLoad", "Beat", "LayerPass", "TimestepEnd", "Region",
-    "TilePlan", "Allocation", "Schedule", "plan_allocation", "build_schedule",
+    "TilePlan", "Allocation", "Schedule", "PassPlan", "plan_allocation", "plan_passes", "build_schedule",
 ]
 
 
@@ -282,6 +282,80 @@ def _gather(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.where(index >= 0, values[np.maximum(index, 0)], 0).astype(np.int64)
 
 
+class PassPlan(NamedTuple):
+    """The static part of one :class:`LayerPass` (no spikes): what
+    :func:`plan_passes` decides and both :func:`build_schedule` and the
+    dataflow benchmark use.
+
+    ``blocks``: ``[(k, weight base row, load)]`` for the layer's weight blocks
+    ``k`` the pass runs (``load``: the pass loads the block into its rows);
+    ``layer_cmd``: the pass starts with ``LAYER(base, mode, first)``; ``tile0``:
+    the tile the core's tile counter counts from."""
+
+    sample: int
+    t: int
+    layer: int
+    blocks: list
+    layer_cmd: bool
+    base: int
+    first: int
+    tile0: int
+    wait_idle: bool
+    loads_after: int
+
+
+def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int):
+    """Passes and timestep ends in execution order (docs/schedule.md, "Command order").
+
+    Yields :class:`PassPlan` items and ``(sample, t)`` tuples (a
+    :class:`TimestepEnd` goes there); ``loads_after`` indexes the yielded
+    sequence (passes and ends alike, as ``sched.items`` does).
+    """
+    n = cfg.groups
+    static = alloc.weights == "static"
+    firsts = {blk[0] for blk in net.blocks()}
+    ring = _Ring(cfg.weight_rows)
+    index = 0
+    for b0 in range(0, n_samples, alloc.batch):
+        batch = range(b0, min(n_samples, b0 + alloc.batch))
+        for t in range(n_t):
+            prev, prev_tile0 = None, 0    # (layer, sample), tile0 of the previous pass
+            for i, layer in enumerate(net.layers):
+                plan = alloc.plans[i]
+                readout = layer.mode == "readout"
+                first = int(t == 0 and (readout or i in firsts))
+                rows_per_tile = 1 if layer.mode == "chained" else n
+                groups = [list(range(len(plan.blocks)))] if static else \
+                    [[k] for k in range(len(plan.blocks))]
+                layer_start = True
+                for ks in groups:
+                    for b in batch:
+                        j0 = plan.blocks[ks[0]].j0
+                        start = prev != (i, b)
+                        tile0 = j0 if start else prev_tile0
+                        base = 0 if readout or not start else \
+                            alloc.layer_base[i] + (b - b0) * alloc.sample_rows + j0 * rows_per_tile
+                        blocks, after = [], -1
+                        for k in ks:
+                            if static:
+                                blocks.append((k, alloc.block_base[(i, k)], False))
+                                continue
+                            hit = ring.find((i, k))
+                            if hit is None:
+                                wbase, after = ring.place((i, k), plan.blocks[k].rows, index)
+                                blocks.append((k, wbase, True))
+                            else:
+                                ring.use((i, k), index)
+                                blocks.append((k, hit[0], False))
+                        yield PassPlan(b, t, i, blocks, start, base, first, tile0, layer_start, after)
+                        index += 1
+                        layer_start = False
+                        prev, prev_tile0 = (i, b), tile0
+            for b in batch:
+                yield (b, t)
+                index += 1
+
+
 def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None) -> Schedule:
     """Weight loads, commands and expected outputs for ``spikes_in`` [samples, T, *net.in_shape].
 
@@ -314,77 +388,44 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
             static_loads.extend(WeightLoad(base + r, w[r]) for r in range(w.shape[0]))
 
     region_words = [(_region_words(cfg, plans[r.layers[0]], r), r) for r in alloc.regions]
-    firsts = {blk[0] for blk in net.blocks()}
-    ring = _Ring(cfg.weight_rows)
     items = []
     synapses = 0
     tile_cmd = Command(OP_TILE)
-    for b0 in range(0, n_samples, alloc.batch):
-        batch = range(b0, min(n_samples, b0 + alloc.batch))
-        for t in range(n_t):
-            prev, prev_tile0 = None, 0    # (layer, sample), tile0 of the previous pass
-            for i, layer in enumerate(net.layers):
-                plan = plans[i]
-                tr = result.layers[i]
-                readout = layer.mode == "readout"
-                first = int(t == 0 and (readout or i in firsts))
-                mode = MODE_CODES[layer.mode]
-                rows_per_tile = 1 if layer.mode == "chained" else n
-                groups = [[k] for k in range(len(plan.blocks))] if not static else \
-                    [list(range(len(plan.blocks)))]
-                layer_start = True
-                for ks in groups:
-                    for b in batch:
-                        x_in = (spikes[b, t] if i == 0 else result.layers[i - 1].spikes[t, b]).ravel()
-                        vals = (tr.current if readout else tr.membrane)[t, b].ravel()
-                        spk = tr.spikes[t, b].ravel()
-                        slot_base = (b - b0) * alloc.sample_rows
-                        j0 = plan.blocks[ks[0]].j0
-                        loads, after = [], -1
-                        cmds = []
-                        tile0 = 0
-                        if prev != (i, b):
-                            tile0 = j0
-                            base = 0 if readout else alloc.layer_base[i] + slot_base + j0 * rows_per_tile
-                            cmds.append(Command(OP_LAYER, 0, base, mode, first))
-                        else:
-                            tile0 = prev_tile0
-                        beats = []
-                        for k in ks:
-                            blk = plan.blocks[k]
-                            if static:
-                                wbase = alloc.block_base[(i, k)]
-                            else:
-                                key = (i, k)
-                                hit = ring.find(key)
-                                if hit is None:
-                                    wbase, after = ring.place(key, blk.rows, len(items))
-                                    loads = [WeightLoad(wbase + r, blk.weights[r]) for r in range(blk.rows)]
-                                else:
-                                    wbase = hit[0]
-                                    ring.use(key, len(items))
-                            for j in range(blk.j0, blk.j1):
-                                tp = plan.tiles[j]
-                                hot = np.flatnonzero(x_in[tp.fanin])
-                                rel = tp.rows[hot]
-                                synapses += int(blk.synapses[rel].sum())
-                                cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
-                                cmds.append(tile_cmd)
-                                bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
-                                bs = _gather(spk, tp.pe_neurons).reshape(n, s_)
-                                beats.extend(Beat(bs[g], bv[g], j, g, int(g == n - 1), int(readout),
-                                                  i, t, b, tile0) for g in range(n))
-                        items.append(LayerPass(b, t, i, loads, cmds, beats, j0,
-                                               plan.blocks[ks[-1]].j1 - j0, layer_start, after))
-                        layer_start = False
-                        prev, prev_tile0 = (i, b), tile0
-            for b in batch:
-                slot_base = (b - b0) * alloc.sample_rows
-                mem = {}
-                for words, region in region_words:
-                    state = result.stored_state(region.layers[0])[t, b].ravel()
-                    vals = _gather(state, words)
-                    for r in range(region.rows):
-                        mem[slot_base + region.base + r] = vals[r]
-                items.append(TimestepEnd(b, t, mem))
+    for pp in plan_passes(cfg, net, alloc, n_samples, n_t):
+        if not isinstance(pp, PassPlan):
+            b, t = pp
+            slot_base = (b % alloc.batch) * alloc.sample_rows
+            mem = {}
+            for words, region in region_words:
+                state = result.stored_state(region.layers[0])[t, b].ravel()
+                vals = _gather(state, words)
+                for r in range(region.rows):
+                    mem[slot_base + region.base + r] = vals[r]
+            items.append(TimestepEnd(b, t, mem))
+            continue
+        b, t, i = pp.sample, pp.t, pp.layer
+        layer, plan, tr = net.layers[i], plans[i], result.layers[i]
+        readout = layer.mode == "readout"
+        x_in = (spikes[b, t] if i == 0 else result.layers[i - 1].spikes[t, b]).ravel()
+        vals = (tr.current if readout else tr.membrane)[t, b].ravel()
+        spk = tr.spikes[t, b].ravel()
+        cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first)] if pp.layer_cmd else []
+        loads, beats = [], []
+        for k, wbase, load in pp.blocks:
+            blk = plan.blocks[k]
+            if load:
+                loads.extend(WeightLoad(wbase + r, blk.weights[r]) for r in range(blk.rows))
+            for j in range(blk.j0, blk.j1):
+                tp = plan.tiles[j]
+                rel = tp.rows[np.flatnonzero(x_in[tp.fanin])]
+                synapses += int(blk.synapses[rel].sum())
+                cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
+                cmds.append(tile_cmd)
+                bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
+                bs = _gather(spk, tp.pe_neurons).reshape(n, s_)
+                beats.extend(Beat(bs[g], bv[g], j, g, int(g == n - 1), int(readout), i, t, b, pp.tile0)
+                             for g in range(n))
+        j0 = plan.blocks[pp.blocks[0][0]].j0
+        items.append(LayerPass(b, t, i, loads, cmds, beats, j0, plan.blocks[pp.blocks[-1][0]].j1 - j0,
+                               pp.wait_idle, pp.loads_after))
     return Schedule(cfg, net, static_loads, items, alloc, result, synapses)

@@ -337,7 +337,7 @@ def test_synapse_count_by_brute_force():
         # every spike reaches C_out x (output positions whose window holds it)
         x = spikes[0, 0]
         want = 0
-        for ci, ih, iw in zip(*np.nonzero(x)):
+        for _ci, ih, iw in zip(*np.nonzero(x)):
             for oh in range(5):
                 for ow in range(5):
                     if abs(ih - oh) <= 1 and abs(iw - ow) <= 1:
@@ -394,7 +394,7 @@ def test_double_buffer_overlaps():
     sched = build_schedule(cfg, net, rand_spikes(rng, (1, 3) + net.in_shape))
     passes = [(k, it) for k, it in enumerate(sched.items) if isinstance(it, LayerPass)]
     idx = [k for k, _ in passes]
-    for n, (k, p) in enumerate(passes):
+    for n, (_k, p) in enumerate(passes):
         assert len(p.weight_loads) == biggest          # three blocks never stay in two slots
         assert p.loads_after == (idx[n - 2] if n >= 2 else -1)
     replay(cfg, sched, "early")
