@@ -177,11 +177,8 @@ def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: 
         mrow += rows
     for i in range(len(net.layers)):
         base_of.setdefault(i, 0)
-    batch = 1
-    if not static and mrow > 0:
-        batch = max(1, min(int(samples), cfg.mem_rows // mrow))
-    elif not static:
-        batch = max(1, int(samples))
+    # samples interleaved per layer (and weight block) as far as their membranes fit
+    batch = max(1, min(int(samples), cfg.mem_rows // mrow if mrow else int(samples)))
     used = total if static else _ring_extent(cfg, plans)
     return Allocation("static" if static else "streamed", int(used), regions, mrow * batch, base_of,
                       {i: p.tiles for i, p in plans.items()}, plans, block_base, batch, mrow)

@@ -107,7 +107,7 @@ def test_schedule_replays_on_core_model(kind, array, groups, weights, mapping):
     sched = build_schedule(cfg, net, spikes, mapping=mapping)
     assert sched.allocation.weights == ("static" if weights == "static" else "streamed")
     assert (len(sched.static_weight_loads) > 0) == (weights == "static")
-    assert sched.allocation.batch == (1 if weights == "static" else 2)
+    assert sched.allocation.batch == 2
     assert {p.mapping for p in sched.allocation.plans.values()} == {mapping}
     replay(cfg, sched, "early")
     replay(cfg, sched, "late")
@@ -263,6 +263,9 @@ def test_allocation_by_hand():
     assert [(r.layers, r.base, r.rows, r.mode) for r in alloc.regions] == [
         ((0, 1), 0, 15, "chained"), ((2,), 15, 4, "independent")]
     assert alloc.mem_rows_used == 19 and alloc.layer_base == {0: 0, 1: 0, 2: 15, 3: 0}
+    # three samples, room for two: batches of two, each sample its own 19 rows
+    three = plan_allocation(cfg.replace(mem_rows=50), net, "weight_stationary", samples=3)
+    assert (three.batch, three.sample_rows, three.mem_rows_used) == (2, 19, 38)
     # fc (linear 12 -> 5) readout: 1 tile, fan-in 12
     assert [p.fanin.size for p in alloc.tiles[3]] == [12]
     assert alloc.weights == "static" and alloc.batch == 1
@@ -283,11 +286,14 @@ def test_command_stream_structure():
     sched = build_schedule(cfg, net, spikes)
     alloc = sched.allocation
     passes = [it for it in sched.items if isinstance(it, LayerPass)]
+    # both samples' membranes fit: they run interleaved, layer by layer
+    assert alloc.batch == 2
     assert [(p.sample, p.t, p.layer) for p in passes] == [
-        (b, t, i) for b in range(2) for t in range(3) for i in range(4)]
-    assert all(p.wait_idle and p.loads_after == -1 and not p.weight_loads for p in passes)
+        (b, t, i) for t in range(3) for i in range(4) for b in range(2)]
+    assert all(p.wait_idle == (p.sample == 0) and p.loads_after == -1 and not p.weight_loads
+               for p in passes)
     ends = [(it.sample, it.t) for it in sched.items if isinstance(it, TimestepEnd)]
-    assert ends == [(b, t) for b in range(2) for t in range(3)]
+    assert ends == [(b, t) for t in range(3) for b in range(2)]
     synapses = 0
     for p in passes:
         layer = net.layers[p.layer]
@@ -296,7 +302,8 @@ def test_command_stream_structure():
         assert head.op == OP_LAYER
         assert head.mode == {"chained": MODE_CHAINED, "independent": MODE_INDEPENDENT,
                              "readout": MODE_READOUT}[layer.mode]
-        assert head.base == alloc.layer_base[p.layer]
+        assert head.base == (0 if layer.mode == "readout" else
+                             alloc.layer_base[p.layer] + p.sample * alloc.sample_rows)
         # c2 is the second layer of its block: never first. Everything else: first at t = 0.
         assert head.first == int(p.t == 0 and p.layer != 1)
         x = (spikes[p.sample, p.t] if p.layer == 0
