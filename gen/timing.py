@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from golden.config import HwConfig
+from golden.encoding import Op
 
 __all__ = ["tile_period", "TILE_PERIOD_FORMULA", "cycles", "PassTiming", "stream_cycles"]
 
@@ -103,9 +104,7 @@ def stream_cycles(passes: Sequence[PassTiming], cfg: HwConfig) -> dict:
             first = max(wl_free, fence)
             wl_free = first + p.loads
             out["loads"] += p.loads
-            ready = wl_free            # one edge after the last load (at wl_free - 1)
-        else:
-            ready = 0
+        ready = wl_free                # one edge after the last load so far (at wl_free - 1)
         idle = prev_l + 1 if p.wait_idle else 0
         begin = max(start, idle, ready)
         out["load_wait"] += max(0, ready - max(start, idle))
@@ -127,4 +126,29 @@ def stream_cycles(passes: Sequence[PassTiming], cfg: HwConfig) -> dict:
             out["commands"] += int(e) + 1
         pass_end.append(t - 1)
     out["cycles"] = max(prev_l + 1, t)
+    return out
+
+
+def schedule_timing(sched) -> list:
+    """:class:`PassTiming` of every pass of a :class:`golden.schedule.Schedule`
+    (its static weight loads as a first pass without tiles)."""
+    out = [PassTiming([], loads=len(sched.static_weight_loads))] if sched.static_weight_loads else []
+    index = {}                       # sched.items index -> pass index
+    for k, it in enumerate(sched.items):
+        if hasattr(it, "commands"):
+            index[k] = len(out) + len(index)
+    for it in sched.items:
+        if not hasattr(it, "commands"):
+            continue
+        events, e, layer_cmds = [], 0, 0
+        for cmd in it.commands:
+            if cmd.op == Op.EVENT:
+                e += 1
+            elif cmd.op == Op.TILE:
+                events.append(e)
+                e = 0
+            elif not events and e == 0:
+                layer_cmds += 1
+        after = index[it.loads_after] if it.loads_after >= 0 else -1
+        out.append(PassTiming(events, layer_cmds, len(it.weight_loads), after, bool(it.wait_idle)))
     return out
