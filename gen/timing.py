@@ -86,7 +86,8 @@ def stream_cycles(passes: Sequence[PassTiming], cfg: HwConfig) -> dict:
     so far. Returns ``cycles`` (edge of the last beat + 1), ``load_wait``
     (edges a first command waited for loads beyond what the banks and the
     idle wait imposed), ``idle_wait``, ``lif_wait`` (edges commands waited
-    for a bank), ``loads`` and ``commands``.
+    for a bank), ``loads``, ``commands`` and ``passes``: per pass ``(end,
+    load_wait)`` with ``end`` the edge after its last command.
     """
     c = cycles(cfg)
     last_lat, lif = c["last_beat_latency"], c["lif_cycles_per_tile"]
@@ -97,8 +98,10 @@ def stream_cycles(passes: Sequence[PassTiming], cfg: HwConfig) -> dict:
     wl_free = 0            # next edge the wload stream is free
     pass_end = []          # edge of the last command of each pass
     out = {"load_wait": 0, "idle_wait": 0, "lif_wait": 0, "loads": 0, "commands": 0}
+    per_pass = []
     for p in passes:
         start = t
+        lw0 = out["load_wait"]
         if p.loads:
             fence = pass_end[p.loads_after] if p.loads_after >= 0 else 0
             first = max(wl_free, fence)
@@ -125,7 +128,9 @@ def stream_cycles(passes: Sequence[PassTiming], cfg: HwConfig) -> dict:
             t = a + 1
             out["commands"] += int(e) + 1
         pass_end.append(t - 1)
+        per_pass.append((t, out["load_wait"] - lw0))
     out["cycles"] = max(prev_l + 1, t)
+    out["passes"] = per_pass
     return out
 
 

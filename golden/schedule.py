@@ -148,7 +148,8 @@ class Allocation(NamedTuple):
                            for i, p in self.plans.items()}}
 
 
-def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: int = 1) -> Allocation:
+def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: int = 1,
+                    weights: bool = True) -> Allocation:
     """Lay every layer onto the array and allocate the buffers (docs/schedule.md).
 
     ``mapping`` forces one of :data:`golden.mapping.MAPPINGS` on every layer
@@ -156,9 +157,12 @@ def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: 
     samples will run; with streamed weights up to that many run interleaved
     (``batch``) as far as their membrane regions fit ``mem_rows``. ``net``
     must already be validated against ``cfg`` (with the same ``mapping``).
+    ``weights=False``: geometry only (``net`` needs ``layers`` of
+    :class:`golden.geometry.LayerGeometry` and ``blocks()``; the weight blocks
+    carry no weights), for cycle models such as ``benchmarks/dataflow.py``.
     """
     mappings = choose_mappings(cfg, net.layers, mapping)
-    plans = {i: plan_layer(cfg, layer, mappings[i]) for i, layer in enumerate(net.layers)}
+    plans = {i: plan_layer(cfg, layer, mappings[i], weights) for i, layer in enumerate(net.layers)}
     total = sum(p.weight_rows for p in plans.values())
     static = total <= cfg.weight_rows
     block_base, row = {}, 0
