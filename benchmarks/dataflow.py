@@ -43,7 +43,7 @@ from gen.timing import PassTiming, stream_cycles  # noqa: E402
 from golden.cli import OneLineParser, posint, run_main  # noqa: E402
 from golden.config import HwConfig  # noqa: E402
 from golden.geometry import LayerGeometry, sharing_units  # noqa: E402
-from golden.mapping import POSITION, choose_mappings, tile_fanin_sizes  # noqa: E402
+from golden.mapping import tile_fanin_sizes  # noqa: E402
 from golden.memory import ARCHS  # noqa: E402
 from golden.schedule import PassPlan, plan_allocation, plan_passes  # noqa: E402
 
