@@ -115,7 +115,7 @@ def test_scoreboard_counts_and_passes_equal_beats():
     exp = [_beat(cfg, group=g, last=int(g == 1)) for g in range(2)]
     sb = Scoreboard(cfg, exp)
     for b in exp:
-        assert sb.check_beat({"spikes": b.spikes, "values": b.values, "tile": b.tile,
+        assert sb.check_beat({"spikes": b.spikes, "values": b.values, "tile": b.wire_tile,
                               "group": b.group, "last": b.last, "readout": b.readout})
     sb.missing_beats()
     assert sb.ok and sb.counts()["beats"] == 2 and sb.counts()["spikes"] == 8

@@ -358,7 +358,7 @@ def test_recording_a_lif_last_layer_keeps_spikes_at_their_neuron_index():
 
     def got(b, spikes=None):
         return {"spikes": list(b.spikes if spikes is None else spikes), "values": list(b.values),
-                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+                "tile": b.wire_tile, "group": b.group, "last": b.last, "readout": b.readout}
     assert all(sb.check_beat(got(b)) for b in beats[:3])
     assert not sb.check_beat(got(beats[3], [0, 0, 1, 0]))
     assert sb.readout[0, 0].tolist() == [1, 1, 0, 1, 0, 1]
