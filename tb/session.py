@@ -51,9 +51,6 @@ class Session:
         self.net = make_network(self.cfg, plan["seed"], plan["layer_share"])
         spikes = make_spikes(self.net, plan["seed"], plan["samples"], plan["timesteps"])
         self.sched = build_schedule(self.cfg, self.net, spikes)
-        if plan.get("double_buffer"):
-            from tb.wstream import double_buffer
-            self.sched = double_buffer(self.sched)
         self.ops, self.beats = flatten(self.sched, self.layouts, plan.get("driver_fault") or None)
         # the bulk path (tb/bulk.py) drives tb_bulk_top instead of the per-cycle BFM
         self.bfm = CoreBfm(dut, self.layouts, self.cfg, plan["seed"], stress=plan["stress"],
@@ -135,7 +132,6 @@ class Session:
                 "pe_utilization": (counts["synapses"] / (self.cfg.array * max(1, cycles))
                                    if "synapses" in counts else None),
                 "driver_fault": self.plan.get("driver_fault") or None,
-                "double_buffer": bool(self.plan.get("double_buffer")),
                 "tiles": counts["tiles"], "timesteps": counts["timesteps"],
                 "events": counts["events"], "commands": counts["commands"],
                 "weight_loads": counts["weight_loads"],

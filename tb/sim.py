@@ -83,9 +83,6 @@ class SimOptions:
     path: str = "bulk"
     # memory depths of tb_bulk_top (tb.bulk_top.BulkDepths fields); None: sized from the manifest
     bulk_depths: dict | None = None
-    # tb.wstream.double_buffer: alternate the two halves of the weight buffer per tile pass
-    # (per_tile schedules), so that weight loads run concurrently with commands
-    double_buffer: bool = False
     # fault injection in the driver (tb.bfm.DRIVER_FAULTS), e.g. "ignore_loads_after"
     driver_fault: str = ""
 
@@ -99,15 +96,13 @@ class SimOptions:
             cmd += " STRESS=0"
         if self.path != "bulk":
             cmd += f" SIMPATH={self.path}"
-        if self.extra_cfg or self.samples != 3 or self.tag or self.double_buffer \
-                or self.driver_fault:
+        if self.extra_cfg or self.samples != 3 or self.tag or self.driver_fault:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
                    f"-T {self.timesteps} --samples {self.samples}"
                    + ("" if self.stress else " --stress 0")
                    + ("" if self.path == "bulk" else f" --path {self.path}")
-                   + (" --double-buffer 1" if self.double_buffer else "")
                    + (f" --cfg {extra}" if extra else "")
                    + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else "")
                    + (f"   (with driver fault {self.driver_fault!r})" if self.driver_fault else ""))
@@ -145,7 +140,7 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
             "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report,
-            "double_buffer": opts.double_buffer, "driver_fault": opts.driver_fault}
+            "driver_fault": opts.driver_fault}
 
     def announce(path: str, tests: list) -> None:
         if report is not None:
@@ -220,7 +215,6 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"{t['readback_cycles']}, cmd gaps {t['gap_cycles']}, out stalled "
             f"{t['backpressure_cycles']}); {t['events']} events, {t['tiles']} tiles, "
             f"{t['timesteps']} timesteps, weights {t['weights']}"
-            + (", double-buffered" if t.get("double_buffer") else "")
             + (f", driver fault {t['driver_fault']}" if t.get("driver_fault") else ""))
         lines.append("      " + load_line(t))
         lines.append(
@@ -310,10 +304,6 @@ def build_parser() -> OneLineParser:
                         "0: none, for clean cycle counts")
     p.add_argument("--no-stress", dest="stress", action="store_false", default=argparse.SUPPRESS,
                    help="same as --stress 0")
-    p.add_argument("--double-buffer", type=_bool01("double-buffer"), default=int(d.double_buffer),
-                   metavar="0|1", help="1: alternate the two halves of the weight buffer per tile "
-                                       "(tb.wstream; per_tile schedules whose fan-in fits half "
-                                       "of it), so weight loads run concurrently with commands")
     p.add_argument("--test", choices=ALL_TESTS, action="append", default=argparse.SUPPRESS,
                    help=f"run only this cocotb test (repeatable; default: {', '.join(TESTS)})")
     p.add_argument("--cfg", nargs="*", default=argparse.SUPPRESS, metavar="FIELD=VALUE",
@@ -339,7 +329,7 @@ def _parse(argv) -> tuple[SimOptions, bool]:
     opts = SimOptions(array=a.array, groups=a.groups, sim=a.sim, seed=a.seed, waves=bool(a.waves),
                       layer_share=bool(a.layer_share), reset=a.reset, timesteps=a.timesteps,
                       samples=a.samples, stress=bool(a.stress), visibility=a.visibility,
-                      path=a.path, double_buffer=bool(a.double_buffer),
+                      path=a.path,
                       tests=tuple(tests) if tests else TESTS, extra_cfg=extra)
     try:
         cfg = opts.config()
@@ -350,13 +340,6 @@ def _parse(argv) -> tuple[SimOptions, bool]:
         make_network(cfg, opts.seed, opts.layer_share)
     except StimulusError as e:
         p.error(str(e))
-    if opts.double_buffer:
-        from golden.schedule import plan_allocation
-        alloc = plan_allocation(cfg, make_network(cfg, opts.seed, opts.layer_share))
-        if alloc.weights != "per_tile" or 2 * alloc.weight_rows_used > cfg.weight_rows:
-            p.error(f"--double-buffer 1 needs per_tile weights with every tile's fan-in within "
-                    f"half of weight_rows = {cfg.weight_rows}; this network has "
-                    f"{alloc.weights} weights, largest fan-in {alloc.weight_rows_used}")
     return opts, a.quiet
 
 

@@ -129,24 +129,16 @@ def _fence_oracle(sched):
 
 @pytest.mark.parametrize("kw", [dict(array=32, groups=4), dict(array=8, groups=2, weight_rows=64),
                                 dict(array=8, groups=2)], ids=["A32", "A8-wr64", "A8-static"])
-@pytest.mark.parametrize("dbuf", [False, True], ids=["serial", "double"])
-def test_flatten_fences_follow_the_schedule(kw, dbuf):
+def test_flatten_fences_follow_the_schedule(kw):
     """Every weight-load beat's fence and every WAITWL equal the rules of
     docs/schedule.md; a command is never preceded by fewer loads than its
     pass needs; ``ignore_loads_after`` drops exactly the fences."""
     from golden.schedule import build_schedule
     from tb.bfm import CMD, WAITWL, ScheduleError, flatten
     from tb.stimulus import make_network, make_spikes
-    from tb.wstream import DoubleBufferError, double_buffer
     cfg = HwConfig(**kw)
     net = make_network(cfg, 3, True)
     sched = build_schedule(cfg, net, make_spikes(net, 3, 2, 2))
-    if dbuf:
-        if sched.allocation.weights == "static":
-            with pytest.raises(DoubleBufferError):
-                double_buffer(sched)
-            return
-        sched = double_buffer(sched)
     lay = expected_layouts(cfg)
     ops, _ = flatten(sched, lay)
     fences, need = _fence_oracle(sched)
@@ -165,12 +157,9 @@ def test_flatten_fences_follow_the_schedule(kw, dbuf):
                     k += 1
             nc += 1
     assert seen == [w for _, w in need][:len(seen)] and len(seen) == len(need)
-    if sched.allocation.weights == "per_tile":
-        assert max(fences) > 0
-        if dbuf:   # the loads of a pass may start before the previous pass's commands
-            assert any(fences[w - 1] < nc0 for nc0, w in need[1:])
-        else:      # serial: never before the previous pass's last command
-            assert all(fences[w - 1] >= nc0 for nc0, w in need[1:])
+    if sched.allocation.weights == "streamed":
+        # fenced, and some pass's loads may start before the previous pass's commands
+        assert max(fences) > 0 and any(fences[w - 1] < nc0 for nc0, w in need[1:])
     bad, _ = flatten(sched, lay, "ignore_loads_after")
     assert [f for _, f in bad.wl] == [0] * len(fences) and list(bad) == list(ops)
     from golden.schedule import LayerPass
