@@ -34,7 +34,7 @@ watchdog ends the run when no progress is made for ``stall_limit`` cycles
 X/Z (meaningful on Icarus; always false on two-state Verilator, same code):
 every control output the BFM samples anyway (``busy`` and ``out__valid``
 every cycle, ``cmd__ready``/``wload__ready`` while offering) must be 0/1,
-and at every idle point (``busy`` = 0, before weight loads and membrane
+and at every idle point (``busy`` = 0, before a pass that waits idle and before membrane
 read-back) every output port must be. An X/Z ends the run at once with
 :meth:`Scoreboard.unresolved` (one line: port, value, cycle, sim time,
 operation; the report adds the repro command), never as a watchdog timeout.
