@@ -48,7 +48,7 @@ from golden.paths import build_path
 __all__ = ["SIM_BUILD_ENV", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
            "sim_build_dir", "simulator_env", "emit_rtl", "mutate_rtl", "build", "build_estimate",
            "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult", "log_tail",
-           "VISIBILITY_ENV", "VISIBILITIES", "ports_vlt"]
+           "VISIBILITY_ENV", "VISIBILITIES", "ports_vlt", "build_bulk"]
 
 #: environment variable naming the simulator build folder (default
 #: ``golden.paths.build_root() / "sim_build"``)
@@ -229,6 +229,7 @@ class Build:
     seconds: float
     tag: str = ""
     top: str = TOPLEVEL      # HDL toplevel (tb/bulk_top.py's tb_bulk_top for the bulk path)
+    bulk_depths: dict | None = None   # tb_bulk_top's depths when not the default (build_bulk)
 
     @property
     def manifest(self) -> dict:
@@ -424,6 +425,36 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
     _record_build_time(sim, cfg.array, seconds)
     return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False, seconds, tag,
                  top)
+
+
+def build_bulk(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *, depths=None,
+               tag: str = "", **kw) -> tuple[Build, dict | None]:
+    """Generate ``tb_bulk_top`` (tb/bulk_top.py) for ``manifest_path`` and
+    build it with ``verilog`` (the bulk co-simulation path); ``kw`` go to
+    :func:`build`.
+
+    ``depths`` (a dict of :class:`tb.bulk_top.BulkDepths` fields, None:
+    sized from the manifest) gives the top's memory depths; a top with
+    other depths is written to and built in its own ``d<ops>-<wt>-<out>-<mem>``
+    folder. Returns the build and the depths to put in the plan
+    (``bulk_depths``; None for the default).
+    """
+    from .bulk_top import TOP, VERILATOR_FLAGS, BulkDepths, bulk_top_ports, depths_for, \
+        write_bulk_top
+    mf = json.loads(Path(manifest_path).read_text())
+    tdir = Path(manifest_path).parent
+    plan_depths = None
+    d = None
+    if depths:
+        d = BulkDepths(**dict(vars(depths_for(mf)), **depths))
+        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "out", "mem"))
+        tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
+        plan_depths = dict(vars(d))
+    top_v = write_bulk_top(mf, tdir, d, source=str(manifest_path))
+    b = build(cfg, sim, verilog, manifest_path, tag=tag, top=TOP, extra_sources=[top_v],
+              public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS, **kw)
+    b.bulk_depths = plan_depths
+    return b, plan_depths
 
 
 # ------------------------------------------------- cocotb runner, in a child

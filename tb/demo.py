@@ -55,6 +55,10 @@ def parse_args(argv):
                    help="training epochs (default: golden.digits.TrainConfig)")
     p.add_argument("-T", "--timesteps", type=posint("-T"), default=None)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--path", choices=("bulk", "bfm"), default="bulk",
+                   help="'bulk' (default): the testbench top tb_bulk_top runs each variant in "
+                   "one block without Python in the loop (tb/bulk.py); 'bfm': the per-cycle "
+                   "BFM (tb/bfm.py). Same checks, same cycle counts")
     p.add_argument("--reports", default=str(build_path("reports")), help="output directory")
     p.add_argument("--cache", default=str(build_path("build", "demo")),
                    help="weight cache directory (an empty one trains afresh)")
@@ -152,16 +156,17 @@ def fixed_eval(models: dict, quants: dict, spikes: np.ndarray, labels: np.ndarra
 
 
 def rtl_eval(quants: dict, schemes: list, spikes: np.ndarray, labels: np.ndarray,
-             fixed_preds: dict, sim: str, quiet: bool) -> tuple[list, object, str]:
+             fixed_preds: dict, sim: str, quiet: bool, path: str = "bulk"
+             ) -> tuple[list, object, str]:
     """Build once, run every selected scheme; returns (rows, build, failure text)."""
-    from tb.demo_rtl import build_core, run_network
+    from tb.demo_rtl import DEMO_DEPTHS, build_core, run_network
     if not schemes:
         return [], None, ""
     cfg = next(iter(quants.values())).cfg
     t0 = time.monotonic()
     print(f"emit + {sim} build of {cfg.name} (cached in sim_build/ after the first time) ...",
           flush=True)
-    b = build_core(cfg, sim)
+    b = build_core(cfg, sim, path, DEMO_DEPTHS if path == "bulk" else None)
     print(f"   {'reused' if b.reused else 'built'} in {time.monotonic() - t0:.1f} s: {b.build_dir}",
           flush=True)
     lif_per_tile = b.manifest["cycles"]["lif_cycles_per_tile"]
@@ -253,7 +258,8 @@ def main(argv=None) -> int:
 
     t0 = time.monotonic()
     try:
-        rtl_rows, build, failure = rtl_eval(quants, a.rtl, s_test, y_test, fixed_preds, a.sim, quiet)
+        rtl_rows, build, failure = rtl_eval(quants, a.rtl, s_test, y_test, fixed_preds, a.sim, quiet,
+                                            a.path)
     except BuildError as e:  # report it, still write what we have
         rtl_rows, build, failure = [], None, f"build failed: {e}"
     t_rtl = time.monotonic() - t0
