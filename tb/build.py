@@ -469,11 +469,19 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
     child with its own environment keeps the caller's ``os.environ`` out and
     never changes it. ``progress()`` is called every ``poll`` seconds while
     the child runs. Returns None on success, else the runner's error text.
+
+    The child leads its own process group, which the simulator (or the
+    compiler) it starts joins: if this call is interrupted, the whole group
+    is killed; if this process dies (a Dask worker killed mid-run, SIGKILL),
+    the child's watchdog (:func:`_die_with_parent`) sees it within
+    :data:`WATCHDOG_POLL` seconds and kills the group, so no simulator is
+    left running.
     """
     result = workdir / f".runner-{uuid.uuid4().hex[:8]}.json"
     job = json.dumps({"sim": sim, "vcd": vcd, "method": method, "kwargs": kwargs,
-                      "result": str(result)})
-    proc = subprocess.Popen([sys.executable, "-m", "tb.build", "--runner-job", job], env=env)
+                      "result": str(result), "parent": os.getpid()})
+    proc = subprocess.Popen([sys.executable, "-m", "tb.build", "--runner-job", job], env=env,
+                            start_new_session=True)
     try:
         while True:
             try:
@@ -483,7 +491,7 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
                 progress()
     finally:
         if proc.poll() is None:   # interrupted: do not leave the simulator running
-            proc.kill()
+            _kill_group(proc.pid)
             proc.wait()
     try:
         res = json.loads(result.read_text())
@@ -493,8 +501,39 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
     return None if res["ok"] else (res["error"] or "failed")
 
 
+#: seconds between two looks of the runner child's watchdog at its parent
+WATCHDOG_POLL = 0.2
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL process group ``pgid`` (a runner child and what it started)."""
+    import signal
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Start a daemon thread that kills this process's group (this process,
+    the simulator or compiler it started) once ``parent`` is no longer its
+    parent process (the parent died and this one was re-parented)."""
+    import threading
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                _kill_group(os.getpgrp())
+                os._exit(1)    # not reached: SIGKILL of the group includes this process
+            time.sleep(WATCHDOG_POLL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _runner_job(job: dict) -> int:
     """The child side of :func:`_runner_call`."""
+    if job.get("parent") and os.getpgrp() == os.getpid():   # leads its own group
+        _die_with_parent(int(job["parent"]))
     kw = dict(job["kwargs"])
     if kw.get("timescale"):
         kw["timescale"] = tuple(kw["timescale"])

@@ -6,7 +6,8 @@
                      [--array A --groups N [--weight-rows R] [--mem-rows R] [--cfg F=V ...]
                       | --config CFG.json]
                      [--sim verilator|icarus] [--samples 0-9,17] [--workers N | --scheduler ADDR]
-                     [--shard-size K] [--stress 0|1] [--seed S] [--out DIR] [-q]
+                     [--shard-size K] [--stress 0|1] [--seed S] [--path bulk|bfm]
+                     [--out DIR] [-q]
 
 Loads the network (:func:`golden.network.load_network`) and the inputs
 (``.npy``, 0/1 ``uint8`` or ``bool`` ``[samples, T, *in_shape]``), takes the
@@ -53,7 +54,7 @@ from golden.network import NetworkError, load_network
 from .build import SIMULATORS, BuildError
 from .cli import parse_cfg_items, phase
 from .fanout import Job, Progress, choose, merge, run_shards
-from .shard import format_samples
+from .shard import PATHS, format_samples
 
 __all__ = ["InputError", "load_inputs", "parse_samples", "choose_config", "main", "PROG"]
 
@@ -200,6 +201,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. theta_int=200 fire=ge reset=hard")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator", help="simulator")
+    p.add_argument("--path", choices=PATHS, default="bulk",
+                   help="simulation path: 'bulk' (default) the testbench top tb_bulk_top runs "
+                   "blocks of stimulus without Python in the loop (tb/bulk.py); 'bfm' the "
+                   "per-cycle BFM (tb/bfm.py, slower, for debugging). Same checks")
     p.add_argument("--samples", type=parse_samples, default=None, metavar="RANGE",
                    help="sample ids to run, e.g. 0-99 or 3,17 (default: all)")
     g = p.add_mutually_exclusive_group()
@@ -254,6 +259,8 @@ def _repro_template(a) -> str:
         if a.cfg:
             words += ["--cfg"] + list(a.cfg)
     words += ["--sim", a.sim]
+    if a.path != "bulk":
+        words += ["--path", a.path]
     if a.stress:
         words += ["--stress", "1", "--seed", str(a.seed)]
     return " ".join(shlex.quote(w) for w in words) + " --samples {samples} --workers 1"
@@ -369,14 +376,17 @@ def main(argv=None) -> int:
     if executor.kind != "scheduler":
         # same filesystem: build here, with phase lines, before the shards reuse it
         from .build import build as do_build
-        from .build import emit_rtl
+        from .build import build_bulk, emit_rtl
         from .shard import remember_build
         verilog, manifest = emit_rtl(cfg, report=say)
-        build = do_build(cfg, a.sim, verilog, manifest, quiet=True, report=say)
-        remember_build(cfg, a.sim, build)
+        if a.path == "bulk":
+            build = build_bulk(cfg, a.sim, verilog, manifest, quiet=True, report=say)[0]
+        else:
+            build = do_build(cfg, a.sim, verilog, manifest, quiet=True, report=say)
+        remember_build(cfg, a.sim, build, a.path)
     else:
         say("build: on each worker (cached in its $TB_SIM_BUILD or sim_build/)")
-    job = Job(cfg, net, a.sim, bool(a.stress), a.seed, template)
+    job = Job(cfg, net, a.sim, bool(a.stress), a.seed, template, a.path)
     progress = None if a.quiet else Progress(len(ids))
     t_run = time.monotonic()
     try:
