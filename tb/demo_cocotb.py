@@ -251,6 +251,7 @@ if cocotb is not None:
 
         from tb.bfm import BfmTimeout, CoreBfm
         from tb.plan import load_plan
+        from tb.session import cpu_seconds
 
         plan = load_plan()
         nr, sb, t_sched = _setup(plan)
@@ -263,7 +264,7 @@ if cocotb is not None:
         st = bfm.stats
         c0 = st.cycles
         timeout = None
-        t_sim = time.monotonic()
+        t_sim, cpu0 = time.monotonic(), cpu_seconds()
         if not problems:
             try:
                 await bfm.run(nr.ops, sb, stop_after=plan.get("max_report", 8))
@@ -275,7 +276,8 @@ if cocotb is not None:
         cyc = {"cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
                "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
                "backpressure_cycles": st.backpressure_cycles}
-        _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm")
+        _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm",
+                {"sim_cpu_seconds": cpu_seconds() - cpu0})
 
     @cocotb.test()
     async def demo_network_bulk(dut):

@@ -316,6 +316,9 @@ class Merged:
     cpu_seconds: float
     shards: list                           # the ShardResults, in sample order
     duplicates: int                        # shard results dropped as repeats
+    #: CPU seconds of the checked runs alone (simulating and checking, no start-up or
+    #: schedule), summed over shards
+    run_cpu_seconds: float = 0.0
 
     @property
     def predictions(self) -> Optional[np.ndarray]:
@@ -353,4 +356,5 @@ def merge(results, sample_ids) -> Merged:
     unchecked = sorted(i for r in shards for i in r.unchecked)
     return Merged(ids, all(r.ok for r in shards), outputs, checked, cycles, per, failing, unchecked,
                   all(r.golden_equal for r in shards), sum(r.seconds for r in shards),
-                  sum(r.cpu_seconds for r in shards), shards, dup)
+                  sum(r.cpu_seconds for r in shards), shards, dup,
+                  sum(r.run_cpu_seconds for r in shards))

@@ -273,6 +273,7 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
     cyc = cy["cycles"]
     rate = cyc / merged.seconds if merged.seconds > 0 else 0.0
     cpu_rate = cyc / merged.cpu_seconds if merged.cpu_seconds > 0 else 0.0
+    run_rate = cyc / merged.run_cpu_seconds if merged.run_cpu_seconds > 0 else 0.0
     agg = cyc / run_wall if run_wall > 0 else 0.0
     T = merged.outputs.shape[1] if merged.outputs is not None else "?"
     status = "PASS" if merged.ok else "FAIL"
@@ -292,7 +293,10 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
         f"cmd gaps {cy['gap_cycles']}, out stalled {cy['backpressure_cycles']})",
         f"      rate ({'/'.join(sorted({r.path for r in merged.shards}))} path): {rate:,.0f} cycles/s, {cpu_rate:,.0f} cycles/CPU-s "
         f"({merged.cpu_seconds:.2f} CPU-s, simulators {merged.seconds:.1f} s); all shards "
-        f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)"]
+        f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)",
+        f"      simulating and checking alone: {run_rate:,.0f} cycles/CPU-s "
+        f"({merged.run_cpu_seconds:.2f} CPU-s; the rest is simulator start-up and the golden "
+        f"schedule)"]
     if merged.duplicates:
         lines.append(f"   note:    {merged.duplicates} repeated shard result(s) dropped "
                      f"(a lost worker's shard ran again)")
@@ -343,6 +347,7 @@ def results_json(a, cfg, net, merged, executor, needs, wall: float, template: st
         "unchecked": merged.unchecked, "golden_equal": merged.golden_equal,
         "checked": merged.checked, "cycles": merged.cycles,
         "sim_seconds": merged.seconds, "cpu_seconds": merged.cpu_seconds, "wall_seconds": wall,
+        "run_cpu_seconds": merged.run_cpu_seconds,
         "outputs_file": "outputs.npy",
         "outputs_shape": None if merged.outputs is None else list(merged.outputs.shape),
         "repro": template.replace("{samples}", format_samples(merged.failing))

@@ -61,7 +61,8 @@ class ShardResult:
     failure cannot be attributed, e.g. a timeout or a crashed simulator);
     ``unchecked``: samples never reached because the run stopped early.
     ``seconds``: simulation wall time; ``cpu_seconds``: CPU time of the
-    simulation processes.
+    simulation processes; ``run_cpu_seconds``: the part of it spent in the
+    checked run (simulating and checking: no start-up, no schedule).
     """
 
     sample_ids: tuple
@@ -80,6 +81,7 @@ class ShardResult:
     build_dir: str
     build_reused: bool
     path: str = "bulk"       # simulation path that produced it (tb.sim's --path names)
+    run_cpu_seconds: float = 0.0
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -175,4 +177,4 @@ def run_shard(cfg: HwConfig, net: Network, spikes: np.ndarray, sample_ids, sim: 
     return ShardResult(ids, ok, r.readout, checked, cycles,
                        per if len(per) == len(ids) else [0] * len(ids), failing, unchecked,
                        failure, equal, seconds, cpu, str(r.run_dir), str(b.build_dir), b.reused,
-                       path)
+                       path, float(sm.get("sim_cpu_seconds", 0.0)))

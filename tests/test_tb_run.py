@@ -151,6 +151,8 @@ def test_single_process_equals_the_golden_model(files, single):
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
     assert "shards: this process (no Dask) (--workers 1)" in err
     assert "   result:  PASS" in stdout and "cycles/CPU-s" in stdout
+    assert "rate (bulk path)" in stdout and "simulating and checking alone" in stdout
+    assert [s["path"] for s in doc["shards"]] == ["bulk"] and doc["run_cpu_seconds"] > 0
     # the outputs table: one row per sample with its class and its read-out summed over T
     row = next(ln for ln in stdout.splitlines() if ln.split()[:1] == ["3"])
     assert row.split() == ["3", str(doc["predictions"][3])] + [str(v) for v in gold[3].sum(axis=0)]
