@@ -133,6 +133,23 @@ def _repro_digests(threads, env):
     return {r[0]: r[2] for r in rows}, {int(r[1]) for r in rows}
 
 
+def test_parallel_training_writes_the_sequential_weights(split, tmp_path):
+    """tb.demo's train_all with worker processes (--jobs 2) caches byte-identical
+    weight files and returns the same models as training one variant after another."""
+    from types import SimpleNamespace
+
+    from tb.demo import _cache_file, train_all
+    n = 96
+    sub = SimpleNamespace(y_train=split.y_train[:n])
+    x = encode(split.x_train[:n], TINY.timesteps)
+    seq = train_all(TINY, sub, x, tmp_path / "seq", quiet=True, jobs=1)
+    par = train_all(TINY, sub, x, tmp_path / "par", quiet=True, jobs=2)
+    for s in SCHEMES:
+        assert _cache_file(s, TINY, tmp_path / "par").read_bytes() == \
+            _cache_file(s, TINY, tmp_path / "seq").read_bytes(), s
+        assert all(torch.equal(a, b) for a, b in zip(seq[s].weights, par[s].weights)), s
+
+
 def test_training_is_bit_reproducible_across_threads_and_instruction_sets():
     """One torch thread vs the default count (at least 2) on another CPU code path:
     the same weights, bit for bit, including the float64 shadow weights.
@@ -227,7 +244,9 @@ def test_report_formatting(tmp_path):
 
 
 @pytest.mark.parametrize("args,msg", [(["--rtl", "C#2"], "unknown variant"),
-                                      (["--samples", "0"], "positive integer")])
+                                      (["--samples", "0"], "positive integer"),
+                                      (["--jobs", "0"], "positive integer"),
+                                      (["--path", "fast"], "invalid choice")])
 def test_cli_bad_option_exits_2(args, msg):
     p = subprocess.run([sys.executable, "-m", "tb.demo", *args], cwd=REPO, capture_output=True,
                        text=True, timeout=60)
