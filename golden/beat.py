@@ -25,7 +25,9 @@ class Beat(NamedTuple):
     reduced (the wire carries :attr:`wire_tile`, ``tile mod 2**16``);
     ``group``, ``last``, ``readout`` as on the wire. ``layer``, ``t`` and
     ``sample`` say where the beat comes from (for messages; -1 when unknown,
-    e.g. for beats of the transaction model).
+    e.g. for beats of the transaction model); ``tile0`` the tile the core's
+    tile counter stood at 0 for (the first tile after the LAYER command that
+    started the pass: :attr:`wire_tile` counts from it).
     """
 
     spikes: np.ndarray
@@ -37,8 +39,9 @@ class Beat(NamedTuple):
     layer: int = -1
     t: int = -1
     sample: int = -1
+    tile0: int = 0
 
     @property
     def wire_tile(self) -> int:
-        """The ``tile`` field as on the wire (modulo ``2**TILE_INDEX_WIDTH``)."""
-        return self.tile % (1 << TILE_INDEX_WIDTH)
+        """The ``tile`` field as on the wire: ``tile - tile0`` modulo ``2**TILE_INDEX_WIDTH``."""
+        return (self.tile - self.tile0) % (1 << TILE_INDEX_WIDTH)

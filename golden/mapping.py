@@ -11,23 +11,49 @@ layer's int64 ``weight`` (a :class:`golden.network.Layer`). Used by
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .config import HwConfig
+from .errors import ProjectError
 from .geometry import LayerGeometry, sharing_units
+from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_weights,
+                         ws_variants)
 
 __all__ = [
-    "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
-    "membrane_rows_of_block", "rows_needed",
+    "WEIGHT_STATIONARY", "POSITION", "MAPPINGS", "NOMINAL_RATE", "MappingError", "TilePlan",
+    "WeightBlock", "LayerPlan", "plan_layer", "mapping_cost", "choose_mappings", "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
+    "membrane_rows_of_block", "rows_needed", "weight_rows_total",
 ]
 
+#: The two neuron -> PE mappings (docs/schedule.md). Weight-stationary rows
+#: are shared by all tiles of a chunk; position rows belong to one tile.
+WEIGHT_STATIONARY, POSITION = "weight_stationary", "position"
+MAPPINGS = (WEIGHT_STATIONARY, POSITION)
+#: Input spike rate at which :func:`mapping_cost` compares the mappings.
+NOMINAL_RATE = 0.15
 
-def layer_tiles(cfg: HwConfig, layer: LayerGeometry) -> int:
-    """Number of tiles of ``layer``.
 
-    chained: ``ceil(C/N · H · W / S)``; independent and readout:
-    ``ceil(C · H · W / A)``. A linear layer counts as (C, 1, 1).
+class MappingError(ProjectError, ValueError):
+    """An unknown mapping name."""
+
+
+def _check_mapping(mapping: str) -> str:
+    if mapping not in MAPPINGS:
+        raise MappingError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}")
+    return mapping
+
+
+def layer_tiles(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
+    """Number of tiles of ``layer`` under ``mapping``.
+
+    position, chained: ``ceil(C/N · H · W / S)``; position, independent and
+    readout: ``ceil(C · H · W / A)``; weight_stationary:
+    :attr:`golden.ws_mapping.WsShape.tiles`. A linear layer counts as (C, 1, 1).
     """
+    if _check_mapping(mapping) == WEIGHT_STATIONARY:
+        return ws_shape(cfg, layer).tiles
     c, h, w = layer.out_chw
     if layer.mode == "chained":
         slots = (c // cfg.groups) * h * w
@@ -47,7 +73,7 @@ def tile_pe_neurons(cfg: HwConfig, layer: LayerGeometry, tiles=None) -> np.ndarr
     c, h, w = layer.out_chw
     a, s_, n = cfg.array, cfg.slots, cfg.groups
     if tiles is None:
-        tiles = np.arange(layer_tiles(cfg, layer), dtype=np.int64)
+        tiles = np.arange(layer_tiles(cfg, layer, POSITION), dtype=np.int64)
     j = np.asarray(tiles, dtype=np.int64).reshape(-1, 1)
     p = np.arange(a, dtype=np.int64)[None, :]
     if layer.mode == "chained":
@@ -114,7 +140,7 @@ def tile_fanin_sizes(cfg: HwConfig, layer: LayerGeometry) -> np.ndarray:
     Works tile by tile (never a ``[tiles, A]`` array); time grows with the
     number of tiles, so :meth:`Network.validate` bounds that first.
     """
-    tiles = layer_tiles(cfg, layer)
+    tiles = layer_tiles(cfg, layer, POSITION)
     if layer.kind == "linear":
         return np.full(tiles, layer.in_shape[0], dtype=np.int64)
     cin = layer.in_shape[0]
@@ -134,16 +160,25 @@ def tile_weights(cfg: HwConfig, layer: LayerGeometry, pe_neurons: np.ndarray,
     Row ``r`` holds, for every PE, the weight from input ``fanin[r]`` to the
     PE's neuron; 0 where unconnected (outside the kernel window) or padding.
     """
+    return _tile_weights(cfg, layer, pe_neurons, fanin, True)[0]
+
+
+def _tile_weights(cfg: HwConfig, layer, pe_neurons: np.ndarray, fanin: np.ndarray, weights: bool):
+    """``(weights or None, connected)`` of :func:`tile_weights`; ``connected``
+    (bool ``[F, A]``) is True where the row feeds a real synapse."""
     a = cfg.array
-    out = np.zeros((fanin.size, a), dtype=np.int64)
+    out = np.zeros((fanin.size, a), dtype=np.int64) if weights else None
+    conn = np.zeros((fanin.size, a), dtype=bool)
     real = np.flatnonzero(pe_neurons >= 0)
     if real.size == 0 or fanin.size == 0:
-        return out
+        return out, conn
     nrn = pe_neurons[real]
     if layer.kind == "linear":
         # a linear layer's out_chw is (C, 1, 1): the neuron index is the output feature
-        out[:, real] = layer.weight[nrn][:, fanin].T
-        return out
+        conn[:, real] = True
+        if weights:
+            out[:, real] = layer.weight[nrn][:, fanin].T
+        return out, conn
     cin, hi, wi = layer.in_shape
     _, ho, wo = layer.out_chw
     k, st, pad = layer.kernel, layer.stride, layer.padding
@@ -154,33 +189,180 @@ def tile_weights(cfg: HwConfig, layer: LayerGeometry, pe_neurons: np.ndarray,
     kh = ih[:, None] - (oh * st - pad)[None, :]
     kw = iw[:, None] - (ow * st - pad)[None, :]
     ok = (kh >= 0) & (kh < k) & (kw >= 0) & (kw < k)
-    vals = layer.weight[o[None, :], ci[:, None], np.clip(kh, 0, k - 1), np.clip(kw, 0, k - 1)]
-    out[:, real] = np.where(ok, vals, 0)
+    conn[:, real] = ok
+    if weights:
+        vals = layer.weight[o[None, :], ci[:, None], np.clip(kh, 0, k - 1), np.clip(kw, 0, k - 1)]
+        out[:, real] = np.where(ok, vals, 0)
+    return out, conn
+
+
+class TilePlan(NamedTuple):
+    """One tile: PE neurons ``[A]`` (-1 padding), fan-in inputs ``[F]`` in ascending
+    input index, the row of its weight block each of them selects ``[F]``, and the
+    index of that block in :attr:`LayerPlan.blocks`."""
+
+    pe_neurons: np.ndarray
+    fanin: np.ndarray
+    rows: np.ndarray
+    block: int
+
+
+class WeightBlock(NamedTuple):
+    """Weight-buffer rows loaded together and used by tiles ``j0 .. j1-1``.
+
+    ``weights`` int64 ``[R, A]`` (None for a geometry-only plan);
+    ``synapses`` int64 ``[R]``: real synapses a row feeds (PEs whose neuron is
+    connected to the row's input); ``chunk`` the output-channel chunk (position
+    mapping: the tile)."""
+
+    weights: object
+    synapses: np.ndarray
+    j0: int
+    j1: int
+    chunk: int
+
+    @property
+    def rows(self) -> int:
+        return int(self.synapses.size)
+
+
+class LayerPlan(NamedTuple):
+    """A layer laid onto the array: its mapping, tiles and weight blocks (in use order)."""
+
+    mapping: str
+    tiles: list
+    blocks: list
+
+    @property
+    def weight_rows(self) -> int:
+        """Rows of all blocks (what loading the whole layer writes)."""
+        return sum(b.rows for b in self.blocks)
+
+    @property
+    def largest_block(self) -> int:
+        return max((b.rows for b in self.blocks), default=0)
+
+
+def plan_layer(cfg: HwConfig, layer, mapping: str, weights: bool = True) -> LayerPlan:
+    """Lay ``layer`` onto ``cfg``'s array with ``mapping`` (docs/schedule.md).
+
+    ``weights=False`` builds the geometry only (``layer`` may be a bare
+    :class:`LayerGeometry`; blocks carry ``weights = None``).
+    """
+    _check_mapping(mapping)
+    tiles, blocks = [], []
+    if mapping == WEIGHT_STATIONARY:
+        pe = ws_pe_neurons(cfg, layer)
+        for chunk, npos, j0, j1 in ws_variants(cfg, layer):
+            w, conn = ws_variant_weights(cfg, layer, chunk, npos, weights)
+            if w is not None:
+                w.setflags(write=False)
+            blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j0, j1, chunk))
+            for j in range(j0, j1):
+                fan, rows = ws_tile_events(cfg, layer, j)
+                tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1))
+        return LayerPlan(mapping, tiles, blocks)
+    pe = tile_pe_neurons(cfg, layer)
+    for j in range(pe.shape[0]):
+        fan = tile_fanin(cfg, layer, pe[j])
+        w, conn = _tile_weights(cfg, layer, pe[j], fan, weights)
+        if w is not None:
+            w.setflags(write=False)
+        blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j, j + 1, j))
+        tiles.append(TilePlan(pe[j], fan, np.arange(fan.size, dtype=np.int64), j))
+    return LayerPlan(mapping, tiles, blocks)
+
+
+def _fanin_sizes(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> np.ndarray:
+    if mapping == POSITION:
+        return tile_fanin_sizes(cfg, layer)
+    return np.array([ws_tile_events(cfg, layer, j)[0].size for j in range(ws_shape(cfg, layer).tiles)],
+                    dtype=np.int64)
+
+
+def mapping_cost(cfg: HwConfig, layer: LayerGeometry, mapping: str, rate: float = NOMINAL_RATE) -> float:
+    """Estimated cycles of one pass over ``layer`` with input spike ``rate``:
+    ``sum over tiles of max(rate·F + 1, N + 1)`` (the steady-state tile period of
+    docs/interface.md with ``rate·F`` EVENTs for a fan-in of ``F``)."""
+    f = _fanin_sizes(cfg, layer, _check_mapping(mapping)).astype(np.float64)
+    return float(np.maximum(rate * f + 1.0, cfg.groups + 1.0).sum())
+
+
+def choose_mappings(cfg: HwConfig, layers, force=None) -> list:
+    """The mapping of every layer (a list of :data:`MAPPINGS` names).
+
+    ``force`` (a mapping name) applies one mapping to every layer. Otherwise
+    each sharing unit (a block of L-shared layers, which must agree on which
+    neuron sits in which membrane word, or a single layer) takes, among the
+    mappings whose weight blocks fit ``cfg.weight_rows`` (all of them if none
+    does), the one with the lower :func:`mapping_cost` summed over its layers,
+    weight-stationary on a tie.
+    """
+    layers = list(layers)
+    if force is not None:
+        return [_check_mapping(force)] * len(layers)
+    out = [WEIGHT_STATIONARY] * len(layers)
+    units = sharing_units(layers) + [[i] for i, lay in enumerate(layers) if lay.mode == "readout"]
+    for unit in units:
+        if all(layers[i].kind == "linear" for i in unit):
+            continue                 # the two mappings coincide for linear layers
+        fits = [m for m in MAPPINGS
+                if all(_largest_block_rows(cfg, layers[i], m) <= cfg.weight_rows for i in unit)]
+        cost = {m: sum(mapping_cost(cfg, layers[i], m) for i in unit) for m in (fits or MAPPINGS)}
+        pick = min(cost, key=lambda m: (cost[m], m != WEIGHT_STATIONARY))
+        for i in unit:
+            out[i] = pick
     return out
 
 
-def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry) -> int:
+def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
     """Membrane-buffer rows of the sharing unit whose first layer is ``layer``.
 
     chained: one row per tile; independent: ``N`` rows per tile; readout: 0.
     """
     if layer.mode == "readout":
         return 0
-    tiles = layer_tiles(cfg, layer)
+    tiles = layer_tiles(cfg, layer, mapping)
     return tiles if layer.mode == "chained" else tiles * cfg.groups
 
 
-def rows_needed(cfg: HwConfig, layers) -> tuple[int, int]:
+def _largest_block_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
+    if mapping == POSITION:
+        return int(tile_fanin_sizes(cfg, layer).max(initial=0))
+    return ws_shape(cfg, layer).rows
+
+
+def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
+    """Weight rows of every block of every layer: what fits ``weight_rows`` for
+    the weights to be loaded once (``"static"``)."""
+    layers = list(layers)
+    mappings = choose_mappings(cfg, layers) if mappings is None else mappings
+    total = 0
+    for layer, m in zip(layers, mappings):
+        if m == POSITION:
+            total += int(tile_fanin_sizes(cfg, layer).sum())
+        else:
+            sh = ws_shape(cfg, layer)
+            total += sh.rows * sum(1 for _ in ws_variants(cfg, layer))
+    return total
+
+
+def rows_needed(cfg: HwConfig, layers, mappings=None) -> tuple[int, int]:
     """``(weight_rows, mem_rows)`` the chain ``layers`` needs on ``cfg``'s array
     shape (``cfg.weight_rows`` / ``cfg.mem_rows`` themselves are not read).
 
-    Weight rows: the largest fan-in of any tile of any layer (what one tile's
-    weight rows hold with per-tile reloading). Membrane rows: the rows of all
-    sharing units (:func:`membrane_rows_of_block`) stacked. Both at least 1.
-    Time grows with the number of tiles: bound them first (e.g.
-    :meth:`golden.network.Network.validate` against the largest buffers).
+    Weight rows: the largest weight block of any layer (what streaming the
+    weights through the buffer needs at the least; twice that lets the next
+    block load while the current one runs, and :func:`weight_rows_total` loads
+    everything once). Membrane rows: the rows of all sharing units
+    (:func:`membrane_rows_of_block`) stacked. Both at least 1. ``mappings``
+    defaults to :func:`choose_mappings`. Time grows with the number of tiles:
+    bound them first (e.g. :meth:`golden.network.Network.validate` against the
+    largest buffers).
     """
     layers = list(layers)
-    mem = max(1, sum(membrane_rows_of_block(cfg, layers[b[0]]) for b in sharing_units(layers)))
-    weights = max([1] + [int(tile_fanin_sizes(cfg, layer).max(initial=0)) for layer in layers])
+    mappings = choose_mappings(cfg, layers) if mappings is None else list(mappings)
+    mem = max(1, sum(membrane_rows_of_block(cfg, layers[b[0]], mappings[b[0]])
+                     for b in sharing_units(layers)))
+    weights = max([1] + [_largest_block_rows(cfg, layer, m) for layer, m in zip(layers, mappings)])
     return weights, mem

@@ -26,6 +26,7 @@ import json
 import os
 import zipfile
 import zlib
+from typing import Optional
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,8 @@ from .config import HwConfig
 from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
-from .mapping import layer_tiles, membrane_rows_of_block, tile_fanin_sizes
+from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_tiles, membrane_rows_of_block,
+                      rows_needed)
 
 __all__ = [
     "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
@@ -210,23 +212,25 @@ class Network:
                                    f"({layer.out_channels}) divisible by groups={cfg.groups}; "
                                    f"use mode='independent' or change the channel count")
 
-    def validate(self, cfg: HwConfig) -> "Network":
+    def validate(self, cfg: HwConfig, mapping: Optional[str] = None) -> "Network":
         """Check the network against a hardware build; returns ``self``.
 
         Raises :class:`NetworkError` naming the layer (index and name) when a
         weight is outside ``[cfg.weight_min, cfg.weight_max]``, a chained
-        layer's channel count is not a multiple of ``cfg.groups``, one tile's
-        fan-in exceeds ``cfg.weight_rows`` or the membrane regions exceed
-        ``cfg.mem_rows``.
+        layer's channel count is not a multiple of ``cfg.groups``, one weight
+        block (weight-stationary: one chunk; position mapping: one tile's
+        fan-in) exceeds ``cfg.weight_rows`` or the membrane regions exceed
+        ``cfg.mem_rows``. ``mapping`` forces one mapping on every layer
+        (default: :func:`golden.mapping.choose_mappings`).
         """
         self.check_arithmetic(cfg)
         for i, layer in enumerate(self.layers):
             # Sizes first, arithmetically: a declared shape may be absurd (a file
             # can declare a 10^7 x 10^7 input for a 1x1 kernel) and nothing
             # below may allocate per tile before the tile count is known to fit.
-            tiles = layer_tiles(cfg, layer)
+            tiles = max(layer_tiles(cfg, layer, m) for m in MAPPINGS)
             if layer.is_lif:
-                rows = membrane_rows_of_block(cfg, layer)
+                rows = min(membrane_rows_of_block(cfg, layer, m) for m in MAPPINGS)
                 if rows > cfg.mem_rows:
                     raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows ({tiles} tiles "
                                        f"of output shape {layer.out_shape}) > mem_rows={cfg.mem_rows}; "
@@ -235,20 +239,26 @@ class Network:
                 raise NetworkError(f"{where(i, layer)}: {tiles} tiles (output shape {layer.out_shape}) "
                                    f"> {MAX_TILES}, the most one layer may have; use a larger array "
                                    f"or shrink the layer")
-            if layer.kind == "linear":
-                if layer.in_shape[0] > cfg.weight_rows:
-                    raise NetworkError(f"{where(i, layer)}: tile 0 has fan-in {layer.in_shape[0]} > "
-                                       f"weight_rows={cfg.weight_rows}; raise weight_rows or shrink "
-                                       f"the layer")
-                continue
-            sizes = tile_fanin_sizes(cfg, layer)
-            worst = int(np.argmax(sizes))
-            if sizes[worst] > cfg.weight_rows:
-                raise NetworkError(f"{where(i, layer)}: tile {worst} has fan-in {int(sizes[worst])} > "
-                                   f"weight_rows={cfg.weight_rows}; raise weight_rows or shrink the layer")
+        mappings = choose_mappings(cfg, self.layers, mapping)
+        for i, layer in enumerate(self.layers):
+            need, _ = rows_needed(cfg, [layer], [mappings[i]])
+            if need > cfg.weight_rows:
+                what = ("tile fan-in" if mappings[i] == POSITION else
+                        "weight rows per chunk (input channels x kernel rows x window width)")
+                raise NetworkError(f"{where(i, layer)}: {what} {need} > weight_rows={cfg.weight_rows} "
+                                   f"({mappings[i]} mapping); raise weight_rows (twice that lets "
+                                   f"weight loading overlap the EVENTs) or shrink the layer")
+            if layer.is_lif:
+                rows = membrane_rows_of_block(cfg, layer, mappings[i])
+                if rows > cfg.mem_rows:
+                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows "
+                                       f"({layer_tiles(cfg, layer, mappings[i])} tiles of output shape "
+                                       f"{layer.out_shape}, {mappings[i]} mapping) > "
+                                       f"mem_rows={cfg.mem_rows}; raise mem_rows, use more groups or "
+                                       f"shrink the layer")
         used = 0
         for blk in self.blocks():
-            rows = membrane_rows_of_block(cfg, self.layers[blk[0]])
+            rows = membrane_rows_of_block(cfg, self.layers[blk[0]], mappings[blk[0]])
             used += rows
             if used > cfg.mem_rows:
                 i = blk[0]

@@ -10,7 +10,7 @@ which tile, which inputs form a tile's fan-in, what a weight-buffer row holds).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .beat import Beat
 from .config import HwConfig
 from .encoding import MODE_BY_NAME, Mode, Op
 from .fixed_model import check_spikes, run_fixed
-from .mapping import membrane_rows_of_block, tile_fanin, tile_pe_neurons, tile_weights
+from .mapping import TilePlan, choose_mappings, membrane_rows_of_block, plan_layer
 
 #: Tile geometry (which neuron on which PE, fan-in, weight rows) is in golden.mapping.
 __all__: list = []
@@ -37,7 +37,7 @@ MODE_CODES = MODE_BY_NAME
 __all__ += [
     "OP_EVENT", "OP_TILE", "OP_LAYER", "MODE_CHAINED", "MODE_READOUT", "MODE_INDEPENDENT",
     "MODE_CODES", "Command", "WeightLoad", "Beat", "LayerPass", "TimestepEnd", "Region",
-    "TilePlan", "Allocation", "Schedule", "plan_allocation", "build_schedule",
+    "TilePlan", "Allocation", "Schedule", "PassPlan", "plan_allocation", "plan_passes", "build_schedule",
 ]
 
 
@@ -62,14 +62,17 @@ class WeightLoad(NamedTuple):
 
 
 class LayerPass(NamedTuple):
-    """A piece of one layer at one timestep of one sample.
+    """A piece of one layer at one timestep of one sample: the tiles of one
+    weight block (or, with static weights, the whole layer).
 
-    Drive it as: wait until the core is idle (``busy`` = 0, all earlier beats
-    received), write ``weight_loads``, then send ``commands``; the core then
-    produces exactly ``beats``. With static weights a layer is one LayerPass
-    (``tile = 0``, ``tiles`` = all tiles); with per-tile reloading it is one
-    LayerPass per tile (``tile = j``, ``tiles = 1``) and only the first holds
-    the LAYER command.
+    Drive it (docs/schedule.md, "Driving a schedule"): its ``weight_loads`` go
+    on the ``wload`` stream in item order, the first of them only once every
+    command of ``sched.items[loads_after]`` has been accepted (-1: no such
+    constraint); its first command waits until all of its weight loads (and
+    all earlier ones) have been accepted and, when ``wait_idle``, until the
+    core is idle (``busy`` = 0, every earlier beat received). The core then
+    produces exactly ``beats``. ``tile`` .. ``tile + tiles - 1`` are the
+    layer's tiles it covers.
     """
 
     sample: int
@@ -80,6 +83,8 @@ class LayerPass(NamedTuple):
     beats: list
     tile: int = 0
     tiles: int = 1
+    wait_idle: bool = True
+    loads_after: int = -1
 
 
 class TimestepEnd(NamedTuple):
@@ -99,25 +104,23 @@ class Region(NamedTuple):
     mode: str
 
 
-class TilePlan(NamedTuple):
-    """Static facts of one tile: PE neurons [A] (-1 pad), fan-in [F], weights [F, A], first weight row."""
-
-    pe_neurons: np.ndarray
-    fanin: np.ndarray
-    weights: np.ndarray
-    weight_base: int
-
-
 class Allocation(NamedTuple):
-    """Buffer allocation of a network on a build.
+    """Buffer allocation of a network on a build (docs/schedule.md, "Buffer allocation").
 
-    ``weights``       "static" (everything loaded once) or "per_tile"
-                      (a tile's rows 0..F-1 are reloaded before its events).
-    ``weight_rows_used``  rows written (static: total fan-in; per_tile: the largest fan-in).
-    ``regions``       membrane regions in layer order.
-    ``mem_rows_used`` rows of the membrane buffer in use.
-    ``layer_base``    layer index -> membrane base row (readout layers: 0).
-    ``tiles``         layer index -> list of :class:`TilePlan`.
+    ``weights``       "static" (every weight block loaded once, before the
+                      first sample) or "streamed" (blocks pass through the
+                      weight buffer as a ring while EVENTs run).
+    ``weight_rows_used``  rows written (static: all blocks; streamed: the
+                      highest row the ring reaches).
+    ``regions``       membrane regions of one sample in layer order.
+    ``mem_rows_used`` rows of the membrane buffer in use (all samples of a batch).
+    ``layer_base``    layer index -> membrane base row of batch slot 0 (readout: 0).
+    ``tiles``         layer index -> list of :class:`golden.mapping.TilePlan`.
+    ``plans``         layer index -> :class:`golden.mapping.LayerPlan` (mapping, tiles, weight blocks).
+    ``block_base``    (layer, block) -> first weight row (static weights; streamed: {}).
+    ``batch``         samples that run interleaved per weight block (1 = sample after
+                      sample); each batch slot has its own membrane regions.
+    ``sample_rows``   membrane rows of one sample (the offset between batch slots).
     """
 
     weights: str
@@ -126,73 +129,127 @@ class Allocation(NamedTuple):
     mem_rows_used: int
     layer_base: dict
     tiles: dict
+    plans: dict
+    block_base: dict
+    batch: int
+    sample_rows: int
 
     def describe(self) -> dict:
         """JSON-able summary (no weight data)."""
         return {"weights": self.weights, "weight_rows_used": self.weight_rows_used,
-                "mem_rows_used": self.mem_rows_used,
+                "mem_rows_used": self.mem_rows_used, "batch": self.batch,
+                "sample_rows": self.sample_rows,
                 "regions": [{"layers": list(r.layers), "base": r.base, "rows": r.rows, "mode": r.mode}
                             for r in self.regions],
-                "layers": {i: {"base": self.layer_base[i], "tiles": len(tp),
-                               "fanin": [int(p.fanin.size) for p in tp],
-                               "weight_base": [p.weight_base for p in tp]}
-                           for i, tp in self.tiles.items()}}
+                "layers": {i: {"mapping": p.mapping, "base": self.layer_base[i],
+                               "tiles": len(p.tiles), "weight_blocks": len(p.blocks),
+                               "block_rows": [b.rows for b in p.blocks],
+                               "fanin_max": max((t.fanin.size for t in p.tiles), default=0)}
+                           for i, p in self.plans.items()}}
 
 
-def plan_allocation(cfg: HwConfig, net) -> Allocation:
-    """Map every layer onto tiles and allocate the weight and membrane buffers (docs/schedule.md).
+def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: int = 1,
+                    weights: bool = True) -> Allocation:
+    """Lay every layer onto the array and allocate the buffers (docs/schedule.md).
 
-    ``net`` must already be validated against ``cfg``.
+    ``mapping`` forces one of :data:`golden.mapping.MAPPINGS` on every layer
+    (default: :func:`golden.mapping.choose_mappings`). ``samples``: how many
+    samples will run; with streamed weights up to that many run interleaved
+    (``batch``) as far as their membrane regions fit ``mem_rows``. ``net``
+    must already be validated against ``cfg`` (with the same ``mapping``).
+    ``weights=False``: geometry only (``net`` needs ``layers`` of
+    :class:`golden.geometry.LayerGeometry` and ``blocks()``; the weight blocks
+    carry no weights), for cycle models such as ``benchmarks/dataflow.py``.
     """
-    plans = {}
-    total = 0
-    for i, layer in enumerate(net.layers):
-        pe = tile_pe_neurons(cfg, layer)
-        tp = []
-        for j in range(pe.shape[0]):
-            fan = tile_fanin(cfg, layer, pe[j])
-            w = tile_weights(cfg, layer, pe[j], fan)
-            w.setflags(write=False)
-            tp.append(TilePlan(pe[j], fan, w, total))
-            total += fan.size
-        plans[i] = tp
+    mappings = choose_mappings(cfg, net.layers, mapping)
+    plans = {i: plan_layer(cfg, layer, mappings[i], weights) for i, layer in enumerate(net.layers)}
+    total = sum(p.weight_rows for p in plans.values())
     static = total <= cfg.weight_rows
-    if not static:
-        plans = {i: [p._replace(weight_base=0) for p in tp] for i, tp in plans.items()}
-        used = max((p.fanin.size for tp in plans.values() for p in tp), default=0)
-    else:
-        used = total
-    regions, base_of, row = [], {}, 0
+    block_base, row = {}, 0
+    if static:
+        for i, p in plans.items():
+            for k, blk in enumerate(p.blocks):
+                block_base[(i, k)] = row
+                row += blk.rows
+    regions, base_of, mrow = [], {}, 0
     for blk in net.blocks():
         first = net.layers[blk[0]]
-        rows = membrane_rows_of_block(cfg, first)
-        regions.append(Region(tuple(blk), row, rows, first.mode))
+        rows = membrane_rows_of_block(cfg, first, mappings[blk[0]])
+        regions.append(Region(tuple(blk), mrow, rows, first.mode))
         for i in blk:
-            base_of[i] = row
-        row += rows
+            base_of[i] = mrow
+        mrow += rows
     for i in range(len(net.layers)):
         base_of.setdefault(i, 0)
-    return Allocation("static" if static else "per_tile", int(used), regions, row, base_of, plans)
+    # samples interleaved per layer (and weight block) as far as their membranes fit
+    batch = max(1, min(int(samples), cfg.mem_rows // mrow if mrow else int(samples)))
+    used = total if static else _ring_extent(cfg, plans)
+    return Allocation("static" if static else "streamed", int(used), regions, mrow * batch, base_of,
+                      {i: p.tiles for i, p in plans.items()}, plans, block_base, batch, mrow)
 
 
-def _region_slots(cfg: HwConfig, net, region: Region) -> np.ndarray:
-    """int64 [rows, S]: index into the flattened stored state of each membrane word, -1 = padding."""
-    layer = net.layers[region.layers[0]]
-    c, h, w = layer.out_chw
+def _ring_extent(cfg: HwConfig, plans: dict) -> int:
+    """Highest weight row + 1 the streaming ring writes over one pass of the network."""
+    ring = _Ring(cfg.weight_rows)
+    for i, p in plans.items():
+        for k, blk in enumerate(p.blocks):
+            ring.place((i, k), blk.rows, 0)
+    return ring.extent
+
+
+class _Ring:
+    """Weight-buffer rows as a ring of blocks (docs/schedule.md, "Streamed weights").
+
+    :meth:`place` puts a block at the next free row (back to row 0 when it
+    would pass the end), evicting the blocks it overlaps, and returns its base
+    row and the index of the last pass that used an evicted block (-1: none);
+    :meth:`find` says where a block already is.
+    """
+
+    def __init__(self, rows: int):
+        self.rows, self.ptr, self.extent = rows, 0, 0
+        self.resident: dict = {}          # key -> [lo, hi, last pass index]
+
+    def find(self, key):
+        return self.resident.get(key)
+
+    def place(self, key, size: int, use: int) -> tuple:
+        if self.ptr + size > self.rows:
+            self.ptr = 0
+        lo, hi = self.ptr, self.ptr + size
+        after = -1
+        for k in [k for k, (a, b, _) in self.resident.items() if a < hi and lo < b]:
+            after = max(after, self.resident.pop(k)[2])
+        self.resident[key] = [lo, hi, use]
+        self.ptr = hi
+        self.extent = max(self.extent, hi)
+        return lo, after
+
+    def use(self, key, index: int) -> None:
+        self.resident[key][2] = index
+
+
+def _region_words(cfg: HwConfig, plan, region: Region) -> np.ndarray:
+    """int64 [rows, S]: index into the flattened stored state of each membrane word, -1 = padding.
+
+    CHAINED row ``base + j`` holds slot ``k`` of tile ``j``: the stored state
+    ``[C/N, H, W]`` index of group 0's neuron (every group's slot ``k`` is the
+    same ``(c', h, w)``); INDEPENDENT row ``base + j·N + g`` holds the neurons of
+    PEs ``g·S ..`` of tile ``j``.
+    """
+    pe = np.stack([t.pe_neurons for t in plan.tiles]) if plan.tiles else np.zeros((0, cfg.array), np.int64)
     s_, n = cfg.slots, cfg.groups
-    r = np.arange(region.rows, dtype=np.int64)[:, None]
-    k = np.arange(s_, dtype=np.int64)[None, :]
     if region.mode == "chained":
-        idx = r * s_ + k                               # row base+j holds slots j*S .. j*S+S-1
-        size = (c // n) * h * w
-    else:
-        idx = (r // n) * cfg.array + (r % n) * s_ + k  # row base+j*N+g: neuron j*A + g*S + k
-        size = c * h * w
-    return np.where(idx < size, idx, -1)
+        return pe[:, :s_].astype(np.int64)
+    return pe.reshape(-1, n, s_).reshape(-1, s_).astype(np.int64)
 
 
 class Schedule(NamedTuple):
-    """Output of :func:`build_schedule`."""
+    """Output of :func:`build_schedule`.
+
+    ``synapses``: real synaptic additions of all EVENTs (PEs whose neuron is
+    connected to the EVENT's input; the rest add a structural 0), for PE
+    utilization = synapses / (A · cycles)."""
 
     cfg: HwConfig
     net: object
@@ -200,6 +257,7 @@ class Schedule(NamedTuple):
     items: list
     allocation: Allocation
     result: object          # golden.fixed_model.FixedResult, [T, B] = [T, samples]
+    synapses: int = 0
 
     @property
     def counts(self) -> dict:
@@ -216,6 +274,7 @@ class Schedule(NamedTuple):
                 c["weight_loads"] += len(it.weight_loads)
             else:
                 c["timesteps"] += 1
+        c["synapses"] = self.synapses
         return {k: int(v) for k, v in c.items()}
 
 
@@ -224,73 +283,150 @@ def _gather(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.where(index >= 0, values[np.maximum(index, 0)], 0).astype(np.int64)
 
 
-def build_schedule(cfg: HwConfig, net, spikes_in) -> Schedule:
+class PassPlan(NamedTuple):
+    """The static part of one :class:`LayerPass` (no spikes): what
+    :func:`plan_passes` decides and both :func:`build_schedule` and the
+    dataflow benchmark use.
+
+    ``blocks``: ``[(k, weight base row, load)]`` for the layer's weight blocks
+    ``k`` the pass runs (``load``: the pass loads the block into its rows);
+    ``layer_cmd``: the pass starts with ``LAYER(base, mode, first)``; ``tile0``:
+    the tile the core's tile counter counts from."""
+
+    sample: int
+    t: int
+    layer: int
+    blocks: list
+    layer_cmd: bool
+    base: int
+    first: int
+    tile0: int
+    wait_idle: bool
+    loads_after: int
+
+
+def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int):
+    """Passes and timestep ends in execution order (docs/schedule.md, "Command order").
+
+    Yields :class:`PassPlan` items and ``(sample, t)`` tuples (a
+    :class:`TimestepEnd` goes there); ``loads_after`` indexes the yielded
+    sequence (passes and ends alike, as ``sched.items`` does).
+    """
+    n = cfg.groups
+    static = alloc.weights == "static"
+    firsts = {blk[0] for blk in net.blocks()}
+    ring = _Ring(cfg.weight_rows)
+    index = 0
+    for b0 in range(0, n_samples, alloc.batch):
+        batch = range(b0, min(n_samples, b0 + alloc.batch))
+        for t in range(n_t):
+            prev, prev_tile0 = None, 0    # (layer, sample), tile0 of the previous pass
+            for i, layer in enumerate(net.layers):
+                plan = alloc.plans[i]
+                readout = layer.mode == "readout"
+                first = int(t == 0 and (readout or i in firsts))
+                rows_per_tile = 1 if layer.mode == "chained" else n
+                groups = [list(range(len(plan.blocks)))] if static else \
+                    [[k] for k in range(len(plan.blocks))]
+                layer_start = True
+                for ks in groups:
+                    for b in batch:
+                        j0 = plan.blocks[ks[0]].j0
+                        start = prev != (i, b)
+                        tile0 = j0 if start else prev_tile0
+                        base = 0 if readout or not start else \
+                            alloc.layer_base[i] + (b - b0) * alloc.sample_rows + j0 * rows_per_tile
+                        blocks, after = [], -1
+                        for k in ks:
+                            if static:
+                                blocks.append((k, alloc.block_base[(i, k)], False))
+                                continue
+                            hit = ring.find((i, k))
+                            if hit is None:
+                                wbase, after = ring.place((i, k), plan.blocks[k].rows, index)
+                                blocks.append((k, wbase, True))
+                            else:
+                                ring.use((i, k), index)
+                                blocks.append((k, hit[0], False))
+                        yield PassPlan(b, t, i, blocks, start, base, first, tile0, layer_start, after)
+                        index += 1
+                        layer_start = False
+                        prev, prev_tile0 = (i, b), tile0
+            for b in batch:
+                yield (b, t)
+                index += 1
+
+
+def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None) -> Schedule:
     """Weight loads, commands and expected outputs for ``spikes_in`` [samples, T, *net.in_shape].
 
-    Order: for each sample, for each timestep t, for each layer: LAYER(base,
-    mode, first) with ``first = (t == 0 and the layer is unshared or first in
-    its block)``; then per tile one EVENT per non-zero input spike of the
-    tile's fan-in in ascending input index, then TILE (N beats). After the
-    last layer of t: a :class:`TimestepEnd` with every allocated membrane row.
-    Raises NetworkError / ValueError for a network that does not fit ``cfg``
-    or malformed spikes.
+    Order (docs/schedule.md, "Command order"): samples run in batches of
+    ``allocation.batch``; for each batch, each timestep ``t``, each layer,
+    each weight block of the layer (in tile order), each sample of the batch:
+    the block's tiles, each as one EVENT per non-zero input spike of its
+    fan-in in ascending input index, then TILE. A pass starts with
+    ``LAYER(base, mode, first)`` when it is the first of its layer and sample
+    or follows a pass of another sample; ``first = (t == 0 and the layer is
+    unshared or first in its block)``. After the last layer of ``t``: a
+    :class:`TimestepEnd` per sample of the batch with every membrane row of
+    that sample. ``mapping`` forces one mapping on every layer. Raises
+    NetworkError / ValueError for a network that does not fit ``cfg`` or
+    malformed spikes.
     """
-    net.validate(cfg)
+    net.validate(cfg, mapping=mapping)
     spikes = check_spikes(spikes_in, net.in_shape, "spikes_in", "samples, T")
     n_samples, n_t = spikes.shape[:2]
-    alloc = plan_allocation(cfg, net)
+    alloc = plan_allocation(cfg, net, mapping, n_samples)
     result = run_fixed(cfg, net, spikes.transpose(1, 0, *range(2, spikes.ndim)))
     n, s_ = cfg.groups, cfg.slots
     static = alloc.weights == "static"
+    plans = alloc.plans
 
     static_loads = []
     if static:
-        for i in range(len(net.layers)):
-            for tp in alloc.tiles[i]:
-                static_loads.extend(WeightLoad(tp.weight_base + r, tp.weights[r])
-                                    for r in range(tp.fanin.size))
+        for (i, k), base in alloc.block_base.items():
+            w = plans[i].blocks[k].weights
+            static_loads.extend(WeightLoad(base + r, w[r]) for r in range(w.shape[0]))
 
-    # per_tile: a tile's load list is built once and shared by every pass of that tile (read-only)
-    tile_loads = {} if static else {
-        i: [[WeightLoad(r, tp.weights[r]) for r in range(tp.fanin.size)] for tp in tps]
-        for i, tps in alloc.tiles.items()}
-    region_slots = [(_region_slots(cfg, net, r), r) for r in alloc.regions]
-    firsts = {blk[0] for blk in net.blocks()}
+    region_words = [(_region_words(cfg, plans[r.layers[0]], r), r) for r in alloc.regions]
     items = []
+    synapses = 0
     tile_cmd = Command(OP_TILE)
-    for b in range(n_samples):
-        for t in range(n_t):
-            for i, layer in enumerate(net.layers):
-                x_in = (spikes[b, t] if i == 0 else result.layers[i - 1].spikes[t, b]).ravel()
-                tr = result.layers[i]
-                readout = layer.mode == "readout"
-                vals = (tr.current if readout else tr.membrane)[t, b].ravel()
-                spk = tr.spikes[t, b].ravel()
-                first = int(t == 0 and (readout or i in firsts))
-                layer_cmd = Command(OP_LAYER, 0, alloc.layer_base[i], MODE_CODES[layer.mode], first)
-                cmds = [layer_cmd]
-                beats, loads = [], []
-                for j, tp in enumerate(alloc.tiles[i]):
-                    if not static:
-                        loads = tile_loads[i][j]
-                        cmds = [layer_cmd] if j == 0 else []
-                        beats = []
-                    rows = np.flatnonzero(x_in[tp.fanin]) + tp.weight_base
-                    cmds.extend(Command(OP_EVENT, r) for r in rows.tolist())
-                    cmds.append(tile_cmd)
-                    bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
-                    bs = _gather(spk, tp.pe_neurons).reshape(n, s_)
-                    beats.extend(Beat(bs[g], bv[g], j, g, int(g == n - 1), int(readout), i, t, b)
-                                 for g in range(n))
-                    if not static:
-                        items.append(LayerPass(b, t, i, loads, cmds, beats, j, 1))
-                if static:
-                    items.append(LayerPass(b, t, i, [], cmds, beats, 0, len(alloc.tiles[i])))
+    for pp in plan_passes(cfg, net, alloc, n_samples, n_t):
+        if not isinstance(pp, PassPlan):
+            b, t = pp
+            slot_base = (b % alloc.batch) * alloc.sample_rows
             mem = {}
-            for slots, region in region_slots:
+            for words, region in region_words:
                 state = result.stored_state(region.layers[0])[t, b].ravel()
-                words = _gather(state, slots)
+                vals = _gather(state, words)
                 for r in range(region.rows):
-                    mem[region.base + r] = words[r]
+                    mem[slot_base + region.base + r] = vals[r]
             items.append(TimestepEnd(b, t, mem))
-    return Schedule(cfg, net, static_loads, items, alloc, result)
+            continue
+        b, t, i = pp.sample, pp.t, pp.layer
+        layer, plan, tr = net.layers[i], plans[i], result.layers[i]
+        readout = layer.mode == "readout"
+        x_in = (spikes[b, t] if i == 0 else result.layers[i - 1].spikes[t, b]).ravel()
+        vals = (tr.current if readout else tr.membrane)[t, b].ravel()
+        spk = tr.spikes[t, b].ravel()
+        cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first)] if pp.layer_cmd else []
+        loads, beats = [], []
+        for k, wbase, load in pp.blocks:
+            blk = plan.blocks[k]
+            if load:
+                loads.extend(WeightLoad(wbase + r, blk.weights[r]) for r in range(blk.rows))
+            for j in range(blk.j0, blk.j1):
+                tp = plan.tiles[j]
+                rel = tp.rows[np.flatnonzero(x_in[tp.fanin])]
+                synapses += int(blk.synapses[rel].sum())
+                cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
+                cmds.append(tile_cmd)
+                bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
+                bs = _gather(spk, tp.pe_neurons).reshape(n, s_)
+                beats.extend(Beat(bs[g], bv[g], j, g, int(g == n - 1), int(readout), i, t, b, pp.tile0)
+                             for g in range(n))
+        j0 = plan.blocks[pp.blocks[0][0]].j0
+        items.append(LayerPass(b, t, i, loads, cmds, beats, j0, plan.blocks[pp.blocks[-1][0]].j1 - j0,
+                               pp.wait_idle, pp.loads_after))
+    return Schedule(cfg, net, static_loads, items, alloc, result, synapses)

@@ -60,10 +60,12 @@ class RecordingScoreboard(Scoreboard):
 
     def attach(self, samples: int, timesteps: int, outputs: int, stats, progress: Path | None,
                last=None, sample_ids=None):
-        """``last``: ``(index, layer)`` of the layer whose beats are recorded
-        (values of a readout layer, spikes of a LIF layer, at the flat output
-        index of :func:`golden.mapping.tile_pe_neurons`); None: every readout
-        beat, at ``tile·A + group·S + slot``.
+        """``last``: ``(index, layer[, pe_neurons])`` of the layer whose beats are
+        recorded (values of a readout layer, spikes of a LIF layer, at the flat
+        output index of its tile's PE: ``pe_neurons`` ``[tiles, A]`` from the
+        schedule's allocation, default the position mapping's
+        :func:`golden.mapping.tile_pe_neurons`); None: every readout beat, at
+        ``tile·A + group·S + slot``.
         ``sample_ids[b]``: the number messages give local sample ``b``."""
         self.readout = np.zeros((samples, timesteps, outputs), dtype=np.int64)
         self.sample_first_cycle = np.full(samples, -1, dtype=np.int64)
@@ -177,11 +179,12 @@ class RecordingScoreboard(Scoreboard):
         from golden.mapping import tile_pe_neurons
         s = self.cfg.slots
         layer = self._last[1]
-        key = (exp.tile, exp.group)
-        nrn = self._nrn.get(key)
-        if nrn is None:
-            nrn = self._nrn[key] = tile_pe_neurons(self.cfg, layer, [exp.tile])[0][
-                exp.group * s:(exp.group + 1) * s]
+        row = self._last[2][exp.tile] if len(self._last) > 2 else None
+        if row is None:   # the position mapping (cached per tile)
+            row = self._nrn.get(exp.tile)
+            if row is None:
+                row = self._nrn[exp.tile] = tile_pe_neurons(self.cfg, layer, [exp.tile])[0]
+        nrn = row[exp.group * s:(exp.group + 1) * s]
         real = nrn >= 0
         vals = _ints(got["values" if exp.readout else "spikes"])[:s]
         self.readout[exp.sample, exp.t, nrn[real]] = vals[real]
@@ -209,8 +212,10 @@ def _setup(plan: dict, stats=None):
                              layer_modes={i: l.mode for i, l in enumerate(net.layers)},
                              max_report=plan.get("max_report", 8))
     progress = Path(plan["progress"]) if plan.get("progress") else None
+    li = len(net.layers) - 1   # recorded at its PEs' neurons of the schedule's allocation
     sb.attach(spikes.shape[0], spikes.shape[1], int(np.prod(ro.out_chw)), stats, progress,
-              last=(len(net.layers) - 1, ro), sample_ids=plan.get("sample_ids"))
+              last=(li, ro, np.stack([tp.pe_neurons for tp in nr.sched.allocation.tiles[li]])),
+              sample_ids=plan.get("sample_ids"))
     return nr, sb, t_sched
 
 

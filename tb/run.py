@@ -48,7 +48,7 @@ from golden.cli import OneLineParser, bounded_int, posint, run_main
 from golden.config import MAX_ROWS, ConfigError, HwConfig
 from golden.errors import ProjectError
 from golden.files import atomic_write, check_writable_dir, require_file
-from golden.mapping import rows_needed
+from golden.mapping import rows_needed, weight_rows_total
 from golden.network import NetworkError, load_network
 
 from .build import SIMULATORS, BuildError
@@ -60,6 +60,8 @@ __all__ = ["InputError", "load_inputs", "parse_samples", "choose_config", "main"
 
 PROG = "python -m tb.run"
 #: outputs printed on stdout (all of them go to --out)
+#: Outputs per sample printed in the table (all of them are in outputs.npy).
+MAX_OUTPUTS_PRINTED = 32
 MAX_PRINTED = 64
 
 
@@ -136,10 +138,12 @@ def choose_config(net, base: HwConfig, rows_given: dict) -> tuple[HwConfig, dict
     except NetworkError as e:
         raise NetworkError(f"the network does not fit {base.array} PEs x {base.groups} groups: "
                            f"{e}") from None
-    need_w, need_m = rows_needed(base, net.layers)
+    need_w, need_m = rows_needed(widest, net.layers)
+    # two of the largest weight blocks (loading overlaps the EVENTs), or everything at once
+    want_w = min(weight_rows_total(widest, net.layers), 2 * need_w)
     d = HwConfig()
     rows = {"weight_rows": rows_given.get("weight_rows") or min(MAX_ROWS, max(
-                d.weight_rows, _pow2_at_least(need_w))),
+                d.weight_rows, _pow2_at_least(want_w))),
             "mem_rows": rows_given.get("mem_rows") or min(MAX_ROWS, max(
                 d.mem_rows, _pow2_at_least(need_m)))}
     cfg = base.replace(**rows)
@@ -195,7 +199,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--groups", type=posint("GROUPS"), default=None, metavar="N",
                    help=f"C#N channel groups (default {d.groups})")
     p.add_argument("--weight-rows", type=posint("--weight-rows", MAX_ROWS), default=None, metavar="R",
-                   help="weight buffer rows (default: 256, or the power of two the network needs)")
+                   help="weight buffer rows (default: 256, or the power of two that holds two of the network's largest weight blocks, or all its weights)")
     p.add_argument("--mem-rows", type=posint("--mem-rows", MAX_ROWS), default=None, metavar="R",
                    help="membrane buffer rows (default: 64, or the power of two the network needs)")
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -312,8 +316,9 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
         for k in shown:
             i = merged.sample_ids[k]
             note = "   (FAILED)" if i in bad else "   (not checked)" if i in skipped else ""
-            lines.append(f"   {i:6d}  {int(pred[k]):5d}  "
-                         f"{' '.join(str(int(v)) for v in sums[k])}{note}")
+            vals = " ".join(str(int(v)) for v in sums[k][:MAX_OUTPUTS_PRINTED])
+            more = f" ... (+{sums[k].size - MAX_OUTPUTS_PRINTED})" if sums[k].size > MAX_OUTPUTS_PRINTED else ""
+            lines.append(f"   {i:6d}  {int(pred[k]):5d}  {vals}{more}{note}")
         if n > len(shown):
             lines.append(f"   ... {n - len(shown)} more (all in --out outputs.npy)")
     return "\n".join(lines)

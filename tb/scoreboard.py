@@ -153,7 +153,7 @@ class Scoreboard:
             ev = np.stack([b.values for b in exp])
             gs, gv = np.asarray(got["spikes"])[:m], np.asarray(got["values"])[:m]
             bad = ((es != gs) | (ev != gv)).any(axis=1)
-            hdr = {"tile": [b.tile % (1 << 16) for b in exp], "group": [b.group for b in exp],
+            hdr = {"tile": [b.wire_tile for b in exp], "group": [b.group for b in exp],
                    "last": [b.last for b in exp], "readout": [b.readout for b in exp]}
             for k, v in hdr.items():
                 bad |= np.asarray(got[k])[:m] != np.asarray(v)

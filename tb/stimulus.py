@@ -33,7 +33,7 @@ import numpy as np
 
 from golden.config import HwConfig
 from golden.network import Layer, Network, NetworkError
-from golden.mapping import membrane_rows_of_block
+from golden.mapping import choose_mappings, membrane_rows_of_block
 from golden.errors import ProjectError
 
 __all__ = ["StimulusError", "DENSITIES", "make_network", "make_spikes"]
@@ -116,10 +116,11 @@ def _build(cfg: HwConfig, rng, cin: int, c: int, hw: int, layer_share: bool) -> 
                                mode="chained", name="fc_chain"))
     fc2 = max(2, min(wr, math.ceil(1.6 * a)))
     # keep the independent layer (N rows per tile) inside mem_rows
-    used = sum(membrane_rows_of_block(cfg, lay) for lay in layers[:2]) \
-        + membrane_rows_of_block(cfg, layers[-1])
+    maps = choose_mappings(cfg, layers)
+    used = sum(membrane_rows_of_block(cfg, lay, m) for lay, m in zip(layers[:2], maps)) \
+        + membrane_rows_of_block(cfg, layers[-1], maps[-1])
     if not layer_share:
-        used += membrane_rows_of_block(cfg, layers[2])
+        used += membrane_rows_of_block(cfg, layers[2], maps[2])
     room = max(1, (cfg.mem_rows - used) // n)
     if -(-fc2 // a) > room:
         fc2 = max(2, room * a - max(1, a // 4))

@@ -269,7 +269,7 @@ def test_scoreboard_check_beats_equals_check_beat():
     net = make_network(cfg, 4, True)
     sched = build_schedule(cfg, net, make_spikes(net, 4, 1, 2))
     _, beats = flatten(sched, expected_layouts(cfg))
-    got = [{"spikes": b.spikes.copy(), "values": b.values.copy(), "tile": b.tile % 65536,
+    got = [{"spikes": b.spikes.copy(), "values": b.values.copy(), "tile": b.wire_tile,
             "group": b.group, "last": b.last, "readout": b.readout} for b in beats]
     got[3]["values"][1] += 1
     got[7]["tile"] += 1

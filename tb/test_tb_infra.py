@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from golden.config import HwConfig
-from golden.mapping import layer_tiles
+from golden.mapping import choose_mappings, layer_tiles
 from golden.schedule import build_schedule
 from tb.payload import (XVAL, PayloadError, StreamLayout, expected_layouts,
                         layouts_from_manifest, pack_bits, unpack_binstr, unpack_bits)
@@ -115,7 +115,7 @@ def test_scoreboard_counts_and_passes_equal_beats():
     exp = [_beat(cfg, group=g, last=int(g == 1)) for g in range(2)]
     sb = Scoreboard(cfg, exp)
     for b in exp:
-        assert sb.check_beat({"spikes": b.spikes, "values": b.values, "tile": b.tile,
+        assert sb.check_beat({"spikes": b.spikes, "values": b.values, "tile": b.wire_tile,
                               "group": b.group, "last": b.last, "readout": b.readout})
     sb.missing_beats()
     assert sb.ok and sb.counts()["beats"] == 2 and sb.counts()["spikes"] == 8
@@ -163,7 +163,7 @@ def test_network_covers_features(cfg, share):
     assert {"linear", "conv"} <= {l.kind for l in net.layers}
     blocks = [b for b in net.blocks() if len(b) > 1]
     assert (len(blocks) == 1 and len(blocks[0]) == 2) if share else not blocks
-    tiles = [layer_tiles(cfg, l) for l in net.layers]
+    tiles = [layer_tiles(cfg, l, m) for l, m in zip(net.layers, choose_mappings(cfg, net.layers))]
     assert max(tiles) >= 2, tiles
     assert make_network(cfg, seed=4, layer_share=share).layers[1].weight.tobytes() == \
         net.layers[1].weight.tobytes()  # seeded
@@ -172,8 +172,9 @@ def test_network_covers_features(cfg, share):
 def test_partial_tile_present():
     cfg = HwConfig(array=32, groups=4)
     net = make_network(cfg, seed=1)
-    from golden.mapping import tile_pe_neurons
-    assert any((tile_pe_neurons(cfg, l)[-1] < 0).any() for l in net.layers)
+    from golden.schedule import plan_allocation
+    alloc = plan_allocation(cfg, net)
+    assert any((tp[-1].pe_neurons < 0).any() for tp in alloc.tiles.values())
 
 
 def test_spike_densities():

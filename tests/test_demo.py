@@ -302,7 +302,7 @@ def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
 
     def got(b, values=None):
         return {"spikes": list(b.spikes), "values": list(b.values if values is None else values),
-                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+                "tile": b.wire_tile, "group": b.group, "last": b.last, "readout": b.readout}
     for b in beats[:3]:
         Stats.cycles += 10
         assert sb.check_beat(got(b))

@@ -339,11 +339,12 @@ def _conv_net(block2=None, mode2="chained", w2=None):
 @pytest.mark.parametrize("change,pattern", [
     (dict(weight_width=2), r"layer 0 \('c1'\): weight -?3 is outside the 2-bit range \[-2, 1\]"),
     (dict(groups=8, array=8), r"layer 0 \('c1'\): chained mode needs out_channels \(4\) divisible by groups=8"),
-    (dict(weight_rows=20), r"layer 0 \('c1'\): tile 1 has fan-in 24 > weight_rows=20"),
+    (dict(weight_rows=20), r"layer 0 \('c1'\): weight rows per chunk .* 24 > weight_rows=20 "
+                               r"\(weight_stationary mapping\)"),
     (dict(mem_rows=10), r"layer 1 \('c2'\): membrane region .* ends at row 16 > mem_rows=10"),
 ])
 def test_validate_errors_name_the_layer(change, pattern):
-    # array 8, groups 2: S = 4, Cg = 2, tiles = 2*16/4 = 8 per layer; tile 1 = image row 1, receptive rows 0..2: 2 ch x 12 = 24 inputs
+    # array 8, groups 2: S = 4, Cg = 2, weight-stationary p = 2 positions per tile: 2 input ch x 3 x 4 = 24 rows
     cfg = HwConfig(array=8, groups=2, weight_rows=4096, mem_rows=4096)
     net = _conv_net()
     net.validate(cfg)

@@ -109,7 +109,7 @@ def test_bad_inputs(files, tmp_path, what, make, text):
 def test_network_too_big_for_the_given_configuration(files):
     d, _, _ = files
     code, _, err = cli(base_args(d, "--weight-rows", "32", "--workers", "1"))
-    _one_line_error(code, err, "layer 1 ('c2'): tile 1 has fan-in 48 > weight_rows=32")
+    _one_line_error(code, err, "layer 1 ('c2'): weight rows per chunk (input channels x kernel rows x window width) 48 > weight_rows=32")
     code, _, err = cli(base_args(d, "--mem-rows", "16", "--workers", "1"))
     _one_line_error(code, err, "mem_rows=16")
     code, _, err = cli(base_args(d, "--config", str(d / "x.npy")))
@@ -435,7 +435,7 @@ def test_recording_a_lif_last_layer_keeps_spikes_at_their_neuron_index():
 
     def got(b, spikes=None):
         return {"spikes": list(b.spikes if spikes is None else spikes), "values": list(b.values),
-                "tile": b.tile, "group": b.group, "last": b.last, "readout": b.readout}
+                "tile": b.wire_tile, "group": b.group, "last": b.last, "readout": b.readout}
     assert all(sb.check_beat(got(b)) for b in beats[:3])
     assert not sb.check_beat(got(beats[3], [0, 0, 1, 0]))
     assert sb.readout[0, 0].tolist() == [1, 1, 0, 1, 0, 1]
