@@ -40,9 +40,10 @@ TEST_MODULE = "tb.demo_cocotb"
 PATHS = ("bulk", "bfm")
 TESTS = {"bulk": "demo_network_bulk", "bfm": "demo_network"}
 #: tb_bulk_top memory depths of the demo's build: one block holds a whole
-#: variant of the 360-sample test set (about 500 k operation words, 40,320
-#: beats, up to 34,560 membrane rows), so the top never pauses mid-run and the
-#: cycle counts are the core's (equal to the per-cycle path's)
+#: variant of the 360-sample test set (about 500 k operation words, 51,840
+#: beats, up to 46,080 membrane rows), so the top never pauses mid-run and the
+#: cycle counts are the core's (equal to the per-cycle path's); a larger
+#: input set runs in several blocks (same checks, a few cycles more per pause)
 DEMO_DEPTHS = {"ops": 1 << 20, "out": 1 << 16, "mem": 1 << 16}
 
 
