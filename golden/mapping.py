@@ -321,7 +321,7 @@ def _fanin_sizes(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> np.ndarra
 
 def mapping_cost(cfg: HwConfig, layer: LayerGeometry, mapping: str, rate: float = NOMINAL_RATE) -> float:
     """Estimated cycles of one pass over ``layer`` with input spike ``rate``:
-    ``sum over tiles of max(rate·F + 1, N + 1)`` (the steady-state tile period of
+    ``sum over tiles of max(rate·F + R + 1, N + 1)`` (the steady-state tile period of
     docs/interface.md with ``rate·F`` EVENTs for a fan-in of ``F``)."""
     f = _fanin_sizes(cfg, layer, _check_mapping(mapping)).astype(np.float64)
     nb = layer_bias_rows(cfg, layer)
