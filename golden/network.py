@@ -40,8 +40,8 @@ from .config import HwConfig
 from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
-from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_tiles, membrane_rows_of_block,
-                      rows_needed)
+from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_bias_rows, layer_tiles,
+                      membrane_rows_of_block, rows_needed)
 
 __all__ = [
     "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
@@ -274,6 +274,9 @@ class Network:
             if need > cfg.weight_rows:
                 what = ("tile fan-in" if mappings[i] == POSITION else
                         "weight rows per chunk (input channels x kernel rows x window width)")
+                nb = layer_bias_rows(cfg, layer)
+                if nb:
+                    what += f" + {nb} bias rows"
                 raise NetworkError(f"{where(i, layer)}: {what} {need} > weight_rows={cfg.weight_rows} "
                                    f"({mappings[i]} mapping); raise weight_rows (twice that lets "
                                    f"weight loading overlap the EVENTs) or shrink the layer")

@@ -145,7 +145,8 @@ class Allocation(NamedTuple):
                 "layers": {i: {"mapping": p.mapping, "base": self.layer_base[i],
                                "tiles": len(p.tiles), "weight_blocks": len(p.blocks),
                                "block_rows": [b.rows for b in p.blocks],
-                               "fanin_max": max((t.fanin.size for t in p.tiles), default=0)}
+                               "fanin_max": max((t.fanin.size for t in p.tiles), default=0),
+                               "bias_rows": int(p.tiles[0].bias_rows.size) if p.tiles else 0}
                            for i, p in self.plans.items()}}
 
 

@@ -274,3 +274,19 @@ def test_bad_bias_and_pool_are_refused():
     with pytest.raises(NetworkError, match="layer 0 \\('c'\\): bias 32768 is outside the 16-bit "
                                            "accumulator range"):
         big.check_arithmetic(CFG)
+
+
+def test_bias_rows_count_toward_the_weight_buffer():
+    rng = np.random.default_rng(1)
+    net = ops_net(rng, 2)
+    alloc = plan_allocation(CFG, net, "weight_stationary")
+    nb = layer_bias_rows(CFG, net.layers[0])
+    assert alloc.describe()["layers"][0]["bias_rows"] == nb >= 2
+    rows = alloc.plans[0].blocks[0].rows
+    plain = Layer.conv(net.layers[0].in_shape, net.layers[0].weight, padding=1)
+    assert rows == plan_allocation(CFG, Network(net.in_shape, (plain,)), "weight_stationary") \
+        .plans[0].blocks[0].rows + nb
+    small = CFG.replace(weight_rows=rows - 1)
+    with pytest.raises(NetworkError, match=f"layer 0 \\('c1'\\): weight rows per chunk .* \\+ {nb} bias rows "
+                                           f"{rows} > weight_rows={rows - 1}"):
+        Network(net.in_shape, (net.layers[0],)).validate(small, mapping="weight_stationary")
