@@ -75,3 +75,75 @@ def test_ops_network_bit_exact_on_verilator(tmp_path):
                                               ly.kernel, ly.stride, ly.padding, ly.mode, ly.block,
                                               ly.name, ly.pool) for ly in net.layers))
     assert not np.array_equal(run_fixed(cfg, plain, xt).output.swapaxes(0, 1), want)
+
+
+def test_spikingjelly_batchnorm_maxpool_model_on_verilator(tmp_path):
+    """A SpikingJelly model with BatchNorm2d/1d, conv bias and MaxPool2d: imported (BatchNorm folded,
+    pooling mapped), quantized, and run bit-exact on the RTL with the quantizer's configuration."""
+    import pytest
+    pytest.importorskip("spikingjelly.clock_driven.neuron", reason="SpikingJelly is not installed")
+    import torch
+    from torch import nn
+    from spikingjelly.clock_driven import neuron, surrogate
+
+    from golden.importers import from_spikingjelly
+    from golden.quantize import quantize
+    from tb import run
+
+    def lif():
+        return neuron.LIFNode(tau=4 / 3, v_reset=None, surrogate_function=surrogate.ATan(), detach_reset=True)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1, self.lif1 = nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), lif()
+            self.pool = nn.MaxPool2d(2)
+            self.conv2, self.bn2, self.lif2 = nn.Conv2d(4, 4, 3, padding=1, bias=True), nn.BatchNorm2d(4), lif()
+            self.fc, self.bn3 = nn.Linear(16, 3), nn.BatchNorm1d(3)
+
+        def forward(self, x):
+            outs = []
+            for t in range(x.shape[0]):
+                c = self.bn1(self.conv1(x[t]))
+                o = self.pool(torch.cat([self.lif1(c[:, :2]), self.lif1(c[:, 2:])], 1))
+                c = self.bn2(self.conv2(o))
+                o = self.pool(torch.cat([self.lif2(c[:, :2]), self.lif2(c[:, 2:])], 1))
+                outs.append(self.bn3(self.fc(o.flatten(1))))
+            return outs
+
+    torch.manual_seed(3)
+    m = Net().double().eval()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                f = mod.weight[0].numel()
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=g, dtype=torch.float64) * 2 / f ** 0.5
+                                 + 2 / f)
+            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = mod.num_features
+                mod.running_mean.copy_(torch.randn(n, generator=g, dtype=torch.float64) * 0.2)
+                mod.running_var.copy_(torch.rand(n, generator=g, dtype=torch.float64) + 0.5)
+                mod.weight.copy_(torch.rand(n, generator=g, dtype=torch.float64) + 0.5)
+                mod.bias.copy_(torch.randn(n, generator=g, dtype=torch.float64) * 0.3)
+    x = (torch.rand((3, 4, 2, 8, 8), generator=g) < 0.4).double()
+    imp = from_spikingjelly(m, x)
+    q = quantize(imp.model, array=8)
+    assert [ly.pool for ly in q.network.layers] == [1, 2, 2]
+    assert all(ly.bias is not None for ly in q.network.layers)
+    save_network(q.network, tmp_path / "net.npz")
+    (tmp_path / "cfg.json").write_text(q.cfg.to_json())
+    xs = imp.spikes.numpy().astype(np.uint8).transpose(1, 0, 2, 3, 4)      # [samples, T, ...]
+    np.save(tmp_path / "x.npy", xs)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run_main(run._main, run.PROG, [
+            "--network", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "x.npy"),
+            "--config", str(tmp_path / "cfg.json"), "--workers", "1", "--out", str(tmp_path / "out")])
+    assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
+    res = run_fixed(q.cfg, q.network, xs.transpose(1, 0, 2, 3, 4))
+    assert all(0 < res.layers[i].spikes.mean() < 1 for i in range(2))
+    got = np.load(tmp_path / "out" / "outputs.npy")
+    np.testing.assert_array_equal(got, res.output.swapaxes(0, 1))
