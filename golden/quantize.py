@@ -39,6 +39,7 @@ import torch
 from .config import MAX_ROWS, ConfigError, HwConfig
 from .errors import ProjectError
 from .fixed_model import run_fixed
+from .fixedpoint import bias_rows
 from .mapping import rows_needed
 from .network import Layer, Network
 from .reference import EfficientLIFNet
@@ -164,6 +165,9 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         probe = HwConfig(**base)
     except ConfigError as e:
         raise QuantizeError(f"hardware parameters: {e}") from None
+    for w, layer in zip(wstats, layers):
+        if layer.bias is not None:
+            w["bias_rows"] = bias_rows(probe, layer.bias)
     need_w, need_m = rows_needed(probe, layers)
     for name, need, given in (("weight_rows", need_w, weight_rows), ("mem_rows", need_m, mem_rows)):
         if given is None and need > MAX_ROWS:
@@ -266,6 +270,13 @@ def report_markdown(rep: dict) -> str:
     for w in c["weights"]:
         lines.append(f"| {w['layer']} | {w['max_abs']:.4g} | {w['clipped']} | {w['max_abs_error']:.3g} "
                      f"| {w['current_bound']}{' (yes)' if w['acc_may_saturate'] else ''} |")
+    biased = [w for w in c["weights"] if "bias_rows" in w]
+    if biased:
+        lines += ["", "| layer | max abs bias | bias clipped | max abs bias rounding | bias rows (F2b) |",
+                  "|---|---|---|---|---|"]
+        for w in biased:
+            lines.append(f"| {w['layer']} | {w['bias_max_abs']:.4g} | {w['bias_clipped']} | "
+                         f"{w['bias_max_abs_error']:.3g} | {w['bias_rows']} |")
     for key, title in (("float", "float model vs fixed point"),
                        ("float_quantized", "float model with quantized weights/λ/θ vs fixed point")):
         r = rep[key]

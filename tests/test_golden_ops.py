@@ -22,7 +22,7 @@ from golden.fixed_model import run_fixed
 from golden.lif import LIFParams, ReferenceModelError
 from golden.mapping import layer_bias_rows
 from golden.network import Layer, Network, NetworkError, load_network, save_network
-from golden.quantize import agreement_report, quantize
+from golden.quantize import agreement_report, quantize, report_markdown
 from golden.reference import EfficientLIFNet, LayerSpec
 from golden.schedule import LayerPass, OP_EVENT, build_schedule, plan_allocation
 from test_golden_fixed import rand_spikes, rand_weights, slow_run
@@ -201,6 +201,9 @@ def test_quantized_bias_pool_agrees_exactly():
     assert q.network.layers[1].pool == 2 and q.network.layers[1].bias is not None
     np.testing.assert_array_equal(q.network.layers[0].bias,
                                   np.round(m.biases["0"].detach().numpy() * 64).astype(np.int64))
+    assert q.choices["weights"][0]["bias_rows"] == fp.bias_rows(q.cfg, q.network.layers[0].bias) >= 1
+    assert "bias rows (F2b)" in report_markdown(agreement_report(m, q, torch.zeros(1, 1, 2, 8, 9,
+                                                                                  dtype=torch.float64)))
     x = rand_spikes(np.random.default_rng(1), (4, 3, 2, 8, 9)).astype(np.float64)
     rep = agreement_report(m, q, torch.from_numpy(x))
     for row in rep["float"]["layers"]:
