@@ -65,7 +65,9 @@ MAX_TILES = 1 << 16
 
 
 def _int64_weights(weight, bad, what: str = "weight") -> np.ndarray:
-    """``weight`` as an int64 array; integers only, every value exactly representable in int64."""
+    """``weight`` as an int64 array; integers only, every value exactly representable in int64.
+
+    ``what`` names the array in the messages (``"weight"``, ``"bias"``)."""
     if what != "weight":
         return _int64_weights(weight, lambda m: bad(m.replace("weight", what, 1)))
     try:
@@ -105,8 +107,10 @@ class Layer(LayerGeometry):
     ``Layer(kind, in_shape, out_channels, weight, kernel=1, stride=1,
     padding=0, mode="chained", block=None, name="", pool=1, bias=None)``;
     ``weight`` is int64, linear ``[out, F]``, conv ``[out, C, k, k]``
-    (``weight_shape``); ``bias`` None or int64 ``[out]``, any integer (it is
-    split into weight-range rows, docs/fixed-point.md F2b).
+    (``weight_shape``); ``bias`` None or int64 ``[out]`` in the weights'
+    scale, not limited to the weight range (the schedule splits it into
+    weight-range rows, docs/fixed-point.md F2b; :meth:`Network.check_arithmetic`
+    bounds it by the accumulator range).
 
     Structural problems raise :class:`NetworkError` naming the layer. The
     weight array is copied to int64 and made read-only. Equality is identity.
