@@ -293,3 +293,22 @@ def test_bias_rows_count_toward_the_weight_buffer():
     with pytest.raises(NetworkError, match=f"layer 0 \\('c1'\\): weight rows per chunk .* \\+ {nb} bias rows "
                                            f"{rows} > weight_rows={rows - 1}"):
         Network(net.in_shape, (net.layers[0],)).validate(small, mapping="weight_stationary")
+
+
+@pytest.mark.parametrize("mapping", ["weight_stationary", "position"])
+def test_independent_layers_with_bias_and_pool_replay(mapping):
+    rng = np.random.default_rng(8)
+    b = lambda n: rng.integers(-200, 201, size=n)       # noqa: E731
+    net = Network((1, 6, 7), (
+        Layer.conv((1, 6, 7), rand_weights(rng, (3, 1, 3, 3), -30, 40), padding=1, mode="independent",
+                   name="i1", bias=b(3)),
+        Layer.conv((3, 3, 3), rand_weights(rng, (5, 3, 2, 2), -30, 40), mode="independent", name="i2",
+                   pool=2, bias=b(5)),
+        Layer.linear(rand_weights(rng, (3, 5), -30, 30), mode="readout", name="ro", pool=2, bias=b(3))))
+    spikes = rand_spikes(rng, (2, 3) + net.in_shape)
+    slow = slow_run(CFG, net, spikes.swapaxes(0, 1))
+    sched = build_schedule(CFG, net, spikes, mapping=mapping)
+    for i, s in enumerate(slow):
+        np.testing.assert_array_equal(sched.result.layers[i].current, s["current"])
+    replay(CFG, sched)
+    assert sched.result.layers[0].spikes.any() and sched.result.layers[1].spikes.any()
