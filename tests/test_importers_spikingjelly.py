@@ -626,6 +626,27 @@ def test_refuses_maxpool_that_is_not_an_or_of_spike_windows():
     with pytest.raises(ImporterError, match=r"module 'pool' \(MaxPool2d\) on the spikes of the neurons on "
                                             r"'conv': max pooling is supported once"):
         from_spikingjelly(P(nn.MaxPool2d(2), twice=True).double(), spikes((2, 1, 1, 12, 12)))
+    with pytest.raises(ImporterError, match=r"max_pool2d of the spikes of the neurons on 'conv': kernel 2, "
+                                            r"stride 1.*only MaxPool2d\(k\)"):
+        from_spikingjelly(P(lambda o: torch.nn.functional.max_pool2d(o, 2, 1)).double(), x)
+
+
+def test_functional_max_pool2d_conforms():
+    class F(BNPoolNet):
+        def forward(self, x):
+            outs = []
+            for t in range(self.t):
+                o = torch.nn.functional.max_pool2d(divlif(self.bn1(self.conv1(x[t])), self.lif1, 2), 2)
+                o = divlif(self.bn2(self.conv2(o)), self.lif2, 2)
+                o = torch.nn.functional.max_pool2d(divlif(self.conv3(o), self.lif2, 2), kernel_size=2, stride=2)
+                outs.append(self.bn_fc(self.fc(torch.flatten(o, 1))))
+            return outs
+
+    m = randomize_bn(make(F, gain=2.0, shift=2.0), seed=1).eval()
+    x = spikes((4, 3, 2, 8, 8), seed=4)
+    imp = from_spikingjelly(m, x)
+    assert [s.pool for s in imp.model.layers] == [1, 2, 1, 2]
+    assert_conforms(imp, framework_forward(m, x))
 
 
 def test_batchnorm_maxpool_model_quantizes_and_agrees():

@@ -13,8 +13,8 @@ submodule, and records the data flow between three kinds of values:
   Conv2d; eval mode, running statistics) applied to a layer's whole output
   is folded into the layer: ``s = γ/sqrt(var + eps)``, weights ``W·s``, bias
   ``s·(b − mean) + β`` (``b`` the layer's own bias, 0 without), in float64;
-* a ``MaxPool2d(k)`` (stride k, no padding or dilation, floor mode) of a
-  layer's whole spike map becomes the ``pool`` field of the layer that takes
+* a ``MaxPool2d(k)`` / ``F.max_pool2d(x, k)`` (stride k, no padding or
+  dilation, floor mode) of a layer's whole spike map becomes the ``pool`` field of the layer that takes
   the pooled spikes (:mod:`golden.geometry`);
 * anything else computed from those ("opaque": a sum, an average pooling,
   an activation...). An opaque value that reaches a layer or a neuron is
@@ -411,6 +411,16 @@ class _Tracer(TorchFunctionMode):
                     and o.shape[1] == math.prod(src.shape[1:]):
                 self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=True, pool=tag.pool))
                 return
+        if name == "max_pool2d" and tag.kind == "spikes" and len(tagged) == 1 and len(outs) == 1 \
+                and args and src is args[0]:
+            keys = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+            p = dict(zip(keys, args), **kwargs)
+            layer, t, k = self._max_pool(f"max_pool2d of {self.describe(tag)}", src, tag,
+                                         p.get("kernel_size"), p.get("stride"), p.get("padding", 0),
+                                         p.get("dilation", 1), p.get("ceil_mode", False),
+                                         p.get("return_indices", False))
+            self.put(outs[0], _Tag("spikes", layer, t, 0, tag.c1, pool=k))
+            return
         what = f"{name} of " + " and ".join(dict.fromkeys(self.describe(t) for _, t in tagged))
         for o in outs:
             self.put(o, _Tag("opaque", what=what))
@@ -502,6 +512,12 @@ class _Tracer(TorchFunctionMode):
     def _pool_call(self, module, name, x, tag) -> tuple:
         """Check a MaxPool2d of a layer's spikes; returns (layer, t, k)."""
         who = f"module {name!r} (MaxPool2d) on {self.describe(tag)}"
+        return self._max_pool(who, x, tag, module.kernel_size, module.stride, module.padding,
+                              module.dilation, module.ceil_mode, module.return_indices)
+
+    def _max_pool(self, who, x, tag, kernel_size, stride, padding, dilation, ceil_mode,
+                  return_indices) -> tuple:
+        """(layer, t, k) of a max pooling the project maps to ``pool = k``, else ImporterError."""
         full = self.layers[tag.layer].outputs[tag.t].shape[1]
         if tag.flat or tag.pool != 1 or (tag.c0, tag.c1) != (0, full) or x.dim() != 4:
             raise ImporterError(f"{who}: max pooling is supported once, on a layer's whole [B, C, H, W] "
@@ -510,14 +526,13 @@ class _Tracer(TorchFunctionMode):
         def pair(v):
             return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
-        k = pair(module.kernel_size)
-        st = pair(module.stride if module.stride is not None else module.kernel_size)
-        if (k[0] != k[1] or st != k or pair(module.padding) != (0, 0) or pair(module.dilation) != (1, 1)
-                or module.ceil_mode or module.return_indices):
-            raise ImporterError(f"{who}: kernel {module.kernel_size}, stride {module.stride}, padding "
-                                f"{module.padding}, dilation {module.dilation}, ceil_mode="
-                                f"{module.ceil_mode}: only MaxPool2d(k) (square, stride = kernel, no "
-                                f"padding or dilation, floor mode) is supported")
+        k = pair(kernel_size)
+        st = pair(stride if stride is not None and stride != [] else kernel_size)
+        if (k[0] != k[1] or st != k or pair(padding) != (0, 0) or pair(dilation) != (1, 1)
+                or ceil_mode or return_indices):
+            raise ImporterError(f"{who}: kernel {kernel_size}, stride {stride}, padding {padding}, "
+                                f"dilation {dilation}, ceil_mode={ceil_mode}: only MaxPool2d(k) (square, "
+                                f"stride = kernel, no padding or dilation, floor mode) is supported")
         return (tag.layer, tag.t, int(k[0]))
 
     def _layer_call(self, module, name, x, tag):
