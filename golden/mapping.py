@@ -1,6 +1,12 @@
 """Which neuron sits on which PE of which tile, which inputs form a tile's fan-in,
 and what a weight-buffer row holds (docs/schedule.md, "Neuron -> PE mapping").
 
+Two mappings (:data:`MAPPINGS`): weight-stationary (:mod:`golden.ws_mapping`;
+rows shared by all tiles of a chunk of output channels) and position (the
+functions ``tile_*`` here; each tile its own rows). :func:`plan_layer` lays a
+layer out with either as a :class:`LayerPlan` (tiles and weight blocks);
+:func:`choose_mappings` picks one per sharing unit.
+
 Pure functions of a build (:class:`golden.config.HwConfig`: ``array`` A,
 ``groups`` N, ``slots`` S = A/N) and a layer's geometry
 (:class:`golden.geometry.LayerGeometry`); :func:`tile_weights` also reads the
