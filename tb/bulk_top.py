@@ -14,7 +14,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   kind  name   meaning
   ====  =====  ==========================================================
   0     END    end of the block: pause once the read-back pipeline is empty
-  1     IDLE   wait until ``busy`` = 0 in a cycle without a command offered
+  1     IDLE   wait until ``busy`` = 0 was seen in a cycle without a command
+               offered (the previous cycle, as the per-cycle BFM samples it)
                and ``arg`` beats (since reset) were captured; record the
                first non-zero ``error`` (value and operation index)
   2     WL     one ``wload`` beat, payload = weight table word ``arg``
@@ -27,7 +28,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   ``ceil(width / 8)`` bytes per word, most significant first):
   every distinct weight-load beat once; WL operations index it;
 * **capture memories** of every transferred output beat (``cap_out``,
-  written to ``bulk_out.hex``) and every read-back membrane row
+  written to ``bulk_out.hex``), the ``cycles`` count at its transfer
+  (``cap_cyc``, ``bulk_cyc.hex``, 32 bits) and every read-back membrane row
   (``cap_mem``, ``bulk_mem.hex``), dumped with ``$writememh`` at a pause;
 * an xorshift32 generator seeded from ``seed`` that drives ``out__ready`` in
   phases (always / 85 % / 50 % / 15 % / never ready) when ``stress`` = 1;
@@ -74,7 +76,13 @@ STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ"}
 XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
 BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
-FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "out": "bulk_out.hex", "mem": "bulk_mem.hex"}
+#: cycles the top's ``cycles`` counter holds beyond the per-cycle BFM's count
+#: in a run of one block without a pause (tests/test_demo.py compares the two
+#: paths): START_CYCLES before the first operation (``S_START``), END_CYCLES
+#: after the last one (END seen, ``S_DUMP``, ``done``)
+START_CYCLES, END_CYCLES = 1, 4
+FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "out": "bulk_out.hex", "mem": "bulk_mem.hex",
+         "cyc": "bulk_cyc.hex"}
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,7 @@ module {TOP} (
     reg [{OPW - 1}:0] op_mem [0:{d.ops - 1}];
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
     reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
+    reg [31:0] cap_cyc [0:{d.out - 1}];
     reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
 
     // DUT ports
@@ -249,7 +258,10 @@ module {TOP} (
     wire near_full = near_out | near_mem;
     wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1;
     wire idle_ok = !d_busy && !d_cmd__valid;
-    wire adv = cur_kind == K_IDLE ? (idle_ok && beats_total >= cur_arg) :
+    // IDLE passes on idle_ok of the previous cycle, as the per-cycle BFM samples
+    // it: both paths give the same cycle counts
+    reg idle_q;
+    wire adv = cur_kind == K_IDLE ? (idle_q && beats_total >= cur_arg) :
                cur_kind == K_WL ? wl_fire :
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
@@ -290,7 +302,7 @@ module {TOP} (
                         (^{{d_out__valid}}) === 1'bx ? 4'd2 :
                         (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) ? 4'd3 :
                         (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) ? 4'd4 :
-                        (cur_kind == K_IDLE && idle_ok && beats_total >= cur_arg &&
+                        (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg &&
                          (^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
                             d_dbg_data, d_busy, d_error}}) === 1'bx) ? 4'd5 : 4'd0;
 `else
@@ -315,6 +327,7 @@ module {TOP} (
             cycles <= 32'd0;
             wl_cycles <= 32'd0;
             rb_cycles <= 32'd0;
+            idle_q <= 1'b0;
             gap_cycles <= 32'd0;
             bp_cycles <= 32'd0;
             stall <= 32'd0;
@@ -333,9 +346,11 @@ module {TOP} (
         end else begin
             cycles <= cycles + 32'd1;
             go_q <= go;
+            idle_q <= idle_ok;
             // captures (every state: nothing transfers while paused)
             if (out_fire) begin
                 cap_out[n_out[{CA - 1}:0]] <= d_out__payload;
+                cap_cyc[n_out[{CA - 1}:0]] <= cycles;
                 n_out <= n_out + 32'd1;
                 beats_total <= beats_total + 32'd1;
             end
@@ -380,7 +395,8 @@ module {TOP} (
                 end
                 bp_ready <= !stress || bp_lvl == 9'd256 || {{1'b0, lfsr[23:16]}} < bp_lvl;
                 if (d_wload__valid) wl_cycles <= wl_cycles + 32'd1;
-                if (rb_v0 || rb_v1 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
+                // n rows: n + 1 cycles (the last row's data), as on the per-cycle path
+                if (rb_v0 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
                 if (d_out__valid && !d_out__ready) bp_cycles <= bp_cycles + 32'd1;
                 stall <= (out_fire || rb_v1) ? 32'd0 : stall + 32'd1;
                 if (xz_now != 4'd0) begin
@@ -435,6 +451,7 @@ module {TOP} (
                 d_cmd__valid <= 1'b0;
                 d_wload__valid <= 1'b0;
                 if (n_out != 32'd0) $writememh("{FILES['out']}", cap_out, 0, n_out - 32'd1);
+                if (n_out != 32'd0) $writememh("{FILES['cyc']}", cap_cyc, 0, n_out - 32'd1);
                 if (n_mem != 32'd0) $writememh("{FILES['mem']}", cap_mem, 0, n_mem - 32'd1);
                 done <= 1'b1;
                 state <= S_WAIT;
