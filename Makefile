@@ -45,6 +45,7 @@ help:
 	  "SEED=[$(SEED)] T=[$(T)]" 'sim: seed, timesteps per sample' \
 	  "RESET=[$(RESET)] LAYER_SHARE=[$(LAYER_SHARE)]" 'sim, soak: neuron reset soft|hard; sim: L block 0|1' \
 	  "STRESS=[$(STRESS)]" 'sim: 1 random command gaps and backpressure, 0 none' \
+	  "CFG=[$(CFG)]" 'sim: other build fields, e.g. CFG="weight_rows=640"' \
 	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST); command line only' \
 	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
 	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m flow.report' \
@@ -105,11 +106,13 @@ T ?= 3
 STRESS ?= 1
 # SIMPATH=bulk (default): stimulus/captures in blocks via tb_bulk_top (tb/bulk.py); bfm: per-cycle BFM
 SIMPATH ?= bulk
+# CFG="weight_rows=640 mem_rows=128": other HwConfig fields of the build (tb.sim --cfg)
+CFG ?=
 
 sim: setup
 	@$(VPY) -m tb.sim --array '$(ARRAY)' --groups '$(GROUPS)' --sim '$(SIM)' --seed '$(SEED)' \
 	  --waves '$(WAVES)' --layer-share '$(LAYER_SHARE)' --reset '$(RESET)' -T '$(T)' \
-	  --stress '$(STRESS)' --path '$(SIMPATH)'
+	  --stress '$(STRESS)' --path '$(SIMPATH)' $(if $(strip $(CFG)),--cfg $(CFG))
 
 emit: setup
 	$(VPY) -m gen.emit --verilog --array $(ARRAY) --groups $(GROUPS)

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {{
     uint64_t cycles = 0, beats = 0, stall = 0;
     int cmd_v = 0, wl_v = 0, gap = 0, bp_lvl = 256, bp_left = 0, bp_ready = 1;
     bool rb_inflight = false;
+    int idle_q = 0;   // idle (busy = 0, no command offered) in the previous cycle, as tb_bulk_top
     clock_t c0 = clock();
     while (ptr < ops.size()) {{
         top->clk = 0; top->eval();
@@ -124,12 +125,14 @@ int main(int argc, char** argv) {{
         int kind = op[0] & 7;
         uint32_t arg = (op[0] >> 3) | (op[1] << 29);
         int adv = 0;
-        if (kind == 1) adv = !busy && !cmd_v && beats >= arg;
+        int idle_now = !busy && !cmd_v;
+        if (kind == 1) adv = idle_q && beats >= arg;
         else if (kind == 2) adv = wl_v && wr;
         else if (kind == 3) adv = cmd_v && cr;
         else if (kind == 4) adv = 1;
         else break;  // END
         if (ov && orr) beats++;
+        idle_q = idle_now;
         top->clk = 1; top->eval();
         cycles++;
         // registered inputs for the next cycle

@@ -3,8 +3,10 @@
 :func:`run_fixed` computes, in the natural (C, H, W) layout, exactly what the
 core computes when driven by the schedule of :mod:`golden.schedule`:
 
-* F2 currents: the saturating sum of the weights of the active inputs in
-  ascending flat pre-synaptic index order. Fast path: P = sum of positive and
+* input pooling: a layer with ``pool = k`` takes the previous layer's spikes
+  ORed over k×k windows (:func:`golden.geometry.pool_spikes`);
+* F2 currents: the saturating sum of the layer's bias pieces (F2b) and then
+  the weights of the active inputs in ascending flat pre-synaptic index order. Fast path: P = sum of positive and
   Q = sum of negative weights over the active inputs (a matmul each); every
   partial sum lies in [Q, P], so where ``Q >= acc_min`` and ``P <= acc_max``
   no step saturates and X = P + Q exactly. The other neurons fall back to the
@@ -27,6 +29,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .config import HwConfig
+from .geometry import pool_spikes
 from .network import Layer, Network
 
 __all__ = ["LayerTrace", "FixedResult", "run_fixed", "layer_currents", "check_spikes"]
@@ -147,8 +150,9 @@ def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray) -> np.ndarra
     """F2 currents of ``layer`` for a batch of inputs.
 
     ``spikes`` [M, *layer.in_shape] (or [M, F] flattened for linear) 0/1;
-    returns int64 [M, *layer.out_shape]. Events are accumulated in ascending
-    flat input index with saturation at every step (F2).
+    returns int64 [M, *layer.out_shape]. The layer's bias pieces (F2b) come
+    first, then the events in ascending flat input index, with saturation at
+    every step (F2).
     """
     m = spikes.shape[0]
     if layer.kind == "linear":
@@ -157,6 +161,12 @@ def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray) -> np.ndarra
     else:
         cols = _patches(layer, spikes.reshape((m,) + layer.in_shape))   # [M, P, K]
         wmat = layer.weight.reshape(layer.out_channels, -1)            # [out, K]
+    pieces = fp.bias_split(cfg, layer.bias)                        # F2b: [R, out]
+    if pieces.shape[0]:
+        # R always-on events first, then the inputs in ascending index (F2b order)
+        ones = np.ones(cols.shape[:2] + (pieces.shape[0],), dtype=cols.dtype)
+        cols = np.concatenate([ones, cols], axis=2)
+        wmat = np.concatenate([pieces.T, wmat], axis=1)
     npos, kdim = cols.shape[1], cols.shape[2]
     # Exactness of the float matmul: every partial sum is an integer of
     # magnitude <= kdim * max|w|; float32 is exact below 2**24, float64 below 2**53.
@@ -244,6 +254,7 @@ def run_fixed(cfg: HwConfig, net: Network, spikes_in) -> FixedResult:
         x_in = spikes[t]
         for i, layer in enumerate(net.layers):
             tr = traces[i]
+            x_in = pool_spikes(x_in, layer.pool)                    # input max pooling (OR)
             cur = layer_currents(cfg, layer, x_in)                 # F2
             tr.current[t] = cur
             flat = cur.reshape(batch, -1)

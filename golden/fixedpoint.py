@@ -12,7 +12,8 @@ import numpy as np
 
 from .config import HwConfig
 
-__all__ = ["saturate", "accumulate", "leak", "integrate", "fire", "reset", "lif_step"]
+__all__ = ["saturate", "accumulate", "leak", "integrate", "fire", "reset", "lif_step", "bias_rows",
+           "bias_split"]
 
 
 def saturate(x, width: int):
@@ -71,3 +72,38 @@ def lif_step(cfg: HwConfig, v, x):
     u = integrate(cfg, leak(cfg, v), x)
     o = fire(cfg, u)
     return u, o, reset(cfg, u, o)
+
+
+def bias_rows(cfg: HwConfig, bias) -> int:
+    """F2b: number of bias rows of a layer with integer ``bias`` [C] (None: no bias, 0 rows).
+
+    ``R = max_c ceil(b_c / weight_max)`` over positive and ``ceil(b_c / weight_min)``
+    over negative biases: the fewest rows in which every channel's bias splits
+    into pieces within ``[weight_min, weight_max]``. All-zero bias: 0 rows.
+    """
+    if bias is None:
+        return 0
+    b = np.asarray(bias, dtype=np.int64)
+    if not b.size:
+        return 0
+    hi, lo = cfg.weight_max, cfg.weight_min
+    pos = -(-int(np.maximum(b, 0).max()) // hi)          # weight_width >= 2: hi >= 1
+    neg = -(-int(np.maximum(-b, 0).max()) // -lo)
+    return max(pos, neg)
+
+
+def bias_split(cfg: HwConfig, bias) -> np.ndarray:
+    """F2b: int64 ``[R, C]`` bias pieces, ``R = bias_rows(cfg, bias)``.
+
+    Greedy, row 0 first: ``piece_r = clip(b - piece_0 - ... - piece_{r-1},
+    weight_min, weight_max)``; so a channel's pieces are full-range values of
+    the bias's sign, then the remainder, then zeros, and they sum to ``b``.
+    """
+    n = bias_rows(cfg, bias)
+    b = np.zeros(0, np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
+    out = np.zeros((n, b.size), dtype=np.int64)
+    rem = b.copy()
+    for r in range(n):
+        out[r] = np.clip(rem, cfg.weight_min, cfg.weight_max)
+        rem -= out[r]
+    return out

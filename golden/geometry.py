@@ -1,7 +1,7 @@
 """Layer geometry shared by the float reference and the integer network.
 
-:class:`LayerGeometry` holds the nine fields that describe one synaptic
-layer without its weights, checks them, and derives the shapes. The float
+:class:`LayerGeometry` holds the ten fields that describe one synaptic
+layer (kind, shapes, mode, block, name, input pooling) without its weights, checks them, and derives the shapes. The float
 model's :class:`golden.reference.LayerSpec` and the integer network's
 :class:`golden.network.Layer` (which adds the int64 weight) are subclasses,
 so each field and each rule is written here once.
@@ -20,6 +20,14 @@ membrane per neuron) or "readout" (current out, no LIF). ``block``: an
 integer id shared by consecutive LIF layers that share one membrane (L), or
 None; a readout layer has no membrane and no block. ``name``: free text used
 in messages.
+
+``pool`` (input max pooling, docs/network-format.md): ``pool = k > 1`` means
+the layer's input spikes are the previous layer's output spikes ORed over
+non-overlapping ``k×k`` windows (stride ``k``, no padding, a remainder row or
+column dropped as PyTorch's ``MaxPool2d(k)`` does): ``(C, H, W) -> (C, H//k,
+W//k)``, and ``in_shape`` is that pooled shape (a linear layer takes it
+flattened). ``pool = 1``: no pooling. The first layer cannot pool (the host
+pools the network input itself). :func:`pool_spikes` is the one implementation.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 from .errors import ProjectError
 
 __all__ = ["LayerGeometryError", "LayerGeometry", "output_shape", "is_int", "where", "sharing_units",
-           "check_chain", "KINDS", "MODES", "LIF_MODES"]
+           "check_chain", "pool_spikes", "pooled_shape", "KINDS", "MODES", "LIF_MODES"]
 
 KINDS = ("linear", "conv")
 MODES = ("chained", "independent", "readout")
@@ -48,6 +56,28 @@ class LayerGeometryError(ProjectError, ValueError):
 def is_int(v) -> bool:
     """A Python or numpy integer, not a bool."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def pooled_shape(shape: tuple, k: int) -> tuple:
+    """``(C, H, W)`` after OR pooling over ``k×k`` windows with stride ``k``: ``(C, H//k, W//k)``."""
+    if k == 1:
+        return tuple(shape)
+    c, h, w = shape
+    return (c, h // k, w // k)
+
+
+def pool_spikes(spikes: np.ndarray, k: int) -> np.ndarray:
+    """OR of 0/1 ``spikes [M, C, H, W]`` over ``k×k`` windows, stride ``k`` -> ``[M, C, H//k, W//k]``.
+
+    A remainder row/column (``H mod k``) is dropped. ``k = 1`` returns ``spikes``.
+    Same dtype as the input.
+    """
+    if k == 1:
+        return spikes
+    m, c, h, w = spikes.shape
+    ho, wo = h // k, w // k
+    x = spikes[:, :, :ho * k, :wo * k].reshape(m, c, ho, k, wo, k)
+    return x.max(axis=(3, 5))
 
 
 def output_shape(layer) -> tuple:
@@ -78,6 +108,7 @@ class LayerGeometry:
     mode: str = "chained"
     block: Optional[int] = None
     name: str = ""
+    pool: int = 1
 
     #: Exception class raised for a bad field (subclasses override it).
     _error: ClassVar[type] = LayerGeometryError
@@ -110,7 +141,7 @@ class LayerGeometry:
         if not shape or not all(is_int(d) and d > 0 for d in shape):
             raise bad(f"in_shape={self.in_shape!r}: must be a tuple of positive integers")
         put("in_shape", tuple(int(d) for d in shape))
-        for fname in ("out_channels", "kernel", "stride"):
+        for fname in ("out_channels", "kernel", "stride", "pool"):
             v = getattr(self, fname)
             if not is_int(v) or v < 1:
                 raise bad(f"{fname}={v!r}: must be a positive integer")
@@ -167,11 +198,11 @@ class LayerGeometry:
         return self.mode in LIF_MODES
 
     def describe(self) -> dict:
-        """JSON-able description of the nine fields (the network file's layer entry)."""
+        """JSON-able description of the ten fields (the network file's layer entry)."""
         return {"kind": self.kind, "in_shape": list(self.in_shape),
                 "out_channels": self.out_channels, "kernel": self.kernel,
                 "stride": self.stride, "padding": self.padding, "mode": self.mode,
-                "block": self.block, "name": self.name}
+                "block": self.block, "name": self.name, "pool": self.pool}
 
 
 # ------------------------------------------------------------ layer chains
@@ -209,12 +240,21 @@ def check_chain(layers, in_shape: tuple, error: type) -> None:
     """
     prev = in_shape
     for i, layer in enumerate(layers):
+        if layer.pool > 1:
+            if i == 0:
+                raise error(f"{where(i, layer)}: pool={layer.pool} on the first layer; pool the "
+                            f"network input before sending it")
+            if len(prev) != 3 or min(prev[1:]) < layer.pool:
+                raise error(f"{where(i, layer)}: pool={layer.pool} needs a (C, H, W) input of at "
+                            f"least {layer.pool}x{layer.pool}, got {prev} from "
+                            f"{where(i - 1, layers[i - 1])}")
+            prev = pooled_shape(prev, layer.pool)
         ok = (layer.in_shape == prev) or (
             layer.kind == "linear" and layer.in_shape[0] == math.prod(prev))
         if not ok:
             src = "the network input" if i == 0 else f"the output of {where(i - 1, layers[i - 1])}"
             raise error(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
-                        f"{src} {prev}" + (" (flattened: a conv output feeds a linear layer"
+                        f"{src} {prev}" + (f" (after pool={layer.pool})" if layer.pool > 1 else "") + (" (flattened: a conv output feeds a linear layer"
                                            " as C*H*W features)" if layer.kind == "linear" else ""))
         prev = layer.out_shape
     for blk in sharing_units(layers):

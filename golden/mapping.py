@@ -1,6 +1,12 @@
 """Which neuron sits on which PE of which tile, which inputs form a tile's fan-in,
 and what a weight-buffer row holds (docs/schedule.md, "Neuron -> PE mapping").
 
+Two mappings (:data:`MAPPINGS`): weight-stationary (:mod:`golden.ws_mapping`;
+rows shared by all tiles of a chunk of output channels) and position (the
+functions ``tile_*`` here; each tile its own rows). :func:`plan_layer` lays a
+layer out with either as a :class:`LayerPlan` (tiles and weight blocks);
+:func:`choose_mappings` picks one per sharing unit.
+
 Pure functions of a build (:class:`golden.config.HwConfig`: ``array`` A,
 ``groups`` N, ``slots`` S = A/N) and a layer's geometry
 (:class:`golden.geometry.LayerGeometry`); :func:`tile_weights` also reads the
@@ -17,6 +23,7 @@ import numpy as np
 
 from .config import HwConfig
 from .errors import ProjectError
+from .fixedpoint import bias_rows, bias_split
 from .geometry import LayerGeometry, sharing_units
 from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_weights,
                          ws_variants)
@@ -24,7 +31,7 @@ from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_wei
 __all__ = [
     "WEIGHT_STATIONARY", "POSITION", "MAPPINGS", "NOMINAL_RATE", "MappingError", "TilePlan",
     "WeightBlock", "LayerPlan", "plan_layer", "mapping_cost", "choose_mappings", "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
-    "membrane_rows_of_block", "rows_needed", "weight_rows_total",
+    "membrane_rows_of_block", "rows_needed", "weight_rows_total", "layer_bias_rows", "bias_block_rows",
 ]
 
 #: The two neuron -> PE mappings (docs/schedule.md). Weight-stationary rows
@@ -196,15 +203,41 @@ def _tile_weights(cfg: HwConfig, layer, pe_neurons: np.ndarray, fanin: np.ndarra
     return out, conn
 
 
+def layer_bias_rows(cfg: HwConfig, layer) -> int:
+    """Bias rows per weight block of ``layer`` (docs/fixed-point.md F2b); 0 without a
+    bias (a bare :class:`LayerGeometry` has none)."""
+    return bias_rows(cfg, getattr(layer, "bias", None))
+
+
+def bias_block_rows(cfg: HwConfig, layer, pe_neurons: np.ndarray, weights: bool = True):
+    """``(weights, connected)`` of the bias rows of a weight block whose tiles have
+    ``pe_neurons`` [A]'s channels and padding: int64 ``[R, A]`` (None when
+    ``weights`` is False), piece ``r`` of :func:`golden.fixedpoint.bias_split` of
+    each real PE's channel, 0 on padding PEs; bool ``[R, A]`` real PEs."""
+    n = layer_bias_rows(cfg, layer)
+    _, h, w = layer.out_chw
+    real = pe_neurons >= 0
+    conn = np.broadcast_to(real[None, :], (n, pe_neurons.size)).copy()
+    if not weights:
+        return None, conn
+    pieces = bias_split(cfg, getattr(layer, "bias", None))            # [R, C]
+    out = np.zeros((n, pe_neurons.size), dtype=np.int64)
+    if n:
+        out[:, real] = pieces[:, pe_neurons[real] // (h * w)]
+    return out, conn
+
+
 class TilePlan(NamedTuple):
     """One tile: PE neurons ``[A]`` (-1 padding), fan-in inputs ``[F]`` in ascending
-    input index, the row of its weight block each of them selects ``[F]``, and the
-    index of that block in :attr:`LayerPlan.blocks`."""
+    input index, the row of its weight block each of them selects ``[F]``, the
+    index of that block in :attr:`LayerPlan.blocks` and the block rows of its
+    always-on bias EVENTs ``[R]`` (F2b; sent first, every timestep)."""
 
     pe_neurons: np.ndarray
     fanin: np.ndarray
     rows: np.ndarray
     block: int
+    bias_rows: np.ndarray = np.zeros(0, np.int64)
 
 
 class WeightBlock(NamedTuple):
@@ -251,25 +284,37 @@ def plan_layer(cfg: HwConfig, layer, mapping: str, weights: bool = True) -> Laye
     """
     _check_mapping(mapping)
     tiles, blocks = [], []
+    nb = layer_bias_rows(cfg, layer)
+
+    def with_bias(w, conn, pe_row):
+        """The block's rows followed by its bias rows (F2b)."""
+        bw, bconn = bias_block_rows(cfg, layer, pe_row, weights)
+        base = conn.shape[0]
+        if nb:
+            conn = np.concatenate([conn, bconn])
+            if w is not None:
+                w = np.concatenate([w, bw])
+        if w is not None:
+            w.setflags(write=False)
+        return w, conn, np.arange(base, base + nb, dtype=np.int64)
+
     if mapping == WEIGHT_STATIONARY:
         pe = ws_pe_neurons(cfg, layer)
         for chunk, npos, j0, j1 in ws_variants(cfg, layer):
             w, conn = ws_variant_weights(cfg, layer, chunk, npos, weights)
-            if w is not None:
-                w.setflags(write=False)
+            w, conn, brows = with_bias(w, conn, pe[j0])
             blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j0, j1, chunk))
             for j in range(j0, j1):
                 fan, rows = ws_tile_events(cfg, layer, j)
-                tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1))
+                tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1, brows))
         return LayerPlan(mapping, tiles, blocks)
     pe = tile_pe_neurons(cfg, layer)
     for j in range(pe.shape[0]):
         fan = tile_fanin(cfg, layer, pe[j])
         w, conn = _tile_weights(cfg, layer, pe[j], fan, weights)
-        if w is not None:
-            w.setflags(write=False)
+        w, conn, brows = with_bias(w, conn, pe[j])
         blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j, j + 1, j))
-        tiles.append(TilePlan(pe[j], fan, np.arange(fan.size, dtype=np.int64), j))
+        tiles.append(TilePlan(pe[j], fan, np.arange(fan.size, dtype=np.int64), j, brows))
     return LayerPlan(mapping, tiles, blocks)
 
 
@@ -282,10 +327,11 @@ def _fanin_sizes(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> np.ndarra
 
 def mapping_cost(cfg: HwConfig, layer: LayerGeometry, mapping: str, rate: float = NOMINAL_RATE) -> float:
     """Estimated cycles of one pass over ``layer`` with input spike ``rate``:
-    ``sum over tiles of max(rate·F + 1, N + 1)`` (the steady-state tile period of
+    ``sum over tiles of max(rate·F + R + 1, N + 1)`` (the steady-state tile period of
     docs/interface.md with ``rate·F`` EVENTs for a fan-in of ``F``)."""
     f = _fanin_sizes(cfg, layer, _check_mapping(mapping)).astype(np.float64)
-    return float(np.maximum(rate * f + 1.0, cfg.groups + 1.0).sum())
+    nb = layer_bias_rows(cfg, layer)
+    return float(np.maximum(rate * f + nb + 1.0, cfg.groups + 1.0).sum())
 
 
 def choose_mappings(cfg: HwConfig, layers, force=None) -> list:
@@ -327,9 +373,10 @@ def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str) ->
 
 
 def _largest_block_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
+    nb = layer_bias_rows(cfg, layer)
     if mapping == POSITION:
-        return int(tile_fanin_sizes(cfg, layer).max(initial=0))
-    return ws_shape(cfg, layer).rows
+        return int(tile_fanin_sizes(cfg, layer).max(initial=0)) + nb
+    return ws_shape(cfg, layer).rows + nb
 
 
 def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
@@ -339,11 +386,13 @@ def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
     mappings = choose_mappings(cfg, layers) if mappings is None else mappings
     total = 0
     for layer, m in zip(layers, mappings):
+        nb = layer_bias_rows(cfg, layer)
         if m == POSITION:
-            total += int(tile_fanin_sizes(cfg, layer).sum())
+            sizes = tile_fanin_sizes(cfg, layer)
+            total += int(sizes.sum()) + nb * sizes.size
         else:
             sh = ws_shape(cfg, layer)
-            total += sh.rows * sum(1 for _ in ws_variants(cfg, layer))
+            total += (sh.rows + nb) * sum(1 for _ in ws_variants(cfg, layer))
     return total
 
 

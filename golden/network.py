@@ -14,8 +14,13 @@ Cross-layer (L) sharing: consecutive layers with the same non-None ``block``
 id form a sharing block and use one membrane (F7). All layers of a block have
 the same output shape and the same mode (chained or independent).
 
+A layer may carry an integer ``bias`` [out_channels] (folded BatchNorm, F2b:
+added to X every timestep through always-on bias rows) and an input ``pool``
+(OR max pooling of the previous layer's spikes, :mod:`golden.geometry`).
+
 Network files are ``.npz`` archives holding one JSON description under the
-key ``network.json`` and one int64 array per layer (``w0``, ``w1``, ...);
+key ``network.json``, one int64 array per layer (``w0``, ``w1``, ...) and one
+per layer with a bias (``b0``, ...), docs/network-format.md;
 :func:`save_network` / :func:`load_network` read and write them.
 """
 
@@ -35,16 +40,18 @@ from .config import HwConfig
 from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
-from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_tiles, membrane_rows_of_block,
-                      rows_needed)
+from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_bias_rows, layer_tiles,
+                      membrane_rows_of_block, rows_needed)
 
 __all__ = [
     "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
-    "FILE_VERSION", "MAX_TILES",
+    "FILE_VERSION", "READ_VERSIONS", "MAX_TILES",
 ]
 
 FILE_FORMAT = "efficientlif-network"
-FILE_VERSION = 1
+FILE_VERSION = 2
+#: Versions :func:`load_network` reads (version 1: no bias, no pool fields).
+READ_VERSIONS = (1, 2)
 
 
 class NetworkError(ProjectError, ValueError):
@@ -57,8 +64,12 @@ class NetworkError(ProjectError, ValueError):
 MAX_TILES = 1 << 16
 
 
-def _int64_weights(weight, bad) -> np.ndarray:
-    """``weight`` as an int64 array; integers only, every value exactly representable in int64."""
+def _int64_weights(weight, bad, what: str = "weight") -> np.ndarray:
+    """``weight`` as an int64 array; integers only, every value exactly representable in int64.
+
+    ``what`` names the array in the messages (``"weight"``, ``"bias"``)."""
+    if what != "weight":
+        return _int64_weights(weight, lambda m: bad(m.replace("weight", what, 1)))
     try:
         w = np.asarray(weight)
     except (ValueError, TypeError, OverflowError) as e:
@@ -90,23 +101,29 @@ def _int64_weights(weight, bad) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False, init=False)
 class Layer(LayerGeometry):
-    """One layer of integer weights: the nine fields of
-    :class:`golden.geometry.LayerGeometry` plus ``weight``.
+    """One layer of integer weights: the ten fields of
+    :class:`golden.geometry.LayerGeometry` plus ``weight`` and ``bias``.
 
     ``Layer(kind, in_shape, out_channels, weight, kernel=1, stride=1,
-    padding=0, mode="chained", block=None, name="")``; ``weight`` is int64,
-    linear ``[out, F]``, conv ``[out, C, k, k]`` (``weight_shape``).
+    padding=0, mode="chained", block=None, name="", pool=1, bias=None)``;
+    ``weight`` is int64, linear ``[out, F]``, conv ``[out, C, k, k]``
+    (``weight_shape``); ``bias`` None or int64 ``[out]`` in the weights'
+    scale, not limited to the weight range (the schedule splits it into
+    weight-range rows, docs/fixed-point.md F2b; :meth:`Network.check_arithmetic`
+    bounds it by the accumulator range).
 
     Structural problems raise :class:`NetworkError` naming the layer. The
     weight array is copied to int64 and made read-only. Equality is identity.
     """
 
     weight: np.ndarray = field(default=None, repr=False)
+    bias: Optional[np.ndarray] = field(default=None, repr=False)
 
     _error = NetworkError
 
-    def __init__(self, kind, in_shape, out_channels, weight, *args, **kwargs):
+    def __init__(self, kind, in_shape, out_channels, weight, *args, bias=None, **kwargs):
         object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "bias", bias)
         super().__init__(kind, in_shape, out_channels, *args, **kwargs)
 
     def __post_init__(self) -> None:
@@ -117,25 +134,34 @@ class Layer(LayerGeometry):
                             f"({'[out, in]' if self.kind == 'linear' else '[out, in_c, k, k]'})")
         w.setflags(write=False)
         object.__setattr__(self, "weight", w)
+        if self.bias is not None:
+            b = _int64_weights(self.bias, self._bad, "bias")
+            if b.shape != (self.out_channels,):
+                raise self._bad(f"bias shape {b.shape} does not match ({self.out_channels},) "
+                                f"[out_channels]")
+            b.setflags(write=False)
+            object.__setattr__(self, "bias", b)
 
     # ------------------------------------------------------- constructors
     @classmethod
-    def linear(cls, weight, *, mode: str = "chained", block=None, name: str = "") -> "Layer":
+    def linear(cls, weight, *, mode: str = "chained", block=None, name: str = "", bias=None,
+               pool: int = 1) -> "Layer":
         """A linear layer whose shapes come from ``weight[out, in]``."""
         w = _int64_weights(weight, lambda m: NetworkError(f"layer {name!r}: {m}"))
         if w.ndim != 2:
             raise NetworkError(f"layer {name!r}: linear weight must be 2-D [out, in], got shape {w.shape}")
-        return cls("linear", (w.shape[1],), w.shape[0], w, mode=mode, block=block, name=name)
+        return cls("linear", (w.shape[1],), w.shape[0], w, mode=mode, block=block, name=name,
+                   bias=bias, pool=pool)
 
     @classmethod
     def conv(cls, in_shape, weight, *, stride: int = 1, padding: int = 0, mode: str = "chained",
-             block=None, name: str = "") -> "Layer":
+             block=None, name: str = "", bias=None, pool: int = 1) -> "Layer":
         """A conv layer whose channel counts and kernel come from ``weight[out, in_c, k, k]``."""
         w = _int64_weights(weight, lambda m: NetworkError(f"layer {name!r}: {m}"))
         if w.ndim != 4 or w.shape[2] != w.shape[3]:
             raise NetworkError(f"layer {name!r}: conv weight must be [out, in_c, k, k], got shape {w.shape}")
         return cls("conv", tuple(in_shape), w.shape[0], w, kernel=w.shape[2], stride=stride,
-                   padding=padding, mode=mode, block=block, name=name)
+                   padding=padding, mode=mode, block=block, name=name, bias=bias, pool=pool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +220,8 @@ class Network:
         """The checks the fixed-point arithmetic depends on (F1, F7).
 
         Raises :class:`NetworkError` naming the layer when a weight does not
-        fit ``cfg.weight_width`` bits or a chained layer's channel count is
+        fit ``cfg.weight_width`` bits, a bias is outside the accumulator range
+        (F2b) or a chained layer's channel count is
         not a multiple of ``cfg.groups``. :meth:`validate` runs these first;
         :func:`golden.fixed_model.run_fixed` runs only these, since it does
         not need the network to fit the buffers.
@@ -207,6 +234,12 @@ class Network:
                 bad = w.min() if w.min() < cfg.weight_min else w.max()
                 raise NetworkError(f"{where(i, layer)}: weight {int(bad)} is outside the "
                                    f"{cfg.weight_width}-bit range [{cfg.weight_min}, {cfg.weight_max}]")
+            b = layer.bias
+            if b is not None and b.size and (b.min() < cfg.acc_min or b.max() > cfg.acc_max):
+                bad = b.min() if b.min() < cfg.acc_min else b.max()
+                raise NetworkError(f"{where(i, layer)}: bias {int(bad)} is outside the "
+                                   f"{cfg.acc_width}-bit accumulator range [{cfg.acc_min}, "
+                                   f"{cfg.acc_max}]")
             if layer.mode == "chained" and layer.out_channels % cfg.groups:
                 raise NetworkError(f"{where(i, layer)}: chained mode needs out_channels "
                                    f"({layer.out_channels}) divisible by groups={cfg.groups}; "
@@ -245,6 +278,9 @@ class Network:
             if need > cfg.weight_rows:
                 what = ("tile fan-in" if mappings[i] == POSITION else
                         "weight rows per chunk (input channels x kernel rows x window width)")
+                nb = layer_bias_rows(cfg, layer)
+                if nb:
+                    what += f" + {nb} bias rows"
                 raise NetworkError(f"{where(i, layer)}: {what} {need} > weight_rows={cfg.weight_rows} "
                                    f"({mappings[i]} mapping); raise weight_rows (twice that lets "
                                    f"weight loading overlap the EVENTs) or shrink the layer")
@@ -271,7 +307,9 @@ class Network:
     # --------------------------------------------------------------- files
     def describe(self) -> dict:
         return {"format": FILE_FORMAT, "version": FILE_VERSION, "in_shape": list(self.in_shape),
-                "layers": [dict(layer.describe(), weight=f"w{i}") for i, layer in enumerate(self.layers)]}
+                "layers": [dict(layer.describe(), weight=f"w{i}",
+                                bias=None if layer.bias is None else f"b{i}")
+                           for i, layer in enumerate(self.layers)]}
 
     def save(self, path) -> None:
         save_network(self, path)
@@ -287,6 +325,7 @@ def save_network(net: Network, path) -> None:
     A failure leaves no partial file and raises :class:`golden.errors.OutputError`.
     """
     arrays = {f"w{i}": layer.weight for i, layer in enumerate(net.layers)}
+    arrays.update({f"b{i}": layer.bias for i, layer in enumerate(net.layers) if layer.bias is not None})
     desc = json.dumps(net.describe(), sort_keys=True)
     buf = io.BytesIO()
     np.savez(buf, **{"network.json": np.array(desc)}, **arrays)
@@ -327,14 +366,17 @@ def load_network(path) -> Network:
         raise NetworkError(f"{where_f}: 'network.json' must be a JSON object")
     if desc.get("format") != FILE_FORMAT:
         raise NetworkError(f"{where_f}: format is {desc.get('format')!r}, expected {FILE_FORMAT!r}")
-    if desc.get("version") != FILE_VERSION:
-        raise NetworkError(f"{where_f}: version {desc.get('version')!r} is not supported "
-                           f"(expected {FILE_VERSION})")
+    version = desc.get("version")
+    if not is_int(version) or version not in READ_VERSIONS:
+        raise NetworkError(f"{where_f}: version {version!r} is not supported "
+                           f"(expected one of {', '.join(map(str, READ_VERSIONS))})")
     for key, typ in (("in_shape", list), ("layers", list)):
         if not isinstance(desc.get(key), typ):
             raise NetworkError(f"{where_f}: '{key}' must be a JSON list")
     layers = []
     keys = ("kind", "in_shape", "out_channels", "kernel", "stride", "padding", "mode", "block", "name", "weight")
+    if version >= 2:
+        keys += ("pool", "bias")
     for i, ld in enumerate(desc["layers"]):
         if not isinstance(ld, dict):
             raise NetworkError(f"{where_f}: layer {i}: must be a JSON object")
@@ -349,11 +391,16 @@ def load_network(path) -> Network:
             raise NetworkError(f"{where_f}: layer {i}: weight array {wkey!r} is not in the archive")
         if not isinstance(ld["in_shape"], list):
             raise NetworkError(f"{where_f}: layer {i}: in_shape must be a list")
+        bkey = ld.get("bias")
+        if bkey is not None and (not isinstance(bkey, str) or bkey not in contents):
+            raise NetworkError(f"{where_f}: layer {i}: bias array {bkey!r} is not in the archive")
         try:
             layers.append(Layer(kind=ld["kind"], in_shape=tuple(ld["in_shape"]),
                                 out_channels=ld["out_channels"], weight=contents[wkey],
                                 kernel=ld["kernel"], stride=ld["stride"], padding=ld["padding"],
-                                mode=ld["mode"], block=ld["block"], name=ld["name"]))
+                                mode=ld["mode"], block=ld["block"], name=ld["name"],
+                                pool=ld.get("pool", 1),
+                                bias=None if bkey is None else contents[bkey]))
         except NetworkError as e:
             raise NetworkError(f"{where_f}: layer {i}: {e}") from None
     try:

@@ -12,8 +12,10 @@
   ``weight_rows`` / ``mem_rows`` are the smallest that hold the network
   unless given;
 * a :class:`golden.network.Network` with integer weights
-  ``clip(round_half_even(w·2^frac_bits))``, same layer order, modes and
-  block ids;
+  ``clip(round_half_even(w·2^frac_bits))`` and biases
+  ``clip(round_half_even(b·2^frac_bits))`` to the accumulator range (split
+  into weight-range rows by the schedule, docs/fixed-point.md F2b), same
+  layer order, modes, block ids and input pooling;
 * ``choices``: every decision with the exact value it replaced, and per layer
   the largest possible |X| (Σ|w_int| over a neuron's fan-in) and whether it
   can exceed the accumulator (F2 saturation).
@@ -37,6 +39,7 @@ import torch
 from .config import MAX_ROWS, ConfigError, HwConfig
 from .errors import ProjectError
 from .fixed_model import run_fixed
+from .fixedpoint import bias_rows
 from .mapping import rows_needed
 from .network import Layer, Network
 from .reference import EfficientLIFNet
@@ -136,9 +139,23 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
                        "max_abs_error": float(np.abs(wq / scale - w).max(initial=0)),
                        "current_bound": bound,
                        "acc_may_saturate": bound > (1 << (acc_width - 1)) - 1})
+        bq = None
+        if spec.bias:
+            # the bias is in the weights' scale; it is split into weight-range rows (F2b),
+            # so only the accumulator bounds it
+            b = model.biases[str(i)].detach().to(torch.float64).cpu().numpy()
+            alo, ahi = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+            bq_raw = np.round(b * scale)
+            bq = np.clip(bq_raw, alo, ahi).astype(np.int64)
+            wstats[-1].update(bias_clipped=int(np.count_nonzero(bq != bq_raw)),
+                              bias_max_abs=float(np.abs(b).max(initial=0)),
+                              bias_max_abs_error=float(np.abs(bq / scale - b).max(initial=0)))
+            wstats[-1]["current_bound"] = bound = bound + int(np.abs(bq).max(initial=0))
+            wstats[-1]["acc_may_saturate"] = bound > (1 << (acc_width - 1)) - 1
         layers.append(Layer(kind=spec.kind, in_shape=spec.in_shape, out_channels=spec.out_channels,
                             weight=wq, kernel=spec.kernel, stride=spec.stride, padding=spec.padding,
-                            mode=spec.mode, block=spec.block, name=spec.name or f"layer{i}"))
+                            mode=spec.mode, block=spec.block, name=spec.name or f"layer{i}",
+                            pool=spec.pool, bias=bq))
     net = Network(model.layers[0].in_shape, tuple(layers))
 
     base = dict(array=array, groups=model.groups, weight_width=weight_width, acc_width=acc_width,
@@ -148,6 +165,9 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         probe = HwConfig(**base)
     except ConfigError as e:
         raise QuantizeError(f"hardware parameters: {e}") from None
+    for w, layer in zip(wstats, layers):
+        if layer.bias is not None:
+            w["bias_rows"] = bias_rows(probe, layer.bias)
     need_w, need_m = rows_needed(probe, layers)
     for name, need, given in (("weight_rows", need_w, weight_rows), ("mem_rows", need_m, mem_rows)):
         if given is None and need > MAX_ROWS:
@@ -180,6 +200,8 @@ def float_model_of(q: Quantized, model: EfficientLIFNet) -> EfficientLIFNet:
     with torch.no_grad():
         for w, layer in zip(fm.weights, q.network.layers):
             w.copy_(torch.from_numpy(layer.weight.astype(np.float64) * cfg.scale))
+        for i, b in fm.biases.items():
+            b.copy_(torch.from_numpy(q.network.layers[int(i)].bias.astype(np.float64) * cfg.scale))
     return fm
 
 
@@ -248,6 +270,13 @@ def report_markdown(rep: dict) -> str:
     for w in c["weights"]:
         lines.append(f"| {w['layer']} | {w['max_abs']:.4g} | {w['clipped']} | {w['max_abs_error']:.3g} "
                      f"| {w['current_bound']}{' (yes)' if w['acc_may_saturate'] else ''} |")
+    biased = [w for w in c["weights"] if "bias_rows" in w]
+    if biased:
+        lines += ["", "| layer | max abs bias | bias clipped | max abs bias rounding | bias rows (F2b) |",
+                  "|---|---|---|---|---|"]
+        for w in biased:
+            lines.append(f"| {w['layer']} | {w['bias_max_abs']:.4g} | {w['bias_clipped']} | "
+                         f"{w['bias_max_abs_error']:.3g} | {w['bias_rows']} |")
     for key, title in (("float", "float model vs fixed point"),
                        ("float_quantized", "float model with quantized weights/λ/θ vs fixed point")):
         r = rep[key]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import reversible as rev
@@ -49,15 +50,25 @@ def _pos_int(v, name: str) -> None:
 
 @dataclass(frozen=True)
 class LayerSpec(LayerGeometry):
-    """One synaptic layer (no bias) followed by its neurons, for the float model.
+    """One synaptic layer followed by its neurons, for the float model.
 
-    The nine fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
-    out_channels, kernel, stride, padding, mode, block, name) and its checks;
-    a bad field raises :class:`ReferenceModelError`. Its weight is a float
-    tensor of ``weight_shape`` held by :class:`EfficientLIFNet`.
+    The ten fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
+    out_channels, kernel, stride, padding, mode, block, name, pool) and its
+    checks, plus ``bias``: True when the layer adds a per-output-channel bias
+    current every timestep (``X = W·O + b``; folded BatchNorm). A bad field
+    raises :class:`ReferenceModelError`. Its weight (a float tensor of
+    ``weight_shape``) and bias (``[out_channels]``) are held by
+    :class:`EfficientLIFNet` (``weights[i]``, ``biases[str(i)]``).
     """
 
+    bias: bool = False
+
     _error = ReferenceModelError
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.bias, bool):
+            raise self._bad(f"bias={self.bias!r}: must be True or False")
 
 
 def validate_layers(layers: Sequence[LayerSpec], groups: int) -> None:
@@ -167,6 +178,9 @@ class EfficientLIFNet(nn.Module):
         if backward == "reversible" and params.reset != "soft":
             raise ReferenceModelError("backward='reversible' needs reset='soft': a hard reset "
                                  "destroys the residual membrane the reverse step recomputes from")
+        if backward == "reversible" and any(s.bias or s.pool > 1 for s in layers):
+            raise ReferenceModelError("backward='reversible' does not support bias or input "
+                                      "pooling; use backward='autograd'")
         if checkpoint_every is not None:
             _pos_int(checkpoint_every, "checkpoint_every")
         self.layers = layers
@@ -179,6 +193,9 @@ class EfficientLIFNet(nn.Module):
             nn.Parameter(torch.randn(s.weight_shape, generator=gen, dtype=dtype)
                          * (init_gain / math.sqrt(s.fan_in)))
             for s in layers])
+        # only layers with a bias have one (models without bias keep their state_dict)
+        self.biases = nn.ParameterDict({str(i): nn.Parameter(torch.zeros(s.out_channels, dtype=dtype))
+                                        for i, s in enumerate(layers) if s.bias})
         self._chains = self._plan_chains()
 
     # ------------------------------------------------------------- structure
@@ -203,6 +220,15 @@ class EfficientLIFNet(nn.Module):
         """Number of LIF steps (groups x layers x timesteps) in layer ``index``'s chain."""
         chain, _, size = self._chains[index]
         return timesteps * size * self.lif_groups(index)
+
+    def _synapse(self, i: int, o_in: torch.Tensor) -> torch.Tensor:
+        """X = W·O (+ b broadcast over positions when layer ``i`` has a bias)."""
+        spec = self.layers[i]
+        x = synapse(spec, o_in, self.weights[i])
+        if spec.bias:
+            b = self.biases[str(i)]
+            x = x + (b.view(1, -1, 1, 1) if spec.kind == "conv" else b.view(1, -1))
+        return x
 
     # --------------------------------------------------------------- running
     def check_input(self, spikes: torch.Tensor) -> None:
@@ -241,8 +267,10 @@ class EfficientLIFNet(nn.Module):
             o_in = spikes[t]
             for i, spec in enumerate(self.layers):
                 w = self.weights[i]
+                if spec.pool > 1:                          # OR of 0/1 spikes = max
+                    o_in = F.max_pool2d(o_in, spec.pool)
                 if spec.mode == "readout":
-                    x = rev.SpikeSynapse.apply(o_in, w, spec) if reversible else synapse(spec, o_in, w)
+                    x = rev.SpikeSynapse.apply(o_in, w, spec) if reversible else self._synapse(i, o_in)
                     outs.append(x)
                     if record:
                         rec_x[i].append(x)
@@ -260,7 +288,7 @@ class EfficientLIFNet(nn.Module):
                     o, v, u, x = rev.rev_layer_step(tapes[chain], steps.get(chain, 0), v, o_in, w,
                                                     spec, ng, p, record)
                 else:
-                    x = synapse(spec, o_in, w)
+                    x = self._synapse(i, o_in)
                     us, os_ = [], []
                     for xg in x.chunk(ng, dim=1):
                         u, og, v = lif_step(v, xg, p)

@@ -18,6 +18,7 @@ from .beat import Beat
 from .config import HwConfig
 from .encoding import MODE_BY_NAME, Mode, Op
 from .fixed_model import check_spikes, run_fixed
+from .geometry import pool_spikes
 from .mapping import TilePlan, choose_mappings, membrane_rows_of_block, plan_layer
 
 #: Tile geometry (which neuron on which PE, fan-in, weight rows) is in golden.mapping.
@@ -144,7 +145,8 @@ class Allocation(NamedTuple):
                 "layers": {i: {"mapping": p.mapping, "base": self.layer_base[i],
                                "tiles": len(p.tiles), "weight_blocks": len(p.blocks),
                                "block_rows": [b.rows for b in p.blocks],
-                               "fanin_max": max((t.fanin.size for t in p.tiles), default=0)}
+                               "fanin_max": max((t.fanin.size for t in p.tiles), default=0),
+                               "bias_rows": int(p.tiles[0].bias_rows.size) if p.tiles else 0}
                            for i, p in self.plans.items()}}
 
 
@@ -249,7 +251,8 @@ class Schedule(NamedTuple):
 
     ``synapses``: real synaptic additions of all EVENTs (PEs whose neuron is
     connected to the EVENT's input; the rest add a structural 0), for PE
-    utilization = synapses / (A · cycles)."""
+    utilization = synapses / (A · cycles); bias EVENTs (F2b) are not synapses.
+    ``bias_events``: the always-on bias EVENTs among ``counts["events"]``."""
 
     cfg: HwConfig
     net: object
@@ -258,6 +261,7 @@ class Schedule(NamedTuple):
     allocation: Allocation
     result: object          # golden.fixed_model.FixedResult, [T, B] = [T, samples]
     synapses: int = 0
+    bias_events: int = 0
 
     @property
     def counts(self) -> dict:
@@ -275,6 +279,7 @@ class Schedule(NamedTuple):
             else:
                 c["timesteps"] += 1
         c["synapses"] = self.synapses
+        c["bias_events"] = self.bias_events
         return {k: int(v) for k, v in c.items()}
 
 
@@ -390,7 +395,7 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
 
     region_words = [(_region_words(cfg, plans[r.layers[0]], r), r) for r in alloc.regions]
     items = []
-    synapses = 0
+    synapses = bias_events = 0
     tile_cmd = Command(OP_TILE)
     for pp in plan_passes(cfg, net, alloc, n_samples, n_t):
         if not isinstance(pp, PassPlan):
@@ -407,7 +412,8 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
         b, t, i = pp.sample, pp.t, pp.layer
         layer, plan, tr = net.layers[i], plans[i], result.layers[i]
         readout = layer.mode == "readout"
-        x_in = (spikes[b, t] if i == 0 else result.layers[i - 1].spikes[t, b]).ravel()
+        x_in = (spikes[b, t] if i == 0 else
+                pool_spikes(result.layers[i - 1].spikes[t, b][None], layer.pool)[0]).ravel()
         vals = (tr.current if readout else tr.membrane)[t, b].ravel()
         spk = tr.spikes[t, b].ravel()
         cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first)] if pp.layer_cmd else []
@@ -420,6 +426,9 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
                 tp = plan.tiles[j]
                 rel = tp.rows[np.flatnonzero(x_in[tp.fanin])]
                 synapses += int(blk.synapses[rel].sum())
+                bias_events += tp.bias_rows.size
+                # F2b: the bias rows first, every tile and timestep, then the input spikes
+                cmds.extend(Command(OP_EVENT, r) for r in (tp.bias_rows + wbase).tolist())
                 cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
                 cmds.append(tile_cmd)
                 bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
@@ -429,4 +438,4 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
         j0 = plan.blocks[pp.blocks[0][0]].j0
         items.append(LayerPass(b, t, i, loads, cmds, beats, j0, plan.blocks[pp.blocks[-1][0]].j1 - j0,
                                pp.wait_idle, pp.loads_after))
-    return Schedule(cfg, net, static_loads, items, alloc, result, synapses)
+    return Schedule(cfg, net, static_loads, items, alloc, result, synapses, bias_events)

@@ -48,7 +48,7 @@ from golden.paths import build_path
 __all__ = ["SIM_BUILD_ENV", "TOPLEVEL", "SIMULATORS", "TEST_MODULE", "BuildError", "Build",
            "sim_build_dir", "simulator_env", "emit_rtl", "mutate_rtl", "build", "build_estimate",
            "new_run_dir", "run_cocotb", "CocotbRun", "run", "RunResult", "log_tail",
-           "VISIBILITY_ENV", "VISIBILITIES", "ports_vlt"]
+           "VISIBILITY_ENV", "VISIBILITIES", "ports_vlt", "build_bulk"]
 
 #: environment variable naming the simulator build folder (default
 #: ``golden.paths.build_root() / "sim_build"``)
@@ -229,6 +229,7 @@ class Build:
     seconds: float
     tag: str = ""
     top: str = TOPLEVEL      # HDL toplevel (tb/bulk_top.py's tb_bulk_top for the bulk path)
+    bulk_depths: dict | None = None   # tb_bulk_top's depths when not the default (build_bulk)
 
     @property
     def manifest(self) -> dict:
@@ -426,6 +427,36 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
                  top)
 
 
+def build_bulk(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *, depths=None,
+               tag: str = "", **kw) -> tuple[Build, dict | None]:
+    """Generate ``tb_bulk_top`` (tb/bulk_top.py) for ``manifest_path`` and
+    build it with ``verilog`` (the bulk co-simulation path); ``kw`` go to
+    :func:`build`.
+
+    ``depths`` (a dict of :class:`tb.bulk_top.BulkDepths` fields, None:
+    sized from the manifest) gives the top's memory depths; a top with
+    other depths is written to and built in its own ``d<ops>-<wt>-<out>-<mem>``
+    folder. Returns the build and the depths to put in the plan
+    (``bulk_depths``; None for the default).
+    """
+    from .bulk_top import TOP, VERILATOR_FLAGS, BulkDepths, bulk_top_ports, depths_for, \
+        write_bulk_top
+    mf = json.loads(Path(manifest_path).read_text())
+    tdir = Path(manifest_path).parent
+    plan_depths = None
+    d = None
+    if depths:
+        d = BulkDepths(**dict(vars(depths_for(mf)), **depths))
+        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "wq", "out", "mem"))
+        tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
+        plan_depths = dict(vars(d))
+    top_v = write_bulk_top(mf, tdir, d, source=str(manifest_path))
+    b = build(cfg, sim, verilog, manifest_path, tag=tag, top=TOP, extra_sources=[top_v],
+              public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS, **kw)
+    b.bulk_depths = plan_depths
+    return b, plan_depths
+
+
 # ------------------------------------------------- cocotb runner, in a child
 def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Path,
                  vcd: bool = False, progress=None, poll: float = 0.5) -> str | None:
@@ -438,11 +469,19 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
     child with its own environment keeps the caller's ``os.environ`` out and
     never changes it. ``progress()`` is called every ``poll`` seconds while
     the child runs. Returns None on success, else the runner's error text.
+
+    The child leads its own process group, which the simulator (or the
+    compiler) it starts joins: if this call is interrupted, the whole group
+    is killed; if this process dies (a Dask worker killed mid-run, SIGKILL),
+    the child's watchdog (:func:`_die_with_parent`) sees it within
+    :data:`WATCHDOG_POLL` seconds and kills the group, so no simulator is
+    left running.
     """
     result = workdir / f".runner-{uuid.uuid4().hex[:8]}.json"
     job = json.dumps({"sim": sim, "vcd": vcd, "method": method, "kwargs": kwargs,
-                      "result": str(result)})
-    proc = subprocess.Popen([sys.executable, "-m", "tb.build", "--runner-job", job], env=env)
+                      "result": str(result), "parent": os.getpid()})
+    proc = subprocess.Popen([sys.executable, "-m", "tb.build", "--runner-job", job], env=env,
+                            start_new_session=True)
     try:
         while True:
             try:
@@ -452,7 +491,7 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
                 progress()
     finally:
         if proc.poll() is None:   # interrupted: do not leave the simulator running
-            proc.kill()
+            _kill_group(proc.pid)
             proc.wait()
     try:
         res = json.loads(result.read_text())
@@ -462,8 +501,39 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
     return None if res["ok"] else (res["error"] or "failed")
 
 
+#: seconds between two looks of the runner child's watchdog at its parent
+WATCHDOG_POLL = 0.2
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL process group ``pgid`` (a runner child and what it started)."""
+    import signal
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Start a daemon thread that kills this process's group (this process,
+    the simulator or compiler it started) once ``parent`` is no longer its
+    parent process (the parent died and this one was re-parented)."""
+    import threading
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                _kill_group(os.getpgrp())
+                os._exit(1)    # not reached: SIGKILL of the group includes this process
+            time.sleep(WATCHDOG_POLL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _runner_job(job: dict) -> int:
     """The child side of :func:`_runner_call`."""
+    if job.get("parent") and os.getpgrp() == os.getpid():   # leads its own group
+        _die_with_parent(int(job["parent"]))
     kw = dict(job["kwargs"])
     if kw.get("timescale"):
         kw["timescale"] = tuple(kw["timescale"])

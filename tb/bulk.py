@@ -419,6 +419,9 @@ class BulkRunner:
                 if judge:
                     if n_out:
                         lines = _hex_lines(Path(FILES["out"]).read_text())
+                        if hasattr(sb, "beat_cycles"):   # e.g. tb/demo_cocotb.py's recorder
+                            sb.beat_cycles(np.array([int(x, 16) for x in _hex_lines(
+                                Path(FILES["cyc"]).read_text())], dtype=np.int64))
                         cols = decode_columns(lines, out_l)
                         if cols is not None:
                             sb.check_beats(cols)

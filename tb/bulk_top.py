@@ -10,21 +10,7 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
-  ====  ======  =========================================================
-  kind  name    meaning
-  ====  ======  =========================================================
-  0     END     end of the block: pause once the read-back pipeline is empty
-  1     IDLE    wait until ``busy`` = 0 in a cycle without a command offered
-                and ``arg`` beats (since reset) were captured; record the
-                first non-zero ``error`` (value and operation index)
-  3     CMD     ``arg`` cycles with ``cmd__valid`` = 0, then one ``cmd`` beat
-  4     RB      drive ``dbg_addr`` = ``arg``; ``dbg_data`` is captured two
-                edges later (one row per cycle, pipelined)
-  5     WAITWL  wait until ``arg`` weight-load beats (since reset) were
-                accepted; these cycles are counted in ``wl_wait_cycles``
-                (the *exposed* weight-load cycles)
-  ====  ======  =========================================================
-
+  ====  ======  ==================================================
 * a **weight-load engine**, running concurrently with the operation
   memory: its queue ``wq_mem`` (``bulk_wq.bin``, 8 bytes per entry, most
   significant first: bits ``[63:32]`` weight-table index, ``[31:0]`` fence)
@@ -44,7 +30,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   every distinct weight-load beat once (or those of the window); the queue
   indexes it;
 * **capture memories** of every transferred output beat (``cap_out``,
-  written to ``bulk_out.hex``) and every read-back membrane row
+  written to ``bulk_out.hex``), the ``cycles`` count at its transfer
+  (``cap_cyc``, ``bulk_cyc.hex``, 32 bits) and every read-back membrane row
   (``cap_mem``, ``bulk_mem.hex``), dumped with ``$writememh`` at a pause;
 * an xorshift32 generator seeded from ``seed`` that drives ``out__ready`` in
   phases (always / 85 % / 50 % / 15 % / never ready) when ``stress`` = 1;
@@ -92,8 +79,13 @@ STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ"}
 XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
 BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
+#: cycles the top's ``cycles`` counter holds beyond the per-cycle BFM's count
+#: in a run of one block without a pause (tests/test_demo.py compares the two
+#: paths): START_CYCLES before the first operation (``S_START``), END_CYCLES
+#: after the last one (END seen, ``S_DUMP``, ``done``)
+START_CYCLES, END_CYCLES = 1, 4
 FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "wq": "bulk_wq.bin", "out": "bulk_out.hex",
-         "mem": "bulk_mem.hex"}
+         "mem": "bulk_mem.hex", "cyc": "bulk_cyc.hex"}
 #: bytes per weight-load queue entry (index << 32 | fence)
 WQ_BYTES = 8
 
@@ -225,6 +217,7 @@ module {TOP} (
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
     reg [63:0] wq_mem [0:{d.wq - 1}];
     reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
+    reg [31:0] cap_cyc [0:{d.out - 1}];
     reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
 
     // DUT ports
@@ -286,12 +279,16 @@ module {TOP} (
     wire near_full = near_out | near_mem;
     wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1;
     wire idle_ok = !d_busy && !d_cmd__valid;
-    wire adv = cur_kind == K_IDLE ? (idle_ok && beats_total >= cur_arg) :
-               cur_kind == K_WAITWL ? wl_count >= cur_arg :
+    // the weight-load beat to offer after this edge (beats accepted, counting this edge's)
+    wire [31:0] wl_pos = wl_count + {{31'd0, wl_fire}};
+    // IDLE passes on idle_ok of the previous cycle, as the per-cycle BFM samples
+    // it: both paths give the same cycle counts
+    reg idle_q;
+    wire adv = cur_kind == K_IDLE ? (idle_q && beats_total >= cur_arg) :
+               cur_kind == K_WAITWL ? wl_pos >= cur_arg :
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
     // weight-load engine: the beat to offer after this edge, its fence and table index
-    wire [31:0] wl_pos = wl_count + {{31'd0, wl_fire}};
     wire [31:0] wl_rel = wl_pos - wl_lo;
     wire wl_have = wl_rel < n_wq;
     wire [63:0] wq_w = wq_mem[wl_rel[{QA - 1}:0]];
@@ -344,7 +341,7 @@ module {TOP} (
                         (^{{d_out__valid}}) === 1'bx ? 4'd2 :
                         (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) ? 4'd3 :
                         (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) ? 4'd4 :
-                        (cur_kind == K_IDLE && idle_ok && beats_total >= cur_arg &&
+                        (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg &&
                          (^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
                             d_dbg_data, d_busy, d_error}}) === 1'bx) ? 4'd5 : 4'd0;
 `else
@@ -377,6 +374,7 @@ module {TOP} (
             wlfsr <= (seed ^ 32'h9e3779b9) | 32'd1;
             wl_gap <= 8'd0;
             rb_cycles <= 32'd0;
+            idle_q <= 1'b0;
             gap_cycles <= 32'd0;
             bp_cycles <= 32'd0;
             stall <= 32'd0;
@@ -395,9 +393,11 @@ module {TOP} (
         end else begin
             cycles <= cycles + 32'd1;
             go_q <= go;
+            idle_q <= idle_ok;
             // captures (every state: nothing transfers while paused)
             if (out_fire) begin
                 cap_out[n_out[{CA - 1}:0]] <= d_out__payload;
+                cap_cyc[n_out[{CA - 1}:0]] <= cycles;
                 n_out <= n_out + 32'd1;
                 beats_total <= beats_total + 32'd1;
             end
@@ -430,7 +430,9 @@ module {TOP} (
             end
             S_START: begin
                 d_cmd__valid <= 1'b0;
-                d_wload__valid <= 1'b0;
+                // the weight-load engine may offer at once (as the per-cycle BFM in its first cycle)
+                d_wload__valid <= wl_gap == 8'd0 && wl_ok;
+                d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
                 gap_cnt <= 8'd0;
                 state <= S_RUN;
             end
@@ -447,7 +449,7 @@ module {TOP} (
                 bp_ready <= !stress || bp_lvl == 9'd256 || {{1'b0, lfsr[23:16]}} < bp_lvl;
                 wlfsr <= wlfsr_n;
                 if (d_wload__valid) wl_valid_cycles <= wl_valid_cycles + 32'd1;
-                if (wl_waiting && !rb_v0 && !rb_v1) wl_wait_cycles <= wl_wait_cycles + 32'd1;
+                if (wl_waiting && !rb_v0) wl_wait_cycles <= wl_wait_cycles + 32'd1;
                 if (wl_fire && cmd_fire) wl_both_cycles <= wl_both_cycles + 32'd1;
                 if (wl_fire && wl_waiting) wl_exp_beats <= wl_exp_beats + 32'd1;
                 // weight-load engine (concurrent with the operations below)
@@ -470,7 +472,8 @@ module {TOP} (
                         d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
                     end
                 end
-                if (rb_v0 || rb_v1 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
+                // n rows: n + 1 cycles (the last row's data), as on the per-cycle path
+                if (rb_v0 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
                 if (d_out__valid && !d_out__ready) bp_cycles <= bp_cycles + 32'd1;
                 stall <= (out_fire || rb_v1 || wl_fire) ? 32'd0 : stall + 32'd1;
                 if (xz_now != 4'd0) begin
@@ -520,6 +523,7 @@ module {TOP} (
                 d_cmd__valid <= 1'b0;
                 d_wload__valid <= 1'b0;
                 if (n_out != 32'd0) $writememh("{FILES['out']}", cap_out, 0, n_out - 32'd1);
+                if (n_out != 32'd0) $writememh("{FILES['cyc']}", cap_cyc, 0, n_out - 32'd1);
                 if (n_mem != 32'd0) $writememh("{FILES['mem']}", cap_mem, 0, n_mem - 32'd1);
                 done <= 1'b1;
                 state <= S_WAIT;

@@ -27,6 +27,7 @@ fixed-point model's, or a failed build/simulation; 2 bad options (one
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -55,12 +56,19 @@ def parse_args(argv):
                    help="training epochs (default: golden.digits.TrainConfig)")
     p.add_argument("-T", "--timesteps", type=posint("-T"), default=None)
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--path", choices=("bulk", "bfm"), default="bulk",
+                   help="'bulk' (default): the testbench top tb_bulk_top runs each variant in "
+                   "one block without Python in the loop (tb/bulk.py); 'bfm': the per-cycle "
+                   "BFM (tb/bfm.py). Same checks, same cycle counts")
     p.add_argument("--reports", default=str(build_path("reports")), help="output directory")
     p.add_argument("--cache", default=str(build_path("build", "demo")),
                    help="weight cache directory (an empty one trains afresh)")
     p.add_argument("--threads", type=posint("--threads"), default=1,
                    help="torch threads (default 1: the fastest on a shared 2-core machine; the trained "
                    "weights and every number do not depend on it)")
+    p.add_argument("--jobs", type=posint("--jobs"), default=None,
+                   help="variants trained and simulated at once, in separate processes "
+                   "(default: the CPU count, at most 4); the results do not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     rtl = [] if a.rtl.strip().lower() == "none" else [s.strip() for s in a.rtl.split(",") if s.strip()]
@@ -68,6 +76,9 @@ def parse_args(argv):
     if bad:
         p.error(f"--rtl: unknown variant(s) {', '.join(bad)}; choose from {', '.join(SCHEMES)} or none")
     a.rtl = [s for s in SCHEMES if s in rtl]
+    if a.jobs is None:
+        a.jobs = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                            else (os.cpu_count() or 1)))
     return a
 
 
@@ -78,20 +89,70 @@ def _bar(disable, **kw):
     return tqdm(disable=disable, dynamic_ncols=True, file=sys.stdout, **kw)
 
 
-def train_all(tc, split, spikes_train, cache: Path, quiet: bool) -> dict:
-    """Train (or load) every scheme; returns scheme -> model."""
+def _cache_file(scheme: str, tc, cache: Path) -> Path:
+    """The weight file :func:`golden.digits.train_cached` reads and writes."""
+    from golden.digits import cache_key
+    return Path(cache) / f"{scheme.replace('+', '_').replace('#', '')}-{cache_key(scheme, tc)}.pt"
+
+
+def _train_worker(scheme, tc, spikes, labels, cache, threads, queue):
+    """Train one scheme into the cache in a worker process (progress to ``queue``)."""
+    import torch
+    torch.set_num_threads(threads)
+    from golden.digits import train_cached
+    train_cached(scheme, tc, spikes, labels, cache,
+                 lambda epoch, loss: queue.put((scheme, float(loss))))
+    return scheme
+
+
+def train_all(tc, split, spikes_train, cache: Path, quiet: bool, jobs: int = 1,
+              threads: int = 1) -> dict:
+    """Train (or load) every scheme; returns scheme -> model.
+
+    Schemes without cached weights train in up to ``jobs`` worker processes
+    at once (``threads`` torch threads each), which write the cache; the
+    models are then loaded from it. The training is bit-reproducible, so the
+    weights do not depend on ``jobs``."""
     from golden.digits import SCHEMES, train_cached
-    models = {}
-    for scheme in SCHEMES:
-        with _bar(quiet, total=tc.epochs, desc=f"train {scheme:8s}", unit="epoch", leave=True) as bar:
+    todo = [s for s in SCHEMES if not _cache_file(s, tc, cache).exists()]
+    bars = {s: _bar(quiet, total=tc.epochs, desc=f"train {s:8s}", unit="epoch", leave=True,
+                    position=i) for i, s in enumerate(SCHEMES)}
+    try:
+        if jobs > 1 and len(todo) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, wait
+            ctx = mp.get_context("spawn")
+            with ctx.Manager() as manager, ProcessPoolExecutor(min(jobs, len(todo)),
+                                                               mp_context=ctx) as pool:
+                queue = manager.Queue()
+                futs = [pool.submit(_train_worker, s, tc, spikes_train, split.y_train, cache,
+                                    threads, queue) for s in todo]
+                while True:
+                    done = all(f.done() for f in futs)
+                    while not queue.empty():
+                        s, loss = queue.get()
+                        bars[s].update(1)
+                        bars[s].set_postfix(loss=f"{loss:.4f}")
+                    if done:
+                        break
+                    wait(futs, timeout=0.2)
+                for f in futs:
+                    f.result()     # a failed training raises here
+        models = {}
+        for s in SCHEMES:
+            bar = bars[s]
+
             def progress(epoch, loss, bar=bar):
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
-            model, cached = train_cached(scheme, tc, spikes_train, split.y_train, cache, progress)
+            model, cached = train_cached(s, tc, spikes_train, split.y_train, cache, progress)
             if cached:
-                bar.set_postfix_str("cached weights")
+                bar.set_postfix_str("cached weights" if s not in todo else "trained")
                 bar.update(tc.epochs - bar.n)
-        models[scheme] = model
+            models[s] = model
+    finally:
+        for bar in bars.values():
+            bar.close()
     return models
 
 
@@ -152,27 +213,45 @@ def fixed_eval(models: dict, quants: dict, spikes: np.ndarray, labels: np.ndarra
 
 
 def rtl_eval(quants: dict, schemes: list, spikes: np.ndarray, labels: np.ndarray,
-             fixed_preds: dict, sim: str, quiet: bool) -> tuple[list, object, str]:
-    """Build once, run every selected scheme; returns (rows, build, failure text)."""
-    from tb.demo_rtl import build_core, run_network
+             fixed_preds: dict, sim: str, quiet: bool, path: str = "bulk", jobs: int = 1
+             ) -> tuple[list, object, str]:
+    """Build once, run every selected scheme (``jobs`` simulations at once);
+    returns (rows, build, failure text)."""
+    from tb.demo_rtl import DEMO_DEPTHS, build_core, run_network
     if not schemes:
         return [], None, ""
     cfg = next(iter(quants.values())).cfg
     t0 = time.monotonic()
     print(f"emit + {sim} build of {cfg.name} (cached in sim_build/ after the first time) ...",
           flush=True)
-    b = build_core(cfg, sim)
+    b = build_core(cfg, sim, path, DEMO_DEPTHS if path == "bulk" else None)
     print(f"   {'reused' if b.reused else 'built'} in {time.monotonic() - t0:.1f} s: {b.build_dir}",
           flush=True)
     lif_per_tile = b.manifest["cycles"]["lif_cycles_per_tile"]
-    rows, failures = [], []
     n = spikes.shape[0]
+    bars = {s: _bar(quiet, total=n, desc=f"RTL   {s:8s}", unit="sample", position=i)
+            for i, s in enumerate(schemes)}
+
+    def simulate(s):
+        bar = bars[s]
+
+        def progress(k):
+            bar.update(max(0, min(n, k) - bar.n))
+        return run_network(b, quants[s].network, spikes, progress=progress,
+                           tag=f"demo-{s}".replace("+", "_").replace("#", ""))
+    try:
+        if jobs > 1 and len(schemes) > 1:   # one simulator process per variant, `jobs` at once
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(min(jobs, len(schemes))) as pool:
+                runs = dict(zip(schemes, pool.map(simulate, schemes)))
+        else:
+            runs = {s: simulate(s) for s in schemes}
+    finally:
+        for bar in bars.values():
+            bar.close()
+    rows, failures = [], []
     for s in schemes:
-        with _bar(quiet, total=n, desc=f"RTL   {s:8s}", unit="sample") as bar:
-            def progress(k, bar=bar):
-                bar.update(max(0, min(n, k) - bar.n))
-            r = run_network(b, quants[s].network, spikes, progress=progress, tag=f"demo-{s}".replace(
-                "+", "_").replace("#", ""))
+        r = runs[s]
         sm = r.summary
         if not r.ok:
             failures.append(f"[{s}] RTL run failed: {r.failure}\n   run directory: {r.run_dir}")
@@ -232,7 +311,7 @@ def main(argv=None) -> int:
           f"{s_train.mean():.3f}", flush=True)
 
     t0 = time.monotonic()
-    models = train_all(tc, split, s_train, Path(a.cache), quiet)
+    models = train_all(tc, split, s_train, Path(a.cache), quiet, a.jobs, a.threads)
     t_train = time.monotonic() - t0
     mem = memory_rows(tc)
     float_rows = []
@@ -253,7 +332,8 @@ def main(argv=None) -> int:
 
     t0 = time.monotonic()
     try:
-        rtl_rows, build, failure = rtl_eval(quants, a.rtl, s_test, y_test, fixed_preds, a.sim, quiet)
+        rtl_rows, build, failure = rtl_eval(quants, a.rtl, s_test, y_test, fixed_preds, a.sim, quiet,
+                                            a.path, a.jobs)
     except BuildError as e:  # report it, still write what we have
         rtl_rows, build, failure = [], None, f"build failed: {e}"
     t_rtl = time.monotonic() - t0

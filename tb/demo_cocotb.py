@@ -7,11 +7,16 @@ JSON plan named by ``TB_PLAN`` gives the build's ``cfg`` and ``manifest``, a
 ``readout`` and ``progress``.
 
 The test builds the schedule with :func:`golden.schedule.build_schedule`,
-drives it with the testbench's BFM (:class:`tb.bfm.CoreBfm`, no random gaps
-and no backpressure when ``stress`` is false, so the cycle counts are those of
-the core) and checks every beat and every membrane row after every timestep
-with :class:`tb.scoreboard.Scoreboard`, exactly as ``tb/test_lif_pe_array.py``
-does for its random networks. In addition it records what the *RTL* put out
+drives it (no random gaps and no backpressure when ``stress`` is false, so
+the cycle counts are those of the core) and checks every beat and every
+membrane row after every timestep with :class:`tb.scoreboard.Scoreboard`,
+exactly as ``tb/test_lif_pe_array.py`` does for its random networks. Two
+tests, one per path (``plan["path"]``, :func:`tb.demo_rtl.run_network`
+selects the one of its build): ``demo_network_bulk`` on the bulk testbench
+top ``tb_bulk_top`` (:class:`tb.bulk.BulkRunner`: the program runs in blocks
+without Python in the loop, the captured beats and rows are checked block by
+block), ``demo_network`` with the per-cycle BFM (:class:`tb.bfm.CoreBfm`) on
+``lif_pe_array`` itself. In addition it records what the *RTL* put out
 on the last layer's beats (read-out values of a readout layer, spikes of a
 LIF layer: what :attr:`golden.fixed_model.FixedResult.output` holds), so the
 caller computes the RTL's own classification (``readout``: int64
@@ -47,8 +52,10 @@ class RecordingScoreboard(Scoreboard):
 
     Call :meth:`attach` before the run. ``readout[sample, t, neuron]`` is
     filled from the RTL's beats (flat neuron ``tile·A + group·S + slot``);
-    ``sample_cycles[b]`` is the BFM cycle count when sample ``b``'s first
-    beat arrived.
+    ``sample_first_cycle[b]`` is the cycle count when sample ``b``'s first
+    beat arrived: the BFM's (``stats.cycles``), or on the bulk path the
+    top's ``cycles`` captured with each beat (:meth:`beat_cycles`, before
+    the :meth:`check_beats` of those beats).
     """
 
     def attach(self, samples: int, timesteps: int, outputs: int, stats, progress: Path | None,
@@ -67,6 +74,28 @@ class RecordingScoreboard(Scoreboard):
         self._outputs, self._last = outputs, last
         self._ids = list(sample_ids) if sample_ids is not None else None
         self._blame = -1   # local sample a mismatch found now belongs to
+        self._cyc, self._cyc_base = None, 0   # bulk path: cycles of the beats being checked
+        self._batch = False
+        self._nrn: dict = {}
+
+    def beat_cycles(self, cycles: np.ndarray) -> None:
+        """The cycle counts of the next ``len(cycles)`` beats (bulk path, tb/bulk.py)."""
+        self._cyc, self._cyc_base = np.asarray(cycles, dtype=np.int64), self.next_beat
+
+    def _cycle_of(self, idx: int) -> int:
+        k = idx - self._cyc_base
+        if self._cyc is not None and 0 <= k < self._cyc.size:
+            return int(self._cyc[k])
+        return self._stats.cycles if self._stats is not None else -1
+
+    def _started(self, sample: int, idx: int) -> None:
+        self._cur = sample
+        self.sample_first_cycle[sample] = self._cycle_of(idx)
+
+    def _write_progress(self) -> None:
+        if self._progress is not None:
+            atomic_write({self._progress: json.dumps({"samples_started": self._cur + 1,
+                                                      "mismatches": self.n_mismatches})})
 
     def _gid(self, sample: int) -> int:
         return self._ids[sample] if self._ids is not None and 0 <= sample < len(self._ids) \
@@ -104,14 +133,37 @@ class RecordingScoreboard(Scoreboard):
             ok = super().check_beat(got)
         finally:
             self._blame = -1
-        if exp is None:
+        if exp is None or self._batch:   # check_beats records its beats itself
             return ok
         if exp.sample != self._cur:
-            self._cur = exp.sample
-            self.sample_first_cycle[exp.sample] = self._stats.cycles
-            if self._progress is not None:
-                atomic_write({self._progress: json.dumps({"samples_started": exp.sample + 1,
-                                                          "mismatches": self.n_mismatches})})
+            self._started(exp.sample, idx)
+            self._write_progress()
+        self._keep(exp, got)
+        return ok
+
+    def check_beats(self, got: dict) -> int:
+        """:meth:`Scoreboard.check_beats` (the bulk path), recording every beat
+        as :meth:`check_beat` does."""
+        i0, n = self.next_beat, len(got["tile"])
+        self._batch = True
+        try:
+            nbad = super().check_beats(got)
+        finally:
+            self._batch = False
+        m = max(0, min(n, len(self.expected_beats) - i0))
+        exp = self.expected_beats[i0:i0 + m]
+        cur = self._cur
+        for k, e in enumerate(exp):
+            if e.sample != self._cur:
+                self._started(e.sample, i0 + k)
+            if self._last is None or e.layer == self._last[0]:
+                self._keep(e, {f: v[k] for f, v in got.items()})
+        if self._cur != cur:
+            self._write_progress()
+        return nbad
+
+    def _keep(self, exp, got: dict) -> None:
+        """Record beat ``exp``'s observed outputs (``got``) if it is one of the recorded layer's."""
         if self._last is not None:
             if exp.layer == self._last[0]:
                 self._record(exp, got)
@@ -121,15 +173,17 @@ class RecordingScoreboard(Scoreboard):
             n = max(0, min(s, self._outputs - base))
             if n:
                 self.readout[exp.sample, exp.t, base:base + n] = _ints(got["values"])[:n]
-        return ok
 
     def _record(self, exp, got: dict) -> None:
         """Store the last layer's beat at its neurons' flat (C, H, W) output indices."""
         from golden.mapping import tile_pe_neurons
         s = self.cfg.slots
         layer = self._last[1]
-        row = self._last[2][exp.tile] if len(self._last) > 2 else \
-            tile_pe_neurons(self.cfg, layer, [exp.tile])[0]
+        row = self._last[2][exp.tile] if len(self._last) > 2 else None
+        if row is None:   # the position mapping (cached per tile)
+            row = self._nrn.get(exp.tile)
+            if row is None:
+                row = self._nrn[exp.tile] = tile_pe_neurons(self.cfg, layer, [exp.tile])[0]
         nrn = row[exp.group * s:(exp.group + 1) * s]
         real = nrn >= 0
         vals = _ints(got["values" if exp.readout else "spikes"])[:s]
@@ -139,77 +193,132 @@ class RecordingScoreboard(Scoreboard):
 def _ints(values) -> np.ndarray:
     """Decoded payload values as int64; an X/Z value (decoded to a string) becomes a
     sentinel (int64 min): the scoreboard has already failed the beat."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
     return np.array([int(v) if isinstance(v, (int, np.integer)) else np.iinfo(np.int64).min
                      for v in np.asarray(values, dtype=object)], dtype=np.int64)
+
+
+def _setup(plan: dict, stats=None):
+    """(network run, recording scoreboard, schedule seconds) of the plan."""
+    from tb.plan import load_network_run
+    t0 = time.monotonic()
+    nr = load_network_run(plan)
+    t_sched = time.monotonic() - t0
+    net, spikes = nr.net, nr.spikes
+    ro = net.layers[-1]
+    sb = RecordingScoreboard(nr.cfg, nr.beats, repro=plan.get("repro", ""),
+                             layer_names={i: l.name for i, l in enumerate(net.layers)},
+                             layer_modes={i: l.mode for i, l in enumerate(net.layers)},
+                             max_report=plan.get("max_report", 8))
+    progress = Path(plan["progress"]) if plan.get("progress") else None
+    li = len(net.layers) - 1   # recorded at its PEs' neurons of the schedule's allocation
+    sb.attach(spikes.shape[0], spikes.shape[1], int(np.prod(ro.out_chw)), stats, progress,
+              last=(li, ro, np.stack([tp.pe_neurons for tp in nr.sched.allocation.tiles[li]])),
+              sample_ids=plan.get("sample_ids"))
+    return nr, sb, t_sched
+
+
+def _finish(plan: dict, nr, sb, problems, timeout, c0: int, cyc: dict, t_sched: float,
+            t_sim: float, path: str, extra: dict | None = None) -> None:
+    """Write the readout and the summary of the run; assert it passed.
+    ``cyc``: the cycle counters since reset (``cycles``, ``wload_cycles``, ...),
+    ``c0`` the cycle count the sample cycles are counted from."""
+    np.save(plan["readout"], sb.readout)
+    sched, spikes = nr.sched, nr.spikes
+    counts = sched.counts
+    failure = None
+    if problems or timeout or not sb.ok:
+        failure = ("reset contract: " + "; ".join(problems) + "\n" if problems else "") \
+            + (f"TIMEOUT: {timeout}\n" if timeout else "") + sb.report()
+    first = sb.sample_first_cycle
+    summary = {
+        "ok": failure is None, "failure": failure, "checked": sb.counts(),
+        **cyc,
+        "wl_hidden_beats": cyc.get("wl_beats", 0) - cyc.get("wl_exposed_beats", 0),
+        "synapses": counts.get("synapses", 0),
+        "sample_first_cycle": (first - c0).tolist(),
+        "sample_mismatches": sb.sample_mismatches.tolist(),
+        "samples": int(spikes.shape[0]), "timesteps": int(spikes.shape[1]),
+        "tiles": counts["tiles"], "events": counts["events"], "commands": counts["commands"],
+        "beats": counts["beats"], "weight_loads": counts["weight_loads"],
+        "weights": sched.allocation.weights, "allocation": sched.allocation.describe(),
+        "schedule_seconds": t_sched, "sim_seconds": t_sim, "path": path, **(extra or {}),
+    }
+    atomic_write({Path(plan["summary"]): json.dumps(summary, indent=1)})
+    assert failure is None, failure
 
 
 if cocotb is not None:
 
     @cocotb.test()
     async def demo_network(dut):
-        """Reset, then the whole schedule of the plan's network and spikes, fully checked."""
+        """Per-cycle path: reset, then the whole schedule through the BFM, fully checked."""
         from cocotb.clock import Clock
 
         from tb.bfm import BfmTimeout, CoreBfm
-        from tb.plan import load_network_run, load_plan
+        from tb.plan import load_plan
+        from tb.session import cpu_seconds
 
         plan = load_plan()
-        t_start = time.monotonic()
-        nr = load_network_run(plan)
-        cfg, net, spikes, sched, layouts = nr.cfg, nr.net, nr.spikes, nr.sched, nr.layouts
-        ops, beats = nr.ops, nr.beats
-        t_sched = time.monotonic() - t_start
-
-        bfm = CoreBfm(dut, layouts, cfg, plan.get("seed", 1), stress=plan.get("stress", False),
-                      stall_limit=plan.get("stall_limit", 5000))
-        ro = net.layers[-1]
-        outputs = int(np.prod(ro.out_chw))
-        sb = RecordingScoreboard(cfg, beats, repro=plan.get("repro", ""),
-                                 layer_names={i: l.name for i, l in enumerate(net.layers)},
-                                 layer_modes={i: l.mode for i, l in enumerate(net.layers)},
-                                 max_report=plan.get("max_report", 8))
-        progress = Path(plan["progress"]) if plan.get("progress") else None
-        sb.attach(spikes.shape[0], spikes.shape[1], outputs, bfm.stats, progress,
-                  last=(len(net.layers) - 1, ro, np.stack([tp.pe_neurons for tp in
-                                                           sched.allocation.tiles[len(net.layers) - 1]])),
-                  sample_ids=plan.get("sample_ids"))
-
+        nr, sb, t_sched = _setup(plan)
+        bfm = CoreBfm(dut, nr.layouts, nr.cfg, plan.get("seed", 1),
+                      stress=plan.get("stress", False), stall_limit=plan.get("stall_limit", 5000))
+        sb._stats = bfm.stats   # sample_first_cycle from the BFM's cycle count
         bfm.drive_all_idle(rst=1)
         Clock(dut.clk, 10, unit="ns").start()
         problems = await bfm.reset(cycles=3)
         st = bfm.stats
         c0 = st.cycles
         timeout = None
-        t_sim = time.monotonic()
+        t_sim, cpu0 = time.monotonic(), cpu_seconds()
         if not problems:
             try:
-                await bfm.run(ops, sb, stop_after=plan.get("max_report", 8))
+                await bfm.run(nr.ops, sb, stop_after=plan.get("max_report", 8))
             except BfmTimeout as e:
                 timeout = str(e)
             if timeout is None and sb.ok:
                 sb.missing_beats()
         t_sim = time.monotonic() - t_sim
-        np.save(plan["readout"], sb.readout)
-        counts = sched.counts
-        failure = None
-        if problems or timeout or not sb.ok:
-            failure = ("reset contract: " + "; ".join(problems) + "\n" if problems else "") \
-                + (f"TIMEOUT: {timeout}\n" if timeout else "") + sb.report()
-        first = sb.sample_first_cycle
-        summary = {
-            "ok": failure is None, "failure": failure, "checked": sb.counts(),
-            "cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
-            "wl_beats": st.wl_beats, "wl_hidden_beats": st.wl_beats - st.wl_exposed_beats,
-            "wl_overlap_cycles": st.wl_overlap_cycles, "synapses": counts.get("synapses", 0),
-            "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
-            "backpressure_cycles": st.backpressure_cycles,
-            "sample_first_cycle": (first - c0).tolist(),
-            "sample_mismatches": sb.sample_mismatches.tolist(),
-            "samples": int(spikes.shape[0]), "timesteps": int(spikes.shape[1]),
-            "tiles": counts["tiles"], "events": counts["events"], "commands": counts["commands"],
-            "beats": counts["beats"], "weight_loads": counts["weight_loads"],
-            "weights": sched.allocation.weights, "allocation": sched.allocation.describe(),
-            "schedule_seconds": t_sched, "sim_seconds": t_sim,
-        }
-        atomic_write({Path(plan["summary"]): json.dumps(summary, indent=1)})
-        assert failure is None, failure
+        cyc = {"cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
+               "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
+               "backpressure_cycles": st.backpressure_cycles, "wl_beats": st.wl_beats,
+               "wl_exposed_beats": st.wl_exposed_beats, "wl_overlap_cycles": st.wl_overlap_cycles}
+        _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm",
+                {"sim_cpu_seconds": cpu_seconds() - cpu0})
+
+    @cocotb.test()
+    async def demo_network_bulk(dut):
+        """Bulk path: reset ``tb_bulk_top``, run the program in blocks, check every
+        captured beat and membrane row (tb/bulk.py's :class:`BulkRunner`)."""
+        from types import SimpleNamespace
+
+        from tb.bulk import BulkRunner
+        from tb.bulk_top import END_CYCLES, START_CYCLES
+        from tb.plan import load_plan
+        from tb.session import cpu_seconds
+
+        plan = load_plan()
+        plan = dict(plan, seed=plan.get("seed", 1), stress=plan.get("stress", False))
+        nr, sb, t_sched = _setup(plan)
+        # BulkRunner reads the plan, the flattened operations and the layouts of a Session
+        r = BulkRunner(dut, SimpleNamespace(plan=plan, cfg=nr.cfg, ops=nr.ops,
+                                            layouts=nr.layouts))
+        problems = await r.reset()
+        c0 = r.counters()
+        timeout = None
+        t_sim, cpu0 = time.monotonic(), cpu_seconds()
+        if not problems:
+            timeout = await r.run(sb, stop_after=plan.get("max_report", 8))
+            if timeout is None and sb.ok:
+                sb.missing_beats()
+        t_sim = time.monotonic() - t_sim
+        c1 = r.counters()
+        cyc = {k: c1[k] - c0[k] for k in c1}
+        # the cycles the top's state machine adds (one block, no pause: the
+        # per-cycle path's counts exactly; DEMO_DEPTHS hold the whole test set)
+        prof = getattr(r, "profile", {})
+        cyc["cycles"] -= START_CYCLES + END_CYCLES
+        _finish(plan, nr, sb, problems, timeout, c0["cycles"] + START_CYCLES, cyc, t_sched, t_sim,
+                "bulk", {"sim_cpu_seconds": cpu_seconds() - cpu0, "bulk_cpu_seconds": prof,
+                         "blocks": prof.get("blocks", 0), "pauses": prof.get("pauses", 0)})

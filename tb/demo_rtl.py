@@ -1,10 +1,15 @@
 """Run one integer network over a spike set on the generated RTL (demo helper).
 
-:func:`run_network` emits and builds the core for ``cfg`` with the
-testbench's own flow (:func:`tb.build.emit_rtl`, :func:`tb.build.build`:
-same cache in ``sim_build/``, same Verilator flags and lint waivers), then
-runs the cocotb test :mod:`tb.demo_cocotb` through :func:`tb.build.run_cocotb`
-with a plan that names the network and spike files. The simulation runs in a
+:func:`build_core` emits and builds the core for ``cfg`` with the
+testbench's own flow (:func:`tb.build.emit_rtl`, :func:`tb.build.build_bulk`
+or :func:`tb.build.build`: same cache in ``sim_build/``, same Verilator
+flags and lint waivers); :func:`run_network` runs the cocotb test
+:mod:`tb.demo_cocotb` on it through :func:`tb.build.run_cocotb` with a plan
+that names the network and spike files. Two paths (``tb.sim``'s
+``--path`` names): ``"bulk"`` (default: the testbench top ``tb_bulk_top``
+runs blocks of the program without Python in the loop, tb/bulk.py) and
+``"bfm"`` (the per-cycle BFM, tb/bfm.py); both check the same beats and
+rows with the same scoreboard and report the same cycle counts. The simulation runs in a
 worker thread (``run_cocotb(progress=...)``) while the calling thread reports
 progress (samples done) from the file the cocotb test rewrites after every
 sample.
@@ -26,11 +31,20 @@ import numpy as np
 from golden.config import HwConfig
 from golden.network import Network, save_network
 
-from .build import Build, build, emit_rtl, new_run_dir, run_cocotb
+from .build import TOPLEVEL, Build, build, build_bulk, emit_rtl, new_run_dir, run_cocotb
 
-__all__ = ["TEST_MODULE", "RtlRun", "build_core", "run_network"]
+__all__ = ["TEST_MODULE", "PATHS", "TESTS", "DEMO_DEPTHS", "RtlRun", "build_core", "run_network"]
 
 TEST_MODULE = "tb.demo_cocotb"
+#: simulation paths (tb.sim's --path names) and the cocotb test of each
+PATHS = ("bulk", "bfm")
+TESTS = {"bulk": "demo_network_bulk", "bfm": "demo_network"}
+#: tb_bulk_top memory depths of the demo's build: one block holds a whole
+#: variant of the 360-sample test set (about 500 k operation words, 51,840
+#: beats, up to 46,080 membrane rows), so the top never pauses mid-run and the
+#: cycle counts are the core's (equal to the per-cycle path's); a larger
+#: input set runs in several blocks (same checks, a few cycles more per pause)
+DEMO_DEPTHS = {"ops": 1 << 20, "out": 1 << 16, "mem": 1 << 16}
 
 
 @dataclass
@@ -51,16 +65,25 @@ class RtlRun:
         return self.readout.sum(axis=1).argmax(axis=1)
 
 
-def build_core(cfg: HwConfig, sim: str = "verilator") -> Build:
-    """Emit (cached) and build (cached) the core for ``cfg``."""
+def build_core(cfg: HwConfig, sim: str = "verilator", path: str = "bulk",
+               depths: Optional[dict] = None) -> Build:
+    """Emit (cached) and build (cached) the core for ``cfg``: with the bulk
+    testbench top (``path`` "bulk", memory ``depths`` as
+    :func:`tb.build.build_bulk`; the build's ``top`` says which) or alone
+    ("bfm")."""
+    if path not in PATHS:
+        raise ValueError(f"unknown simulation path {path!r} (expected one of {', '.join(PATHS)})")
     verilog, manifest = emit_rtl(cfg)
-    return build(cfg, sim, verilog, manifest, quiet=True)
+    if path == "bfm":
+        return build(cfg, sim, verilog, manifest, quiet=True)
+    return build_bulk(cfg, sim, verilog, manifest, depths=depths, quiet=True)[0]
 
 
 def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = False, seed: int = 1,
                 progress: Optional[Callable[[int], None]] = None, poll: float = 0.5,
                 tag: str = "demo", sample_ids=None, repro: Optional[str] = None) -> RtlRun:
-    """Simulate ``net`` on build ``b`` over ``spikes`` (0/1 ``[samples, T, *in_shape]``).
+    """Simulate ``net`` on build ``b`` over ``spikes`` (0/1 ``[samples, T, *in_shape]``)
+    on the path of ``b`` (:func:`build_core`: bulk for a ``tb_bulk_top`` build).
 
     ``progress(samples_started)`` is called from this thread while the
     simulation runs. ``sample_ids`` (one int per sample) are the numbers
@@ -70,6 +93,7 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
     or the log tail).
     """
     net.validate(b.cfg)
+    path = "bfm" if b.top == TOPLEVEL else "bulk"
     spikes = np.asarray(spikes)
     run_dir = new_run_dir(b, tag)
     save_network(net, run_dir / "network.npz")
@@ -78,10 +102,12 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
             "network": str(run_dir / "network.npz"), "spikes": str(run_dir / "spikes.npy"),
             "summary": str(run_dir / "summary.json"), "readout": str(run_dir / "readout.npy"),
             "progress": str(run_dir / "progress.json"), "stress": stress, "seed": seed,
-            "stall_limit": 5000, "max_report": 8,
+            "stall_limit": 5000, "max_report": 8, "path": path,
             "repro": repro or f"python -m tb.demo (run directory {run_dir})"}
     if sample_ids is not None:
         plan["sample_ids"] = [int(i) for i in sample_ids]
+    if b.bulk_depths:
+        plan["bulk_depths"] = b.bulk_depths
     (run_dir / "plan.json").write_text(json.dumps(plan, indent=1))
     pfile = run_dir / "progress.json"
     last = [-1]
@@ -98,6 +124,7 @@ def run_network(b: Build, net: Network, spikes: np.ndarray, *, stress: bool = Fa
             last[0] = n
 
     c = run_cocotb(b, TEST_MODULE, run_dir, env={"TB_PLAN": str(run_dir / "plan.json")},
+                   testcase=TESTS[path],
                    progress=poll_progress if progress is not None else None, poll=poll)
     summary, log, secs = c.summary, c.log, c.seconds
     readout = np.load(run_dir / "readout.npy") if (run_dir / "readout.npy").exists() else None

@@ -60,6 +60,8 @@ class Job:
     seed: int = 1
     #: the reproduce command, ``{samples}`` standing for the shard's sample ids
     repro: str = ""
+    #: simulation path of :func:`tb.shard.run_shard` ("bulk" or "bfm")
+    path: str = "bulk"
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def _task(job: Job, spikes: np.ndarray, ids: tuple, topic: str = "") -> ShardRes
             def prog(n):
                 w.log_event(topic, {"shard": int(ids[0]), "started": int(n)})
     return run_shard(job.cfg, job.net, spikes, ids, job.sim, stress=job.stress, seed=job.seed,
-                     repro=_repro(job, ids), progress=prog)
+                     repro=_repro(job, ids), progress=prog, path=job.path)
 
 
 def _identity(x):
@@ -207,7 +209,7 @@ def run_shards(job: Job, spikes: np.ndarray, sample_ids, executor: Executor, *,
             if progress is not None:
                 progress.set(n)
         return [run_shard(job.cfg, job.net, spikes, ids, job.sim, stress=job.stress,
-                          seed=job.seed, repro=_repro(job, ids), progress=prog)]
+                          seed=job.seed, repro=_repro(job, ids), progress=prog, path=job.path)]
     return _run_dask(job, spikes, ids, executor, shard_size, progress, report)
 
 
@@ -314,6 +316,9 @@ class Merged:
     cpu_seconds: float
     shards: list                           # the ShardResults, in sample order
     duplicates: int                        # shard results dropped as repeats
+    #: CPU seconds of the checked runs alone (simulating and checking, no start-up or
+    #: schedule), summed over shards
+    run_cpu_seconds: float = 0.0
 
     @property
     def predictions(self) -> Optional[np.ndarray]:
@@ -351,4 +356,5 @@ def merge(results, sample_ids) -> Merged:
     unchecked = sorted(i for r in shards for i in r.unchecked)
     return Merged(ids, all(r.ok for r in shards), outputs, checked, cycles, per, failing, unchecked,
                   all(r.golden_equal for r in shards), sum(r.seconds for r in shards),
-                  sum(r.cpu_seconds for r in shards), shards, dup)
+                  sum(r.cpu_seconds for r in shards), shards, dup,
+                  sum(r.run_cpu_seconds for r in shards))

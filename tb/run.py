@@ -6,7 +6,8 @@
                      [--array A --groups N [--weight-rows R] [--mem-rows R] [--cfg F=V ...]
                       | --config CFG.json]
                      [--sim verilator|icarus] [--samples 0-9,17] [--workers N | --scheduler ADDR]
-                     [--shard-size K] [--stress 0|1] [--seed S] [--out DIR] [-q]
+                     [--shard-size K] [--stress 0|1] [--seed S] [--path bulk|bfm]
+                     [--out DIR] [-q]
 
 Loads the network (:func:`golden.network.load_network`) and the inputs
 (``.npy``, 0/1 ``uint8`` or ``bool`` ``[samples, T, *in_shape]``), takes the
@@ -53,7 +54,7 @@ from golden.network import NetworkError, load_network
 from .build import SIMULATORS, BuildError
 from .cli import parse_cfg_items, phase
 from .fanout import Job, Progress, choose, merge, run_shards
-from .shard import format_samples
+from .shard import PATHS, format_samples
 
 __all__ = ["InputError", "load_inputs", "parse_samples", "choose_config", "main", "PROG"]
 
@@ -204,6 +205,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--cfg", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="other HwConfig fields, e.g. theta_int=200 fire=ge reset=hard")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator", help="simulator")
+    p.add_argument("--path", choices=PATHS, default="bulk",
+                   help="simulation path: 'bulk' (default) the testbench top tb_bulk_top runs "
+                   "blocks of stimulus without Python in the loop (tb/bulk.py); 'bfm' the "
+                   "per-cycle BFM (tb/bfm.py, slower, for debugging). Same checks")
     p.add_argument("--samples", type=parse_samples, default=None, metavar="RANGE",
                    help="sample ids to run, e.g. 0-99 or 3,17 (default: all)")
     g = p.add_mutually_exclusive_group()
@@ -258,6 +263,8 @@ def _repro_template(a) -> str:
         if a.cfg:
             words += ["--cfg"] + list(a.cfg)
     words += ["--sim", a.sim]
+    if a.path != "bulk":
+        words += ["--path", a.path]
     if a.stress:
         words += ["--stress", "1", "--seed", str(a.seed)]
     return " ".join(shlex.quote(w) for w in words) + " --samples {samples} --workers 1"
@@ -270,6 +277,7 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
     cyc = cy["cycles"]
     rate = cyc / merged.seconds if merged.seconds > 0 else 0.0
     cpu_rate = cyc / merged.cpu_seconds if merged.cpu_seconds > 0 else 0.0
+    run_rate = cyc / merged.run_cpu_seconds if merged.run_cpu_seconds > 0 else 0.0
     agg = cyc / run_wall if run_wall > 0 else 0.0
     T = merged.outputs.shape[1] if merged.outputs is not None else "?"
     status = "PASS" if merged.ok else "FAIL"
@@ -296,7 +304,10 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
         f"weight-load share {100 * cy['wload_cycles'] / max(1, cyc):.1f} %",
         f"      rate ({'/'.join(sorted({r.path for r in merged.shards}))} path): {rate:,.0f} cycles/s, {cpu_rate:,.0f} cycles/CPU-s "
         f"({merged.cpu_seconds:.2f} CPU-s, simulators {merged.seconds:.1f} s); all shards "
-        f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)"]
+        f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)",
+        f"      simulating and checking alone: {run_rate:,.0f} cycles/CPU-s "
+        f"({merged.run_cpu_seconds:.2f} CPU-s; the rest is simulator start-up and the golden "
+        f"schedule)"]
     if merged.duplicates:
         lines.append(f"   note:    {merged.duplicates} repeated shard result(s) dropped "
                      f"(a lost worker's shard ran again)")
@@ -348,6 +359,7 @@ def results_json(a, cfg, net, merged, executor, needs, wall: float, template: st
         "unchecked": merged.unchecked, "golden_equal": merged.golden_equal,
         "checked": merged.checked, "cycles": merged.cycles,
         "sim_seconds": merged.seconds, "cpu_seconds": merged.cpu_seconds, "wall_seconds": wall,
+        "run_cpu_seconds": merged.run_cpu_seconds,
         "outputs_file": "outputs.npy",
         "outputs_shape": None if merged.outputs is None else list(merged.outputs.shape),
         "repro": template.replace("{samples}", format_samples(merged.failing))
@@ -381,14 +393,17 @@ def main(argv=None) -> int:
     if executor.kind != "scheduler":
         # same filesystem: build here, with phase lines, before the shards reuse it
         from .build import build as do_build
-        from .build import emit_rtl
+        from .build import build_bulk, emit_rtl
         from .shard import remember_build
         verilog, manifest = emit_rtl(cfg, report=say)
-        build = do_build(cfg, a.sim, verilog, manifest, quiet=True, report=say)
-        remember_build(cfg, a.sim, build)
+        if a.path == "bulk":
+            build = build_bulk(cfg, a.sim, verilog, manifest, quiet=True, report=say)[0]
+        else:
+            build = do_build(cfg, a.sim, verilog, manifest, quiet=True, report=say)
+        remember_build(cfg, a.sim, build, a.path)
     else:
         say("build: on each worker (cached in its $TB_SIM_BUILD or sim_build/)")
-    job = Job(cfg, net, a.sim, bool(a.stress), a.seed, template)
+    job = Job(cfg, net, a.sim, bool(a.stress), a.seed, template, a.path)
     progress = None if a.quiet else Progress(len(ids))
     t_run = time.monotonic()
     try:

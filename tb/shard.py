@@ -2,10 +2,14 @@
 
 :func:`run_shard` is the single function boundary between the runner
 (:mod:`tb.run`, :mod:`tb.fanout`: which samples run where) and the
-simulation path. Today it drives :func:`tb.demo_rtl.run_network` (cocotb +
-the per-cycle BFM + the scoreboard: every beat and every membrane row after
-every timestep against the golden schedule); a faster path only has to
-return the same :class:`ShardResult`.
+simulation path. It drives :func:`tb.demo_rtl.run_network` (cocotb + the
+scoreboard: every beat and every membrane row after every timestep against
+the golden schedule) on the bulk path by default (``path="bulk"``: the
+testbench top ``tb_bulk_top`` runs blocks of the program without Python in
+the loop, tb/bulk.py) or on the per-cycle BFM (``path="bfm"``, tb/bfm.py);
+both return the same :class:`ShardResult` apart from ``path``, the cycle
+counts (the bulk top's pauses between blocks add a few cycles each) and
+the rates.
 
 It emits and builds the configuration once per process (:func:`build_for`:
 the content-addressed cache of :mod:`tb.build`, whose file locks serialise
@@ -32,7 +36,11 @@ import numpy as np
 from golden.config import HwConfig
 from golden.network import Network
 
-__all__ = ["ShardResult", "run_shard", "build_for", "remember_build", "format_samples", "COUNTS", "CYCLES"]
+__all__ = ["ShardResult", "run_shard", "build_for", "remember_build", "format_samples", "COUNTS",
+           "CYCLES", "PATHS"]
+
+#: simulation paths (tb.sim's ``--path`` names); the first is the default
+PATHS = ("bulk", "bfm")
 
 #: Scoreboard counts that add up over shards (``checked`` of a summary).
 COUNTS = ("beats", "beats_expected", "spikes", "values", "membrane_rows", "membrane_words",
@@ -56,7 +64,8 @@ class ShardResult:
     failure cannot be attributed, e.g. a timeout or a crashed simulator);
     ``unchecked``: samples never reached because the run stopped early.
     ``seconds``: simulation wall time; ``cpu_seconds``: CPU time of the
-    simulation processes.
+    simulation processes; ``run_cpu_seconds``: the part of it spent in the
+    checked run (simulating and checking: no start-up, no schedule).
     """
 
     sample_ids: tuple
@@ -74,7 +83,8 @@ class ShardResult:
     run_dir: str
     build_dir: str
     build_reused: bool
-    path: str = "bfm"        # simulation path that produced it (tb.sim's --path names)
+    path: str = "bulk"       # simulation path that produced it (tb.sim's --path names)
+    run_cpu_seconds: float = 0.0
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -96,21 +106,22 @@ _builds: dict = {}
 _builds_lock = threading.Lock()
 
 
-def build_for(cfg: HwConfig, sim: str):
-    """The :class:`tb.build.Build` of ``cfg`` on ``sim``; emitted and built (or
-    found in the cache) once per process, then remembered."""
+def build_for(cfg: HwConfig, sim: str, path: str = "bulk"):
+    """The :class:`tb.build.Build` of ``cfg`` on ``sim`` for simulation ``path``
+    (:func:`tb.demo_rtl.build_core`); emitted and built (or found in the
+    cache) once per process, then remembered."""
     from .demo_rtl import build_core
-    key = (cfg.to_json(), sim)
+    key = (cfg.to_json(), sim, path)
     with _builds_lock:
         if key not in _builds:
-            _builds[key] = build_core(cfg, sim)
+            _builds[key] = build_core(cfg, sim, path)
         return _builds[key]
 
 
-def remember_build(cfg: HwConfig, sim: str, build) -> None:
+def remember_build(cfg: HwConfig, sim: str, build, path: str = "bulk") -> None:
     """Let :func:`build_for` return ``build`` (made by the caller) in this process."""
     with _builds_lock:
-        _builds[(cfg.to_json(), sim)] = build
+        _builds[(cfg.to_json(), sim, path)] = build
 
 
 def _child_cpu() -> float:
@@ -120,12 +131,13 @@ def _child_cpu() -> float:
 
 def run_shard(cfg: HwConfig, net: Network, spikes: np.ndarray, sample_ids, sim: str = "verilator",
               *, stress: bool = False, seed: int = 1, repro: str = "",
-              progress: Optional[Callable[[int], None]] = None) -> ShardResult:
+              progress: Optional[Callable[[int], None]] = None, path: str = "bulk") -> ShardResult:
     """Simulate samples ``sample_ids`` (``spikes[k]`` is sample ``sample_ids[k]``,
     0/1 ``[samples, T, *net.in_shape]``) of ``net`` on the RTL of ``cfg``.
 
     ``repro`` is the command a mismatch report prints; ``progress(done)``
-    is called with the samples started so far (single-process runs).
+    is called with the samples started so far (single-process runs);
+    ``path``: "bulk" (default) or "bfm" (:data:`PATHS`).
     """
     from golden.fixed_model import run_fixed
 
@@ -135,7 +147,9 @@ def run_shard(cfg: HwConfig, net: Network, spikes: np.ndarray, sample_ids, sim: 
     spikes = np.asarray(spikes)
     if spikes.shape[0] != len(ids):
         raise ValueError(f"run_shard: {spikes.shape[0]} samples of spikes for {len(ids)} sample ids")
-    b = build_for(cfg, sim)
+    if path not in PATHS:
+        raise ValueError(f"run_shard: unknown path {path!r} (expected one of {', '.join(PATHS)})")
+    b = build_for(cfg, sim, path)
     cpu0 = _child_cpu()
     t0 = time.monotonic()
     r = run_network(b, net, spikes, stress=stress, seed=seed, progress=progress,
@@ -165,4 +179,5 @@ def run_shard(cfg: HwConfig, net: Network, spikes: np.ndarray, sample_ids, sim: 
             if len(started) == len(ids) else ()
     return ShardResult(ids, ok, r.readout, checked, cycles,
                        per if len(per) == len(ids) else [0] * len(ids), failing, unchecked,
-                       failure, equal, seconds, cpu, str(r.run_dir), str(b.build_dir), b.reused)
+                       failure, equal, seconds, cpu, str(r.run_dir), str(b.build_dir), b.reused,
+                       path, float(sm.get("sim_cpu_seconds", 0.0)))

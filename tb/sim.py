@@ -28,16 +28,15 @@ simulation or build, 2 bad options or an unwritable build folder (one
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from golden.cli import OneLineParser, bounded_int, posint, run_main
 from golden.config import ConfigError, HwConfig
 
-from .build import SIMULATORS, VISIBILITIES, BuildError, RunResult, build, emit_rtl, mutate_rtl, run
+from .build import (SIMULATORS, VISIBILITIES, BuildError, RunResult, build, build_bulk, emit_rtl,
+                    mutate_rtl, run)
 from .bulk import BULK_TESTS
 from .bulk import TEST_MODULE as BULK_MODULE
 from .cli import SimProgress, parse_cfg_items, phase
@@ -152,20 +151,11 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
     bfm_tests = [t for t in opts.tests if t not in bulk_tests]
     runs = []
     if bulk_tests:
-        from .bulk_top import (TOP, VERILATOR_FLAGS, BulkDepths, bulk_top_ports, depths_for,
-                               write_bulk_top)
-        mf = json.loads(Path(manifest).read_text())
-        tdir, tag = Path(manifest).parent, opts.tag
-        depths = None
-        if opts.bulk_depths:
-            depths = BulkDepths(**dict(vars(depths_for(mf)), **opts.bulk_depths))
-            dname = "d" + "-".join(str(getattr(depths, k)) for k in ("ops", "wt", "wq", "out", "mem"))
-            tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
-            plan["bulk_depths"] = dict(vars(depths))
-        top_v = write_bulk_top(mf, tdir, depths, source=str(manifest))
-        b = build(cfg, opts.sim, verilog, manifest, tag=tag, waves=opts.waves, quiet=quiet,
-                  report=report, visibility=opts.visibility, top=TOP, extra_sources=[top_v],
-                  public=bulk_top_ports(mf), verilator_flags=VERILATOR_FLAGS)
+        b, depths = build_bulk(cfg, opts.sim, verilog, manifest, depths=opts.bulk_depths,
+                               tag=opts.tag, waves=opts.waves, quiet=quiet, report=report,
+                               visibility=opts.visibility)
+        if depths:
+            plan["bulk_depths"] = depths
         announce("bulk", bulk_tests)
         runs.append((b, run(b, dict(plan, tests=bulk_tests), test_module=BULK_MODULE,
                             quiet=quiet, progress=progress)))

@@ -12,9 +12,10 @@ channel halves of a layer (C#2), and one LIFNode reused by consecutive layers
 conv11-13; ResNet: one LIFNode per stage for every conv of the stage).
 The forward returns the list of per-timestep classifier outputs, as theirs.
 
-These networks need the operators issue 11 adds (BatchNorm/bias, max and
-average pooling, residual sums, direct analog input); until then the
-importer refuses them (tests/test_importers_spikingjelly.py).
+These networks need the operators issue 11 adds (BatchNorm/bias and max
+pooling exist; average pooling, residual sums and direct analog input do
+not yet); until then the importer refuses them at the first missing one
+(tests/test_importers_spikingjelly.py).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Fast tests (no simulator): dataset split, spike encoding, the four variant
 labellings, training determinism and the weight cache, quantization of all
 variants onto one build, the report formatting, the CLI's bad-option exit.
 One RTL test (marked slow, ``--full``) runs two test samples of the L+C#4
-variant on a small ARRAY=32, GROUPS=4 build through :mod:`tb.demo_rtl` and
-requires the RTL's read-out to equal the fixed-point model's.
+variant on a small ARRAY=32, GROUPS=4 build through :mod:`tb.demo_rtl` on
+both simulation paths and requires the RTL's read-out to equal the
+fixed-point model's and the two paths' checks and cycle counts to agree.
 """
 
 from __future__ import annotations
@@ -132,6 +133,23 @@ def _repro_digests(threads, env):
     return {r[0]: r[2] for r in rows}, {int(r[1]) for r in rows}
 
 
+def test_parallel_training_writes_the_sequential_weights(split, tmp_path):
+    """tb.demo's train_all with worker processes (--jobs 2) caches byte-identical
+    weight files and returns the same models as training one variant after another."""
+    from types import SimpleNamespace
+
+    from tb.demo import _cache_file, train_all
+    n = 96
+    sub = SimpleNamespace(y_train=split.y_train[:n])
+    x = encode(split.x_train[:n], TINY.timesteps)
+    seq = train_all(TINY, sub, x, tmp_path / "seq", quiet=True, jobs=1)
+    par = train_all(TINY, sub, x, tmp_path / "par", quiet=True, jobs=2)
+    for s in SCHEMES:
+        assert _cache_file(s, TINY, tmp_path / "par").read_bytes() == \
+            _cache_file(s, TINY, tmp_path / "seq").read_bytes(), s
+        assert all(torch.equal(a, b) for a, b in zip(seq[s].weights, par[s].weights)), s
+
+
 def test_training_is_bit_reproducible_across_threads_and_instruction_sets():
     """One torch thread vs the default count (at least 2) on another CPU code path:
     the same weights, bit for bit, including the float64 shadow weights.
@@ -226,7 +244,9 @@ def test_report_formatting(tmp_path):
 
 
 @pytest.mark.parametrize("args,msg", [(["--rtl", "C#2"], "unknown variant"),
-                                      (["--samples", "0"], "positive integer")])
+                                      (["--samples", "0"], "positive integer"),
+                                      (["--jobs", "0"], "positive integer"),
+                                      (["--path", "fast"], "invalid choice")])
 def test_cli_bad_option_exits_2(args, msg):
     p = subprocess.run([sys.executable, "-m", "tb.demo", *args], cwd=REPO, capture_output=True,
                        text=True, timeout=60)
@@ -236,20 +256,33 @@ def test_cli_bad_option_exits_2(args, msg):
 
 
 @pytest.mark.slow
-def test_rtl_two_samples_match_fixed_point(split):
-    """Two test samples of a tiny L+C#4 model on an ARRAY=32 build, checked bit-exactly."""
+def test_rtl_two_samples_match_fixed_point_on_both_paths(split):
+    """Two test samples of a tiny L+C#4 model on an ARRAY=32 build, checked bit-exactly,
+    on the bulk path (the demo's, with its memory depths) and on the per-cycle BFM:
+    the same read-out, checks and cycle counts (the demo's tables do not depend on
+    the path)."""
     from golden.fixed_model import run_fixed
     from golden.quantize import quantize
-    from tb.demo_rtl import build_core, run_network
+    from tb.demo_rtl import DEMO_DEPTHS, build_core, run_network
     x = encode(split.x_train[:64], TINY.timesteps)
     model = train("L+C#4", TINY, x, split.y_train[:64])
     q = quantize(model, array=32, weight_rows=1 << 12)
     xt = encode(split.x_test[:2], TINY.timesteps)
-    r = run_network(build_core(q.cfg), q.network, xt)
-    assert r.ok, r.failure
-    assert r.summary["checked"]["mismatches"] == 0 and r.summary["checked"]["beats"] > 0
     fixed = run_fixed(q.cfg, q.network, np.swapaxes(xt, 0, 1)).output  # [T, B, 10]
-    assert np.array_equal(r.readout, np.swapaxes(fixed, 0, 1).reshape(r.readout.shape))
+    runs = {}
+    for path in ("bulk", "bfm"):
+        b = build_core(q.cfg, path=path, depths=DEMO_DEPTHS if path == "bulk" else None)
+        assert b.top == ("tb_bulk_top" if path == "bulk" else "lif_pe_array")
+        r = runs[path] = run_network(b, q.network, xt)
+        assert r.ok, r.failure
+        assert r.summary["path"] == path
+        assert r.summary["checked"]["mismatches"] == 0 and r.summary["checked"]["beats"] > 0
+        assert np.array_equal(r.readout, np.swapaxes(fixed, 0, 1).reshape(r.readout.shape))
+    a, b = runs["bulk"].summary, runs["bfm"].summary
+    for k in ("checked", "cycles", "wload_cycles", "readback_cycles", "sample_first_cycle",
+              "sample_mismatches", "tiles", "events"):
+        assert a[k] == b[k], k
+    assert a["blocks"] == 1 and a["cycles"] > a["wload_cycles"] + a["readback_cycles"] > 0
 
 
 def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
@@ -279,6 +312,52 @@ def test_recording_scoreboard_keeps_rtl_readout_and_counts_mismatches():
     assert sb.readout[0, 0].tolist() == [1, 2, 3, 4, 7, 8]  # only the 6 real outputs
     assert sb.readout[1, 0].tolist() == [1, 1, 6, 1, 0, 0]  # what the RTL said, not the golden value
     assert sb.sample_first_cycle.tolist() == [10, 40]
+
+
+def test_recording_scoreboard_check_beats_records_as_check_beat():
+    """The bulk path's block check (check_beats + beat_cycles) records the same
+    read-out, sample cycles and per-sample mismatches as one beat at a time."""
+    from golden.schedule import Beat
+    from tb.demo_cocotb import RecordingScoreboard
+    cfg = HwConfig(array=8, groups=2)            # S = 4 slots per group
+    z = np.zeros(4, dtype=np.int64)
+    beats = [Beat(z, z + 5, 0, 0, 0, 0, 0, 0, 0),                       # a LIF beat, sample 0
+             Beat(z, np.array([1, 2, 3, 4]), 0, 0, 0, 1, 1, 0, 0),      # read-out, sample 0, t 0
+             Beat(z, np.array([7, 8, 9, 10]), 0, 1, 1, 1, 1, 0, 0),     # group 1: neurons 4..7
+             Beat(z, z + 5, 0, 0, 0, 0, 0, 0, 1),                       # sample 1
+             Beat(z, np.array([1, 1, 1, 1]), 0, 0, 0, 1, 1, 0, 1)]
+    seen = [b.values.copy() for b in beats]
+    seen[4][2] = 6                                                      # the RTL said 6
+    cycles = [10, 20, 30, 40, 50]
+
+    def one_at_a_time():
+        class Stats:
+            cycles = 0
+        sb = RecordingScoreboard(cfg, beats)
+        sb.attach(samples=2, timesteps=1, outputs=6, stats=Stats, progress=None)
+        for b, v, c in zip(beats, seen, cycles):
+            Stats.cycles = c
+            sb.check_beat({"spikes": list(b.spikes), "values": list(v), "tile": b.tile,
+                           "group": b.group, "last": b.last, "readout": b.readout})
+        return sb
+
+    def in_blocks():
+        sb = RecordingScoreboard(cfg, beats)
+        sb.attach(samples=2, timesteps=1, outputs=6, stats=None, progress=None)
+        for lo, hi in ((0, 2), (2, 5)):
+            sb.beat_cycles(np.array(cycles[lo:hi]))
+            sb.check_beats({"spikes": np.stack([b.spikes for b in beats[lo:hi]]),
+                            "values": np.stack(seen[lo:hi]),
+                            **{k: np.array([getattr(b, k) for b in beats[lo:hi]])
+                               for k in ("tile", "group", "last", "readout")}})
+        return sb
+
+    a, b = one_at_a_time(), in_blocks()
+    assert a.n_mismatches == b.n_mismatches == 1
+    assert a.sample_mismatches.tolist() == b.sample_mismatches.tolist() == [0, 1]
+    assert np.array_equal(a.readout, b.readout) and b.readout[1, 0].tolist() == [1, 1, 6, 1, 0, 0]
+    assert a.sample_first_cycle.tolist() == b.sample_first_cycle.tolist() == [10, 40]
+    assert a.counts() == b.counts()
 
 
 def _readme_golden_example() -> str:

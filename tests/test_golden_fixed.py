@@ -41,6 +41,36 @@ def connections(layer: Layer, n: int) -> list:
     return sorted(pairs)
 
 
+def slow_bias_pieces(cfg, layer) -> list:
+    """Per output channel, its bias EVENT weights (docs/fixed-point.md F2b), written
+    independently of golden.fixedpoint.bias_split: full-range pieces of the bias's
+    sign, then the remainder, then zeros up to the layer's common row count."""
+    if layer.bias is None:
+        return [[] for _ in range(layer.out_channels)]
+    per = []
+    for b in (int(v) for v in layer.bias):
+        pieces = []
+        while b:
+            piece = min(b, cfg.weight_max) if b > 0 else max(b, cfg.weight_min)
+            pieces.append(piece)
+            b -= piece
+        per.append(pieces)
+    rows = max(len(p) for p in per)
+    return [p + [0] * (rows - len(p)) for p in per]
+
+
+def slow_pool(spikes: list, shape: tuple, k: int) -> list:
+    """OR over k x k windows, stride k, of flat (C, H, W) spikes; remainder dropped."""
+    c, h, w = shape
+    out = []
+    for ch in range(c):
+        for oh in range(h // k):
+            for ow in range(w // k):
+                out.append(int(any(spikes[ch * h * w + (oh * k + dy) * w + ow * k + dx]
+                                   for dy in range(k) for dx in range(k))))
+    return out
+
+
 def slow_run(cfg, net: Network, spikes_in) -> list:
     """Per-neuron reference. Returns per layer a dict of int64 arrays
     ``spikes``, ``current``, ``membrane`` (None for readout), shapes [T, B, *out_shape]."""
@@ -53,14 +83,20 @@ def slow_run(cfg, net: Network, spikes_in) -> list:
         out.append({"spikes": np.zeros(shp, np.int64), "current": np.zeros(shp, np.int64),
                     "membrane": np.zeros(shp, np.int64)})
     conns = [[connections(layer, k) for k in range(layer.out_size)] for layer in net.layers]
+    biases = [slow_bias_pieces(cfg, layer) for layer in net.layers]
     for b in range(batch):
         state = {}
         for t in range(n_t):
             inp = [int(v) for v in spikes_in[t, b].ravel()]
             for li, layer in enumerate(net.layers):
+                if layer.pool > 1:
+                    inp = slow_pool(inp, net.layers[li - 1].out_shape, layer.pool)
                 x = []
+                hw = layer.out_size // layer.out_channels
                 for k in range(layer.out_size):
                     acc = 0
+                    for w in biases[li][k // hw]:                          # F2b: bias rows first
+                        acc = fp.saturate(acc + w, cfg.acc_width)
                     for idx, w in conns[li][k]:
                         if inp[idx]:
                             acc = fp.saturate(acc + w, cfg.acc_width)      # F2, one event at a time

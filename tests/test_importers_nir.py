@@ -169,8 +169,6 @@ def refuse(graph, match, **kw):
 def test_refusals_name_the_node():
     inp, outp = ("input", nir.Input(np.array([4]))), ("output", nir.Output(np.array([2])))
     good = lif_node(0.5, (3,))
-    refuse(chain(inp, ("fc", nir.Affine(weight=np.ones((3, 4)), bias=np.ones(3))), ("lif", good),
-                 ("fc2", lin(3, 2)), outp), r"node 'fc' \(Affine\): non-zero bias")
     leaky = lif_node(0.5, (3,))
     leaky.v_leak = np.full(3, 0.1)
     refuse(chain(inp, ("fc", lin(4, 3)), ("lif", leaky), ("fc2", lin(3, 2)), outp), r"node 'lif' \(LIF\): v_leak")
@@ -213,7 +211,8 @@ def test_conv_and_pool_refusals_name_the_node():
             ("fc", lin(32, 2)), ("output", nir.Output(np.array([2])))]
     refuse(chain(inp, ("c", conv(dilation=2)), *tail), r"node 'c' \(Conv2d\): dilation")
     refuse(chain(inp, ("c", conv(groups=2, weight=np.ones((2, 1, 3, 3)))), *tail), r"node 'c' \(Conv2d\): grouped")
-    refuse(chain(inp, ("c", conv(bias=np.ones(2))), *tail), r"node 'c' \(Conv2d\): non-zero bias")
+    refuse(chain(inp, ("c", conv(bias=np.arange(2 * 4 * 4.0).reshape(2, 4, 4))), *tail),
+           r"node 'c': bias differs across the positions of one channel")
     for pool in (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
                  nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))):
         refuse(chain(inp, ("c", conv()), ("lif", lif_node(0.5, (2, 4, 4))), ("pool", pool),
@@ -342,7 +341,8 @@ def test_nir_unreadable_file(tmp_path):
     refuse(str(p), r"not a readable NIR file")
 
 
-def test_snntorch_exporter_round_trip(tmp_path):
+@pytest.mark.parametrize("bias", [False, True])
+def test_snntorch_exporter_round_trip(tmp_path, bias):
     """snnTorch's own NIR exporter (needs nirtorch) -> file -> golden.convert / from_nir, spike for spike.
 
     snnTorch 1.0.0 exports a scalar β as a 0-d τ, which nir 1.0.8's type inference rejects, so β and θ
@@ -360,13 +360,15 @@ def test_snntorch_exporter_round_trip(tmp_path):
                          reset_mechanism="zero", spike_grad=lambda u: (u > 0).to(u.dtype))
 
     torch.manual_seed(5)
-    net = nn.Sequential(nn.Linear(12, 8, bias=False), leaky(8), nn.Linear(8, 8, bias=False), leaky(8),
-                        nn.Linear(8, 3, bias=False)).double()
+    net = nn.Sequential(nn.Linear(12, 8, bias=bias), leaky(8), nn.Linear(8, 8, bias=bias), leaky(8),
+                        nn.Linear(8, 3, bias=bias)).double()
     with torch.no_grad():
         for mod in net:
             if isinstance(mod, nn.Linear):
                 f = mod.weight.shape[1]
                 mod.weight.copy_(torch.randn_like(mod.weight) * (2 / f ** 0.5) + 1.5 / f)
+                if bias:                  # exported as nir.Affine; imported as the layer's bias
+                    mod.bias.copy_(torch.randn_like(mod.bias) * 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = export_to_nir(net, torch.rand(2, 12, dtype=torch.float64), ignore_dims=[0])
@@ -378,6 +380,7 @@ def test_snntorch_exporter_round_trip(tmp_path):
     with torch.no_grad():
         tr = model.run(x)
     assert [s.mode for s in model.layers] == ["independent", "independent", "readout"]
+    assert [s.bias for s in model.layers] == [bias] * 3 == [s.bias for s in ref.model.layers]
     assert model.params.leak == pytest.approx(0.8125, abs=1e-12)
     for i in range(2):
         assert torch.equal(tr.spikes[i], ref.trace.spikes[i]), f"layer {i}: spikes differ"
@@ -386,3 +389,34 @@ def test_snntorch_exporter_round_trip(tmp_path):
     out = tmp_path / "net.npz"
     assert conv_cli.main([str(path), "-o", str(out), "--reset", "hard", "--dt", str(DT), "--array", "8"]) == 0
     assert [l.name for l in load_network(out).layers] == ["0", "2", "4"]
+
+
+def test_affine_and_conv_bias_become_the_layer_bias():
+    """Affine / Conv2d bias -> bias current, scaled by the Scale and the input gain like the weights."""
+    w = np.arange(12, dtype=np.float64).reshape(3, 4) / 10
+    b = np.array([0.5, -0.25, 1.0])
+    g = chain(("input", nir.Input(np.array([4]))), ("fc", nir.Affine(weight=w, bias=b)),
+              ("sc", nir.Scale(scale=np.array([1.0, 2.0, 0.5]))),
+              ("if", nir.IF(r=np.full(3, 2.0), v_threshold=np.full(3, 0.75))),
+              ("fc2", nir.Affine(weight=np.ones((2, 3)), bias=np.array([0.0, 0.125]))),
+              ("output", nir.Output(np.array([2]))))
+    model = from_nir(g, reset="soft", fire="ge", dt=0.5)
+    assert [s.bias for s in model.layers] == [True, True]
+    np.testing.assert_array_equal(model.biases["0"].detach().numpy(), b * np.array([1.0, 2.0, 0.5]) * 2.0 * 0.5)
+    np.testing.assert_array_equal(model.biases["1"].detach().numpy(), [0.0, 0.125])
+    # the float reference adds it every timestep: X = W·O + b
+    x = torch.zeros(3, 1, 4, dtype=torch.float64)
+    with torch.no_grad():
+        tr = model.run(x)
+    torch.testing.assert_close(tr.currents[0], model.biases["0"].detach().expand(3, 1, 3), rtol=0, atol=0)
+
+    cb = np.array([0.3, -0.2])
+    conv = nir.Conv2d(input_shape=(6, 6), weight=np.ones((2, 2, 3, 3)) / 9, stride=1, padding=0, dilation=1,
+                      groups=1, bias=cb)
+    g2 = chain(("input", nir.Input(np.array([2, 6, 6]))), ("c", conv), ("clif", lif_node(0.5, (2, 4, 4))),
+               ("flat", nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0)),
+               ("fc", lin(32, 2)), ("output", nir.Output(np.array([2]))))
+    m2 = from_nir(g2, reset="soft", dt=DT)
+    gain = m2.weights[0].detach().numpy()[0, 0, 0, 0] * 9          # the LIF input gain r·dt/τ
+    np.testing.assert_allclose(m2.biases["0"].detach().numpy(), cb * gain, rtol=1e-15)
+    assert not m2.layers[1].bias

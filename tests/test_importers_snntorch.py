@@ -186,3 +186,47 @@ def test_ge_spike_grad_is_read_by_probing():
     assert imp.params.fire == "ge"
     with torch.no_grad():
         check(imp, m(spikes((6, 2, 12))))
+
+
+def test_bias_and_batchnorm1d_conform():
+    """Linear bias and an eval-mode BatchNorm1d, folded into fc1 (weights and bias)."""
+    class BNNet(Net):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.fc1 = nn.Linear(12, 8, bias=True)
+            self.fc3 = nn.Linear(8, 8, bias=True)
+            self.bn = nn.BatchNorm1d(8)
+
+        def forward(self, x):
+            m1 = self.lif1.init_leaky()
+            m2 = self.lif2.init_leaky()
+            outs = []
+            for t in range(self.t):
+                c = self.bn(self.fc1(x[t]))
+                s_a, m1 = self.lif1(c[:, :4], m1)
+                s_b, m1 = self.lif1(c[:, 4:], m1)
+                o = torch.cat([s_a, s_b], dim=1).double()
+                s, m2 = self.lif2(self.fc2(o), m2)
+                s, m2 = self.lif2(self.fc3(s.double()), m2)
+                outs.append(self.fc4(s.double()))
+            return torch.stack(outs)
+
+    torch.manual_seed(4)
+    m = BNNet(beta=0.8125, reset_mechanism="zero").double()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.Linear):
+                f = mod.weight.shape[1]
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=g, dtype=torch.float64) * (2 / f ** 0.5)
+                                 + 1.5 / f)
+        m.bn.running_mean.copy_(torch.randn(8, generator=g, dtype=torch.float64) * 0.2)
+        m.bn.running_var.copy_(torch.rand(8, generator=g, dtype=torch.float64) + 0.5)
+        m.bn.weight.copy_(torch.rand(8, generator=g, dtype=torch.float64) + 0.5)
+        m.bn.bias.copy_(torch.randn(8, generator=g, dtype=torch.float64) * 0.3)
+    m.eval()
+    x = spikes((6, 4, 12))
+    imp = from_snntorch(m, x)
+    assert [s.bias for s in imp.model.layers] == [True, False, True, False]
+    with torch.no_grad():
+        check(imp, m(x))

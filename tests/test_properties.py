@@ -309,10 +309,11 @@ def test_emit_small_random_configs_lint_clean(p):
 # ------------------------------------------------------------ network files
 def _small_network(rng: np.random.Generator) -> Network:
     w0 = rng.integers(-8, 8, size=(4, 2, 3, 3))
-    w1 = rng.integers(-8, 8, size=(6, 4 * 3 * 3))
+    w1 = rng.integers(-8, 8, size=(6, 4 * 1 * 1))
     return Network((2, 3, 3), (
-        Layer.conv((2, 3, 3), w0, padding=1, mode="chained", block=0, name="c0"),
-        Layer.linear(w1, mode="readout", name="ro")))
+        Layer.conv((2, 3, 3), w0, padding=1, mode="chained", block=0, name="c0",
+                   bias=rng.integers(-300, 300, size=4)),
+        Layer.linear(w1, mode="readout", name="ro", pool=2, bias=rng.integers(-9, 9, size=6))))
 
 
 @functools.lru_cache(maxsize=1)
@@ -457,6 +458,8 @@ def test_network_file_mutated_contents(data):
         # whatever loads must be a self-consistent, small network
         for layer in r.layers:
             assert layer.weight.dtype == np.int64
+            assert layer.bias is None or (layer.bias.dtype == np.int64
+                                          and layer.bias.shape == (layer.out_channels,))
 
 
 @pytest.mark.parametrize("mode", ["chained", "independent", "readout"])

@@ -151,6 +151,8 @@ def test_single_process_equals_the_golden_model(files, single):
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
     assert "shards: this process (no Dask) (--workers 1)" in err
     assert "   result:  PASS" in stdout and "cycles/CPU-s" in stdout
+    assert "rate (bulk path)" in stdout and "simulating and checking alone" in stdout
+    assert [s["path"] for s in doc["shards"]] == ["bulk"] and doc["run_cpu_seconds"] > 0
     # the outputs table: one row per sample with its class and its read-out summed over T
     row = next(ln for ln in stdout.splitlines() if ln.split()[:1] == ["3"])
     assert row.split() == ["3", str(doc["predictions"][3])] + [str(v) for v in gold[3].sum(axis=0)]
@@ -197,9 +199,41 @@ def test_scheduler_address_of_a_running_cluster(files, single, cluster, tmp_path
     assert "2 worker(s) connected" in err
 
 
+def _proc_table() -> dict:
+    """pid -> (ppid, state, start time, comm) of every process (Linux /proc)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out[int(d)] = (int(f[1]), f[0], int(f[19]), comm)
+    return out
+
+
+#: process names of the simulators a shard starts (Verilator builds are named after
+#: their toplevel; Icarus runs vvp)
+SIM_NAMES = ("tb_bulk_top", "lif_pe_array", "vvp")
+
+
+def _alive(pid: int, start: int) -> bool:
+    """The process ``pid`` that started at ``start`` still runs (a zombie does not)."""
+    p = _proc_table().get(pid)
+    return p is not None and p[2] == start and p[1] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_killed_worker_loses_and_double_counts_nothing(files, single, cluster, tmp_path):
-    """A worker process dies as its first shard starts: the scheduler reruns that
-    shard elsewhere; every sample is reported exactly once, results unchanged."""
+    """A worker process dies while its first shard's simulator runs: the scheduler
+    reruns that shard elsewhere; every sample is reported exactly once, results
+    unchanged, and the dead worker's simulator does not run on (the plugin stops
+    it with SIGSTOP before killing the worker, so only tb.build's watchdog can
+    end it)."""
     import cloudpickle
     from distributed import Client, WorkerPlugin
 
@@ -218,9 +252,34 @@ def test_killed_worker_loses_and_double_counts_nothing(files, single, cluster, t
                     fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
                 except FileExistsError:
                     return
-                os.write(fd, f"{os.getpid()} {key}".encode())
-                os.close(fd)
-                os._exit(1)     # the worker process dies here, mid-run
+                import signal
+                import threading
+
+                def kill_when_simulating(fd=fd, key=key):
+                    me = os.getpid()
+                    t_end = time.monotonic() + 120
+                    while time.monotonic() < t_end:
+                        procs = _proc_table()
+                        mine, todo = [], [me]
+                        while todo:
+                            p = todo.pop()
+                            kids = [c for c, v in procs.items() if v[0] == p]
+                            mine += kids
+                            todo += kids
+                        sims = [c for c in mine if procs[c][3] in SIM_NAMES]
+                        if sims:
+                            for c in sims:
+                                os.kill(c, signal.SIGSTOP)   # cannot finish on its own now
+                            text = " ".join(f"{c}:{procs[c][2]}" for c in sims)
+                            os.write(fd, f"{me} {key}\n{text}".encode())
+                            os.close(fd)
+                            os._exit(1)     # the worker process dies here, mid-simulation
+                        time.sleep(0.01)
+                    os.write(fd, f"{me} {key}\n".encode())
+                    os.close(fd)
+                    os._exit(1)
+
+                threading.Thread(target=kill_when_simulating, daemon=True).start()
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
@@ -236,12 +295,26 @@ def test_killed_worker_loses_and_double_counts_nothing(files, single, cluster, t
                 c.unregister_worker_plugin(KillOnFirstShard.name)
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert code == 0, stdout + err
-    killed_pid = int(marker.read_text().split()[0])          # the kill did happen
-    assert not pids0 or killed_pid in pids0
-    doc = _same_result(single[0], tmp_path / "o")
-    assert sorted(s["samples"] for s in doc["shards"]) == [str(i) for i in range(SAMPLES)]
-    assert killed_pid not in {s["pid"] for s in doc["shards"]}
+    head, _, sims = marker.read_text().partition("\n")
+    sims = [tuple(int(x) for x in w.split(":")) for w in sims.split()]
+    try:
+        assert code == 0, stdout + err
+        killed_pid = int(head.split()[0])          # the kill did happen
+        assert not pids0 or killed_pid in pids0
+        assert sims, "the killed worker had no simulator running"
+        t_end = time.monotonic() + 10
+        while any(_alive(*s) for s in sims) and time.monotonic() < t_end:
+            time.sleep(0.1)
+        orphans = [s[0] for s in sims if _alive(*s)]
+        assert not orphans, f"simulator(s) {orphans} of the killed worker still run"
+        doc = _same_result(single[0], tmp_path / "o")
+        assert sorted(s["samples"] for s in doc["shards"]) == [str(i) for i in range(SAMPLES)]
+        assert killed_pid not in {s["pid"] for s in doc["shards"]}
+    finally:
+        import signal
+        for pid, start in sims:     # never leave a stopped orphan behind, pass or fail
+            if _alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------ fan-out plumbing
@@ -271,13 +344,17 @@ def test_failure_names_samples_and_the_reproduce_command():
     from tb.fanout import merge
     from tb.run import _repro_template, failure_text
     a = SimpleNamespace(network="n.npz", inputs="x.npy", config=None, array=8, groups=2,
-                        weight_rows=None, mem_rows=None, cfg=[], sim="verilator", stress=0, seed=1)
+                        weight_rows=None, mem_rows=None, cfg=[], sim="verilator", stress=0, seed=1,
+                        path="bulk")
     m = merge([_shard([0, 1]), _shard([17, 18], ok=False)], [0, 1, 17, 18])
     text = failure_text(a, m, _repro_template(a))
     assert not m.ok and m.failing == [17]
     assert text.splitlines()[0] == (
         "FAILED samples 17; reproduce: python -m tb.run --network n.npz --inputs x.npy --array 8 "
         "--groups 2 --sim verilator --samples 17 --workers 1")
+    a.path = "bfm"    # the per-cycle path is named in the command; bulk is the default
+    assert failure_text(a, m, _repro_template(a)).splitlines()[0].endswith(
+        "--sim verilator --path bfm --samples 17 --workers 1")
 
 
 def test_single_process_fallback_without_dask(monkeypatch):

@@ -9,7 +9,14 @@ submodule, and records the data flow between three kinds of values:
 * the *spikes* of a neuron call (one framework neuron module applied to a
   current or a slice of one), reassembled by ``torch.cat(..., dim=1)`` and
   flattened (``flatten``, ``view``/``reshape`` to ``[B, -1]``, ``nn.Flatten``);
-* anything else computed from those ("opaque": a sum, a pooling, a BatchNorm,
+* a BatchNorm (``BatchNorm1d`` after a Linear, ``BatchNorm2d`` after a
+  Conv2d; eval mode, running statistics) applied to a layer's whole output
+  is folded into the layer: ``s = γ/sqrt(var + eps)``, weights ``W·s``, bias
+  ``s·(b − mean) + β`` (``b`` the layer's own bias, 0 without), in float64;
+* a ``MaxPool2d(k)`` / ``F.max_pool2d(x, k)`` (stride k, no padding or
+  dilation, floor mode) of a layer's whole spike map becomes the ``pool`` field of the layer that takes
+  the pooled spikes (:mod:`golden.geometry`);
+* anything else computed from those ("opaque": a sum, an average pooling,
   an activation...). An opaque value that reaches a layer or a neuron is
   refused with one line naming the module and what fed it.
 
@@ -56,7 +63,7 @@ from ..errors import ProjectError
 from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
 
-__all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map",
+__all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map", "fold_batchnorm",
            "missing_operator"]
 
 
@@ -129,6 +136,8 @@ class _Tag:
     c1: int = 0
     flat: bool = False
     what: str = ""
+    bn: bool = False       # current: a folded BatchNorm has been applied
+    pool: int = 1          # spikes: max-pooled over pool x pool windows
 
 
 @dataclass
@@ -137,7 +146,11 @@ class _LayerRec:
     name: str
     kind: str
     inputs: list = field(default_factory=list)     # input tensor per timestep
-    outputs: list = field(default_factory=list)    # current per timestep
+    outputs: list = field(default_factory=list)    # current per timestep (after a folded BatchNorm)
+    bn: Optional[nn.Module] = None                 # the BatchNorm folded into this layer
+    bn_name: str = ""
+    bn_steps: set = field(default_factory=set)     # timesteps at which it was applied
+    pool: Optional[int] = None                     # input max pooling (None: not seen yet)
 
 
 @dataclass
@@ -277,11 +290,18 @@ def _conv_geometry(m: nn.Conv2d, name: str):
     return kh, sh, ph
 
 
-def _check_bias(m: nn.Module, name: str) -> None:
-    b = getattr(m, "bias", None)
-    if b is not None and bool((b.detach() != 0).any()):
-        raise ImporterError(f"module {name!r} ({type(m).__name__}): non-zero bias is not supported yet "
-                            f"(bias is a new operator); train with bias=False")
+def fold_batchnorm(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.Module) -> tuple:
+    """``(W', b')`` in float64 with ``W'·x + b' = bn(W·x + b)`` for an eval-mode BatchNorm:
+    ``s = γ/sqrt(running_var + eps)`` (γ = 1 without affine), ``W' = W·s`` per output
+    channel, ``b' = s·(b − running_mean) + β`` (β = 0 without affine, b = 0 without bias)."""
+    w = weight.detach().to(torch.float64)
+    var = bn.running_var.detach().to(torch.float64)
+    mean = bn.running_mean.detach().to(torch.float64)
+    gamma = bn.weight.detach().to(torch.float64) if bn.affine else torch.ones_like(var)
+    beta = bn.bias.detach().to(torch.float64) if bn.affine else torch.zeros_like(var)
+    s = gamma / torch.sqrt(var + bn.eps)
+    b = torch.zeros_like(var) if bias is None else bias.detach().to(torch.float64)
+    return w * s.view(-1, *([1] * (w.dim() - 1))), s * (b - mean) + beta
 
 
 # ------------------------------------------------------------------ tracer
@@ -356,7 +376,8 @@ class _Tracer(TorchFunctionMode):
         if name == "__getitem__" and tag.kind == "current" and len(outs) == 1 and src is args[0]:
             sl = _channel_slice(args[1] if len(args) > 1 else None, tag.c1 - tag.c0)
             if sl is not None:
-                self.put(outs[0], _Tag("current", tag.layer, tag.t, tag.c0 + sl[0], tag.c0 + sl[1]))
+                self.put(outs[0], _Tag("current", tag.layer, tag.t, tag.c0 + sl[0], tag.c0 + sl[1],
+                                       bn=tag.bn))
                 return
         if name in _SPLIT and tag.kind == "current" and len(tagged) == 1:
             c0 = tag.c0
@@ -364,7 +385,7 @@ class _Tracer(TorchFunctionMode):
                      for o in outs) and sum(o.shape[1] for o in outs) == src.shape[1]
             if ok and len(outs) > 1:
                 for o in outs:
-                    self.put(o, _Tag("current", tag.layer, tag.t, c0, c0 + o.shape[1]))
+                    self.put(o, _Tag("current", tag.layer, tag.t, c0, c0 + o.shape[1], bn=tag.bn))
                     c0 += o.shape[1]
                 return
         if name in _CAT and len(outs) == 1:
@@ -388,8 +409,18 @@ class _Tracer(TorchFunctionMode):
             full = self.layers[tag.layer].outputs[tag.t].shape[1]
             if (tag.c0, tag.c1) == (0, full) and o.dim() == 2 and o.shape[0] == src.shape[0] \
                     and o.shape[1] == math.prod(src.shape[1:]):
-                self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=True))
+                self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=True, pool=tag.pool))
                 return
+        if name == "max_pool2d" and tag.kind == "spikes" and len(tagged) == 1 and len(outs) == 1 \
+                and args and src is args[0]:
+            keys = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+            p = dict(zip(keys, args), **kwargs)
+            layer, t, k = self._max_pool(f"max_pool2d of {self.describe(tag)}", src, tag,
+                                         p.get("kernel_size"), p.get("stride"), p.get("padding", 0),
+                                         p.get("dilation", 1), p.get("ceil_mode", False),
+                                         p.get("return_indices", False))
+            self.put(outs[0], _Tag("spikes", layer, t, 0, tag.c1, pool=k))
+            return
         what = f"{name} of " + " and ".join(dict.fromkeys(self.describe(t) for _, t in tagged))
         for o in outs:
             self.put(o, _Tag("opaque", what=what))
@@ -436,11 +467,13 @@ class _Tracer(TorchFunctionMode):
             return ("encode", None) if not list(module.children()) else (None, None)
         cls = type(module).__name__
         if isinstance(module, _BN):
-            raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: BatchNorm is not "
-                                f"supported yet (bias folding is a new operator)")
+            return ("bn", self._bn_call(module, name, x, tag))
+        if type(module) is nn.MaxPool2d and tag.kind == "spikes":
+            return ("pool", self._pool_call(module, name, x, tag))
         if isinstance(module, _POOL):
-            raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: pooling is not "
-                                f"supported yet")
+            what = ("average pooling is not supported yet" if "Avg" in cls or "LP" in cls else
+                    "pooling is not supported yet here (only MaxPool2d of a layer's spikes)")
+            raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: {what}")
         if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                                nn.ConvTranspose3d)) or isinstance(module, (nn.Linear, nn.Conv2d)):
             raise ImporterError(f"module {name!r} ({cls}): only nn.Linear and nn.Conv2d layers are supported")
@@ -450,10 +483,61 @@ class _Tracer(TorchFunctionMode):
             return (None, None)           # a container: look inside
         return ("opaque", None)
 
+    def _bn_call(self, module, name, x, tag) -> int:
+        """Fold check of a BatchNorm on a layer's current; returns the layer index."""
+        cls = type(module).__name__
+        who = f"module {name!r} ({cls}) on {self.describe(tag)}"
+        if tag.kind != "current":
+            raise ImporterError(f"{who}: BatchNorm can be folded only directly after a Linear/Conv2d "
+                                f"layer (into its weights and bias)")
+        rec = self.layers[tag.layer]
+        full = rec.outputs[tag.t].shape[1]
+        if tag.bn or (tag.c0, tag.c1) != (0, full):
+            raise ImporterError(f"{who}: BatchNorm can be folded only once, on the layer's whole "
+                                f"output" + ("" if tag.bn else f" (it gets channels {tag.c0}:{tag.c1})"))
+        want = nn.BatchNorm1d if rec.kind == "linear" else nn.BatchNorm2d
+        if type(module) is not want or x.dim() != (2 if rec.kind == "linear" else 4):
+            raise ImporterError(f"{who}: a {'Linear' if rec.kind == 'linear' else 'Conv2d'} layer's "
+                                f"output takes {want.__name__} on [B, C{'' if rec.kind == 'linear' else ', H, W'}]")
+        if module.running_mean is None or module.running_var is None:
+            raise ImporterError(f"{who}: track_running_stats=False normalizes with the batch's own "
+                                f"statistics even in eval mode; folding needs running statistics")
+        if rec.bn is not None and rec.bn is not module:
+            raise ImporterError(f"{who}: the layer's output also goes through {rec.bn_name!r}; one "
+                                f"BatchNorm module per layer")
+        rec.bn, rec.bn_name = module, name
+        rec.bn_steps.add(tag.t)
+        return tag.layer
+
+    def _pool_call(self, module, name, x, tag) -> tuple:
+        """Check a MaxPool2d of a layer's spikes; returns (layer, t, k)."""
+        who = f"module {name!r} (MaxPool2d) on {self.describe(tag)}"
+        return self._max_pool(who, x, tag, module.kernel_size, module.stride, module.padding,
+                              module.dilation, module.ceil_mode, module.return_indices)
+
+    def _max_pool(self, who, x, tag, kernel_size, stride, padding, dilation, ceil_mode,
+                  return_indices) -> tuple:
+        """(layer, t, k) of a max pooling the project maps to ``pool = k``, else ImporterError."""
+        full = self.layers[tag.layer].outputs[tag.t].shape[1]
+        if tag.flat or tag.pool != 1 or (tag.c0, tag.c1) != (0, full) or x.dim() != 4:
+            raise ImporterError(f"{who}: max pooling is supported once, on a layer's whole [B, C, H, W] "
+                                f"spike map")
+
+        def pair(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+        k = pair(kernel_size)
+        st = pair(stride if stride is not None and stride != [] else kernel_size)
+        if (k[0] != k[1] or st != k or pair(padding) != (0, 0) or pair(dilation) != (1, 1)
+                or ceil_mode or return_indices):
+            raise ImporterError(f"{who}: kernel {kernel_size}, stride {stride}, padding {padding}, "
+                                f"dilation {dilation}, ceil_mode={ceil_mode}: only MaxPool2d(k) (square, "
+                                f"stride = kernel, no padding or dilation, floor mode) is supported")
+        return (tag.layer, tag.t, int(k[0]))
+
     def _layer_call(self, module, name, x, tag):
         idx = self.layer_of.get(id(module))
         if idx is None:
-            _check_bias(module, name)
             kind = "linear" if isinstance(module, nn.Linear) else "conv"
             if kind == "conv":
                 _conv_geometry(module, name)
@@ -484,6 +568,11 @@ class _Tracer(TorchFunctionMode):
                     + ("" if (tag.c0, tag.c1) == (0, full) else f", channels {tag.c0}:{tag.c1} only")
                     + f"; expected all spikes of {prev!r} at timestep {t} (a layer module may be used "
                     f"once per timestep, in one place)")
+        if idx > 0:
+            if rec.pool is not None and rec.pool != tag.pool:
+                raise ImporterError(f"module {name!r} (call {t}) takes spikes max-pooled over {tag.pool}, "
+                                    f"at call 0 over {rec.pool}; the pooling must be the same every timestep")
+            rec.pool = tag.pool
         rec.inputs.append(x.detach().clone())
         return idx
 
@@ -493,6 +582,11 @@ class _Tracer(TorchFunctionMode):
         if tag.kind != "current":
             raise ImporterError(f"neuron module {name!r} is fed by {self.describe(tag)}; a neuron must take "
                                 f"the output of one Linear/Conv2d layer or a channel slice of it")
+        bn = self.layers[tag.layer].bn
+        if bn is not None and not tag.bn:
+            raise ImporterError(f"neuron module {name!r} takes the output of {self.layers[tag.layer].name!r} "
+                                f"without its BatchNorm {self.layers[tag.layer].bn_name!r}; a folded "
+                                f"BatchNorm must apply at every timestep")
         x = self.adapter.current_in(args, kwargs)
         start = self.adapter.start_state(module, name, args, kwargs, x)
         pred, pred_what = None, "zero"
@@ -521,6 +615,16 @@ class _Tracer(TorchFunctionMode):
             out = _tensors(output)[0]
             rec.outputs.append(out.detach().clone())
             self.put(out, _Tag("current", info, len(rec.outputs) - 1, 0, out.shape[1]))
+        elif kind == "bn":
+            rec = self.layers[info]
+            out = _tensors(output)[0]
+            t = self.tag(args[0]).t
+            rec.outputs[t] = out.detach().clone()          # the current the neurons see
+            self.put(out, _Tag("current", info, t, 0, out.shape[1], bn=True))
+        elif kind == "pool":
+            layer, t, k = info
+            out = _tensors(output)[0]
+            self.put(out, _Tag("spikes", layer, t, 0, self.layers[layer].outputs[t].shape[1], pool=k))
         elif kind == "neuron":
             c = self.calls[info]
             spk = self.adapter.spikes_out(output)
@@ -544,7 +648,8 @@ class _Tracer(TorchFunctionMode):
                     full = self.layers[tag.layer].outputs[tag.t].shape[1] if tag.kind == "spikes" else -1
                     if (tag.kind == "spikes" and module.start_dim == 1 and module.end_dim == -1
                             and (tag.c0, tag.c1) == (0, full) and o.dim() == 2):
-                        self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=src.dim() > 2))
+                        self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=src.dim() > 2,
+                                         pool=tag.pool))
                     else:
                         self.put(o, _Tag("opaque", what=f"module {self.name(module)!r} (Flatten) of "
                                                          f"{self.describe(tag)}"))
@@ -713,7 +818,7 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         raise ImporterError("the traced run has no neuron (a network needs at least one LIF layer)")
 
     # layer specs and weights
-    specs, weights, modules = [], [], []
+    specs, weights, biases, modules, notes = [], [], [], [], []
     for li, rec in enumerate(layers):
         x0 = rec.inputs[0]
         n = n_of[li]
@@ -721,12 +826,23 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         blk = members.get(block_of.get(li, -1), [])
         block = block_of[li] if n and len(blk) > 1 else None
         m = rec.module
+        if rec.bn is not None and rec.bn_steps != set(range(T)):
+            missing = min(set(range(T)) - rec.bn_steps)
+            raise ImporterError(f"module {rec.bn_name!r} ({type(rec.bn).__name__}) is not applied to the "
+                                f"output of {rec.name!r} at timestep {missing}; a folded BatchNorm must "
+                                f"apply at every timestep")
+        w_l = m.weight.detach().to(torch.float64)
+        b_l = None if m.bias is None else m.bias.detach().to(torch.float64)
+        if rec.bn is not None:
+            w_l, b_l = fold_batchnorm(w_l, b_l, rec.bn)
+        pool = rec.pool or 1
         if rec.kind == "linear":
-            s = LayerSpec("linear", (m.in_features,), m.out_features, mode=mode, block=block, name=rec.name)
+            s = LayerSpec("linear", (m.in_features,), m.out_features, mode=mode, block=block, name=rec.name,
+                          pool=pool, bias=b_l is not None)
         else:
             k, st, pd = _conv_geometry(m, rec.name)
             s = LayerSpec("conv", tuple(x0.shape[1:]), m.out_channels, kernel=k, stride=st, padding=pd,
-                          mode=mode, block=block, name=rec.name)
+                          mode=mode, block=block, name=rec.name, pool=pool, bias=b_l is not None)
         specs.append(s)
         gain = 1.0
         if n:
@@ -736,9 +852,15 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
             if odd is not None:
                 raise ImporterError(f"neuron modules {lc[0].name!r} and {odd.name!r} on {rec.name!r} have "
                                     f"different input gains ({gain!r}, {odd.spec.gain!r})")
-        # The gain is folded here, in float64: W·gain is rounded once to float64;
-        # the fixed-point rounding to integers happens later, in golden.quantize.
-        weights.append(m.weight.detach().to(torch.float64) * gain)
+        # The gain is folded here, in float64: W·gain (and b·gain) is rounded once to
+        # float64; the fixed-point rounding to integers happens later, in golden.quantize.
+        weights.append(w_l * gain)
+        biases.append(None if b_l is None else b_l * gain)
+        if rec.bn is not None:
+            notes.append(f"{type(rec.bn).__name__} {rec.bn_name!r} folded into {rec.name!r} (scale into "
+                         f"the weights, shift into the bias)")
+        if pool > 1:
+            notes.append(f"max pooling {pool}x{pool} of the spikes before {rec.name!r}")
         modules.append({"layer": rec.name,
                         "neurons": sorted({calls[i].name for t in range(T) for i in per.get((li, t), [])})})
     inp = torch.stack([r for r in layers[0].inputs])
@@ -751,6 +873,9 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
             if tuple(w.shape) != tuple(src.shape):
                 raise ImporterError(f"internal: weight shape {tuple(src.shape)} != {tuple(w.shape)}")
             w.copy_(src)
+        for i, b in enumerate(biases):
+            if b is not None:
+                net.biases[str(i)].copy_(b)
     # the framework's own record
     currents, spikes, membranes = [], [], []
     for li, rec in enumerate(layers):
@@ -764,7 +889,6 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         mems = [[calls[i].membrane for i in per[(li, t)]] for t in range(T)]
         membranes.append(None if any(m is None for row in mems for m in row) else
                          torch.stack([torch.cat(row, dim=1) for row in mems]).to(torch.float64))
-    notes = []
     if spec.gain != 1.0:
         notes.append(f"input gain {spec.gain!r} folded into the weights of every LIF layer")
     return Imported(model=net, spikes=inp.to(torch.float64), trace=FrameworkTrace(currents, spikes, membranes),

@@ -2,11 +2,12 @@
 
 The graph must be one chain ``Input -> ... -> Output`` of
 
-* ``Linear``, ``Affine`` (bias must be 0: bias is a new operator), ``Conv2d``
-  (no dilation, no groups, square kernel, equal stride/padding, zero bias):
-  the synaptic layers;
+* ``Linear``, ``Affine``, ``Conv2d`` (no dilation, no groups, square kernel,
+  equal stride/padding): the synaptic layers. An ``Affine`` / ``Conv2d``
+  bias (one value per output channel) becomes the layer's bias current
+  (docs/fixed-point.md F2b);
 * ``Scale`` between a layer and its neurons: folded into that layer's
-  weights (per output channel);
+  weights and bias (per output channel);
 * ``Flatten`` between a conv layer's neurons and a Linear layer (C, H, W order);
 * ``LIF`` / ``IF`` after a layer (an LIF layer), or ``Output`` directly after a
   layer (the readout layer).
@@ -165,9 +166,6 @@ def _conv_spec(name, node, in_shape):
     dil = tuple(np.broadcast_to(np.asarray(node.dilation), (2,)).tolist())
     if dil != (1, 1):
         raise ImporterError(f"node {name!r} (Conv2d): dilation {dil} is not supported")
-    bias = _arr(node.bias) if node.bias is not None else np.zeros(1)
-    if np.any(bias != 0):
-        raise ImporterError(f"node {name!r} (Conv2d): non-zero bias is not supported yet (bias is a new operator)")
     kh, kw = w.shape[2:]
     stride = tuple(np.broadcast_to(np.asarray(node.stride), (2,)).tolist())
     pad = node.padding
@@ -254,9 +252,6 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             w = _arr(node.weight)
             if w.ndim != 2:
                 raise ImporterError(f"node {name!r} ({t}): weight must be [out, in], got shape {w.shape}")
-            if isinstance(node, nir.Affine) and np.any(_arr(node.bias) != 0):
-                raise ImporterError(f"node {name!r} (Affine): non-zero bias is not supported yet (bias is a "
-                                    f"new operator)")
             if w.shape[1] != math.prod(shape) or (len(shape) > 1 and not flat_pending):
                 raise ImporterError(f"node {name!r} ({t}): takes {w.shape[1]} inputs, but receives shape "
                                     f"{shape}" + ("" if flat_pending or len(shape) == 1 else
@@ -276,6 +271,10 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             raise ImporterError(f"node {name!r} ({t}) is not supported")
         flat_pending = False
         lay["out"] = out
+        b = getattr(node, "bias", None)
+        lay["bias"] = None
+        if b is not None and np.any(_arr(b) != 0):
+            lay["bias"] = _per_channel(b, out, "bias", name)
         gain = np.ones(out[0])
         i += 1
         while i < len(chain) and isinstance(chain[i][1], nir.Scale):
@@ -367,19 +366,24 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             if len(idx) > 1:
                 block[li] = idx[0]
 
-    specs, weights = [], []
+    specs, weights, biases = [], [], []
     for li, lay in enumerate(layers):
         m = mode.get(li, "readout")
         s = LayerSpec(lay["kind"], lay["in_shape"], lay["out"][0], kernel=lay["k"], stride=lay["s"],
-                      padding=lay["p"], mode=m, block=block.get(li), name=lay["name"])
+                      padding=lay["p"], mode=m, block=block.get(li), name=lay["name"],
+                      bias=lay["bias"] is not None)
         specs.append(s)
         g = lay["gain"].reshape((-1,) + (1,) * (lay["weight"].ndim - 1))
         # Folding in float64: W·gain is rounded once to float64; the integer
         # rounding happens later, in golden.quantize.
         weights.append(torch.from_numpy(np.ascontiguousarray(lay["weight"] * g)))
+        biases.append(None if lay["bias"] is None else torch.from_numpy(lay["bias"] * lay["gain"]))
     params = LIFParams(leak=lam, theta=theta, fire=fire, reset=reset)
     net = EfficientLIFNet(specs, groups=groups, params=params, dtype=torch.float64)
     with torch.no_grad():
         for w, src in zip(net.weights, weights):
             w.copy_(src)
+        for i, b in enumerate(biases):
+            if b is not None:
+                net.biases[str(i)].copy_(b)
     return net
