@@ -132,7 +132,8 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
     """Schedule -> (:class:`Ops`, expected beats in order).
 
     Main stream per LayerPass (docs/schedule.md "Driving a schedule"):
-    ``(IDLE, beats so far)`` if ``wait_idle``, ``(WAITWL, weight loads up to
+    ``(IDLE, beats so far)`` if ``wait_idle`` (left out when no command was
+    sent since the last IDLE), ``(WAITWL, weight loads up to
     and including this pass)`` if that number grew, then its commands; per
     TimestepEnd ``IDLE`` and ``RB``. The weight-load stream holds
     ``sched.static_weight_loads`` (fence 0) and every pass's loads in item
@@ -168,6 +169,7 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
     beats: list = []
     nc = 0
     waited = 0
+    idle = False      # an IDLE was emitted and no command since
 
     def add_loads(lst, fence):
         k = wl_first[id(lst)]
@@ -175,22 +177,27 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
 
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
+        idle = True
         add_loads(sched.static_weight_loads, 0)
     for item, inf in zip(sched.items, info):
         if isinstance(item, LayerPass):
             wait_idle, fence, nw = inf
             if item.weight_loads:
                 add_loads(item.weight_loads, fence)
-            if wait_idle:
+            if wait_idle and not idle:   # (no command since the last IDLE: still idle)
                 ops.append((IDLE, len(beats)))
+                idle = True
             if nw > waited:
                 ops.append((WAITWL, nw))
                 waited = nw
             ops.extend(zip(repeat(CMD), cmd_words[nc:nc + len(item.commands)]))
+            idle = idle and not item.commands
             nc += len(item.commands)
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
-            ops.append((IDLE, len(beats)))
+            if not idle:
+                ops.append((IDLE, len(beats)))
+                idle = True
             if item.membrane:
                 ops.append((RB, item))
     if len(wl) > waited:
@@ -224,23 +231,29 @@ def flatten_scalar(sched, layouts: dict[str, StreamLayout],
     ops = Ops()
     beats: list = []
     waited = 0
+    idle = False
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
+        idle = True
         ops.wl.extend((wl_l.pack(addr=w.addr, data=w.data), 0) for w in sched.static_weight_loads)
     for item, inf in zip(sched.items, _fences(sched, fault)):
         if isinstance(item, LayerPass):
             wait_idle, fence, nw = inf
             ops.wl.extend((wl_l.pack(addr=w.addr, data=w.data), fence) for w in item.weight_loads)
-            if wait_idle:
+            if wait_idle and not idle:   # (no command since the last IDLE: still idle)
                 ops.append((IDLE, len(beats)))
+                idle = True
             if nw > waited:
                 ops.append((WAITWL, nw))
                 waited = nw
             ops.extend((CMD, cmd_l.pack(op=c.op, row=c.row, base=c.base, mode=c.mode,
                                         first=c.first)) for c in item.commands)
+            idle = idle and not item.commands
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
-            ops.append((IDLE, len(beats)))
+            if not idle:
+                ops.append((IDLE, len(beats)))
+                idle = True
             if item.membrane:
                 ops.append((RB, item))
     if len(ops.wl) > waited:

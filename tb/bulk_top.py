@@ -284,7 +284,10 @@ module {TOP} (
     // IDLE passes on idle_ok of the previous cycle, as the per-cycle BFM samples
     // it: both paths give the same cycle counts
     reg idle_q;
-    wire adv = cur_kind == K_IDLE ? (idle_q && beats_total >= cur_arg) :
+    // (an IDLE followed by a command passes on this cycle's idle_ok and offers the
+    // command at once, as the BFM does in the cycle after it saw the core idle)
+    wire idle_pass = nxt_kind == K_CMD ? idle_ok : idle_q;
+    wire adv = cur_kind == K_IDLE ? (idle_pass && beats_total >= cur_arg) :
                cur_kind == K_WAITWL ? wl_pos >= cur_arg :
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
