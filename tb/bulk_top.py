@@ -10,7 +10,24 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
-  ====  ======  ==================================================
+  ====  ======  =========================================================
+  kind  name    meaning
+  ====  ======  =========================================================
+  0     END     end of the block: pause once the read-back pipeline is empty
+  1     IDLE    wait until ``busy`` = 0 was seen in a cycle without a command
+                offered (the previous cycle, as the per-cycle BFM samples it;
+                this cycle when a command follows, which is then offered at
+                once, as the BFM does) and ``arg`` beats (since reset) were
+                captured; record the first non-zero ``error`` (value and
+                operation index)
+  3     CMD     ``arg`` cycles with ``cmd__valid`` = 0, then one ``cmd`` beat
+  4     RB      drive ``dbg_addr`` = ``arg``; ``dbg_data`` is captured two
+                edges later (one row per cycle, pipelined)
+  5     WAITWL  wait until ``arg`` weight-load beats (since reset) were
+                accepted; these cycles are counted in ``wl_wait_cycles``
+                (the *exposed* weight-load cycles)
+  ====  ======  =========================================================
+
 * a **weight-load engine**, running concurrently with the operation
   memory: its queue ``wq_mem`` (``bulk_wq.bin``, 8 bytes per entry, most
   significant first: bits ``[63:32]`` weight-table index, ``[31:0]`` fence)
