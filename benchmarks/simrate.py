@@ -10,7 +10,10 @@ rows and command gaps) it measures, side by side in one run:
 1. **raw**: the Verilog emitted for the configuration, Verilated with
    ``--exe`` and a plain C++ ``main`` (generated below) that toggles ``clk``
    and replays the compiled program from its hex files, with the same
-   xorshift backpressure as ``tb_bulk_top``, checking nothing;
+   xorshift backpressure as ``tb_bulk_top``, checking nothing (it plays the
+   weight-load stream serially: each WAITWL becomes the weight-load beats
+   it waits for, see :func:`serial_program`; the cycle count differs, the
+   rate per cycle is what it measures);
 2. **cocotb per-cycle BFM** (``tb.sim --path bfm``, ``full_run`` only);
 3. **cocotb bulk path** (``tb.sim --path bulk``, ``full_run`` only): every
    beat and membrane row checked.
@@ -186,6 +189,39 @@ int main(int argc, char** argv) {{
 """
 
 
+#: kind of the raw driver's serial weight-load word (arg: weight-table index)
+RAW_WL = 2
+
+
+def serial_program(prog):
+    """``prog`` with every WAITWL word replaced by the weight-load beats it
+    waits for, as RAW_WL words (the raw driver has no concurrent engine)."""
+    import dataclasses
+
+    import numpy as np
+
+    from tb.bulk_top import KINDS
+    kind, arg, pl, orig = [], [], [], []
+    done = 0
+    for k, x, p_, o in zip(prog.kind.tolist(), prog.arg.tolist(), list(prog.pl), prog.orig.tolist()):
+        if k == KINDS["WAITWL"]:
+            idx = prog.wl_idx[done:x].tolist()
+            kind += [RAW_WL] * len(idx)
+            arg += idx
+            pl += [0] * len(idx)
+            orig += [o] * len(idx)
+            done = max(done, x)
+            continue
+        kind.append(k)
+        arg.append(x)
+        pl.append(p_)
+        orig.append(o)
+    return dataclasses.replace(prog, kind=np.array(kind, dtype=np.int64),
+                               arg=np.array(arg, dtype=np.int64),
+                               pl=np.array(pl, dtype=prog.pl.dtype),
+                               orig=np.array(orig, dtype=np.int64))
+
+
 def build_raw(cfg, verilog: Path, manifest: dict, out: Path) -> Path:
     """Verilate ``verilog`` with the raw C++ driver into ``out``; returns the executable."""
     from gen.tools import verilator_bin, verilator_env
@@ -248,7 +284,7 @@ def main(argv=None) -> int:
     net = make_network(cfg, a.seed, True)
     sched = build_schedule(cfg, net, make_spikes(net, a.seed, a.samples, a.timesteps))
     ops, beats = flatten(sched, layouts_from_manifest(manifest, cfg))
-    prog = compile_program(ops, a.seed, bool(a.stress))
+    prog = serial_program(compile_program(ops, a.seed, bool(a.stress)))
     rdir = sim_build_dir() / "raw" / cfg.name
     exe = build_raw(cfg, Path(verilog), manifest, rdir)
     (rdir / "ops.hex").write_text(ops_hex(prog, 0, prog.kind.size))

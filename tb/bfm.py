@@ -5,21 +5,27 @@ awaited trigger costs tens of microseconds in Verilator. Each clock cycle it
 
 1. waits for the falling edge and drives the inputs for the next rising edge:
    the command stream (with random gaps: ``valid`` low for random cycles),
-   the weight-load stream (only after the core was seen idle), ``dbg_addr``
-   for membrane read-back, and a random ``out__ready`` (backpressure);
+   concurrently the weight-load stream (its own random gaps; each beat
+   fenced on the number of commands accepted), ``dbg_addr`` for membrane
+   read-back, and a random ``out__ready`` (backpressure);
 2. waits for ``ReadOnly`` and samples the settled outputs, which are exactly
    what the next rising edge will see: a transfer happens on a stream whose
    ``valid`` and ``ready`` are both 1 now.
 
-The work is a flat list of operations made by :func:`flatten` from a
-:class:`golden.schedule.Schedule`:
+The work is made by :func:`flatten` from a :class:`golden.schedule.Schedule`
+(docs/schedule.md "Driving a schedule"): an :class:`Ops`, the main list of
+operations
 
-* ``("idle", n)``  wait until ``busy`` = 0 (sampled in a cycle without a
+* ``(IDLE, n)``  wait until ``busy`` = 0 (sampled in a cycle without a
   command offered) and ``n`` beats were received; check ``error`` = 0;
-* ``("wl", payload)`` one weight-load beat;
-* ``("cmd", payload)`` one command beat;
-* ``("rb", timestep_end)`` read back every membrane row of a TimestepEnd
-  through ``dbg_addr``/``dbg_data`` (one row per cycle, pipelined).
+* ``(WAITWL, w)`` wait until ``w`` weight-load beats were accepted (the
+  cycles spent here are the *exposed* weight-load cycles, ``wload_cycles``);
+* ``(CMD, payload)`` one command beat;
+* ``(RB, timestep_end)`` read back every membrane row of a TimestepEnd
+  through ``dbg_addr``/``dbg_data`` (one row per cycle, pipelined);
+
+and its weight-load stream ``Ops.wl`` of ``(payload, fence)``: beat ``j`` is
+presented only after ``fence`` command beats were accepted.
 
 Every received beat goes to the :class:`~tb.scoreboard.Scoreboard`. A
 watchdog ends the run when no progress is made for ``stall_limit`` cycles
@@ -28,7 +34,7 @@ watchdog ends the run when no progress is made for ``stall_limit`` cycles
 X/Z (meaningful on Icarus; always false on two-state Verilator, same code):
 every control output the BFM samples anyway (``busy`` and ``out__valid``
 every cycle, ``cmd__ready``/``wload__ready`` while offering) must be 0/1,
-and at every idle point (``busy`` = 0, before weight loads and membrane
+and at every idle point (``busy`` = 0, before a pass that waits idle and before membrane
 read-back) every output port must be. An X/Z ends the run at once with
 :meth:`Scoreboard.unresolved` (one line: port, value, cycle, sim time,
 operation; the report adds the repro command), never as a watchdog timeout.
@@ -49,7 +55,7 @@ from golden.schedule import LayerPass, TimestepEnd
 from .payload import StreamLayout, unpack_binstr, unpack_bits
 from golden.errors import ProjectError
 
-__all__ = ["flatten", "flatten_scalar", "pack_commands", "pack_weight_loads", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
+__all__ = ["Ops", "DRIVER_FAULTS", "ScheduleError", "WAITWL", "flatten", "flatten_scalar", "pack_commands", "pack_weight_loads", "CoreBfm", "Backpressure", "BfmTimeout", "BfmUnresolved", "PORTS"]
 
 #: Short key -> port name (gen.emit.PORT_NAMES, built from the core's signature;
 #: Amaranth flattens stream members with "__"): ``cmd_valid`` -> ``cmd__valid``,
@@ -57,7 +63,7 @@ __all__ = ["flatten", "flatten_scalar", "pack_commands", "pack_weight_loads", "C
 PORTS = {name.replace("wload__", "wl_").replace("__", "_"): name for name in PORT_NAMES}
 OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "busy", "error")
 
-IDLE, WL, CMD, RB = 0, 1, 2, 3
+IDLE, WL, CMD, RB, WAITWL = 0, 1, 2, 3, 4
 
 
 class BfmTimeout(ProjectError, RuntimeError):
@@ -69,14 +75,79 @@ class BfmUnresolved(ProjectError, RuntimeError):
     reports it through the scoreboard instead)."""
 
 
-def flatten(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
-    """Schedule -> (operations, expected beats in order).
+class Ops(list):
+    """The flattened stimulus: this list is the **main operation stream**
+    (``(kind, arg)`` pairs, see the module docstring) and :attr:`wl` the
+    **weight-load stream**, driven concurrently with it.
+
+    ``wl[j] = (payload, fence)``: beat ``j`` of the ``wload`` stream may be
+    presented only after ``fence`` command beats (counted from the start of
+    the run) were accepted. Fences never decrease (a pass's loads never
+    overtake an earlier pass's). The main stream's ``(WAITWL, w)`` waits
+    until ``w`` weight-load beats were accepted.
+    """
+
+    def __init__(self, ops=(), wl=()):
+        super().__init__(ops)
+        self.wl = list(wl)
+
+
+#: driver faults of :func:`flatten` (fault injection, tb/test_fault_injection.py)
+DRIVER_FAULTS = ("ignore_loads_after",)
+
+
+class ScheduleError(ProjectError, ValueError):
+    """A schedule whose fences cannot be driven (``loads_after`` out of order)."""
+
+
+def _fences(sched, fault: str | None):
+    """Per item: (wait_idle, fence of its loads, cumulative weight loads through it).
+
+    The fence of a pass's loads is the number of commands up to and including
+    item ``loads_after`` (0 for -1), raised to the previous pass's fence."""
+    if fault is not None and fault not in DRIVER_FAULTS:
+        raise ScheduleError(f"unknown driver fault {fault!r} (known: {', '.join(DRIVER_FAULTS)})")
+    cum_cmds: dict = {}
+    nc = fence = 0
+    nw = len(sched.static_weight_loads)
+    out = []
+    for idx, item in enumerate(sched.items):
+        if not isinstance(item, LayerPass):
+            out.append(None)
+            continue
+        la = getattr(item, "loads_after", -1)
+        if item.weight_loads and la >= 0:
+            if la not in cum_cmds:
+                raise ScheduleError(f"sched.items[{idx}].loads_after = {la} is not an earlier "
+                                    f"LayerPass")
+            fence = max(fence, cum_cmds[la])
+        nw += len(item.weight_loads)
+        nc += len(item.commands)
+        cum_cmds[idx] = nc
+        out.append((bool(getattr(item, "wait_idle", True)), 0 if fault else fence, nw))
+    return out
+
+
+def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -> tuple[Ops, list]:
+    """Schedule -> (:class:`Ops`, expected beats in order).
+
+    Main stream per LayerPass (docs/schedule.md "Driving a schedule"):
+    ``(IDLE, beats so far)`` if ``wait_idle`` (left out when no command was
+    sent since the last IDLE), ``(WAITWL, weight loads up to
+    and including this pass)`` if that number grew, then its commands; per
+    TimestepEnd ``IDLE`` and ``RB``. The weight-load stream holds
+    ``sched.static_weight_loads`` (fence 0) and every pass's loads in item
+    order, fenced by ``loads_after`` (see :class:`Ops`). ``fault =
+    "ignore_loads_after"`` drops every fence (fault injection: rows are
+    rewritten under in-flight EVENTs). Raises :class:`ScheduleError` for a
+    ``loads_after`` that is not an earlier LayerPass.
 
     Payloads are packed with the vectorised :meth:`StreamLayout.pack_rows`
     (each weight-load list that several passes share is packed once); the
     result equals :func:`flatten_scalar`'s (tb/test_bulk.py checks it).
     """
     cmd_l, wl_l = layouts["cmd"], layouts["wload"]
+    info = _fences(sched, fault)
     # pass 1: every Command in order, every distinct weight-load list once
     cmds: list = []
     wl_first: dict = {}        # id(list of WeightLoad) -> index of its first packed word
@@ -92,30 +163,45 @@ def flatten(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
             cmds.extend(it.commands)
     cmd_words = pack_commands(cmd_l, cmds)
     wl_words = pack_weight_loads(wl_l, wls)
-    # pass 2: the operations
-    ops: list = []
+    # pass 2: the two streams
+    ops = Ops()
+    wl = ops.wl
     beats: list = []
     nc = 0
+    waited = 0
+    idle = False      # an IDLE was emitted and no command since
 
-    def add_loads(lst):
+    def add_loads(lst, fence):
         k = wl_first[id(lst)]
-        ops.extend(zip(repeat(WL), wl_words[k:k + len(lst)]))
+        wl.extend(zip(wl_words[k:k + len(lst)], repeat(fence)))
 
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
-        add_loads(sched.static_weight_loads)
-    for item in sched.items:
+        idle = True
+        add_loads(sched.static_weight_loads, 0)
+    for item, inf in zip(sched.items, info):
         if isinstance(item, LayerPass):
+            wait_idle, fence, nw = inf
             if item.weight_loads:
+                add_loads(item.weight_loads, fence)
+            if wait_idle and not idle:   # (no command since the last IDLE: still idle)
                 ops.append((IDLE, len(beats)))
-                add_loads(item.weight_loads)
+                idle = True
+            if nw > waited:
+                ops.append((WAITWL, nw))
+                waited = nw
             ops.extend(zip(repeat(CMD), cmd_words[nc:nc + len(item.commands)]))
+            idle = idle and not item.commands
             nc += len(item.commands)
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
-            ops.append((IDLE, len(beats)))
+            if not idle:
+                ops.append((IDLE, len(beats)))
+                idle = True
             if item.membrane:
                 ops.append((RB, item))
+    if len(wl) > waited:
+        ops.append((WAITWL, len(wl)))
     ops.append((IDLE, len(beats)))
     return ops, beats
 
@@ -137,27 +223,41 @@ def pack_weight_loads(wl_l: StreamLayout, wls) -> list[int]:
                           data=np.stack([np.asarray(w.data, dtype=np.int64) for w in wls]))
 
 
-def flatten_scalar(sched, layouts: dict[str, StreamLayout]) -> tuple[list, list]:
+def flatten_scalar(sched, layouts: dict[str, StreamLayout],
+                   fault: str | None = None) -> tuple[Ops, list]:
     """:func:`flatten` with the scalar :meth:`StreamLayout.pack`, one payload
     at a time: the independent oracle of the vectorised packer."""
     cmd_l, wl_l = layouts["cmd"], layouts["wload"]
-    ops: list = []
+    ops = Ops()
     beats: list = []
+    waited = 0
+    idle = False
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
-        ops.extend((WL, wl_l.pack(addr=w.addr, data=w.data)) for w in sched.static_weight_loads)
-    for item in sched.items:
+        idle = True
+        ops.wl.extend((wl_l.pack(addr=w.addr, data=w.data), 0) for w in sched.static_weight_loads)
+    for item, inf in zip(sched.items, _fences(sched, fault)):
         if isinstance(item, LayerPass):
-            if item.weight_loads:
+            wait_idle, fence, nw = inf
+            ops.wl.extend((wl_l.pack(addr=w.addr, data=w.data), fence) for w in item.weight_loads)
+            if wait_idle and not idle:   # (no command since the last IDLE: still idle)
                 ops.append((IDLE, len(beats)))
-                ops.extend((WL, wl_l.pack(addr=w.addr, data=w.data)) for w in item.weight_loads)
+                idle = True
+            if nw > waited:
+                ops.append((WAITWL, nw))
+                waited = nw
             ops.extend((CMD, cmd_l.pack(op=c.op, row=c.row, base=c.base, mode=c.mode,
                                         first=c.first)) for c in item.commands)
+            idle = idle and not item.commands
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
-            ops.append((IDLE, len(beats)))
+            if not idle:
+                ops.append((IDLE, len(beats)))
+                idle = True
             if item.membrane:
                 ops.append((RB, item))
+    if len(ops.wl) > waited:
+        ops.append((WAITWL, len(ops.wl)))
     ops.append((IDLE, len(beats)))
     return ops, beats
 
@@ -185,7 +285,12 @@ class Backpressure:
 @dataclass
 class Stats:
     cycles: int = 0
-    wload_cycles: int = 0
+    wload_cycles: int = 0       # exposed: the command stream waited for weight loads (WAITWL)
+    wl_beats: int = 0           # weight-load beats accepted
+    wl_valid_cycles: int = 0    # cycles with wload__valid = 1
+    wl_gap_cycles: int = 0      # random gaps of the weight-load stream
+    wl_overlap_cycles: int = 0  # cycles with a cmd and a wload transfer on the same edge
+    wl_exposed_beats: int = 0   # weight-load beats accepted while the command stream waited
     readback_cycles: int = 0
     gap_cycles: int = 0
     backpressure_cycles: int = 0
@@ -285,25 +390,34 @@ class CoreBfm:
     # ----------------------------------------------------------------- run
     async def run(self, ops: list, sb, *, abort_at_op: int | None = None,
                   stop_after: int | None = None) -> None:
-        """Execute ``ops`` (see :func:`flatten`), checking beats with ``sb``.
+        """Execute ``ops`` (an :class:`Ops` of :func:`flatten`: the main
+        stream and, concurrently, its weight-load stream ``ops.wl``),
+        checking beats with ``sb``.
 
-        With ``abort_at_op`` the run stops (mid-stream, valids left as they
-        are) once that many operations have completed; with ``stop_after`` it
-        stops once the scoreboard counted that many mismatches. Raises
-        :class:`BfmTimeout` when the watchdog fires. Returns at once after
-        reporting an X/Z output with ``sb.unresolved`` (see the module
-        docstring); ``sb.unresolved_text`` is then set.
+        Weight-load beat ``j`` is presented once ``ops.wl[j][1]`` commands
+        were accepted (on an earlier edge), with random gaps under stress;
+        ``(WAITWL, w)`` holds the main stream until ``w`` weight-load beats
+        were accepted. With ``abort_at_op`` the run stops (mid-stream, valids
+        left as they are) once that many main operations have completed;
+        with ``stop_after`` it stops once the scoreboard counted that many
+        mismatches. Raises :class:`BfmTimeout` when the watchdog fires.
+        Returns at once after reporting an X/Z output with ``sb.unresolved``
+        (see the module docstring); ``sb.unresolved_text`` is then set.
         """
         from cocotb.triggers import FallingEdge, ReadOnly
         sig, rng, st = self.sig, self.rng, self.stats
         clk = sig["clk"]
         fe, ro = FallingEdge(clk), ReadOnly()
         bp = Backpressure(random.Random(rng.random()), self.stress)
+        wl_rng = random.Random(rng.random())
         gap_p = 0.25 if self.stress else 0.0
         n = len(ops)
-        i = 0
+        wls = getattr(ops, "wl", [])
+        nwl = len(wls)
+        i = j = 0                  # next main operation / next weight-load beat
+        n_cmd = n_wl = 0           # command / weight-load beats accepted in this run
         cmd_v = wl_v = 0
-        gap = 0
+        gap = wl_gap = 0
         idle_ok = False
         rb = None                  # [TimestepEnd, sorted rows, index of the next row to drive]
         prev_row = cur_row = None  # dbg row driven in the previous / this cycle
@@ -316,7 +430,8 @@ class CoreBfm:
             await fe
             st.cycles += 1
             # ------------------------------------------------------- drive
-            while i < n and not cmd_v and not wl_v and rb is None:
+            waiting_wl = False
+            while i < n and not cmd_v and rb is None:
                 kind, arg = ops[i]
                 if kind == IDLE:
                     if not (idle_ok and sb.next_beat >= arg):
@@ -331,6 +446,12 @@ class CoreBfm:
                         sb.error_flag(err, f"at operation {i} (cycle {st.cycles})")
                     i += 1
                     stall = 0
+                elif kind == WAITWL:
+                    if n_wl < arg:
+                        waiting_wl = True
+                        break
+                    i += 1
+                    stall = 0
                 elif kind == CMD:
                     if gap:
                         gap -= 1
@@ -339,13 +460,17 @@ class CoreBfm:
                         self.drive("cmd_payload", arg)
                         cmd_v = 1
                     break
-                elif kind == WL:
-                    self.drive("wl_payload", arg)
-                    wl_v = 1
-                    break
                 else:  # RB
                     rb = [arg, sorted(arg.membrane), 0]
                     break
+            # weight-load stream: fence on the commands accepted on earlier edges
+            if not wl_v and j < nwl:
+                if wl_gap:
+                    wl_gap -= 1
+                    st.wl_gap_cycles += 1
+                elif n_cmd >= wls[j][1]:
+                    self.drive("wl_payload", wls[j][0])
+                    wl_v = 1
             self.drive("cmd_valid", cmd_v)
             self.drive("wl_valid", wl_v)
             if rb is not None and rb[2] < len(rb[1]):
@@ -354,10 +479,12 @@ class CoreBfm:
                 rb[2] += 1
             ready = bp.next()
             self.drive("out_ready", ready)
-            if wl_v:
+            if waiting_wl:
                 st.wload_cycles += 1
             elif rb is not None:
                 st.readback_cycles += 1
+            if wl_v:
+                st.wl_valid_cycles += 1
             # ------------------------------------------------------ sample
             await ro
             # X/Z: a 1-bit is_resolvable is as cheap as the old `== 1`
@@ -365,12 +492,15 @@ class CoreBfm:
             if not v.is_resolvable:
                 return self._x(sb, "busy", v, i, n)
             busy = int(v)
+            cmd_fire = False
             if cmd_v:
                 v = sig["cmd_ready"].value
                 if not v.is_resolvable:
                     return self._x(sb, "cmd_ready", v, i, n)
-            if cmd_v and int(v):
+                cmd_fire = bool(int(v))
+            if cmd_fire:
                 st.commands += 1
+                n_cmd += 1
                 cmd_v = 0
                 i += 1
                 stall = 0
@@ -380,10 +510,16 @@ class CoreBfm:
                 v = sig["wl_ready"].value
                 if not v.is_resolvable:
                     return self._x(sb, "wl_ready", v, i, n)
-            if wl_v and int(v):
-                wl_v = 0
-                i += 1
-                stall = 0
+                if int(v):
+                    wl_v = 0
+                    j += 1
+                    n_wl += 1
+                    st.wl_beats += 1
+                    st.wl_overlap_cycles += cmd_fire
+                    st.wl_exposed_beats += waiting_wl
+                    stall = 0
+                    if gap_p and wl_rng.random() < gap_p:
+                        wl_gap = wl_rng.randint(1, 6)
             v = sig["out_valid"].value
             if not v.is_resolvable:
                 return self._x(sb, "out_valid", v, i, n)
@@ -410,9 +546,14 @@ class CoreBfm:
             stall += 1
             if stall > self.stall_limit:
                 kind, arg = ops[i] if i < n else (IDLE, sb.beats_expected)
-                what = {IDLE: f"the core to become idle with {arg} beats received "
-                              f"(busy={busy}, beats received {sb.next_beat})",
-                        CMD: "cmd__ready", WL: "wload__ready", RB: "membrane read-back"}[kind]
+                if kind == WAITWL:
+                    fence = wls[j][1] if j < nwl else None
+                    what = (f"weight-load beats ({n_wl} of {arg} accepted; the next beat's "
+                            f"fence is {fence} commands, {n_cmd} accepted)")
+                else:
+                    what = {IDLE: f"the core to become idle with {arg} beats received "
+                                  f"(busy={busy}, beats received {sb.next_beat})",
+                            CMD: "cmd__ready", RB: "membrane read-back"}[kind]
                 raise BfmTimeout(f"no progress for {self.stall_limit} cycles at operation {i} "
                                  f"of {n} (cycle {st.cycles}): waiting for {what}")
 

@@ -447,7 +447,7 @@ def build_bulk(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *, d
     d = None
     if depths:
         d = BulkDepths(**dict(vars(depths_for(mf)), **depths))
-        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "out", "mem"))
+        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "wq", "out", "mem"))
         tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
         plan_depths = dict(vars(d))
     top_v = write_bulk_top(mf, tdir, d, source=str(manifest_path))

@@ -3,8 +3,9 @@
 The per-cycle BFM (:mod:`tb.bfm`) runs Python twice per clock cycle. Here the
 operations of :func:`tb.bfm.flatten` are compiled once into a program for
 the generated testbench top ``tb_bulk_top`` (:mod:`tb.bulk_top`): 128-bit
-operation words (IDLE / WL / CMD with its random gap / RB per membrane row /
-END) and a table of the distinct weight-load beats, written as binary files
+operation words (IDLE / WAITWL / CMD with its random gap / RB per membrane
+row / END), the weight-load stream (per beat: its fence and an index into a
+table of the distinct weight-load beats), written as binary files
 (read with ``$fread``; the hex texts of :func:`ops_hex`/:func:`wt_hex` feed
 benchmarks/simrate.py's raw driver) into the run directory. cocotb toggles ``go`` and awaits ``done``:
 in between the simulator runs with no Python at all (``out__ready`` comes
@@ -38,19 +39,20 @@ import numpy as np
 
 from golden.files import atomic_write
 
-from .bfm import CMD, IDLE, RB, WL
-from .bulk_top import FILES, KINDS, OPW, STATUS, XZ_WHAT, BulkDepths, depths_for
+from .bfm import CMD, IDLE, RB, WAITWL
+from .bulk_top import FILES, KINDS, OPW, STATUS, WQ_BYTES, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout
 from .session import Session, cpu_seconds
 
-__all__ = ["Program", "compile_program", "blocks", "ops_hex", "wt_hex", "ops_bin", "wt_bin",
+__all__ = ["Program", "compile_program", "blocks", "wl_window", "ops_hex", "wt_hex", "ops_bin",
+           "wt_bin", "wq_bin",
            "decode_words",
            "decode_columns", "decode_rows",
            "TEST_MODULE", "BULK_TESTS"]
 
 TEST_MODULE = "tb.bulk"
 BULK_TESTS = ("full_run", "reset_mid_run")
-_K = {IDLE: KINDS["IDLE"], WL: KINDS["WL"], CMD: KINDS["CMD"]}
+_K = {IDLE: KINDS["IDLE"], WAITWL: KINDS["WAITWL"], CMD: KINDS["CMD"]}
 
 
 @dataclass
@@ -59,8 +61,10 @@ class Program:
 
     ``kind``/``arg``/``pl`` per operation word (END words are added per
     block), ``orig`` the index of the :func:`tb.bfm.flatten` operation it
-    came from, ``wt`` the distinct weight-load payloads (WL ``arg`` indexes
-    it), ``rows`` the (TimestepEnd, row) of every RB word in order.
+    came from, ``wt`` the distinct weight-load payloads, ``wl_idx`` /
+    ``wl_fence`` per beat of the weight-load stream its index into ``wt``
+    and its fence (commands accepted before it may be presented), ``rows``
+    the (TimestepEnd, row) of every RB word in order.
     """
 
     kind: np.ndarray
@@ -70,15 +74,30 @@ class Program:
     wt: list
     rows: list
     n_ops: int                       # BFM operations
+    wl_idx: np.ndarray = None
+    wl_fence: np.ndarray = None
 
 
 def compile_program(ops: list, seed: int, stress: bool) -> Program:
-    """Compile :func:`tb.bfm.flatten` operations; command gaps (valid low
-    before a command: 1-6 cycles with probability 1/4) are drawn from
-    ``seed`` when ``stress``."""
+    """Compile :func:`tb.bfm.flatten` operations (a :class:`tb.bfm.Ops`: the
+    main stream and its weight-load stream ``ops.wl``); command gaps (valid
+    low before a command: 1-6 cycles with probability 1/4) are drawn from
+    ``seed`` when ``stress`` (the weight-load gaps come from the top's own
+    generator)."""
     kind, arg, pl, orig, rows = [], [], [], [], []
     wt_index: dict = {}
     wt: list = []
+    wl = getattr(ops, "wl", [])
+    wl_idx = np.empty(len(wl), dtype=np.int64)
+    for j, (a, _) in enumerate(wl):
+        k = wt_index.get(a)
+        if k is None:
+            k = wt_index[a] = len(wt)
+            wt.append(a)
+        wl_idx[j] = k
+    wl_fence = np.array([f for _, f in wl], dtype=np.int64)
+    if wl_fence.size and (wl_fence.max() >= 1 << 32 or wl_idx.max() >= 1 << 32):
+        raise ValueError("weight-load stream too long for the 32-bit fences of tb_bulk_top")
     for i, (k, a) in enumerate(ops):
         if k == RB:
             for r in sorted(a.membrane):
@@ -90,15 +109,8 @@ def compile_program(ops: list, seed: int, stress: bool) -> Program:
             continue
         kind.append(_K[k])
         orig.append(i)
-        if k == IDLE:
+        if k in (IDLE, WAITWL):
             arg.append(a)
-            pl.append(0)
-        elif k == WL:
-            j = wt_index.get(a)
-            if j is None:
-                j = wt_index[a] = len(wt)
-                wt.append(a)
-            arg.append(j)
             pl.append(0)
         else:
             arg.append(0)
@@ -115,49 +127,44 @@ def compile_program(ops: list, seed: int, stress: bool) -> Program:
         is_cmd = kind == KINDS["CMD"]
         gap = np.where(rng.random(kind.size) < 0.25, rng.integers(1, 7, kind.size), 0)
         arg = np.where(is_cmd, gap, arg)
-    return Program(kind, arg, pl, np.array(orig, dtype=np.int64), wt, rows, len(ops))
+    return Program(kind, arg, pl, np.array(orig, dtype=np.int64), wt, rows, len(ops),
+                   wl_idx, wl_fence)
 
 
 def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
-    """Split the program into blocks ``(lo, hi, wt_ids)`` of at most
-    ``depths.ops - 1`` words (+ END) whose distinct weight-table entries fit
-    ``depths.wt``; ``wt_ids`` (the global table indices of the block's table)
-    is None when the whole table fits and is loaded once. ``stop`` truncates
-    the program (a mid-run reset)."""
+    """Split the operation words into blocks ``(lo, hi)`` of at most
+    ``depths.ops - 1`` words (+ END). ``stop`` truncates the program (a
+    mid-run reset). The weight-load stream is loaded in windows
+    (:func:`wl_window`), independently of the blocks."""
     n = prog.kind.size if stop is None else min(stop, prog.kind.size)
-    out = []
-    whole = len(prog.wt) <= depths.wt
-    lo = 0
-    while lo < n:
-        hi = min(n, lo + depths.ops - 1)
-        if whole:
-            out.append((lo, hi, None))
-        else:
-            while True:
-                sel = prog.kind[lo:hi] == KINDS["WL"]
-                ids = np.unique(prog.arg[lo:hi][sel])
-                if ids.size <= depths.wt or hi - lo <= 1:
-                    break
-                hi = lo + (hi - lo) // 2
-            out.append((lo, hi, ids))
-        lo = hi
-    return out
+    return [(lo, min(n, lo + depths.ops - 1)) for lo in range(0, n, depths.ops - 1)]
 
 
-def ops_hex(prog: Program, lo: int, hi: int, wt_ids=None) -> str:
+def wl_window(prog: Program, start: int, depths: BulkDepths):
+    """The window ``(start, end, wt_ids)`` of the weight-load stream loaded
+    into the top's queue: at most ``depths.wq`` beats whose distinct table
+    entries fit ``depths.wt``; ``wt_ids`` (the global table indices of the
+    window's table) is None when the whole table fits and is loaded once."""
+    n = prog.wl_idx.size
+    end = min(n, start + depths.wq)
+    if len(prog.wt) <= depths.wt:
+        return start, end, None
+    while True:
+        ids = np.unique(prog.wl_idx[start:end])
+        if ids.size <= depths.wt or end - start <= 1:
+            return start, end, ids
+        end = start + (end - start) // 2
+
+
+def ops_hex(prog: Program, lo: int, hi: int) -> str:
     """Hex text (one word per line) of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
-    return _op_words(prog, lo, hi, wt_ids).tobytes().hex("\n", 16) + "\n"
+    return _op_words(prog, lo, hi).tobytes().hex("\n", 16) + "\n"
 
 
-def _op_words(prog: Program, lo: int, hi: int, wt_ids=None) -> np.ndarray:
+def _op_words(prog: Program, lo: int, hi: int) -> np.ndarray:
     """Operation words ``lo..hi-1`` + END as big-endian uint64 pairs ``[n, 2]`` (high, low)."""
     kind = np.append(prog.kind[lo:hi], KINDS["END"]).astype(np.uint64)
-    arg = np.append(prog.arg[lo:hi], 0)
-    if wt_ids is not None:
-        wl = kind == KINDS["WL"]
-        arg = arg.copy()
-        arg[wl] = np.searchsorted(wt_ids, arg[wl])
-    arg = arg.astype(np.uint64)
+    arg = np.append(prog.arg[lo:hi], 0).astype(np.uint64)
     pl = prog.pl[lo:hi]
     if pl.dtype == object:
         lo64 = np.array([int(p) & ((1 << 29) - 1) for p in pl] + [0], dtype=np.uint64)
@@ -170,10 +177,22 @@ def _op_words(prog: Program, lo: int, hi: int, wt_ids=None) -> np.ndarray:
     return np.stack([hi64, word_lo], axis=1).astype(">u8")
 
 
-def ops_bin(prog: Program, lo: int, hi: int, wt_ids=None) -> bytes:
+def ops_bin(prog: Program, lo: int, hi: int) -> bytes:
     """The ``$fread`` file of words ``lo..hi-1`` + END: the words of
     :func:`ops_hex`, 16 bytes each, most significant byte first."""
-    return _op_words(prog, lo, hi, wt_ids).tobytes()
+    return _op_words(prog, lo, hi).tobytes()
+
+
+def wq_bin(prog: Program, lo: int, hi: int, wt_ids=None) -> bytes:
+    """The ``$fread`` file of weight-load beats ``lo..hi-1``: 8 bytes each,
+    most significant first, ``table index << 32 | fence`` (the index into
+    the window's table ``wt_ids`` when given)."""
+    idx = prog.wl_idx[lo:hi]
+    if wt_ids is not None:
+        idx = np.searchsorted(wt_ids, idx)
+    words = (idx.astype(np.uint64) << np.uint64(32)) | prog.wl_fence[lo:hi].astype(np.uint64)
+    assert WQ_BYTES == 8
+    return words.astype(">u8").tobytes()
 
 
 def wt_bin(prog: Program, width: int, wt_ids=None) -> bytes:
@@ -274,6 +293,7 @@ class BulkRunner:
         self.prog = compile_program(session.ops, plan["seed"], plan["stress"])
         self.go = 0
         self.wt_loaded = None
+        self.wq_end = 0          # end of the weight-load window in the queue (since reset)
         self.cfg = session.cfg
 
     def _int(self, name: str) -> int:
@@ -287,6 +307,9 @@ class BulkRunner:
         d.go.value = self.go
         d.load_ops.value = 0
         d.load_wt.value = 0
+        d.load_wq.value = 0
+        d.n_wq.value = 0
+        d.wl_lo.value = 0
         d.seed.value = self.s.plan["seed"] & 0xFFFFFFFF
         d.stress.value = int(bool(self.s.plan["stress"]))
         d.stall_limit.value = int(self.s.plan.get("stall_limit", 5000))
@@ -300,6 +323,7 @@ class BulkRunner:
         await FallingEdge(d.clk)
         d.rst.value = 0
         self.wt_loaded = None
+        self.wq_end = 0
         await ReadOnly()
         bad = [f"{n}={getattr(d, 'dut_' + n).value}" for n in ("busy", "error", "out_valid")
                if not getattr(d, "dut_" + n).value.is_resolvable]
@@ -311,9 +335,39 @@ class BulkRunner:
         return problems
 
     def counters(self) -> dict:
-        return {"cycles": self._int("cycles"), "wload_cycles": self._int("wl_cycles"),
+        return {"cycles": self._int("cycles"), "wload_cycles": self._int("wl_wait_cycles"),
                 "readback_cycles": self._int("rb_cycles"), "gap_cycles": self._int("gap_cycles"),
-                "backpressure_cycles": self._int("bp_cycles")}
+                "backpressure_cycles": self._int("bp_cycles"), "wl_beats": self._int("wl_count"),
+                "wl_valid_cycles": self._int("wl_valid_cycles"),
+                "wl_gap_cycles": self._int("wl_gap_cycles"),
+                "wl_overlap_cycles": self._int("wl_both_cycles"),
+                "wl_exposed_beats": self._int("wl_exp_beats")}
+
+    def _refill_wl(self, wl_w: int, force: bool) -> None:
+        """Load the next window of the weight-load stream (from the beat the
+        top will offer next) when the loaded one is exhausted (``force``:
+        the top paused for it) or less than half of it is left."""
+        d, prog = self.dut, self.prog
+        pos = self._int("wl_count")
+        n = prog.wl_idx.size
+        if pos >= n or (not force and self.wq_end - pos >= self.depths.wq // 2
+                        and self.wq_end > pos):
+            d.load_wq.value = 0
+            return
+        lo, hi, ids = wl_window(prog, pos, self.depths)
+        Path(FILES["wq"]).write_bytes(wq_bin(prog, lo, hi, ids))
+        key = "all" if ids is None else tuple(ids.tolist())
+        self.profile["wl_windows"] += 1
+        if key != self.wt_loaded:
+            self.profile["wt_loads"] += 1
+            Path(FILES["wt"]).write_bytes(wt_bin(prog, wl_w, ids))
+            self.wt_loaded = key
+            d.n_wt.value = len(prog.wt) if ids is None else int(ids.size)
+            d.load_wt.value = 1
+        d.wl_lo.value = lo
+        d.n_wq.value = hi - lo
+        d.load_wq.value = 1
+        self.wq_end = hi
 
     def progress_record(self, name: str, sb) -> None:
         """Rewrite the plan's ``progress`` file (test, beats received of the
@@ -334,24 +388,24 @@ class BulkRunner:
         from cocotb.triggers import RisingEdge
 
         d, prog = self.dut, self.prog
-        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0}
+        prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0,
+                               "wl_windows": 0, "wt_loads": 0}
         c = cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]
         row_i = 0
-        for lo, hi, ids in blocks(prog, self.depths, stop):
-            Path(FILES["ops"]).write_bytes(ops_bin(prog, lo, hi, ids))
-            key = "all" if ids is None else tuple(ids.tolist())
-            load_wt = key != self.wt_loaded and len(prog.wt) > 0
-            if load_wt:
-                Path(FILES["wt"]).write_bytes(wt_bin(prog, wl_w, ids))
-                self.wt_loaded = key
+        status = None
+        for lo, hi in blocks(prog, self.depths, stop):
+            Path(FILES["ops"]).write_bytes(ops_bin(prog, lo, hi))
             prof["blocks"] += 1
             d.n_ops.value = hi - lo + 1
-            d.n_wt.value = len(prog.wt) if ids is None else int(ids.size)
             d.load_ops.value = 1
-            d.load_wt.value = int(load_wt)
             while True:
+                d.load_wt.value = 0
+                if status == "WLQ" and self._int("wl_count") >= prog.wl_idx.size:
+                    raise RuntimeError("tb_bulk_top waits for weight-load beats beyond the "
+                                       "stream (inconsistent program)")
+                self._refill_wl(wl_w, status == "WLQ")
                 self.go ^= 1
                 d.go.value = self.go
                 c1 = cpu_seconds()
@@ -400,6 +454,7 @@ class BulkRunner:
                     return None
                 d.load_ops.value = 0
                 d.load_wt.value = 0
+                d.load_wq.value = 0
                 c1 = cpu_seconds()
                 prof["check"] += c1 - c
                 c = c1
@@ -426,9 +481,13 @@ class BulkRunner:
             what, op = "the end of the block", self.prog.n_ops
         else:
             k, a, op = int(self.prog.kind[i]), int(self.prog.arg[i]), int(self.prog.orig[i])
+            nwl, ncmd = self._int("wl_count"), self._int("cmd_count")
+            fence = int(self.prog.wl_fence[nwl]) if nwl < self.prog.wl_fence.size else None
             what = {KINDS["IDLE"]: f"the core to become idle with {a} beats received "
                                    f"(busy={self._int('dut_busy')}, beats received {sb.next_beat})",
-                    KINDS["CMD"]: "cmd__ready", KINDS["WL"]: "wload__ready",
+                    KINDS["CMD"]: "cmd__ready",
+                    KINDS["WAITWL"]: f"weight-load beats ({nwl} of {a} accepted; the next "
+                                     f"beat's fence is {fence} commands, {ncmd} accepted)",
                     KINDS["RB"]: "membrane read-back", KINDS["END"]: "the end of the block"}[k]
         return (f"no progress for {limit} cycles at operation {op} of {self.prog.n_ops} "
                 f"(cycle {self._int('cycles')}, bulk path): waiting for {what}")

@@ -10,23 +10,42 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
-  ====  =====  ==========================================================
-  kind  name   meaning
-  ====  =====  ==========================================================
-  0     END    end of the block: pause once the read-back pipeline is empty
-  1     IDLE   wait until ``busy`` = 0 was seen in a cycle without a command
-               offered (the previous cycle, as the per-cycle BFM samples it)
-               and ``arg`` beats (since reset) were captured; record the
-               first non-zero ``error`` (value and operation index)
-  2     WL     one ``wload`` beat, payload = weight table word ``arg``
-  3     CMD    ``arg`` cycles with ``cmd__valid`` = 0, then one ``cmd`` beat
-  4     RB     drive ``dbg_addr`` = ``arg``; ``dbg_data`` is captured two
-               edges later (one row per cycle, pipelined)
-  ====  =====  ==========================================================
+  ====  ======  =========================================================
+  kind  name    meaning
+  ====  ======  =========================================================
+  0     END     end of the block: pause once the read-back pipeline is empty
+  1     IDLE    wait until ``busy`` = 0 was seen in a cycle without a command
+                offered (the previous cycle, as the per-cycle BFM samples it;
+                this cycle when a command follows, which is then offered at
+                once, as the BFM does) and ``arg`` beats (since reset) were
+                captured; record the first non-zero ``error`` (value and
+                operation index)
+  3     CMD     ``arg`` cycles with ``cmd__valid`` = 0, then one ``cmd`` beat
+  4     RB      drive ``dbg_addr`` = ``arg``; ``dbg_data`` is captured two
+                edges later (one row per cycle, pipelined)
+  5     WAITWL  wait until ``arg`` weight-load beats (since reset) were
+                accepted; these cycles are counted in ``wl_wait_cycles``
+                (the *exposed* weight-load cycles)
+  ====  ======  =========================================================
 
+* a **weight-load engine**, running concurrently with the operation
+  memory: its queue ``wq_mem`` (``bulk_wq.bin``, 8 bytes per entry, most
+  significant first: bits ``[63:32]`` weight-table index, ``[31:0]`` fence)
+  holds a window of the weight-load stream, entry 0 being beat ``wl_lo``
+  (counted from reset). Beat ``wl_count`` (the beats accepted so far) is
+  presented once ``cmd_count`` (command beats accepted so far, including one
+  accepted on the same edge) has reached its fence, so it transfers on a
+  later edge than the command it waits for; with ``stress`` = 1 a second
+  xorshift generator puts a gap of 1-6 cycles after a beat with
+  probability 1/4. It stops offering while the block is ending (END) or a
+  capture memory is nearly full, so that a pause finds both streams quiet;
+  the counters live across pauses, so a block boundary never breaks a
+  fence. When WAITWL waits for a beat beyond the loaded window the top
+  pauses with status WLQ (the host loads the next window);
 * a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.bin``,
   ``ceil(width / 8)`` bytes per word, most significant first):
-  every distinct weight-load beat once; WL operations index it;
+  every distinct weight-load beat once (or those of the window); the queue
+  indexes it;
 * **capture memories** of every transferred output beat (``cap_out``,
   written to ``bulk_out.hex``), the ``cycles`` count at its transfer
   (``cap_cyc``, ``bulk_cyc.hex``, 32 bits) and every read-back membrane row
@@ -35,19 +54,20 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   phases (always / 85 % / 50 % / 15 % / never ready) when ``stress`` = 1;
 * the clock ``clk`` (an output: generated inside, ``always #5``, so the
   simulator advances without a callback into cocotb per edge);
-* a watchdog (``stall_limit`` cycles without an operation completing or a
-  beat or row captured) and, on four-state simulators only, an X/Z check of
+* a watchdog (``stall_limit`` cycles without an operation completing, a
+  weight-load beat accepted or a beat or row captured) and, on four-state simulators only, an X/Z check of
   ``busy`` and ``out__valid`` every cycle, of ``cmd__ready`` /
   ``wload__ready`` while offering, and of every output at each IDLE.
 
-Host protocol (ports): after reset, write the two binary files, set ``n_ops`` /
-``n_wt`` and ``load_ops`` / ``load_wt``, then toggle ``go``. The top reads the
-files (``load_*`` = 1), runs until END, a capture memory being nearly full
-(only where no beat is offered: never mid-handshake), a timeout or an X/Z,
-dumps the captures, and raises ``done`` with ``status`` (1 END, 2 FULL, 3
-TIMEOUT, 4 X/Z). While paused ``out__ready`` and every ``valid`` are 0, so a
+Host protocol (ports): after reset, write the binary files, set ``n_ops`` /
+``n_wt`` / ``n_wq`` / ``wl_lo`` and ``load_ops`` / ``load_wt`` / ``load_wq``,
+then toggle ``go``. The top reads the files (``load_*`` = 1), runs until END,
+a capture memory being nearly full (only where no beat is offered: never
+mid-handshake), the weight-load window being exhausted while WAITWL waits,
+a timeout or an X/Z, dumps the captures, and raises ``done`` with
+``status`` (1 END, 2 FULL, 3 TIMEOUT, 4 X/Z, 5 WLQ). While paused ``out__ready`` and every ``valid`` are 0, so a
 block may end anywhere in the stream. Toggle ``go`` again to continue
-(``load_ops`` = 0 after FULL: same block, next operation).
+(``load_ops`` = 0 after FULL or WLQ: same block, next operation).
 
 Generated from the manifest's port widths (never edit the output);
 :func:`bulk_top_verilog` is its only writer.
@@ -70,8 +90,8 @@ HALF_PERIOD = 5
 VERILATOR_FLAGS = ("--timing", "-CFLAGS", "-fcoroutines", "-CFLAGS", "-std=gnu++20")
 OPW = 128
 ARG_BITS = 32
-KINDS = {"END": 0, "IDLE": 1, "WL": 2, "CMD": 3, "RB": 4}
-STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ"}
+KINDS = {"END": 0, "IDLE": 1, "CMD": 3, "RB": 4, "WAITWL": 5}
+STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ"}
 #: X/Z finding codes of the ``xz_what`` port
 XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
@@ -81,8 +101,10 @@ BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
 #: paths): START_CYCLES before the first operation (``S_START``), END_CYCLES
 #: after the last one (END seen, ``S_DUMP``, ``done``)
 START_CYCLES, END_CYCLES = 1, 4
-FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "out": "bulk_out.hex", "mem": "bulk_mem.hex",
-         "cyc": "bulk_cyc.hex"}
+FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "wq": "bulk_wq.bin", "out": "bulk_out.hex",
+         "mem": "bulk_mem.hex", "cyc": "bulk_cyc.hex"}
+#: bytes per weight-load queue entry (index << 32 | fence)
+WQ_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,7 @@ class BulkDepths:
 
     ops: int = 1 << 15
     wt: int = 1 << 12
+    wq: int = 1 << 15
     out: int = 1 << 12
     mem: int = 1 << 10
 
@@ -105,7 +128,7 @@ def depths_for(manifest: dict) -> BulkDepths:
             d *= 2
         return d
 
-    return BulkDepths(ops=1 << 15, wt=pow2(1 << 23, w["wload__payload"], 256, 1 << 13),
+    return BulkDepths(ops=1 << 15, wq=1 << 15, wt=pow2(1 << 23, w["wload__payload"], 256, 1 << 13),
                       out=pow2(1 << 22, w["out__payload"], 256, 1 << 13),
                       mem=pow2(1 << 21, w["dbg_data"], 64, 1 << 11))
 
@@ -116,10 +139,12 @@ def _ports(manifest: dict) -> dict:
 
 def bulk_top_ports(manifest: dict) -> list[str]:
     """Names of ``tb_bulk_top``'s ports (the only signals cocotb touches)."""
-    return ["clk", "rst", "go", "load_ops", "load_wt", "n_ops", "n_wt", "seed", "stress",
-            "stall_limit", "done", "status", "op_ptr", "n_out", "n_mem", "beats_total",
-            "err_seen", "err_val", "err_op", "xz_what", "xz_cycle", "cycles", "wl_cycles",
-            "rb_cycles", "gap_cycles", "bp_cycles", "dut_busy", "dut_error", "dut_out_valid"]
+    return ["clk", "rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq",
+            "wl_lo", "seed", "stress", "stall_limit", "done", "status", "op_ptr", "n_out",
+            "n_mem", "beats_total", "err_seen", "err_val", "err_op", "xz_what", "xz_cycle",
+            "cycles", "cmd_count", "wl_count", "wl_wait_cycles", "wl_valid_cycles",
+            "wl_gap_cycles", "wl_both_cycles", "wl_exp_beats", "rb_cycles", "gap_cycles",
+            "bp_cycles", "dut_busy", "dut_error", "dut_out_valid"]
 
 
 def _clog2(n: int) -> int:
@@ -142,6 +167,7 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
     if 3 + ARG_BITS + CW > OPW:
         raise ValueError(f"cmd payload of {CW} bits does not fit the {OPW}-bit operation word")
     OA, WA, CA, MA = _clog2(d.ops), _clog2(d.wt), _clog2(d.out), _clog2(d.mem)
+    QA = _clog2(d.wq)
     slack = 8 * 64 + 16   # beats still arriving after the last command of a block (>> 2 tiles x N)
     slack = min(slack, d.out // 2)
     levels = "\n".join(f"            3'd{i}: bp_lvl_of = 9'd{v};" for i, v in enumerate(BP_LEVELS))
@@ -160,8 +186,11 @@ module {TOP} (
     input  wire go,
     input  wire load_ops,
     input  wire load_wt,
+    input  wire load_wq,
     input  wire [31:0] n_ops,
     input  wire [31:0] n_wt,
+    input  wire [31:0] n_wq,
+    input  wire [31:0] wl_lo,
     input  wire [31:0] seed,
     input  wire stress,
     input  wire [31:0] stall_limit,
@@ -177,7 +206,13 @@ module {TOP} (
     output reg  [3:0] xz_what,
     output reg  [31:0] xz_cycle,
     output reg  [31:0] cycles,
-    output reg  [31:0] wl_cycles,
+    output reg  [31:0] cmd_count,
+    output reg  [31:0] wl_count,
+    output reg  [31:0] wl_wait_cycles,
+    output reg  [31:0] wl_valid_cycles,
+    output reg  [31:0] wl_gap_cycles,
+    output reg  [31:0] wl_both_cycles,
+    output reg  [31:0] wl_exp_beats,
     output reg  [31:0] rb_cycles,
     output reg  [31:0] gap_cycles,
     output reg  [31:0] bp_cycles,
@@ -191,12 +226,13 @@ module {TOP} (
     initial clk = 1'b0;
     always #{HALF} clk = ~clk;
 
-    localparam [2:0] K_END = 3'd0, K_IDLE = 3'd1, K_WL = 3'd2, K_CMD = 3'd3, K_RB = 3'd4;
+    localparam [2:0] K_END = 3'd0, K_IDLE = 3'd1, K_CMD = 3'd3, K_RB = 3'd4, K_WAITWL = 3'd5;
     localparam [1:0] S_WAIT = 2'd0, S_START = 2'd1, S_RUN = 2'd2, S_DUMP = 2'd3;
-    localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4;
+    localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4, ST_WLQ = 3'd5;
 
     reg [{OPW - 1}:0] op_mem [0:{d.ops - 1}];
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
+    reg [63:0] wq_mem [0:{d.wq - 1}];
     reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
     reg [31:0] cap_cyc [0:{d.out - 1}];
     reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
@@ -235,6 +271,8 @@ module {TOP} (
     reg [8:0] bp_lvl;
     reg [8:0] bp_left;
     reg bp_ready;
+    reg [31:0] wlfsr;
+    reg [7:0] wl_gap;
 
     wire running = state == S_RUN;
     wire [{OA - 1}:0] cur_a = op_ptr[{OA - 1}:0];
@@ -258,13 +296,32 @@ module {TOP} (
     wire near_full = near_out | near_mem;
     wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1;
     wire idle_ok = !d_busy && !d_cmd__valid;
+    // the weight-load beat to offer after this edge (beats accepted, counting this edge's)
+    wire [31:0] wl_pos = wl_count + {{31'd0, wl_fire}};
     // IDLE passes on idle_ok of the previous cycle, as the per-cycle BFM samples
     // it: both paths give the same cycle counts
     reg idle_q;
-    wire adv = cur_kind == K_IDLE ? (idle_q && beats_total >= cur_arg) :
-               cur_kind == K_WL ? wl_fire :
+    // (an IDLE followed by a command passes on this cycle's idle_ok and offers the
+    // command at once, as the BFM does in the cycle after it saw the core idle)
+    wire idle_pass = nxt_kind == K_CMD ? idle_ok : idle_q;
+    wire adv = cur_kind == K_IDLE ? (idle_pass && beats_total >= cur_arg) :
+               cur_kind == K_WAITWL ? wl_pos >= cur_arg :
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
+    // weight-load engine: the beat to offer after this edge, its fence and table index
+    wire [31:0] wl_rel = wl_pos - wl_lo;
+    wire wl_have = wl_rel < n_wq;
+    wire [63:0] wq_w = wq_mem[wl_rel[{QA - 1}:0]];
+    wire [31:0] wq_fence = wq_w[31:0];
+    wire [31:0] wq_idx = wq_w[63:32];
+    wire [31:0] cmd_next = cmd_count + {{31'd0, cmd_fire}};
+    wire wl_hold = cur_kind == K_END || near_full;
+    wire wl_ok = wl_have && wq_fence <= cmd_next && !wl_hold;
+    wire wl_waiting = cur_kind == K_WAITWL && wl_count < cur_arg;
+    wire wl_starved = wl_waiting && !wl_have && !d_wload__valid;
+    wire [31:0] wlfsr_a = wlfsr ^ (wlfsr << 13);
+    wire [31:0] wlfsr_b = wlfsr_a ^ (wlfsr_a >> 17);
+    wire [31:0] wlfsr_n = wlfsr_b ^ (wlfsr_b << 5);
     wire timeout = stall >= stall_limit;
     wire [31:0] lfsr_a = lfsr ^ (lfsr << 13);
     wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
@@ -274,14 +331,16 @@ module {TOP} (
         integer fd;
         integer got;
         begin
-            fd = which == 0 ? $fopen("{FILES['ops']}", "rb") : $fopen("{FILES['wt']}", "rb");
+            fd = which == 0 ? $fopen("{FILES['ops']}", "rb") :
+                 which == 1 ? $fopen("{FILES['wt']}", "rb") : $fopen("{FILES['wq']}", "rb");
             if (fd == 0) begin
-                $display("tb_bulk_top: cannot open %s", which == 0 ? "{FILES['ops']}" : "{FILES['wt']}");
+                $display("tb_bulk_top: cannot open the file of memory %0d", which);
             end else begin
                 if (which == 0) got = $fread(op_mem, fd, 0, count);
-                else got = $fread(wt_mem, fd, 0, count);
+                else if (which == 1) got = $fread(wt_mem, fd, 0, count);
+                else got = $fread(wq_mem, fd, 0, count);
                 $fclose(fd);
-                if (got != count * (which == 0 ? {OPW // 8} : {(WW + 7) // 8}))
+                if (got != count * (which == 0 ? {OPW // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
                     $display("tb_bulk_top: short read of %0d bytes", got);
             end
         end
@@ -325,7 +384,15 @@ module {TOP} (
             xz_what <= 4'd0;
             xz_cycle <= 32'd0;
             cycles <= 32'd0;
-            wl_cycles <= 32'd0;
+            cmd_count <= 32'd0;
+            wl_count <= 32'd0;
+            wl_wait_cycles <= 32'd0;
+            wl_valid_cycles <= 32'd0;
+            wl_gap_cycles <= 32'd0;
+            wl_both_cycles <= 32'd0;
+            wl_exp_beats <= 32'd0;
+            wlfsr <= (seed ^ 32'h9e3779b9) | 32'd1;
+            wl_gap <= 8'd0;
             rb_cycles <= 32'd0;
             idle_q <= 1'b0;
             gap_cycles <= 32'd0;
@@ -358,6 +425,8 @@ module {TOP} (
                 cap_mem[n_mem[{MA - 1}:0]] <= d_dbg_data;
                 n_mem <= n_mem + 32'd1;
             end
+            if (cmd_fire) cmd_count <= cmd_count + 32'd1;
+            if (wl_fire) wl_count <= wl_count + 32'd1;
             rb_v1 <= rb_v0;
             rb_v0 <= 1'b0;
             case (state)
@@ -368,6 +437,8 @@ module {TOP} (
                 end
                 if (load_wt && n_wt != 32'd0)
                     load_file(1, n_wt);
+                if (load_wq && n_wq != 32'd0)
+                    load_file(2, n_wq);
                 n_out <= 32'd0;
                 n_mem <= 32'd0;
                 done <= 1'b0;
@@ -379,7 +450,9 @@ module {TOP} (
             end
             S_START: begin
                 d_cmd__valid <= 1'b0;
-                d_wload__valid <= 1'b0;
+                // the weight-load engine may offer at once (as the per-cycle BFM in its first cycle)
+                d_wload__valid <= wl_gap == 8'd0 && wl_ok;
+                d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
                 gap_cnt <= 8'd0;
                 state <= S_RUN;
             end
@@ -394,11 +467,35 @@ module {TOP} (
                     bp_left <= bp_left - 9'd1;
                 end
                 bp_ready <= !stress || bp_lvl == 9'd256 || {{1'b0, lfsr[23:16]}} < bp_lvl;
-                if (d_wload__valid) wl_cycles <= wl_cycles + 32'd1;
+                wlfsr <= wlfsr_n;
+                if (d_wload__valid) wl_valid_cycles <= wl_valid_cycles + 32'd1;
+                if (wl_waiting && !rb_v0) wl_wait_cycles <= wl_wait_cycles + 32'd1;
+                if (wl_fire && cmd_fire) wl_both_cycles <= wl_both_cycles + 32'd1;
+                if (wl_fire && wl_waiting) wl_exp_beats <= wl_exp_beats + 32'd1;
+                // weight-load engine (concurrent with the operations below)
+                if (wl_fire) begin
+                    if (stress && wlfsr[1:0] == 2'd0) begin
+                        // 1-6 cycles, as the command gaps
+                        wl_gap <= {{5'd0, wlfsr[4:2] >= 3'd6 ? wlfsr[4:2] - 3'd5 : wlfsr[4:2] + 3'd1}};
+                        d_wload__valid <= 1'b0;
+                    end else begin
+                        d_wload__valid <= wl_ok;
+                        d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
+                    end
+                end else if (!d_wload__valid) begin
+                    if (wl_gap != 8'd0) begin
+                        wl_gap <= wl_gap - 8'd1;
+                        wl_gap_cycles <= wl_gap_cycles + 32'd1;
+                    end
+                    if (wl_gap <= 8'd1 && wl_ok) begin
+                        d_wload__valid <= 1'b1;
+                        d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
+                    end
+                end
                 // n rows: n + 1 cycles (the last row's data), as on the per-cycle path
                 if (rb_v0 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
                 if (d_out__valid && !d_out__ready) bp_cycles <= bp_cycles + 32'd1;
-                stall <= (out_fire || rb_v1) ? 32'd0 : stall + 32'd1;
+                stall <= (out_fire || rb_v1 || wl_fire) ? 32'd0 : stall + 32'd1;
                 if (xz_now != 4'd0) begin
                     xz_what <= xz_now;
                     xz_cycle <= cycles;
@@ -407,9 +504,9 @@ module {TOP} (
                 end else if (timeout) begin
                     status <= ST_TIMEOUT;
                     state <= S_DUMP;
-                end else if (quiet && (cur_kind == K_END || near_full)) begin
+                end else if (quiet && (cur_kind == K_END || near_full || wl_starved)) begin
                     // pause where no beat is offered and no row is in flight
-                    status <= cur_kind == K_END ? ST_END : ST_FULL;
+                    status <= cur_kind == K_END ? ST_END : near_full ? ST_FULL : ST_WLQ;
                     gap_cnt <= 8'd0;
                     state <= S_DUMP;
                 end else if (adv) begin
@@ -426,12 +523,10 @@ module {TOP} (
                     end
                     // offer the next operation's beat at once (back to back)
                     d_cmd__valid <= !near_full && nxt_kind == K_CMD && nxt_arg[7:0] == 8'd0;
-                    d_wload__valid <= !near_full && nxt_kind == K_WL;
                     if (nxt_kind == K_CMD) begin
                         d_cmd__payload <= nxt_pl;
                         gap_cnt <= nxt_arg[7:0];
                     end
-                    if (nxt_kind == K_WL) d_wload__payload <= wt_mem[nxt_arg[{WA - 1}:0]];
                 end else if (cur_kind == K_CMD && !d_cmd__valid) begin
                     // command gap, or an offer deferred by a pause
                     if (gap_cnt != 8'd0) begin
@@ -442,9 +537,6 @@ module {TOP} (
                         d_cmd__valid <= 1'b1;
                         d_cmd__payload <= cur_pl;
                     end
-                end else if (cur_kind == K_WL && !d_wload__valid && !near_full) begin
-                    d_wload__valid <= 1'b1;
-                    d_wload__payload <= wt_mem[cur_arg[{WA - 1}:0]];
                 end
             end
             default: begin   // S_DUMP: the captures of this block are complete

@@ -235,6 +235,8 @@ def _finish(plan: dict, nr, sb, problems, timeout, c0: int, cyc: dict, t_sched: 
     summary = {
         "ok": failure is None, "failure": failure, "checked": sb.counts(),
         **cyc,
+        "wl_hidden_beats": cyc.get("wl_beats", 0) - cyc.get("wl_exposed_beats", 0),
+        "synapses": counts.get("synapses", 0),
         "sample_first_cycle": (first - c0).tolist(),
         "sample_mismatches": sb.sample_mismatches.tolist(),
         "samples": int(spikes.shape[0]), "timesteps": int(spikes.shape[1]),
@@ -280,7 +282,8 @@ if cocotb is not None:
         t_sim = time.monotonic() - t_sim
         cyc = {"cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
                "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
-               "backpressure_cycles": st.backpressure_cycles}
+               "backpressure_cycles": st.backpressure_cycles, "wl_beats": st.wl_beats,
+               "wl_exposed_beats": st.wl_exposed_beats, "wl_overlap_cycles": st.wl_overlap_cycles}
         _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm",
                 {"sim_cpu_seconds": cpu_seconds() - cpu0})
 

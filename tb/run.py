@@ -293,8 +293,15 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
         f"values {c['values']}, membrane words {c['membrane_words']} ({c['membrane_rows']} rows), "
         f"mismatches {c['mismatches']}; outputs == golden.fixed_model: "
         f"{'yes' if merged.golden_equal else 'NO'}",
-        f"      cycles {cyc} (weight load {cy['wload_cycles']}, read-back {cy['readback_cycles']}, "
-        f"cmd gaps {cy['gap_cycles']}, out stalled {cy['backpressure_cycles']})",
+        f"      cycles {cyc} (waiting for weight loads {cy['wload_cycles']}, read-back "
+        f"{cy['readback_cycles']}, cmd gaps {cy['gap_cycles']}, out stalled "
+        f"{cy['backpressure_cycles']})",
+        f"      weight rows loaded {cy['wl_beats']}, overlapped with commands "
+        f"{cy['wl_hidden_beats']} (same edge as a command: {cy['wl_overlap_cycles']} cycles); "
+        + (f"PE utilization {100 * cy['synapses'] / (cfg.array * max(1, cyc)):.1f} %, "
+           if cy["synapses"] else "")
+        + f"EVENTs per cycle {cy['events'] / max(1, cyc):.3f}, "
+        f"weight-load share {100 * cy['wload_cycles'] / max(1, cyc):.1f} %",
         f"      rate ({'/'.join(sorted({r.path for r in merged.shards}))} path): {rate:,.0f} cycles/s, {cpu_rate:,.0f} cycles/CPU-s "
         f"({merged.cpu_seconds:.2f} CPU-s, simulators {merged.seconds:.1f} s); all shards "
         f"together {agg:,.0f} cycles/s (run {run_wall:.1f} s)",

@@ -20,6 +20,12 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a hard dependency
     cocotb = None
 
+#: cycle counters of a checked run (tb.bfm.Stats fields; tb.bulk.BulkRunner.counters)
+CYCLE_KEYS = ("cycles", "wload_cycles", "readback_cycles", "gap_cycles", "backpressure_cycles",
+              "wl_beats", "wl_valid_cycles", "wl_gap_cycles", "wl_overlap_cycles",
+              "wl_exposed_beats")
+
+
 def cpu_seconds() -> float:
     """CPU seconds of this process (the simulator and cocotb share it)."""
     import resource
@@ -45,7 +51,7 @@ class Session:
         self.net = make_network(self.cfg, plan["seed"], plan["layer_share"])
         spikes = make_spikes(self.net, plan["seed"], plan["samples"], plan["timesteps"])
         self.sched = build_schedule(self.cfg, self.net, spikes)
-        self.ops, self.beats = flatten(self.sched, self.layouts)
+        self.ops, self.beats = flatten(self.sched, self.layouts, plan.get("driver_fault") or None)
         # the bulk path (tb/bulk.py) drives tb_bulk_top instead of the per-cycle BFM
         self.bfm = CoreBfm(dut, self.layouts, self.cfg, plan["seed"], stress=plan["stress"],
                            stall_limit=plan.get("stall_limit", 5000)) if bfm else None
@@ -76,10 +82,10 @@ class Session:
     async def checked_run(self, name: str) -> None:
         """Run all operations against a fresh scoreboard; record and assert."""
         from tb.bfm import BfmTimeout
+        from dataclasses import asdict
         sb = self.scoreboard()
         st = self.bfm.stats
-        c0, t0, cpu0 = st.cycles, time.monotonic(), cpu_seconds()
-        w0, r0, g0, b0 = st.wload_cycles, st.readback_cycles, st.gap_cycles, st.backpressure_cycles
+        s0, t0, cpu0 = asdict(st), time.monotonic(), cpu_seconds()
         timeout = None
         writer = None
         if self.plan.get("progress"):
@@ -93,13 +99,22 @@ class Session:
                 writer.cancel()
                 self.progress_record(name, sb)
         sb.missing_beats() if timeout is None and sb.ok else None
-        self.finish(name, sb, timeout, {
-            "cycles": st.cycles - c0, "wload_cycles": st.wload_cycles - w0,
-            "readback_cycles": st.readback_cycles - r0, "gap_cycles": st.gap_cycles - g0,
-            "backpressure_cycles": st.backpressure_cycles - b0}, time.monotonic() - t0, cpu0)
+        s1 = asdict(st)
+        self.finish(name, sb, timeout, {k: s1[k] - s0[k] for k in CYCLE_KEYS},
+                    time.monotonic() - t0, cpu0)
 
     def finish(self, name: str, sb, timeout, cyc: dict, secs: float, cpu0: float) -> None:
-        """Record the summary of one checked run (``cyc``: cycle counters) and assert."""
+        """Record the summary of one checked run (``cyc``: cycle counters,
+        :data:`CYCLE_KEYS`) and assert.
+
+        ``wload_cycles`` are the *exposed* weight-load cycles (the command
+        stream waited for weight loads); ``wl_beats`` the weight rows
+        loaded, ``wl_hidden_beats`` those accepted while the command stream
+        was not waiting for them, ``wl_overlap_cycles`` the cycles with a
+        ``cmd`` and a ``wload`` transfer on the same edge. ``pe_utilization``
+        (``counts["synapses"] / (A · cycles)``, when the schedule counts
+        synapses), ``events_per_cycle`` and ``wload_share`` (exposed /
+        cycles) are over all cycles of the run."""
         counts = self.sched.counts
         cycles, wl, rbk = cyc["cycles"], cyc["wload_cycles"], cyc["readback_cycles"]
         compute = cycles - wl - rbk
@@ -108,6 +123,15 @@ class Session:
                 "cycles": cycles, "compute_cycles": compute,
                 "wload_cycles": wl, "readback_cycles": rbk,
                 "gap_cycles": cyc["gap_cycles"], "backpressure_cycles": cyc["backpressure_cycles"],
+                "wl_beats": cyc.get("wl_beats", 0), "wl_valid_cycles": cyc.get("wl_valid_cycles", 0),
+                "wl_gap_cycles": cyc.get("wl_gap_cycles", 0),
+                "wl_overlap_cycles": cyc.get("wl_overlap_cycles", 0),
+                "wl_hidden_beats": cyc.get("wl_beats", 0) - cyc.get("wl_exposed_beats", 0),
+                "events_per_cycle": counts["events"] / max(1, cycles),
+                "wload_share": wl / max(1, cycles),
+                "pe_utilization": (counts["synapses"] / (self.cfg.array * max(1, cycles))
+                                   if "synapses" in counts else None),
+                "driver_fault": self.plan.get("driver_fault") or None,
                 "tiles": counts["tiles"], "timesteps": counts["timesteps"],
                 "events": counts["events"], "commands": counts["commands"],
                 "weight_loads": counts["weight_loads"],

@@ -82,6 +82,8 @@ class SimOptions:
     path: str = "bulk"
     # memory depths of tb_bulk_top (tb.bulk_top.BulkDepths fields); None: sized from the manifest
     bulk_depths: dict | None = None
+    # fault injection in the driver (tb.bfm.DRIVER_FAULTS), e.g. "ignore_loads_after"
+    driver_fault: str = ""
 
     def config(self) -> HwConfig:
         return HwConfig(array=self.array, groups=self.groups, reset=self.reset, **self.extra_cfg)
@@ -93,7 +95,7 @@ class SimOptions:
             cmd += " STRESS=0"
         if self.path != "bulk":
             cmd += f" SIMPATH={self.path}"
-        if self.extra_cfg or self.samples != 3 or self.tag:
+        if self.extra_cfg or self.samples != 3 or self.tag or self.driver_fault:
             extra = " ".join(f"{k}={v}" for k, v in sorted(self.extra_cfg.items()))
             cmd = (f"python -m tb.sim --array {self.array} --groups {self.groups} --sim {self.sim} "
                    f"--seed {self.seed} --layer-share {int(self.layer_share)} --reset {self.reset} "
@@ -101,7 +103,8 @@ class SimOptions:
                    + ("" if self.stress else " --stress 0")
                    + ("" if self.path == "bulk" else f" --path {self.path}")
                    + (f" --cfg {extra}" if extra else "")
-                   + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else ""))
+                   + (f"   (with mutation {self.tag!r} applied to the Verilog)" if self.tag else "")
+                   + (f"   (with driver fault {self.driver_fault!r})" if self.driver_fault else ""))
         return cmd
 
 
@@ -135,7 +138,8 @@ def run_sim(opts: SimOptions, quiet: bool = True, *, report=None, progress=None)
         verilog = mutate_rtl(cfg, verilog, opts.mutate, opts.tag)
     plan = {"seed": opts.seed, "samples": opts.samples, "timesteps": opts.timesteps,
             "layer_share": opts.layer_share, "stress": opts.stress, "tests": list(opts.tests),
-            "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report}
+            "repro": opts.repro(), "stall_limit": opts.stall_limit, "max_report": opts.max_report,
+            "driver_fault": opts.driver_fault}
 
     def announce(path: str, tests: list) -> None:
         if report is not None:
@@ -197,12 +201,14 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
             f"spikes {c['spikes']}, values {c['values']}, membrane words {c['membrane_words']} "
             f"({c['membrane_rows']} rows), mismatches {c['mismatches']}")
         lines.append(
-            f"      cycles {t['cycles']} (weight load {t['wload_cycles']}, read-back "
+            f"      cycles {t['cycles']} (waiting for weight loads {t['wload_cycles']}, read-back "
             f"{t['readback_cycles']}, cmd gaps {t['gap_cycles']}, out stalled "
             f"{t['backpressure_cycles']}); {t['events']} events, {t['tiles']} tiles, "
-            f"{t['timesteps']} timesteps, weights {t['weights']}")
+            f"{t['timesteps']} timesteps, weights {t['weights']}"
+            + (f", driver fault {t['driver_fault']}" if t.get("driver_fault") else ""))
+        lines.append("      " + load_line(t))
         lines.append(
-            f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. weight load and read-back), "
+            f"      cycles/tile {t['cycles_per_tile']:.1f} (excl. exposed weight load and read-back), "
             f"cycles/timestep {t['cycles_per_timestep']:.1f}; coverage: {cov['spikes']} spikes, "
             f"saturated U hi/lo {cov['value_sat_hi']}/{cov['value_sat_lo']}, "
             f"{cov['readout_beats']} read-out beats; sim {t['sim_seconds']:.2f} s")
@@ -220,6 +226,17 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
     lines.append(f"   result:  {'PASS' if r.ok else 'FAIL'}   wall time {wall:.1f} s "
                  f"(simulation {r.seconds:.1f} s)")
     return "\n".join(lines)
+
+
+def load_line(t: dict) -> str:
+    """The weight-load / utilization line of a test summary (tb.session.Session.finish keys)."""
+    util = t.get("pe_utilization")
+    return (f"weight rows loaded {t.get('wl_beats', 0)}, overlapped with commands "
+            f"{t.get('wl_hidden_beats', 0)} (same edge as a command: "
+            f"{t.get('wl_overlap_cycles', 0)} cycles, wload gaps {t.get('wl_gap_cycles', 0)}); "
+            + (f"PE utilization {100 * util:.1f} %, " if util is not None else "")
+            + f"EVENTs per cycle {t.get('events_per_cycle', 0):.3f}, "
+            f"weight-load share {100 * t.get('wload_share', 0):.1f} %")
 
 
 def _bool01(name):

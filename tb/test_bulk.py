@@ -100,7 +100,77 @@ def test_flatten_equals_scalar_flatten(kw):
     assert len(beats) == len(beats0) and all(a is b for a, b in zip(beats, beats0))
     assert [(k, a if isinstance(a, int) else id(a)) for k, a in ops] == \
         [(k, a if isinstance(a, int) else id(a)) for k, a in ops0]
-    assert any(k == 1 for k, _ in ops) and any(k == 2 for k, _ in ops)
+    assert ops.wl == ops0.wl and ops.wl
+    from tb.bfm import CMD, WAITWL
+    assert any(k == WAITWL for k, _ in ops) and any(k == CMD for k, _ in ops)
+
+
+def _fence_oracle(sched):
+    """Independent statement of docs/schedule.md "Driving a schedule": per
+    weight-load beat the commands that must precede it, and per pass the
+    loads that must precede its first command."""
+    from golden.schedule import LayerPass
+    cmds_through, n = {}, 0
+    for i, it in enumerate(sched.items):
+        if isinstance(it, LayerPass):
+            n += len(it.commands)
+            cmds_through[i] = n
+    fences = [0] * len(sched.static_weight_loads)
+    need = []            # (commands before the pass, loads before its first command)
+    nc = 0
+    for it in sched.items:
+        if isinstance(it, LayerPass):
+            f = cmds_through[it.loads_after] if it.loads_after >= 0 else 0
+            fences += [max([f] + fences)] * len(it.weight_loads)
+            need.append((nc, len(fences)))
+            nc += len(it.commands)
+    return fences, need
+
+
+@pytest.mark.parametrize("kw", [dict(array=32, groups=4), dict(array=8, groups=2, weight_rows=64),
+                                dict(array=8, groups=2)], ids=["A32", "A8-wr64", "A8-static"])
+def test_flatten_fences_follow_the_schedule(kw):
+    """Every weight-load beat's fence and every WAITWL equal the rules of
+    docs/schedule.md; a command is never preceded by fewer loads than its
+    pass needs; ``ignore_loads_after`` drops exactly the fences."""
+    from golden.schedule import build_schedule
+    from tb.bfm import CMD, WAITWL, ScheduleError, flatten
+    from tb.stimulus import make_network, make_spikes
+    cfg = HwConfig(**kw)
+    net = make_network(cfg, 3, True)
+    sched = build_schedule(cfg, net, make_spikes(net, 3, 2, 2))
+    lay = expected_layouts(cfg)
+    ops, _ = flatten(sched, lay)
+    fences, need = _fence_oracle(sched)
+    assert [f for _, f in ops.wl] == fences
+    # replay the main stream: the loads waited for before each pass's first command
+    waited, nc, k, seen = 0, 0, 0, []
+    for kind, a in ops:
+        if kind == WAITWL:
+            waited = a
+        elif kind == CMD:
+            if k < len(need) and nc == need[k][0]:
+                seen.append(waited)
+                k += 1
+                while k < len(need) and need[k][0] == nc:   # passes without commands
+                    seen.append(waited)
+                    k += 1
+            nc += 1
+    assert seen == [w for _, w in need][:len(seen)] and len(seen) == len(need)
+    if sched.allocation.weights == "streamed":
+        # fenced, and some pass's loads may start before the previous pass's commands
+        assert max(fences) > 0 and any(fences[w - 1] < nc0 for nc0, w in need[1:])
+    bad, _ = flatten(sched, lay, "ignore_loads_after")
+    assert [f for _, f in bad.wl] == [0] * len(fences) and list(bad) == list(ops)
+    from golden.schedule import LayerPass
+    i = next((i for i, it in enumerate(sched.items)
+              if isinstance(it, LayerPass) and it.weight_loads), None)
+    if i is None:
+        return
+    with pytest.raises(ScheduleError, match="not an earlier LayerPass"):
+        items = list(sched.items)
+        items[i] = items[i]._replace(loads_after=i)
+        flatten(sched._replace(items=items), lay)
 
 
 def test_ports_vlt_names_every_port_and_nothing_else():
@@ -139,8 +209,8 @@ def test_program_words_decode_to_the_flattened_operations():
     """Independent decoding of the hex words (document layout of tb/bulk_top.py)
     gives back every BFM operation: weight loads through the table, commands
     with their payload, read-back rows in order, END last."""
-    from tb.bfm import CMD, IDLE, RB, WL
-    from tb.bulk import ops_hex, wt_hex
+    from tb.bfm import CMD, IDLE, RB, WAITWL
+    from tb.bulk import ops_hex, wq_bin, wt_hex
     cfg, lay, ops, prog = _small_program(stress=True, array=16, groups=4, weight_rows=32,
                                          mem_rows=16)
     words = _parse_ops_hex(ops_hex(prog, 0, prog.kind.size))
@@ -148,6 +218,10 @@ def test_program_words_decode_to_the_flattened_operations():
     table = [int(ln, 16) for ln in wt_hex(prog, wl_width).split()]
     assert len(table) == len(set(table)) and all(len(ln) == (wl_width + 3) // 4
                                                   for ln in wt_hex(prog, wl_width).split())
+    # the weight-load queue: 8 bytes per beat, index << 32 | fence
+    q = wq_bin(prog, 0, len(ops.wl))
+    entries = [int.from_bytes(q[i:i + 8], "big") for i in range(0, len(q), 8)]
+    assert [(table[e >> 32], e & 0xFFFFFFFF) for e in entries] == ops.wl
     assert words[-1][0] == 0
     it = iter(words[:-1])
     gaps = 0
@@ -159,8 +233,8 @@ def test_program_words_decode_to_the_flattened_operations():
         kind, arg, pl = next(it)
         if k == IDLE:
             assert (kind, arg) == (1, a)
-        elif k == WL:
-            assert kind == 2 and table[arg] == a
+        elif k == WAITWL:
+            assert (kind, arg) == (5, a)
         elif k == CMD:
             assert kind == 3 and pl == a and 0 <= arg <= 6
             gaps += arg > 0
@@ -172,19 +246,24 @@ def test_program_words_decode_to_the_flattened_operations():
 
 
 def test_blocks_cover_the_program_and_respect_depths():
-    from tb.bulk import blocks
+    from tb.bulk import blocks, wl_window
     from tb.bulk_top import BulkDepths
-    _, _, _, prog = _small_program()
-    for d in (BulkDepths(ops=64, wt=4, out=256, mem=64), BulkDepths(ops=1 << 15)):
+    _, _, ops, prog = _small_program(array=32, groups=4)
+    for d in (BulkDepths(ops=64, wt=4, wq=16, out=256, mem=64), BulkDepths(ops=1 << 15)):
         bl = blocks(prog, d)
         assert bl[0][0] == 0 and bl[-1][1] == prog.kind.size
         assert all(a[1] == b[0] for a, b in zip(bl, bl[1:]))
-        for lo, hi, ids in bl:
-            assert 0 < hi - lo <= d.ops - 1
-            if ids is not None:
-                wl = prog.arg[lo:hi][prog.kind[lo:hi] == 2]
-                assert set(wl.tolist()) <= set(ids.tolist()) and ids.size <= d.wt
-    assert blocks(prog, BulkDepths(), stop=10) == [(0, 10, None)]
+        assert all(0 < hi - lo <= d.ops - 1 for lo, hi in bl)
+        pos, n = 0, len(ops.wl)
+        while pos < n:
+            lo, hi, ids = wl_window(prog, pos, d)
+            assert lo == pos < hi <= min(n, pos + d.wq)
+            if ids is None:
+                assert len(prog.wt) <= d.wt
+            else:
+                assert set(prog.wl_idx[lo:hi].tolist()) <= set(ids.tolist()) and ids.size <= d.wt
+            pos = hi
+    assert blocks(prog, BulkDepths(), stop=10) == [(0, 10)]
 
 
 def test_decode_words_matches_scalar_unpack():

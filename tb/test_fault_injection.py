@@ -84,3 +84,40 @@ def test_icarus_x_mid_run_is_caught(mutation, path):
     assert int(m.group(1)) > 3, f"X expected mid-run, not right after reset: {first}"
     assert "TIMEOUT" not in findings and "reset contract" not in findings, findings
     print(f"{mutation.name}: detected\n{findings}")
+
+
+#: streamed weights (the network's 174 weight rows do not fit 64): weight blocks
+#: pass through the buffer as a ring while EVENTs run, so the fences matter
+WSTREAM_CASE = dict(extra_cfg=dict(FAULT_CASE["extra_cfg"], weight_rows=64))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_weight_stream_concurrent_and_checked(path):
+    """The streamed workload passes with the weight-load stream driven
+    concurrently with the commands under random gaps and backpressure, and
+    wload and cmd beats really transfer on the same edges."""
+    from tb.sim import run_sim
+    res = run_sim(_opts(path=path, **WSTREAM_CASE))
+    assert res.ok, res.failure_text()
+    t = res.summary["tests"]["full_run"]
+    assert t["weights"] == "streamed" and t["wl_beats"] == t["weight_loads"] > 0, t
+    assert t["wl_gap_cycles"] > 0 and t["backpressure_cycles"] > 0 and t["gap_cycles"] > 0, t
+    assert t["wl_overlap_cycles"] > 0 and t["wl_hidden_beats"] > 0, t
+    assert t["wload_cycles"] + t["readback_cycles"] < t["cycles"], t
+    assert 0 < t["pe_utilization"] < 1 and 0 < t["wload_share"] < 1, t
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_ignored_loads_after_fence_is_detected(path):
+    """Driver fault: the weight loads ignore ``loads_after`` (sent as early
+    as the stream allows), so ring rows are rewritten under EVENTs still to
+    come; the scoreboard must report mismatches (not a timeout or a build
+    error)."""
+    from tb.sim import run_sim
+    res = run_sim(_opts(path=path, driver_fault="ignore_loads_after", **WSTREAM_CASE))
+    assert not res.ok, f"ignoring loads_after was NOT detected on the {path} path:\n{res.text}"
+    findings = "\n".join(res.run.failures)
+    assert re.search(r"^\[full_run\] seed \d+: \d+ mismatch", findings, re.M), \
+        f"the fault failed for another reason on the {path} path:\n{res.text}"
+    assert "driver fault 'ignore_loads_after'" in findings, findings
+    print(f"ignore_loads_after ({path} path): detected\n{findings}")

@@ -228,10 +228,13 @@ def test_saturation_narrow_widths(sim):
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_bulk_small_memories(sim):
-    """Bulk path with tiny tb_bulk_top memories: many blocks, weight-table
-    reloads, pauses because the capture memories are nearly full (also in the
-    middle of a command stream), all still bit-exact."""
+    """Bulk path with tiny tb_bulk_top memories: many blocks, weight-load
+    queue windows and weight-table reloads (pauses for the next window while
+    commands wait), pauses because the capture memories are nearly full (also
+    in the middle of a command stream), all still bit-exact."""
     res = _run_case(sim, 8, 2, True, "soft", seed=2, samples=2, timesteps=2,
-                    tests=("full_run",), bulk_depths={"ops": 64, "wt": 8, "out": 16, "mem": 8})
+                    tests=("full_run",),
+                    bulk_depths={"ops": 16, "wt": 8, "wq": 16, "out": 16, "mem": 8})
     prof = res.summary["tests"]["full_run"]["bulk_cpu_seconds"]
     assert prof["blocks"] > 10 and prof["pauses"] > prof["blocks"], prof
+    assert prof["wl_windows"] > 10 and prof["wt_loads"] > 10, prof
