@@ -52,6 +52,7 @@ class PeArray(wiring.Component):
         cfg = self._cfg
         m = Module()
         aw, lo, hi = cfg.acc_width, cfg.acc_min, cfg.acc_max
+        assert (lo, hi) == (-(1 << (aw - 1)), (1 << (aw - 1)) - 1)   # full AW range (overflow test)
         banks = [[Signal(signed(aw), name=f"acc_b{b}_p{p}") for p in range(cfg.array)]
                  for b in range(2)]
 
@@ -59,11 +60,17 @@ class PeArray(wiring.Component):
             # One adder per PE; its operand is the selected bank (F2).
             acc_in = Signal(signed(aw), name=f"acc_in_p{p}")
             acc_sum = Signal(signed(aw + 1), name=f"acc_sum_p{p}")
+            acc_ovf = Signal(1, name=f"acc_ovf_p{p}")
             acc_sat = Signal(signed(aw), name=f"acc_sat_p{p}")
             m.d.comb += [
                 acc_in.eq(Mux(self.add_bank, banks[1][p], banks[0][p])),
                 acc_sum.eq(acc_in + self.weights[p]),
-                acc_sat.eq(Mux(acc_sum > hi, hi, Mux(acc_sum < lo, lo, acc_sum))),
+                # sat_AW (F2) as overflow detection: the AW+1-bit sum leaves the
+                # AW-bit range [lo, hi] exactly when its two top bits differ, and
+                # then its sign says which end. Same values as comparing with
+                # lo/hi, without two more carry chains after the adder.
+                acc_ovf.eq(acc_sum[aw] ^ acc_sum[aw - 1]),
+                acc_sat.eq(Mux(acc_ovf, Mux(acc_sum[aw], lo, hi), acc_sum[:aw])),
             ]
             for b in range(2):
                 with m.If(self.clear_en & (self.clear_bank == b)):
