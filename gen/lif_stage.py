@@ -131,16 +131,19 @@ class LifStage(wiring.Component):
         v_next = []
         # registered membrane read data (the buffer's read port has no logic
         # behind it but this register and the forwarding mux below)
+        # mem_q holds 0 instead of the row when the tile does not read the
+        # buffer (first / bad / READOUT), and `v_from_q` (a flip-flop) says
+        # whether the group being computed starts from mem_q or from `carry`,
+        # so the V multiplexer in front of every LIF unit has registered
+        # selects and data (no decode of the descriptor on the recurrence).
         mem_q = Signal(data.ArrayLayout(signed(cfg.mem_width), s))
+        v_from_q = Signal(1)
         for k in range(s):
             unit = LifUnit(cfg)
             m.submodules[f"lif_unit_{k}"] = unit
-            v_from_buffer = mem_q[k]
-            v_carried = carry[k]
             # F7: group 0 (or every group, INDEPENDENT) starts from the buffer,
             # the others from the previous group's V'; first/bad read 0.
-            v_in = Mux((group == 0) | independent,
-                       Mux(read_buffer, v_from_buffer, 0), v_carried)
+            v_in = Mux(v_from_q, mem_q[k], carry[k])
             m.d.comb += [unit.v.eq(v_in), unit.x.eq(self.currents[k])]
             spikes.append(unit.spike)
             u_values.append(unit.u)
@@ -174,10 +177,14 @@ class LifStage(wiring.Component):
         # row (the read is not transparent); the written V' is in `carry` then.
         forward = Signal(1)
         m.d.sync += forward.eq(pre_read & self.mem_wr_en & (nxt.row == self.mem_wr_addr))
+        start_reads = Signal(1)     # the starting tile takes V from the buffer
+        m.d.comb += start_reads.eq(~desc.first & ~desc.bad & (desc.mode != Mode.READOUT))
         with m.If(start):
-            m.d.sync += mem_q.eq(Mux(forward, carry, self.mem_rd_data))
+            m.d.sync += [mem_q.eq(Mux(start_reads, Mux(forward, carry, self.mem_rd_data), 0)),
+                         v_from_q.eq(1)]
         with m.Elif(advance):
-            m.d.sync += mem_q.eq(self.mem_rd_data)
+            m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),
+                         v_from_q.eq(independent | last_group)]
         with m.If(start):
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
