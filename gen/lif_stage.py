@@ -29,7 +29,12 @@ class LifStage(wiring.Component):
     * ``tile`` In stream (:func:`gen.layouts.tile_layout`): ``ready`` is raised in
       the cycle the last group's beat is produced (see Sequencer).
     * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
-      PeArray's combinational read of the current group.
+      PeArray's combinational read, of the group after the one being computed
+      (``group + 1`` of the current tile's bank);
+      ``pe_rd0_bank`` Out, ``currents0`` In: group 0 of the starting tile's bank
+      as it is after this edge (PeArray ``currents0``). The currents of each
+      group are registered (``x_q``) one cycle ahead of their group step: group
+      0 on the edge the tile starts, group ``g+1`` when group ``g`` completes.
     * ``next_valid``/``next_tile`` In (:func:`gen.layouts.tile_layout`): the
       tile that follows the current one (Sequencer ``next_tile``); it must be
       shown in the cycle before the tile becomes valid on ``tile`` -- while
@@ -72,6 +77,8 @@ class LifStage(wiring.Component):
             "pe_rd_bank": Out(1),
             "pe_rd_group": Out(unsigned(cfg.group_width)),
             "currents": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "pe_rd0_bank": Out(1),
+            "currents0": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
             "mem_rd_own": Out(1),
             "mem_rd_addr": Out(unsigned(cfg.mem_addr_width)),
             "mem_rd_en": Out(1),
@@ -118,7 +125,8 @@ class LifStage(wiring.Component):
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
             self.pe_rd_bank.eq(cur.bank),
-            self.pe_rd_group.eq(group),
+            self.pe_rd_group.eq((group + 1)[:len(group)] if n > 1 else 0),
+            self.pe_rd0_bank.eq(desc.bank),
             self.tile.ready.eq(advance & last_group),
             self.out.valid.eq(out_valid),
             self.out.payload.eq(out_beat),
@@ -138,13 +146,16 @@ class LifStage(wiring.Component):
         # selects and data (no decode of the descriptor on the recurrence).
         mem_q = Signal(data.ArrayLayout(signed(cfg.mem_width), s))
         v_from_q = Signal(1)
+        # registered currents of the group being computed (read one cycle
+        # ahead), so the PE read multiplexer is not in front of the LIF units
+        x_q = Signal(data.ArrayLayout(signed(cfg.acc_width), s))
         for k in range(s):
             unit = LifUnit(cfg)
             m.submodules[f"lif_unit_{k}"] = unit
             # F7: group 0 (or every group, INDEPENDENT) starts from the buffer,
             # the others from the previous group's V'; first/bad read 0.
             v_in = Mux(v_from_q, mem_q[k], carry[k])
-            m.d.comb += [unit.v.eq(v_in), unit.x.eq(self.currents[k])]
+            m.d.comb += [unit.v.eq(v_in), unit.x.eq(x_q[k])]
             spikes.append(unit.spike)
             u_values.append(unit.u)
             v_next.append(unit.v_next)
@@ -186,6 +197,10 @@ class LifStage(wiring.Component):
             m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),
                          v_from_q.eq(independent | last_group)]
         with m.If(start):
+            m.d.sync += x_q.eq(self.currents0)
+        with m.Elif(advance):
+            m.d.sync += x_q.eq(self.currents)
+        with m.If(start):
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
         # ---- Membrane buffer write: V' of group N-1 (CHAINED) or of every
@@ -207,7 +222,7 @@ class LifStage(wiring.Component):
         ]
         for k in range(s):
             # values: U (F4) or, in READOUT, X (F8), sign-extended to VW.
-            m.d.comb += beat.values[k].eq(Mux(readout, self.currents[k], u_values[k]))
+            m.d.comb += beat.values[k].eq(Mux(readout, x_q[k], u_values[k]))
         with m.If(advance):
             m.d.sync += [
                 out_valid.eq(1),

@@ -31,6 +31,12 @@ class PeArray(wiring.Component):
     * ``rd_bank``  In, 1; ``rd_group`` In, GW -- combinational read selector.
     * ``currents`` Out, S x signed AW -- PEs ``rd_group*S .. rd_group*S+S-1`` of
       bank ``rd_bank`` (slot ``k`` = PE ``rd_group*S + k``), no latency.
+    * ``rd0_bank`` In, 1; ``currents0`` Out, S x signed AW -- PEs ``0 .. S-1``
+      (group 0) of bank ``rd0_bank`` as they will be after this edge: the sum
+      of an add to that bank on this edge included (combinational; the
+      caller does not clear ``rd0_bank`` on an edge where it uses it). The
+      LIF stage registers group 0 of a tile on the edge that may still add
+      the tile's last EVENT.
 
     After reset both banks are 0.
     """
@@ -46,6 +52,8 @@ class PeArray(wiring.Component):
             "rd_bank": In(1),
             "rd_group": In(unsigned(cfg.group_width)),
             "currents": Out(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "rd0_bank": In(1),
+            "currents0": Out(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
         })
 
     def elaborate(self, platform):
@@ -72,6 +80,11 @@ class PeArray(wiring.Component):
                 acc_ovf.eq(acc_sum[aw] ^ acc_sum[aw - 1]),
                 acc_sat.eq(Mux(acc_ovf, Mux(acc_sum[aw], lo, hi), acc_sum[:aw])),
             ]
+            if p < cfg.slots:
+                # group 0 of bank rd0_bank after this edge (see `currents0`)
+                m.d.comb += self.currents0[p].eq(
+                    Mux(self.add_en & (self.add_bank == self.rd0_bank), acc_sat,
+                        Mux(self.rd0_bank, banks[1][p], banks[0][p])))
             for b in range(2):
                 with m.If(self.clear_en & (self.clear_bank == b)):
                     m.d.sync += banks[b][p].eq(0)
