@@ -55,7 +55,8 @@ class LifStage(wiring.Component):
 
     Timing: a tile whose descriptor is valid in cycle ``c`` (stage idle) has its
     group-0 membrane row read in cycle ``c-1`` (announced on ``next_tile``) and
-    registered in cycle ``c``; group ``g`` is computed in cycle
+    registered, with its group-0 currents (``currents0``), at the end of cycle
+    ``c``; group ``g`` is computed in cycle
     ``c+1+g`` (if ``out`` is not blocked) and its beat is valid from cycle
     ``c+2+g``. So the stage needs ``N+1`` cycles per tile; a blocked ``out``
     stalls it with all state held.
