@@ -30,7 +30,7 @@ class LifStage(wiring.Component):
       the cycle the last group's beat is produced (see Sequencer).
     * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
       PeArray's combinational read, of the group after the one being computed
-      (``group + 1`` of the current tile's bank);
+      (``group + 1`` of the current tile's bank, from the register ``x_group``);
       ``pe_rd0_bank`` Out, ``currents0`` In: group 0 of the starting tile's bank
       as it is after this edge (PeArray ``currents0``). The currents of each
       group are registered (``x_q``) one cycle ahead of their group step: group
@@ -99,6 +99,7 @@ class LifStage(wiring.Component):
         desc = self.tile.payload
         active = Signal(1)                                  # working on desc
         group = Signal(unsigned(cfg.group_width))           # group being computed
+        x_group = Signal(unsigned(cfg.group_width))         # group whose currents x_q loads next
         mem_row = Signal(unsigned(row_cursor_width(cfg)))   # row of this group
         carry = Signal(data.ArrayLayout(signed(cfg.mem_width), s))  # F7 V' carry
         out_valid = Signal(1)
@@ -126,7 +127,7 @@ class LifStage(wiring.Component):
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
             self.pe_rd_bank.eq(cur.bank),
-            self.pe_rd_group.eq((group + 1)[:len(group)] if n > 1 else 0),
+            self.pe_rd_group.eq(x_group),
             self.pe_rd0_bank.eq(desc.bank),
             self.tile.ready.eq(advance & last_group),
             self.out.valid.eq(out_valid),
@@ -198,9 +199,9 @@ class LifStage(wiring.Component):
             m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),
                          v_from_q.eq(independent | last_group)]
         with m.If(start):
-            m.d.sync += x_q.eq(self.currents0)
+            m.d.sync += [x_q.eq(self.currents0), x_group.eq(1 if n > 1 else 0)]
         with m.Elif(advance):
-            m.d.sync += x_q.eq(self.currents)
+            m.d.sync += [x_q.eq(self.currents), x_group.eq(x_group + 1)]
         with m.If(start):
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
