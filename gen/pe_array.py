@@ -69,6 +69,7 @@ class PeArray(wiring.Component):
             acc_in = Signal(signed(aw), name=f"acc_in_p{p}")
             acc_sum = Signal(signed(aw + 1), name=f"acc_sum_p{p}")
             acc_ovf = Signal(1, name=f"acc_ovf_p{p}")
+            acc_bound = Signal(signed(aw), name=f"acc_bound_p{p}")
             acc_sat = Signal(signed(aw), name=f"acc_sat_p{p}")
             m.d.comb += [
                 acc_in.eq(Mux(self.add_bank, banks[1][p], banks[0][p])),
@@ -78,7 +79,8 @@ class PeArray(wiring.Component):
                 # then its sign says which end. Same values as comparing with
                 # lo/hi, without two more carry chains after the adder.
                 acc_ovf.eq(acc_sum[aw] ^ acc_sum[aw - 1]),
-                acc_sat.eq(Mux(acc_ovf, Mux(acc_sum[aw], lo, hi), acc_sum[:aw])),
+                acc_bound.eq(Mux(acc_sum[aw], lo, hi)),
+                acc_sat.eq(Mux(acc_ovf, acc_bound, acc_sum[:aw])),
             ]
             if p < cfg.slots:
                 # group 0 of bank rd0_bank after this edge (see `currents0`)
