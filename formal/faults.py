@@ -71,9 +71,10 @@ def _sub_once(text: str, pattern: str, repl, what: str) -> str:
 
 def _acc_sat_minus_one(text: str) -> str:
     """PE 0's accumulator saturates at acc_max - 1 instead of acc_max."""
-    tmp = _temp_of(text, r"^\s*assign acc_sat_p0 = (\\\$\d+)\s*\[", "acc_sat_p0")
-    return _sub_once(text, rf"^(\s*assign {re.escape(tmp)}\s*= \\\$\d+\s*\? )(\d+)'h([0-9a-f]+)"
-                     rf"( : .*;)$", _tie_down, "fault 'acc_sat_max_minus_one'")
+    # gen/pe_array.py: acc_bound_p0 = sum negative ? acc_min : acc_max (the
+    # saturation value once the sum overflows); acc_max is the second constant
+    return _sub_once(text, r"^(\s*assign acc_bound_p0 = \S+ \? \d+'h[0-9a-f]+ : )(\d+)'h([0-9a-f]+)"
+                     r"(;)$", _tie_down, "fault 'acc_sat_max_minus_one'")
 
 
 def _error_not_sticky(text: str) -> str:

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Signal, signed, unsigned
+from amaranth.hdl import Assert, Assume, Cat, Const, Mux, Signal, signed, unsigned
 
 from gen.layouts import Mode
 from gen.lif_stage import LifStage
@@ -183,6 +183,8 @@ def lif_stage_harness(cfg: HwConfig):
                     with m.Case(g | (b << len(rd_group))):
                         m.d.comb += sel.eq(x_of(b, g * s + k))
         m.d.comb += dut["currents"][k].eq(sel)
+        # group 0 of pe_rd0_bank (PeArray currents0; the currents are constant here)
+        m.d.comb += dut["currents0"][k].eq(Mux(dut["pe_rd0_bank"], x_of(1, k), x_of(0, k)))
     # synchronous membrane read (1 cycle, holds while not enabled)
     rd_data = Signal(unsigned(s * mw), name="env_mem_rd_data")
     with m.If(dut["mem_rd_en"]):

@@ -86,6 +86,8 @@ class LifPeArrayCore(wiring.Component):
             pes.rd_bank.eq(lif.pe_rd_bank),
             pes.rd_group.eq(lif.pe_rd_group),
             lif.currents.eq(pes.currents),
+            pes.rd0_bank.eq(lif.pe_rd0_bank),
+            lif.currents0.eq(pes.currents0),
             lif.next_valid.eq(seq.next_valid),
             lif.next_tile.eq(seq.next_tile),
             mbuf.rd_own.eq(lif.mem_rd_own),

@@ -29,7 +29,12 @@ class LifStage(wiring.Component):
     * ``tile`` In stream (:func:`gen.layouts.tile_layout`): ``ready`` is raised in
       the cycle the last group's beat is produced (see Sequencer).
     * ``pe_rd_bank``/``pe_rd_group`` Out, ``currents`` In (S x signed AW): the
-      PeArray's combinational read of the current group.
+      PeArray's combinational read, of the group after the one being computed
+      (``group + 1`` of the current tile's bank, from the register ``x_group``);
+      ``pe_rd0_bank`` Out, ``currents0`` In: group 0 of the starting tile's bank
+      as it is after this edge (PeArray ``currents0``). The currents of each
+      group are registered (``x_q``) one cycle ahead of their group step: group
+      0 on the edge the tile starts, group ``g+1`` when group ``g`` completes.
     * ``next_valid``/``next_tile`` In (:func:`gen.layouts.tile_layout`): the
       tile that follows the current one (Sequencer ``next_tile``); it must be
       shown in the cycle before the tile becomes valid on ``tile`` -- while
@@ -50,7 +55,8 @@ class LifStage(wiring.Component):
 
     Timing: a tile whose descriptor is valid in cycle ``c`` (stage idle) has its
     group-0 membrane row read in cycle ``c-1`` (announced on ``next_tile``) and
-    registered in cycle ``c``; group ``g`` is computed in cycle
+    registered, with its group-0 currents (``currents0``), at the end of cycle
+    ``c``; group ``g`` is computed in cycle
     ``c+1+g`` (if ``out`` is not blocked) and its beat is valid from cycle
     ``c+2+g``. So the stage needs ``N+1`` cycles per tile; a blocked ``out``
     stalls it with all state held.
@@ -72,6 +78,8 @@ class LifStage(wiring.Component):
             "pe_rd_bank": Out(1),
             "pe_rd_group": Out(unsigned(cfg.group_width)),
             "currents": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "pe_rd0_bank": Out(1),
+            "currents0": In(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
             "mem_rd_own": Out(1),
             "mem_rd_addr": Out(unsigned(cfg.mem_addr_width)),
             "mem_rd_en": Out(1),
@@ -91,6 +99,7 @@ class LifStage(wiring.Component):
         desc = self.tile.payload
         active = Signal(1)                                  # working on desc
         group = Signal(unsigned(cfg.group_width))           # group being computed
+        x_group = Signal(unsigned(cfg.group_width))         # group whose currents x_q loads next
         mem_row = Signal(unsigned(row_cursor_width(cfg)))   # row of this group
         carry = Signal(data.ArrayLayout(signed(cfg.mem_width), s))  # F7 V' carry
         out_valid = Signal(1)
@@ -118,7 +127,8 @@ class LifStage(wiring.Component):
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
             self.pe_rd_bank.eq(cur.bank),
-            self.pe_rd_group.eq(group),
+            self.pe_rd_group.eq(x_group),
+            self.pe_rd0_bank.eq(desc.bank),
             self.tile.ready.eq(advance & last_group),
             self.out.valid.eq(out_valid),
             self.out.payload.eq(out_beat),
@@ -131,17 +141,23 @@ class LifStage(wiring.Component):
         v_next = []
         # registered membrane read data (the buffer's read port has no logic
         # behind it but this register and the forwarding mux below)
+        # mem_q holds 0 instead of the row when the tile does not read the
+        # buffer (first / bad / READOUT), and `v_from_q` (a flip-flop) says
+        # whether the group being computed starts from mem_q or from `carry`,
+        # so the V multiplexer in front of every LIF unit has registered
+        # selects and data (no decode of the descriptor on the recurrence).
         mem_q = Signal(data.ArrayLayout(signed(cfg.mem_width), s))
+        v_from_q = Signal(1)
+        # registered currents of the group being computed (read one cycle
+        # ahead), so the PE read multiplexer is not in front of the LIF units
+        x_q = Signal(data.ArrayLayout(signed(cfg.acc_width), s))
         for k in range(s):
             unit = LifUnit(cfg)
             m.submodules[f"lif_unit_{k}"] = unit
-            v_from_buffer = mem_q[k]
-            v_carried = carry[k]
             # F7: group 0 (or every group, INDEPENDENT) starts from the buffer,
             # the others from the previous group's V'; first/bad read 0.
-            v_in = Mux((group == 0) | independent,
-                       Mux(read_buffer, v_from_buffer, 0), v_carried)
-            m.d.comb += [unit.v.eq(v_in), unit.x.eq(self.currents[k])]
+            v_in = Mux(v_from_q, mem_q[k], carry[k])
+            m.d.comb += [unit.v.eq(v_in), unit.x.eq(x_q[k])]
             spikes.append(unit.spike)
             u_values.append(unit.u)
             v_next.append(unit.v_next)
@@ -174,10 +190,18 @@ class LifStage(wiring.Component):
         # row (the read is not transparent); the written V' is in `carry` then.
         forward = Signal(1)
         m.d.sync += forward.eq(pre_read & self.mem_wr_en & (nxt.row == self.mem_wr_addr))
+        start_reads = Signal(1)     # the starting tile takes V from the buffer
+        m.d.comb += start_reads.eq(~desc.first & ~desc.bad & (desc.mode != Mode.READOUT))
         with m.If(start):
-            m.d.sync += mem_q.eq(Mux(forward, carry, self.mem_rd_data))
+            m.d.sync += [mem_q.eq(Mux(start_reads, Mux(forward, carry, self.mem_rd_data), 0)),
+                         v_from_q.eq(1)]
         with m.Elif(advance):
-            m.d.sync += mem_q.eq(self.mem_rd_data)
+            m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),
+                         v_from_q.eq(independent | last_group)]
+        with m.If(start):
+            m.d.sync += [x_q.eq(self.currents0), x_group.eq(1 if n > 1 else 0)]
+        with m.Elif(advance):
+            m.d.sync += [x_q.eq(self.currents), x_group.eq(x_group + 1)]
         with m.If(start):
             m.d.sync += [active.eq(1), group.eq(0), mem_row.eq(desc.row), cur.eq(desc)]
 
@@ -200,7 +224,7 @@ class LifStage(wiring.Component):
         ]
         for k in range(s):
             # values: U (F4) or, in READOUT, X (F8), sign-extended to VW.
-            m.d.comb += beat.values[k].eq(Mux(readout, self.currents[k], u_values[k]))
+            m.d.comb += beat.values[k].eq(Mux(readout, x_q[k], u_values[k]))
         with m.If(advance):
             m.d.sync += [
                 out_valid.eq(1),

@@ -31,6 +31,12 @@ class PeArray(wiring.Component):
     * ``rd_bank``  In, 1; ``rd_group`` In, GW -- combinational read selector.
     * ``currents`` Out, S x signed AW -- PEs ``rd_group*S .. rd_group*S+S-1`` of
       bank ``rd_bank`` (slot ``k`` = PE ``rd_group*S + k``), no latency.
+    * ``rd0_bank`` In, 1; ``currents0`` Out, S x signed AW -- PEs ``0 .. S-1``
+      (group 0) of bank ``rd0_bank`` as they will be after this edge: the sum
+      of an add to that bank on this edge included (combinational; the
+      caller does not clear ``rd0_bank`` on an edge where it uses it). The
+      LIF stage registers group 0 of a tile on the edge that may still add
+      the tile's last EVENT.
 
     After reset both banks are 0.
     """
@@ -46,12 +52,15 @@ class PeArray(wiring.Component):
             "rd_bank": In(1),
             "rd_group": In(unsigned(cfg.group_width)),
             "currents": Out(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
+            "rd0_bank": In(1),
+            "currents0": Out(data.ArrayLayout(signed(cfg.acc_width), cfg.slots)),
         })
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
         aw, lo, hi = cfg.acc_width, cfg.acc_min, cfg.acc_max
+        assert (lo, hi) == (-(1 << (aw - 1)), (1 << (aw - 1)) - 1)   # full AW range (overflow test)
         banks = [[Signal(signed(aw), name=f"acc_b{b}_p{p}") for p in range(cfg.array)]
                  for b in range(2)]
 
@@ -59,12 +68,25 @@ class PeArray(wiring.Component):
             # One adder per PE; its operand is the selected bank (F2).
             acc_in = Signal(signed(aw), name=f"acc_in_p{p}")
             acc_sum = Signal(signed(aw + 1), name=f"acc_sum_p{p}")
+            acc_ovf = Signal(1, name=f"acc_ovf_p{p}")
+            acc_bound = Signal(signed(aw), name=f"acc_bound_p{p}")
             acc_sat = Signal(signed(aw), name=f"acc_sat_p{p}")
             m.d.comb += [
                 acc_in.eq(Mux(self.add_bank, banks[1][p], banks[0][p])),
                 acc_sum.eq(acc_in + self.weights[p]),
-                acc_sat.eq(Mux(acc_sum > hi, hi, Mux(acc_sum < lo, lo, acc_sum))),
+                # sat_AW (F2) as overflow detection: the AW+1-bit sum leaves the
+                # AW-bit range [lo, hi] exactly when its two top bits differ, and
+                # then its sign says which end. Same values as comparing with
+                # lo/hi, without two more carry chains after the adder.
+                acc_ovf.eq(acc_sum[aw] ^ acc_sum[aw - 1]),
+                acc_bound.eq(Mux(acc_sum[aw], lo, hi)),
+                acc_sat.eq(Mux(acc_ovf, acc_bound, acc_sum[:aw])),
             ]
+            if p < cfg.slots:
+                # group 0 of bank rd0_bank after this edge (see `currents0`)
+                m.d.comb += self.currents0[p].eq(
+                    Mux(self.add_en & (self.add_bank == self.rd0_bank), acc_sat,
+                        Mux(self.rd0_bank, banks[1][p], banks[0][p])))
             for b in range(2):
                 with m.If(self.clear_en & (self.clear_bank == b)):
                     m.d.sync += banks[b][p].eq(0)

@@ -30,8 +30,9 @@ class Sequencer(wiring.Component):
       depend on ``valid`` or the payload.
     * ``wb_rd_addr``/``wb_rd_en`` Out -- weight-buffer read of an EVENT's row, in
       the cycle the EVENT is accepted.
-    * ``add_en``/``add_bank`` Out -- one cycle later, add the row to the bank the
-      EVENT was accepted into (F2).
+    * ``add_en``/``add_bank`` Out -- two cycles later (the weight buffer's
+      registered read data), add the row to the bank the EVENT was accepted
+      into (F2).
     * ``clear_en``/``clear_bank`` Out -- zero a bank when the LIF stage is done
       with it.
     * ``tile`` Out stream (:func:`gen.layouts.tile_layout`): the oldest closed
@@ -49,9 +50,11 @@ class Sequencer(wiring.Component):
       Fields a command does not use are ignored (``mode`` in EVENT/TILE).
     * ``busy`` Out -- an EVENT is in flight or a bank holds a tile.
 
-    Latencies: EVENT accepted on edge ``k`` is in the accumulator after edge
-    ``k+1``; TILE accepted on edge ``k`` makes ``tile.valid`` 1 after edge ``k``
-    (the tile's last EVENT has been added on that same edge at the latest).
+    Latencies: EVENT accepted on edge ``k`` reads its weight row on edge ``k``
+    and is in the accumulator after edge ``k+2``; TILE accepted on edge ``k``
+    makes ``tile.valid`` 1 after edge ``k`` (the tile's last EVENT is added on
+    edge ``k+1`` at the latest, before the LIF stage reads group 0 of the bank
+    in the cycle after edge ``k+1``).
     """
 
     def __init__(self, cfg: HwConfig):
@@ -91,9 +94,12 @@ class Sequencer(wiring.Component):
         bank_full = Signal(2)
         bank_desc = [Signal(tl, name=f"bank{b}_desc") for b in range(2)]
 
-        # EVENT pipeline stage 1 (weight row being read).
+        # EVENT pipeline: stage 1 (weight row being read), stage 2 (row in the
+        # weight buffer's output register), then the add.
         event_valid = Signal(1)
         event_bank = Signal(1)
+        event_valid2 = Signal(1)
+        event_bank2 = Signal(1)
         errors = Signal(error_layout())
 
         cmd = self.cmd.payload
@@ -104,10 +110,10 @@ class Sequencer(wiring.Component):
             self.cmd.ready.eq(cmd_ready),
             accept.eq(self.cmd.valid & cmd_ready),
             self.error.eq(errors),
-            self.busy.eq(event_valid | bank_full.any()),
+            self.busy.eq(event_valid | event_valid2 | bank_full.any()),
         ]
 
-        # ---- EVENT: read the weight row now, accumulate next cycle (F2).
+        # ---- EVENT: read the weight row now, accumulate two cycles later (F2).
         is_event = accept & (cmd.op == Op.EVENT)
         event_row_ok = Signal(1)
         m.d.comb += [
@@ -118,8 +124,10 @@ class Sequencer(wiring.Component):
         m.d.sync += [
             event_valid.eq(is_event & event_row_ok),
             event_bank.eq(acc_sel),
+            event_valid2.eq(event_valid),
+            event_bank2.eq(event_bank),
         ]
-        m.d.comb += [self.add_en.eq(event_valid), self.add_bank.eq(event_bank)]
+        m.d.comb += [self.add_en.eq(event_valid2), self.add_bank.eq(event_bank2)]
 
         # ---- Handing tiles to the LIF stage.
         m.d.comb += [

@@ -40,7 +40,7 @@ def cycles(cfg: HwConfig) -> dict:
     n = cfg.groups
     return {
         "event_interval": 1,            # one EVENT accepted per cycle
-        "event_latency": 2,             # accepted at edge k -> in the accumulator after edge k+1
+        "event_latency": 3,             # accepted (row read) at edge k -> in the accumulator after edge k+2
         "tile_close_interval": 1,       # a TILE occupies the command stream for one cycle
         "lif_cycles_per_tile": n + 1,   # membrane read register + one cycle per group
         "first_beat_latency": 2,        # TILE accepted at edge k -> out__valid after edge k+2

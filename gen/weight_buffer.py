@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -22,9 +22,14 @@ class WeightBuffer(wiring.Component):
       ``addr >= weight_rows`` (possible only when ``weight_rows`` is not a power
       of two) is ignored.
     * ``rd_addr``/``rd_en`` In; ``rd_data`` Out (A x signed WW): synchronous
-      read, ``rd_data`` shows row ``rd_addr`` one cycle after an edge with
-      ``rd_en = 1`` and holds while ``rd_en = 0``. A read and a write of the same
-      row in one cycle return the old row.
+      read with a registered output: the memory reads row ``rd_addr`` on an
+      edge with ``rd_en = 1`` and ``rd_data`` shows it after the next edge
+      (two cycles after the read edge; it holds while ``rd_en = 0``). The read
+      happens on the ``rd_en`` edge: a write of the same row on that edge
+      is not seen (the old row is returned), writes on earlier edges are.
+
+    The output register (``rd_q``) cuts the block RAM's clock-to-out from the
+    PE adders (docs/generator.md "Pipeline").
     """
 
     def __init__(self, cfg: HwConfig):
@@ -45,6 +50,8 @@ class WeightBuffer(wiring.Component):
         # emits as an illegal [-1:0] range; the spare row is never addressed.)
         wr = mem.write_port()
         rd = mem.read_port()
+        rd_q = Signal(unsigned(cfg.array * cfg.weight_width))
+        m.d.sync += rd_q.eq(rd.data)
         m.d.comb += [
             self.wload.ready.eq(1),
             wr.addr.eq(self.wload.payload.addr),
@@ -52,6 +59,6 @@ class WeightBuffer(wiring.Component):
             wr.en.eq(self.wload.valid & (self.wload.payload.addr < cfg.weight_rows)),
             rd.addr.eq(self.rd_addr),
             rd.en.eq(self.rd_en),
-            self.rd_data.eq(rd.data),
+            self.rd_data.eq(rd_q),
         ]
         return m

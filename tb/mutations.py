@@ -55,7 +55,7 @@ MUTATIONS = (
              per_unit=True),
     Mutation("no_group_carry", "V' is not carried from group g to g+1: every group "
              "restarts from the buffer row (F7 chained)",
-             r"^(\s*assign (\S+)\s*= (\S+)\s*\? (\\?\$\d+)\s*: )carry\[(\d+):(\d+)\];$",
+             r"^(\s*assign (\S+)\s*= (\S+)\s*\? (\\?\$\d+|mem_q\[\d+:\d+\])\s*: )carry\[(\d+):(\d+)\];$",
              r"\1\4 ;", per_unit=True),
     Mutation("mem_row_plus_one", "membrane written one row too high (off-by-one address)",
              r"^(\s*assign mem_wr_addr = )(mem_row[^;]*);$", r"\1\2 + 1'b1;"),

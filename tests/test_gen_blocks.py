@@ -122,12 +122,21 @@ def test_pe_array_saturating_banks(cfg):
     errors = []
 
     async def bench(ctx):
-        for kind, bank, w in ops:
+        for i, (kind, bank, w) in enumerate(ops):
             ctx.set(dut.add_en, kind == "add")
             ctx.set(dut.add_bank, bank)
             ctx.set(dut.weights, w)
             ctx.set(dut.clear_en, kind == "clear")
             ctx.set(dut.clear_bank, bank)
+            # currents0: group 0 of rd0_bank as it will be after this edge
+            rd0 = (i // 3) % 2
+            ctx.set(dut.rd0_bank, rd0)
+            if not (kind == "clear" and rd0 == bank):     # (contract: no clear of rd0_bank)
+                after = (fp.accumulate(cfg, [model[bank], w]) if kind == "add" and rd0 == bank
+                         else model[rd0])
+                got0 = [int(v) for v in ctx.get(dut.currents0)]
+                if got0 != [int(v) for v in after[:cfg.slots]]:
+                    errors.append(("currents0", kind, bank, rd0, got0))
             await ctx.tick()
             if kind == "add":
                 model[bank] = fp.accumulate(cfg, [model[bank], w])   # F2, one saturating add
@@ -243,6 +252,7 @@ def _run_lif_stage(cfg, descs, currents, mem_init):
             shown = shown or bool(pending)
             group = min(ctx.get(dut.pe_rd_group), cfg.groups - 1)
             ctx.set(dut.currents, currents[tile_no][group])
+            ctx.set(dut.currents0, currents[tile_no][0])
             ctx.set(dut.mem_rd_data, rd_data)
             rd_en, rd_addr = ctx.get(dut.mem_rd_en), ctx.get(dut.mem_rd_addr)
             wr_en, wr_addr = ctx.get(dut.mem_wr_en), ctx.get(dut.mem_wr_addr)

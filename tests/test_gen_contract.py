@@ -206,7 +206,7 @@ def test_wload_and_event_on_the_same_edge_reads_the_old_row():
 
 
 # ------------------------------------------------------------------- busy
-def test_busy_is_outstanding_beats_or_an_event_of_the_previous_edge():
+def test_busy_is_outstanding_beats_or_an_event_of_the_two_previous_edges():
     async def bench(ctx, dut, rst, out):
         await load(ctx, dut, W)
         ctx.set(dut.out.ready, 1)
@@ -216,6 +216,8 @@ def test_busy_is_outstanding_beats_or_an_event_of_the_previous_edge():
         await send(ctx, dut, [{"op": int(Op.EVENT), "row": 0}])
         trace.append(ctx.get(dut.busy))                    # EVENT on the previous edge: 1
         await ctx.tick()
+        trace.append(ctx.get(dut.busy))                    # ... two edges ago (being added): 1
+        await ctx.tick()
         trace.append(ctx.get(dut.busy))                    # open tile waits for its TILE: 0
         await ctx.tick()
         trace.append(ctx.get(dut.busy))
@@ -223,7 +225,7 @@ def test_busy_is_outstanding_beats_or_an_event_of_the_previous_edge():
         trace.append(ctx.get(dut.busy))                    # beats outstanding: 1
         out["trace"] = trace
 
-    assert simulate(CFG, bench)["trace"] == [0, 1, 0, 0, 1]
+    assert simulate(CFG, bench)["trace"] == [0, 1, 1, 0, 0, 1]
 
 
 @pytest.mark.parametrize("groups", [1, 2])

@@ -15,6 +15,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from gen.sequencer import Sequencer
+from gen.timing import cycles
 from gen.weight_buffer import WeightBuffer
 from golden.config import HwConfig
 
@@ -24,6 +25,8 @@ CHAINED, READOUT, INDEPENDENT, MODE_RESERVED = 0, 1, 2, 3
 # weight_rows / mem_rows not powers of two: RA = 3 bits address 8 rows (5 valid),
 # MA = 3 bits address 8 membrane rows (6 valid).
 CFG = HwConfig(array=6, groups=3, weight_rows=5, mem_rows=6)
+#: edges from an EVENT's accepting edge to the edge that adds its row
+ADD_DELAY = cycles(CFG)["event_latency"] - 1
 CFGS = {
     "a6g3_w5_m6": CFG,
     "a4g1_w3_m3": HwConfig(array=4, groups=1, weight_rows=3, mem_rows=3),
@@ -197,18 +200,22 @@ def test_event_pipeline_timing_and_throughput():
         await h.issue(ctx, cmd_word(cfg, LAYER, mode=CHAINED, base=0, first=1))
         assert ctx.get(d.add_en) == 0                      # LAYER adds nothing
         # back-to-back EVENTs: one accepted per cycle; each read in its own cycle
-        for r in rows:
+        for i, r in enumerate(rows):
             ctx.set(d.cmd.valid, 1)
             ctx.set(d.cmd.payload.as_value(), cmd_word(cfg, EVENT, row=r))
             assert ctx.get(d.cmd.ready) == 1
             assert ctx.get(d.wb_rd_en) == 1 and ctx.get(d.wb_rd_addr) == r
             await h.step(ctx)
+            assert ctx.get(d.add_en) == int(i + 1 >= ADD_DELAY)
+            assert ctx.get(d.busy) == 1
+        # the cycles after the last EVENT: the adds still in flight; nothing
+        # read now (valid = 0)
+        ctx.set(d.cmd.valid, 0)
+        for _ in range(ADD_DELAY):
+            assert ctx.get(d.wb_rd_en) == 0
             assert ctx.get(d.add_en) == 1 and ctx.get(d.add_bank) == 0
             assert ctx.get(d.busy) == 1
-        # the cycle after the last EVENT: its add; nothing read now (valid = 0)
-        ctx.set(d.cmd.valid, 0)
-        assert ctx.get(d.wb_rd_en) == 0
-        await h.step(ctx)
+            await h.step(ctx)
         assert ctx.get(d.add_en) == 0 and ctx.get(d.busy) == 0
         # valid = 0 with an EVENT payload: not accepted, nothing read or added
         ctx.set(d.cmd.payload.as_value(), cmd_word(cfg, EVENT, row=1))
@@ -220,7 +227,7 @@ def test_event_pipeline_timing_and_throughput():
     ev = [e for e, w in h.accepted if decode_cmd(cfg, w)["op"] == EVENT]
     assert ev == list(range(ev[0], ev[0] + len(rows)))               # 1 per cycle
     assert h.reads == [(e, r) for e, r in zip(ev, rows)]              # read on edge k
-    assert h.adds == [(e + 1, 0) for e in ev]                         # added on edge k+1
+    assert h.adds == [(e + ADD_DELAY, 0) for e in ev]                 # added on edge k+2
 
 
 def test_tile_handoff_descriptor_and_bank_flip():
@@ -237,8 +244,9 @@ def test_tile_handoff_descriptor_and_bank_flip():
         e_t = await h.issue(ctx, cmd_word(cfg, TILE))
         assert e_t == e_ev + 1
         # TILE on edge k: tile.valid is 1 after edge k, the EVENT just before it
-        # is being added on that same edge into the bank being closed
-        assert h.adds[-1] == (e_t, 0)
+        # is added on edge k+1 into the bank being closed
+        assert ctx.get(d.add_en) == 1 and ctx.get(d.add_bank) == 0
+        assert e_t + 1 == e_ev + ADD_DELAY
         assert ctx.get(d.tile.valid) == 1
         p = ctx.get(d.tile.payload)
         log["t0"] = dict(bank=int(p.bank), tile=int(p.tile), row=int(p.row), mode=int(p.mode),
@@ -246,7 +254,8 @@ def test_tile_handoff_descriptor_and_bank_flip():
         assert ctx.get(d.clear_en) == 0                     # not released yet
         # next EVENT accumulates into the other bank, right away
         e2 = await h.issue(ctx, cmd_word(cfg, EVENT, row=3))
-        assert e2 == e_t + 1 and ctx.get(d.add_bank) == 1
+        assert e2 == e_t + 1
+        log["e2"] = e2
         # release tile 0: clear_en for its bank in the cycle tile.ready is raised
         ctx.set(d.tile.ready, 1)
         assert ctx.get(d.clear_en) == 1 and ctx.get(d.clear_bank) == 0
@@ -273,6 +282,7 @@ def test_tile_handoff_descriptor_and_bank_flip():
         assert ctx.get(d.error) == 0
 
     h.run(bench)
+    assert (log["e2"] + ADD_DELAY, 1) in h.adds           # into the other bank
     assert log["t0"]["bank"] == 0 and log["t0"]["tile"] == 0 and log["t0"]["row"] == 2
     assert log["t0"]["mode"] == CHAINED and log["t0"]["first"] == 0 and log["t0"]["bad"] == 0
     assert log["t1"]["bank"] == 1 and log["t1"]["tile"] == 1 and log["t1"]["row"] == 3
@@ -323,8 +333,9 @@ def test_ready_drops_only_when_both_banks_busy():
         assert ctx.get(d.tile.valid) == 1 and ctx.get(d.tile.payload).bank == 1
         assert ctx.get(d.wb_rd_en) == 1 and ctx.get(d.wb_rd_addr) == 2
         e = await h.issue(ctx, cmd_word(cfg, EVENT, row=2))  # the held EVENT, into bank 0
-        assert ctx.get(d.add_en) == 1 and ctx.get(d.add_bank) == 0 and e == h.edge - 1
         ctx.set(d.cmd.valid, 0)
+        await h.idle(ctx, ADD_DELAY - 1)
+        assert ctx.get(d.add_en) == 1 and ctx.get(d.add_bank) == 0 and e == h.edge - ADD_DELAY
         ctx.set(d.tile.ready, 1)
         await h.step(ctx)
         ctx.set(d.tile.ready, 0)
@@ -390,6 +401,7 @@ def test_error_bit1_event_row_out_of_range():
             assert ctx.get(d.add_en) == 0                    # ... and no add
             assert ctx.get(d.error) == 0b010
         await h.issue(ctx, cmd_word(cfg, EVENT, row=0))     # good events still work
+        await h.idle(ctx, ADD_DELAY - 1)
         assert ctx.get(d.add_en) == 1
         await h.idle(ctx, 20)
         assert ctx.get(d.error) == 0b010 and ctx.get(d.busy) == 0
@@ -489,7 +501,7 @@ def test_random_command_stream_against_reference(name):
         r = model.apply(w)
         if r and r[0] == "read":
             exp_reads.append((e, r[1]))
-            exp_adds.append((e + 1, r[2]))
+            exp_adds.append((e + ADD_DELAY, r[2]))
         elif r and r[0] == "tile":
             exp_tiles.append(r[1])
             tile_accept_edges.append(e)
@@ -559,22 +571,21 @@ def test_weight_buffer_write_then_read():
         ctx.set(dut.wload.valid, 0)
         ctx.set(dut.wload.payload.as_value(), wload_word(1, [5, 5, 5, 5]))
         await ctx.tick()
-        for r in (4, 0, 3, 1, 2, 2):
+        # read on the rd_en edge, shown after the next edge (registered output)
+        seq = (4, 0, 3, 1, 2, 2)
+        ctx.set(dut.rd_en, 1)
+        for i, r in enumerate(seq):
             ctx.set(dut.rd_addr, r)
-            ctx.set(dut.rd_en, 1)
             await ctx.tick()
-            assert [int(v) for v in ctx.get(dut.rd_data)] == rows[r], r
-        # 1-cycle latency: a new address shows up only after the edge
-        ctx.set(dut.rd_addr, 4)
-        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[2]
-        await ctx.tick()
-        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[4]
-        # rd_en = 0 holds
+            if i:
+                assert [int(v) for v in ctx.get(dut.rd_data)] == rows[seq[i - 1]], r
+        # rd_en = 0 holds: the last row read (seq[-1]) shows up and stays
         ctx.set(dut.rd_en, 0)
         ctx.set(dut.rd_addr, 0)
-        await ctx.tick()
-        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[4]
-        # written on the accepting edge: readable on the next edge
+        for _ in range(3):
+            await ctx.tick()
+            assert [int(v) for v in ctx.get(dut.rd_data)] == rows[seq[-1]]
+        # written on the accepting edge: a read on the next edge sees it
         new = [hi, lo, 3, -3]
         ctx.set(dut.wload.valid, 1)
         ctx.set(dut.wload.payload.as_value(), wload_word(3, new))
@@ -583,8 +594,23 @@ def test_weight_buffer_write_then_read():
         ctx.set(dut.rd_addr, 3)
         ctx.set(dut.rd_en, 1)
         await ctx.tick()
+        ctx.set(dut.rd_en, 0)
+        await ctx.tick()
         assert [int(v) for v in ctx.get(dut.rd_data)] == new
         rows[3] = new
+        # a read and a write of the same row on one edge: the read gets the old row
+        new2 = [-3, 3, lo, hi]
+        ctx.set(dut.wload.valid, 1)
+        ctx.set(dut.wload.payload.as_value(), wload_word(3, new2))
+        ctx.set(dut.rd_en, 1)
+        await ctx.tick()
+        ctx.set(dut.wload.valid, 0)
+        ctx.set(dut.rd_en, 1)
+        await ctx.tick()
+        assert [int(v) for v in ctx.get(dut.rd_data)] == rows[3]
+        ctx.set(dut.rd_en, 0)
+        await ctx.tick()
+        assert [int(v) for v in ctx.get(dut.rd_data)] == new2
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
