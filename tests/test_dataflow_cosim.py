@@ -10,15 +10,11 @@ channels per group (p = 2, kx = 4): 512 tiles share one weight block of
 
 from __future__ import annotations
 
-import io
-import json
-from contextlib import redirect_stderr, redirect_stdout
-
 import numpy as np
+from tbrun_util import run_network
 
-from golden.cli import run_main
 from golden.config import HwConfig
-from golden.network import Layer, Network, save_network
+from golden.network import Layer, Network
 from golden.schedule import plan_allocation
 
 
@@ -39,18 +35,8 @@ def test_layout_of_the_vgg_layer():
 
 
 def test_vgg_layer_bit_exact_on_verilator(tmp_path):
-    from tb import run
-    save_network(vgg_layer(), tmp_path / "net.npz")
     x = (np.random.default_rng(13).random((1, 2, 64, 32, 32)) < 0.15).astype(np.uint8)
-    np.save(tmp_path / "x.npy", x)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run_main(run._main, run.PROG, [
-            "--network", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "x.npy"),
-            "--array", "128", "--groups", "4", "--workers", "1", "--stress", "1",
-            "--out", str(tmp_path / "out")])
-    assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = run_network(tmp_path, vgg_layer(), x, "--array", "128", "--groups", "4", "--stress", "1")
     c = doc["checked"]
     assert doc["ok"] and doc["golden_equal"]
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] == 512 * 2 * 4

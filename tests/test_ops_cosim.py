@@ -7,17 +7,14 @@ the weight range) and pools on the host side of the schedule.
 
 from __future__ import annotations
 
-import io
-import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
+from tbrun_util import run_network
 
-from golden.cli import run_main
 from golden.config import HwConfig
 from golden.fixed_model import run_fixed
 from golden.mapping import layer_bias_rows
-from golden.network import Layer, Network, save_network
+from golden.network import Layer, Network
 
 
 def ops_network() -> Network:
@@ -45,19 +42,10 @@ def test_ops_network_does_something():
 
 
 def test_ops_network_bit_exact_on_verilator(tmp_path):
-    from tb import run
     net = ops_network()
-    save_network(net, tmp_path / "net.npz")
     x = (np.random.default_rng(22).random((2, 3, 2, 8, 8)) < 0.3).astype(np.uint8)
-    np.save(tmp_path / "x.npy", x)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run_main(run._main, run.PROG, [
-            "--network", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "x.npy"),
-            "--array", "8", "--groups", "2", "--workers", "1", "--stress", "1",
-            "--cfg", "theta_int=64", "leak_int=200", "--out", str(tmp_path / "out")])
-    assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--stress", "1",
+                      "--cfg", "theta_int=64", "leak_int=200")
     c = doc["checked"]
     assert doc["ok"] and doc["golden_equal"]
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0
@@ -88,7 +76,6 @@ def test_spikingjelly_batchnorm_maxpool_model_on_verilator(tmp_path):
 
     from golden.importers import from_spikingjelly
     from golden.quantize import quantize
-    from tb import run
 
     def lif():
         return neuron.LIFNode(tau=4 / 3, v_reset=None, surrogate_function=surrogate.ATan(), detach_reset=True)
@@ -131,17 +118,9 @@ def test_spikingjelly_batchnorm_maxpool_model_on_verilator(tmp_path):
     q = quantize(imp.model, array=8)
     assert [ly.pool for ly in q.network.layers] == [1, 2, 2]
     assert all(ly.bias is not None for ly in q.network.layers)
-    save_network(q.network, tmp_path / "net.npz")
     (tmp_path / "cfg.json").write_text(q.cfg.to_json())
     xs = imp.spikes.numpy().astype(np.uint8).transpose(1, 0, 2, 3, 4)      # [samples, T, ...]
-    np.save(tmp_path / "x.npy", xs)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run_main(run._main, run.PROG, [
-            "--network", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "x.npy"),
-            "--config", str(tmp_path / "cfg.json"), "--workers", "1", "--out", str(tmp_path / "out")])
-    assert code == 0, out.getvalue()[-3000:] + err.getvalue()[-3000:]
-    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    doc = run_network(tmp_path, q.network, xs, "--config", str(tmp_path / "cfg.json"))
     assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
     res = run_fixed(q.cfg, q.network, xs.transpose(1, 0, 2, 3, 4))
     assert all(0 < res.layers[i].spikes.mean() < 1 for i in range(2))
