@@ -180,8 +180,10 @@ def check_consistency(cfg: HwConfig, manifest: dict, res, blocks: dict) -> list:
             check((m.rd_ports, m.wr_ports) == (want["read_ports"], want["write_ports"]),
                   f"{mod}: netlist memory has {m.rd_ports} read / {m.wr_ports} write ports, "
                   f"manifest {want['read_ports']} / {want['write_ports']}")
-        check(blocks[key].flip_flops == 0,
-              f"{mod}: {blocks[key].flip_flops} flip-flops (memory kept as memory)")
+        regs = want.get("register_bits", 0)
+        check(blocks[key].flip_flops == regs,
+              f"{mod}: {blocks[key].flip_flops} flip-flops, expected {regs} (the memory kept as "
+              f"memory, plus the manifest's register_bits)")
     stray = [m for m in res.memories
              if m.module not in (f"{top}.membrane_buffer", f"{top}.weight_buffer")]
     check(not stray, f"memories outside the buffers: {len(stray)}")

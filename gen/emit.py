@@ -127,7 +127,9 @@ def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
                             "instances": 1, "read_ports": 1, "write_ports": 1},
         "weight_buffer": {"rows": cfg.weight_rows, "row_bits": cfg.array * cfg.weight_width,
                           "bits": cfg.weight_buffer_bits,
-                          "instances": 1, "read_ports": 1, "write_ports": 1},
+                          "instances": 1, "read_ports": 1, "write_ports": 1,
+                          # the registered read data (rd_q, gen/weight_buffer.py): one row
+                          "register_bits": cfg.array * cfg.weight_width},
         "accumulator_bits": 2 * cfg.array * cfg.acc_width,
         "cycles": cycles(cfg),
     }

@@ -69,11 +69,13 @@ def test_per_unit_and_share_with_controller():
 # ------------------------------------------------------------- consistency
 def _canned_with_weight_mem(cfg):
     res = canned_result()
-    res.modules[f"{TOP}.weight_buffer"] = ModuleStats(f"{TOP}.weight_buffer", {"$mem_v2": 1})
+    # the memory and its registered read data (rd_q: one row of flip-flops)
+    row = cfg.array * cfg.weight_width
+    res.modules[f"{TOP}.weight_buffer"] = ModuleStats(f"{TOP}.weight_buffer",
+                                                      {"$mem_v2": 1, "$_DFF_P_": row})
     res.modules[TOP].cells[f"{TOP}.weight_buffer"] = 1
-    res.memories.append(Memory(f"{TOP}.weight_buffer", "weight_mem",
-                               cfg.array * cfg.weight_width, cfg.weight_rows, 1, 1))
-    res.yosys_total_cells += 1
+    res.memories.append(Memory(f"{TOP}.weight_buffer", "weight_mem", row, cfg.weight_rows, 1, 1))
+    res.yosys_total_cells += 1 + row
     return res
 
 
@@ -82,6 +84,15 @@ def test_consistency_passes_on_matching_netlist():
     res = _canned_with_weight_mem(cfg)
     checks = at.check_consistency(cfg, canned_manifest(cfg), res, at.attribute_blocks(res))
     assert any("LIF units: netlist 2" in c for c in checks)
+
+
+def test_consistency_catches_weight_buffer_flip_flops_beyond_its_read_register():
+    cfg = canned_cfg()
+    res = _canned_with_weight_mem(cfg)
+    res.modules[f"{TOP}.weight_buffer"].cells["$_DFF_P_"] += 8
+    res.yosys_total_cells += 8
+    with pytest.raises(at.ConsistencyError, match="weight_buffer: 40 flip-flops, expected 32"):
+        at.check_consistency(cfg, canned_manifest(cfg), res, at.attribute_blocks(res))
 
 
 def test_consistency_catches_wrong_lif_count():

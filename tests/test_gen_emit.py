@@ -100,7 +100,8 @@ def test_manifest_matches_verilog_ports_and_layouts(tmp_path):
     assert m["modes"] == {"CHAINED": 0, "READOUT": 1, "INDEPENDENT": 2}
     one = {"instances": 1, "read_ports": 1, "write_ports": 1}
     assert m["membrane_buffer"] == {"rows": 20, "row_bits": s * 16, "bits": 20 * s * 16, **one}
-    assert m["weight_buffer"] == {"rows": 100, "row_bits": 32 * 8, "bits": 100 * 256, **one}
+    assert m["weight_buffer"] == {"rows": 100, "row_bits": 32 * 8, "bits": 100 * 256, **one,
+                                  "register_bits": 32 * 8}   # the registered read data
     assert m["cycles"]["lif_cycles_per_tile"] == 5
     assert m["verilog"] == "lif_pe_array.v" and m["top"] == "lif_pe_array"
 
