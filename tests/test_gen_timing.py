@@ -133,3 +133,31 @@ def test_backpressure_never_loses_or_changes_a_beat():
     res = _stream_run(cfg, events_per_tile=1, tiles=8, ready_prob=0.3, seed=5)
     assert res["beats"] == 8 * 4
     assert not res["violations"]
+
+
+# ---------------------------------------------------------------- stream model
+def test_stream_cycles_steady_state_is_the_tile_period():
+    """A long uniform stream costs tile_period per tile (plus the pipeline tail)."""
+    from gen.timing import PassTiming, cycles, stream_cycles, tile_period
+    for n in (1, 4):
+        cfg = HwConfig(array=8, groups=n)
+        for e in (0, n - 1, n, n + 3, 20):
+            r = stream_cycles([PassTiming([e] * 200)], cfg)
+            per = tile_period(e, n)
+            assert 200 * per <= r["cycles"] <= 200 * per + cycles(cfg)["last_beat_latency"] + 1, (n, e)
+
+
+def test_stream_cycles_loads_fences_and_idle_waits():
+    """Loads delay a pass's first command; a fence behind the previous pass
+    serializes; without it the load overlaps that pass's EVENTs."""
+    from gen.timing import PassTiming, stream_cycles
+    cfg = HwConfig(array=8, groups=2)
+    work = PassTiming([50] * 4)
+    serial = stream_cycles([work, PassTiming([50] * 4, loads=100, loads_after=0)], cfg)
+    overlap = stream_cycles([work, PassTiming([50] * 4, loads=100, loads_after=-1)], cfg)
+    alone = stream_cycles([work, PassTiming([50] * 4)], cfg)
+    # the first load may share the edge of the fencing pass's last command: 100 loads cost 99
+    assert serial["load_wait"] == 99 and serial["cycles"] == alone["cycles"] + 99
+    assert overlap["load_wait"] == 0 and overlap["cycles"] == alone["cycles"]
+    idle = stream_cycles([work, PassTiming([50] * 4, wait_idle=True)], cfg)
+    assert idle["idle_wait"] > 0 and idle["cycles"] > alone["cycles"]
