@@ -53,6 +53,7 @@ class Command(NamedTuple):
     base: int = 0
     mode: int = 0
     first: int = 0
+    spill: int = 0
 
 
 class WeightLoad(NamedTuple):

@@ -211,7 +211,7 @@ def pack_commands(cmd_l: StreamLayout, cmds) -> list[int]:
     if not cmds:
         return []
     a = np.array(cmds, dtype=np.int64).reshape(len(cmds), -1)
-    names = ("op", "row", "base", "mode", "first")
+    names = ("op", "row", "base", "mode", "first", "spill")
     return cmd_l.pack_rows(len(cmds), **{k: a[:, i] for i, k in enumerate(names)})
 
 
@@ -247,7 +247,7 @@ def flatten_scalar(sched, layouts: dict[str, StreamLayout],
                 ops.append((WAITWL, nw))
                 waited = nw
             ops.extend((CMD, cmd_l.pack(op=c.op, row=c.row, base=c.base, mode=c.mode,
-                                        first=c.first)) for c in item.commands)
+                                        first=c.first, spill=c.spill)) for c in item.commands)
             idle = idle and not item.commands
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
