@@ -364,6 +364,7 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
     firsts = {blk[0] for blk in net.blocks()}
     ring = _Ring(cfg.weight_rows)
     mring = _Ring(cfg.mem_rows)       # spilled membranes: on-chip rows of the passes
+    last_spill: dict = {}             # off-chip base row -> index of the pass that spilled it
     index = 0
     for b0 in range(0, n_samples, alloc.batch):
         batch = range(b0, min(n_samples, b0 + alloc.batch))
@@ -389,8 +390,14 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
                             blk_ = blocks_of[i]
                             nrows = (plan.blocks[ks[-1]].j1 - j0) * rows_per_tile
                             lo, fafter = mring.place(("m", index), nrows, index)
+                            spill = i != blk_[-1] or t < n_t - 1
+                            # the fill also waits for the pass that spilled these rows
+                            # (its beats received => its spills received)
+                            fafter = max(fafter, last_spill.get(base, -1))
+                            if spill:
+                                last_spill[base] = index
                             mem = dict(vbase=base, rows=nrows, fills_after=fafter,
-                                       fill=not first, spill=(i != blk_[-1] or t < n_t - 1))
+                                       fill=not first, spill=spill)
                             base = lo
                         blocks, after = [], -1
                         for k in ks:
