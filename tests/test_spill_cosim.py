@@ -80,3 +80,17 @@ def test_spill_mutant_is_caught_by_the_spill_check(name):
     assert not r.ok
     assert "spill" in (r.failure or ""), r.failure
     assert sm["offchip"]["spill_mismatches"] > 0
+
+
+def test_tb_run_spilled_network_on_the_per_cycle_path(tmp_path):
+    """python -m tb.run: a spilled network runs with --path bfm; the bulk path
+    refuses it with one line."""
+    from tbrun_util import run_network
+    cfg, cout, samples, T = SMALL
+    net = conv_net(cout)
+    x = (np.random.default_rng(2).random((samples, T, 2, 4, 4)) < 0.5).astype(np.uint8)
+    doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--weight-rows", "18",
+                      "--mem-rows", "16", "--sim", "icarus", "--path", "bfm", "--stress", "1")
+    assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
+    with pytest.raises(AssertionError, match="spilled membranes .* per-cycle path only"):
+        run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--mem-rows", "16")
