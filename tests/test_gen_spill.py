@@ -58,7 +58,7 @@ def test_spill_fill_against_core_model(ci):
     model = CoreModel(cfg, strict=False)
     for r in range(cfg.weight_rows):
         model.load_weight(r, weights[r])
-    exp_beats, exp_spills, cmd_total = [], [], []
+    exp_beats, exp_spills = [], []
     for fills, cmds in phases:
         for r, d in fills:
             model.fill(r, d)
@@ -84,7 +84,7 @@ def test_spill_fill_against_core_model(ci):
         # all accepted before phase p's first command
         need = [0, 0]
         nb = 0
-        for p, (_, cmds) in enumerate(phases):
+        for _, cmds in phases:
             nb += sum(c.op == Op.TILE for c in cmds) * cfg.groups
             need.append(nb)
         fills_done = [0] * len(phases)
