@@ -75,7 +75,9 @@ MUTATIONS = (
 X_MUTATIONS = (
     Mutation("busy_x_backpressure", "busy goes X while a beat is held by backpressure "
              "(out__valid = 1, out__ready = 0), e.g. an uninitialised status register",
-             r"^(\s*assign busy = )(\\busy\$\d+\s*\|\s*\\busy\$\d+\s*);$",
+             # (the core's busy also ORs the mspill register: `\$N | mspill__valid`)
+             r"^(\s*assign busy = )((?:\\busy\$\d+\s*\|\s*\\busy\$\d+|"
+             r"\\\$\d+\s*\|\s*mspill__valid)\s*);$",
              r"\1(out__valid & ~out__ready) ? 1'bx : (\2);"),
 )
 
