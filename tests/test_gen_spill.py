@@ -177,3 +177,53 @@ def test_fill_waits_for_write_back():
     idx = [i for i, (r, _) in enumerate(seen) if not r]
     assert len(idx) == 3
     assert all(seen[i + 1][1] for i in idx)
+
+
+@pytest.mark.parametrize("events", [0, 2, 5])
+def test_spilling_costs_no_cycle(events):
+    """With mspill__ready = 1 and concurrent fills into other rows, a stream of
+    CHAINED tiles takes exactly as many cycles with spill = 1 as with spill = 0."""
+    cfg = CFGS[0]
+    rng = random.Random(events)
+
+    def run(spill: int, fill: bool) -> int:
+        dut = LifPeArrayCore(cfg)
+        cmds = [Command(Op.LAYER, 0, 0, Mode.CHAINED, 0, spill)]
+        for _ in range(4):
+            cmds += [Command(Op.EVENT, rng.randrange(cfg.weight_rows)) for _ in range(events)]
+            cmds.append(Command(Op.TILE))
+        n_beats = 4 * cfg.groups
+        res = {}
+
+        async def bench(ctx):
+            ctx.set(dut.out.ready, 1)
+            ctx.set(dut.mspill.ready, 1)
+            i = beats = spills = fills = cycle = 0
+            while beats < n_beats or ctx.get(dut.busy):
+                ctx.set(dut.cmd.valid, int(i < len(cmds)))
+                if i < len(cmds):
+                    c = cmds[i]
+                    ctx.set(dut.cmd.payload, {"op": c.op, "row": c.row, "base": c.base,
+                                              "mode": c.mode, "first": c.first, "spill": c.spill})
+                ctx.set(dut.mfill.valid, int(fill and fills < 40))
+                ctx.set(dut.mfill.payload, {"addr": 4 + fills % 4, "data": [fills] * cfg.slots})
+                fire = i < len(cmds) and ctx.get(dut.cmd.ready)
+                beats += ctx.get(dut.out.valid)
+                spills += ctx.get(dut.mspill.valid)
+                fills += bool(fill and fills < 40 and ctx.get(dut.mfill.ready))
+                await ctx.tick()
+                i += bool(fire)
+                cycle += 1
+            res["cycles"], res["spills"] = cycle, spills
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        assert res["spills"] == (4 if spill else 0)
+        return res["cycles"]
+
+    state = rng.getstate()
+    base = run(0, False)
+    rng.setstate(state)
+    assert run(1, True) == base
