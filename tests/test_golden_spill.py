@@ -144,3 +144,22 @@ def test_hw_traffic_refuses_padded_layouts():
     cfg = HwConfig(array=8, groups=2, weight_rows=18, mem_rows=16)
     with pytest.raises(TrafficError, match="padding"):
         hw_traffic(cfg, conv_net(6), 1, 2)
+
+
+def test_spilled_l_block_replays_and_matches_the_model():
+    """Two layers sharing one membrane (L): layer-major passes, the second layer
+    fills what the first spilled in the same timestep (also at t = 0)."""
+    rng = np.random.default_rng(7)
+    net = Network((2, 4, 4), (
+        Layer.conv((2, 4, 4), rng.integers(-8, 12, (16, 2, 3, 3)), padding=1, block=0, name="a"),
+        Layer.conv((16, 4, 4), rng.integers(-3, 5, (16, 16, 3, 3)), padding=1, block=0, name="b")))
+    cfg = HwConfig(array=8, groups=2, weight_rows=144, mem_rows=16)
+    x = (rng.random((2, 3, 2, 4, 4)) < 0.5).astype(np.uint8)
+    sched = build_schedule(cfg, net, x)
+    assert sched.allocation.membranes == "spilled" and len(net.blocks()) == 1
+    passes = [it for it in sched.items if isinstance(it, LayerPass)]
+    assert any(p.layer == 1 and p.t == 0 and p.fills for p in passes)
+    assert all(not p.spills for p in passes if p.layer == 1 and p.t == 2)
+    assert replay(cfg, sched) > 0
+    assert schedule_traffic(cfg, sched) == model_traffic(cfg, net, 2, 3)
+    assert hw_traffic(cfg, net, 2, 3).layers[0].mode == "layer-major"

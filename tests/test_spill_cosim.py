@@ -26,11 +26,11 @@ SMALL = (HwConfig(array=8, groups=2, weight_rows=18, mem_rows=16), 16, 2, 3)   #
 LARGE = (HwConfig(array=8, groups=2, weight_rows=36, mem_rows=32), 64, 2, 3)   # 4x / 4x
 
 
-def _run(case, sim: str, mutate=None, tag: str = "spill"):
+def _run(case, sim: str, mutate=None, tag: str = "spill", net=None):
     from tb.build import build, emit_rtl, mutate_rtl
     from tb.demo_rtl import run_network
     cfg, cout, samples, T = case
-    net = conv_net(cout)
+    net = net or conv_net(cout)
     x = (np.random.default_rng(21).random((samples, T, 2, 4, 4)) < 0.5).astype(np.uint8)
     verilog, manifest = emit_rtl(cfg)
     if mutate is not None:
@@ -42,8 +42,8 @@ def _run(case, sim: str, mutate=None, tag: str = "spill"):
     return cfg, net, sched, r, summary
 
 
-def _check(case, sim):
-    cfg, net, sched, r, sm = _run(case, sim)
+def _check(case, sim, net=None):
+    cfg, net, sched, r, sm = _run(case, sim, net=net)
     assert r.ok, r.failure
     a = sched.allocation
     assert a.membranes == "spilled"
@@ -55,6 +55,17 @@ def _check(case, sim):
                    for x in transfers(hw_traffic(cfg, net, case[2], case[3])))
     assert sorted(sm["transfers"]) == model
     return cfg, sched, sm
+
+
+def test_spilled_l_block_on_icarus():
+    """Two layers sharing one spilled membrane (L + C#2)."""
+    from golden.network import Layer, Network
+    rng = np.random.default_rng(7)
+    net = Network((2, 4, 4), (
+        Layer.conv((2, 4, 4), rng.integers(-8, 12, (16, 2, 3, 3)), padding=1, block=0, name="a"),
+        Layer.conv((16, 4, 4), rng.integers(-3, 5, (16, 16, 3, 3)), padding=1, block=0, name="b")))
+    cfg = HwConfig(array=8, groups=2, weight_rows=144, mem_rows=16)
+    _check((cfg, 16, 2, 3), "icarus", net)
 
 
 def test_spill_2x_on_icarus():
