@@ -1,6 +1,6 @@
 """Bus-functional model of ``lif_pe_array`` for cocotb 2.x.
 
-One coroutine (:meth:`CoreBfm.run`) drives all four interfaces, because every
+One coroutine (:meth:`CoreBfm.run`) drives all the interfaces, because every
 awaited trigger costs tens of microseconds in Verilator. Each clock cycle it
 
 1. waits for the falling edge and drives the inputs for the next rising edge:
@@ -26,6 +26,15 @@ operations
 
 and its weight-load stream ``Ops.wl`` of ``(payload, fence)``: beat ``j`` is
 presented only after ``fence`` command beats were accepted.
+
+Spilled membranes (docs/schedule.md "Spilled membranes"): the main stream
+also holds ``(MARK, pass)`` (the host reads the pass's input map: counted by
+:class:`tb.offchip.OffChip`) and ``(WAITMF, f)`` (wait until ``f`` fill beats
+were accepted, before the pass's first command); ``Ops.mf`` is the ``mfill``
+stream, driven concurrently, each beat presented only once the beats of its
+pass's ``fills_after`` item were received, with its data taken from the
+off-chip memory; every ``mspill`` beat (random ``mspill__ready`` under
+stress) is checked against ``Ops.spills`` in order.
 
 Every received beat goes to the :class:`~tb.scoreboard.Scoreboard`. A
 watchdog ends the run when no progress is made for ``stall_limit`` cycles
@@ -488,9 +497,9 @@ class CoreBfm:
         rb = None                  # [TimestepEnd, sorted rows, index of the next row to drive]
         prev_row = cur_row = None  # dbg row driven in the previous / this cycle
         stall = 0
-        while i < n or (exp_sp and sp_i < len(exp_sp)):
-            if i >= n:          # (only spills outstanding: cannot happen once IDLE passed)
-                break
+        # (the last operation is an IDLE: busy = 0 includes the mspill register,
+        # so every spill was received before the loop ends)
+        while i < n:
             if abort_at_op is not None and i >= abort_at_op:
                 return
             if stop_after is not None and sb.n_mismatches >= stop_after:
