@@ -64,7 +64,7 @@ from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
 
 __all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map", "fold_batchnorm",
-           "missing_operator"]
+           "missing_operator", "fold_avg"]
 
 
 class ImporterError(ProjectError, ValueError):
@@ -888,8 +888,10 @@ def _params_of(calls: list) -> NeuronSpec:
     return first.spec
 
 
-def _fold_avg(rec: _LayerRec, w: torch.Tensor, in_shape: tuple, k: int, st: int, pd: int) -> tuple:
-    """Fold the average (or sum) pooling of ``rec``'s input into its weights, exactly.
+def fold_avg(name: str, kind: str, avg: tuple, w: torch.Tensor, in_shape: tuple, k: int, st: int,
+             pd: int) -> tuple:
+    """Fold the average (or sum) pooling ``avg = (kh, kw, divisor, (C, H, W) before)`` of the
+    input of layer ``name`` (``kind`` "linear" | "conv") into its weights, exactly.
 
     Linear after a ``kh×kw`` pooling of ``(C, H, W)`` spikes: ``W'[o, c, h, w] =
     W[o, c, h//kh, w//kw] / divisor`` on the unpooled map flattened (a dropped remainder row
@@ -898,18 +900,18 @@ def _fold_avg(rec: _LayerRec, w: torch.Tensor, in_shape: tuple, k: int, st: int,
     a·i + u, a·j + v] = W[o, c, i, j] / divisor``. Returns ``(W', in_shape, k, stride, padding)``;
     the division is the one float64 rounding (none when the divisor is a power of two).
     """
-    kh, kw, div, (c, h, wd) = rec.avg
+    kh, kw, div, (c, h, wd) = avg
     ho, wo = h // kh, wd // kw
-    if rec.kind == "linear":
+    if kind == "linear":
         if w.shape[1] != c * ho * wo:
-            raise ImporterError(f"module {rec.name!r}: takes {w.shape[1]} features, the average-pooled "
+            raise ImporterError(f"{name}: takes {w.shape[1]} features, the average-pooled "
                                 f"spikes are {c}x{ho}x{wo}")
         full = torch.zeros((w.shape[0], c, h, wd), dtype=w.dtype)
         rep = w.reshape(w.shape[0], c, ho, wo).repeat_interleave(kh, 2).repeat_interleave(kw, 3)
         full[:, :, :ho * kh, :wo * kw] = rep / div
         return full.reshape(w.shape[0], -1), (c * h * wd,), 1, 1, 0
     if kh != kw or h % kh or wd % kw:
-        raise ImporterError(f"module {rec.name!r} (Conv2d) after a {kh}x{kw} average pooling of a {h}x{wd} "
+        raise ImporterError(f"{name} (Conv2d) after a {kh}x{kw} average pooling of a {h}x{wd} "
                             f"map: folding into a conv needs a square window that divides the map")
     a = kh
     return (w.repeat_interleave(a, 2).repeat_interleave(a, 3) / div, (c, h, wd), a * k, a * st, a * pd)
@@ -1095,7 +1097,8 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
             k, st, pd = _conv_geometry(m, rec.name)
             in_shape = tuple(x0.shape[1:])
         if rec.avg is not None:
-            w_l, in_shape, k, st, pd = _fold_avg(rec, w_l, in_shape, k, st, pd)
+            w_l, in_shape, k, st, pd = fold_avg(f"module {rec.name!r}", rec.kind, rec.avg, w_l, in_shape,
+                                                k, st, pd)
             kh, kw, div, _ = rec.avg
             notes.append(f"average pooling {kh}x{kw} (divisor {div}) folded into the weights of "
                          f"{rec.name!r}")
