@@ -838,3 +838,42 @@ def test_batchnorm_maxpool_model_quantizes_and_agrees():
     rep = agreement_report(imp.model, q, imp.spikes)
     for row in rep["float_quantized"]["layers"]:
         assert row["agreement"] > 0.9, row
+
+
+def test_residual_direct_input_model_quantizes_and_agrees():
+    """Imported (direct input computed once, BN, identity and conv shortcuts, C#2, L) ->
+    quantize with 8-bit input bit planes -> fixed point: the layers agree with the float
+    model with the quantized weights nearly everywhere (F3 rounding of λ·V is all that is left)."""
+    from golden.quantize import agreement_report, quantize
+
+    def body(s, img):
+        static_x = s.bn0(s.conv0(img))
+        outs = []
+        for _ in range(4):
+            o = divlif(static_x, s.lif0, 2)
+            o1 = divlif(s.a1(o), s.lif, 2)
+            o2 = divlif(s.abn(s.a2(o1)) + s.short(o), s.lif, 2)
+            o3 = divlif(s.b1(o2), s.lif, 2)
+            o4 = divlif(s.b2(o3) + o2, s.lif, 2)
+            outs.append(s.fc(o4.flatten(1)))
+        return outs
+
+    import efficientlif_archs as archs
+    m = excited(Mods(body, conv0=nn.Conv2d(3, 4, 3, padding=1, bias=False), bn0=nn.BatchNorm2d(4),
+                     lif0=lif(), a1=nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False),
+                     a2=nn.Conv2d(6, 6, 3, padding=1, bias=False), abn=nn.BatchNorm2d(6),
+                     short=nn.Sequential(nn.Conv2d(4, 6, 1, stride=2, bias=False), nn.BatchNorm2d(6)),
+                     b1=nn.Conv2d(6, 6, 3, padding=1, bias=False), b2=nn.Conv2d(6, 6, 3, padding=1, bias=False),
+                     lif=lif(), fc=nn.Linear(6 * 3 * 3, 3, bias=False)))
+    archs.randomize_batchnorm(m)
+    img = torch.rand(3, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    imp = from_spikingjelly(m, img)
+    assert_conforms(imp, framework_forward(m, img))
+    q = quantize(imp.model, array=8, weight_width=12, acc_width=24, mem_width=24, input_bits=8,
+                 input_frac_bits=7, input_signed=False)
+    assert q.network.input_bits == 8 and q.network.in_shape == (24, 6, 6)
+    assert [lay.skip for lay in q.network.layers] == [None, None, 0, None, 2, None]
+    rep = agreement_report(imp.model, q, imp.spikes)
+    for row in rep["float_quantized"]["layers"]:
+        assert row["agreement"] >= 0.97, row
+    assert sum(r["fixed_spikes"] for r in rep["float_quantized"]["layers"]) > 0
