@@ -21,6 +21,13 @@ Sharing = *which* V a step starts from (docs/fixed-point.md F7):
   carries to the block's first layer at t+1.
 * **readout**: the layer outputs its current X (no LIF). The network's output
   is the read-out current summed over timesteps (or per timestep).
+
+Residual sums: a layer with ``skip = j`` adds a shortcut synapse of layer j's
+spikes of the same timestep, ``X = W·O_in + W_s·O_j (+ b)`` (weights in
+``skip_weights[str(i)]``; docs/fixed-point.md F2c). Direct input
+(``direct_input=True``): the first layer takes the input values themselves
+(any finite numbers, e.g. the same image every timestep) instead of 0/1
+spikes (F2d; the integer network sends them as bit planes).
 """
 
 from __future__ import annotations

@@ -90,3 +90,19 @@ def test_residual_direct_input_bit_exact_on_verilator(tmp_path):
     got = np.load(tmp_path / "out" / "outputs.npy")
     want = run_fixed(HwConfig(**CFG), net, net.input_spikes(x).swapaxes(0, 1)).output.swapaxes(0, 1)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_tb_run_inputs_take_integer_images_for_direct_input(tmp_path):
+    from tb.run import InputError, load_inputs
+
+    net = residual_network()
+    p = tmp_path / "x.npy"
+    np.save(p, images())
+    spikes = load_inputs(p, net.in_shape, net)
+    np.testing.assert_array_equal(spikes, net.input_spikes(images()))
+    np.save(p, images() * 3)                              # outside the signed 3-bit range
+    with pytest.raises(InputError, match=r"inputs .*: direct input: value -12 is outside the signed "
+                                         r"3-bit range \[-4, 3\]"):
+        load_inputs(p, net.in_shape, net)
+    np.save(p, net.input_spikes(images()))                # bit planes given directly also work
+    np.testing.assert_array_equal(load_inputs(p, net.in_shape, net), spikes)
