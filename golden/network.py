@@ -357,6 +357,8 @@ class Network:
             if need > cfg.weight_rows:
                 what = ("tile fan-in" if mappings[i] == POSITION else
                         "weight rows per chunk (input channels x kernel rows x window width)")
+                if layer.skip is not None:
+                    what += " (with the shortcut's fan-in)"
                 nb = layer_bias_rows(cfg, layer)
                 if nb:
                     what += f" + {nb} bias rows"

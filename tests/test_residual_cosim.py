@@ -53,10 +53,11 @@ def test_residual_network_does_something():
     for i in range(4):
         assert 0 < res.layers[i].spikes.mean() < 1, f"layer {i} must fire, but not everywhere"
     # the shortcuts matter: without them layer 3 spikes differently
-    plain = Network(net.in_shape, net.layers[:2] + (
-        Layer.conv((8, 8, 8), net.layers[2].weight, padding=1, block=1, name="c2"),) + net.layers[3:4][:0]
-        + (Layer.conv((8, 8, 8), net.layers[3].weight, stride=2, padding=1, mode="independent",
-                      bias=net.layers[3].bias),) + net.layers[4:], input_bits=3)
+    c0, c1, c2, c3, fc = net.layers
+    plain = Network(net.in_shape, (
+        c0, c1, Layer.conv((8, 8, 8), c2.weight, padding=1, block=1, name="c2"),
+        Layer.conv((8, 8, 8), c3.weight, stride=2, padding=1, mode="independent", bias=c3.bias), fc),
+        input_bits=3)
     alt = run_fixed(HwConfig(**CFG), plain, net.input_spikes(images()).swapaxes(0, 1))
     assert not np.array_equal(alt.layers[3].spikes, res.layers[3].spikes)
 
