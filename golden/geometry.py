@@ -1,7 +1,7 @@
 """Layer geometry shared by the float reference and the integer network.
 
-:class:`LayerGeometry` holds the ten fields that describe one synaptic
-layer (kind, shapes, mode, block, name, input pooling) without its weights, checks them, and derives the shapes. The float
+:class:`LayerGeometry` holds the fifteen fields that describe one synaptic
+layer (kind, shapes, mode, block, name, input pooling, residual input) without its weights, checks them, and derives the shapes. The float
 model's :class:`golden.reference.LayerSpec` and the integer network's
 :class:`golden.network.Layer` (which adds the int64 weight) are subclasses,
 so each field and each rule is written here once.

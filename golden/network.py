@@ -113,11 +113,13 @@ def _int64_weights(weight, bad, what: str = "weight") -> np.ndarray:
 
 @dataclass(frozen=True, eq=False, init=False)
 class Layer(LayerGeometry):
-    """One layer of integer weights: the ten fields of
-    :class:`golden.geometry.LayerGeometry` plus ``weight`` and ``bias``.
+    """One layer of integer weights: the fifteen fields of
+    :class:`golden.geometry.LayerGeometry` plus ``weight``, ``bias`` and ``skip_weight``.
 
     ``Layer(kind, in_shape, out_channels, weight, kernel=1, stride=1,
-    padding=0, mode="chained", block=None, name="", pool=1, bias=None)``;
+    padding=0, mode="chained", block=None, name="", pool=1, skip=None, ...,
+    bias=None, skip_weight=None)``; ``skip_weight`` int64 of ``skip_weight_shape``
+    exactly when ``skip`` is set (F2c);
     ``weight`` is int64, linear ``[out, F]``, conv ``[out, C, k, k]``
     (``weight_shape``); ``bias`` None or int64 ``[out]`` in the weights'
     scale, not limited to the weight range (the schedule splits it into

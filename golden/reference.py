@@ -59,8 +59,9 @@ def _pos_int(v, name: str) -> None:
 class LayerSpec(LayerGeometry):
     """One synaptic layer followed by its neurons, for the float model.
 
-    The ten fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
-    out_channels, kernel, stride, padding, mode, block, name, pool) and its
+    The fifteen fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
+    out_channels, kernel, stride, padding, mode, block, name, pool, skip, skip_in_shape,
+    skip_kernel, skip_stride, skip_padding) and its
     checks, plus ``bias``: True when the layer adds a per-output-channel bias
     current every timestep (``X = W·O + b``; folded BatchNorm). A bad field
     raises :class:`ReferenceModelError`. Its weight (a float tensor of
