@@ -69,6 +69,10 @@ ROUTES = ("sj", "nir")
 TAU = 4.0 / 3.0
 #: snnTorch's export_to_nir writes τ = dt/(1 − β), r = τ/dt with this dt
 NIR_DT = 1e-4
+#: buffer rows of the build for both routes (one Verilator build): every weight of either network
+#: fits at once (464 / 659 rows with biases at ARRAY=32), and the membranes of several samples
+#: (a mini-batch per loaded weight block)
+WEIGHT_ROWS, MEM_ROWS = 1024, 128
 
 
 class SjDigitsError(ProjectError, ValueError):
@@ -353,16 +357,18 @@ def _route(route: str, model, spec: TrainSpec, xs, y, folder: Path, a, say) -> d
     np.save(x_file, xs)
     if route == "sj":
         ref_model = imp.model
-        q = quantize(ref_model, array=a.array)
+        q = quantize(ref_model, array=a.array, weight_rows=WEIGHT_ROWS, mem_rows=MEM_ROWS)
         save_network(q.network, net_file)
         cfg_file.write_text(json.dumps(q.cfg.to_dict(), indent=2, sort_keys=True) + "\n")
-        row["commands"] = [f"from_spikingjelly(model, x) -> quantize(..., array={a.array}) -> {net_file}"]
+        row["commands"] = [f"imp = from_spikingjelly(model, x); q = quantize(imp.model, array={a.array}, "
+                           f"weight_rows={WEIGHT_ROWS}, mem_rows={MEM_ROWS}) -> {net_file}, {cfg_file}"]
     else:
         graph = folder / "digits.nir"
         export_nir(m64, graph)
         share = [f"lif1:{spec.groups}", f"lif2,lif3:{spec.groups}"]
         args = [sys.executable, "-m", "golden.convert", graph, "-o", net_file, "--reset", "soft",
-                "--fire", "ge", "--dt", NIR_DT, "--array", a.array, "--config", cfg_file]
+                "--fire", "ge", "--dt", NIR_DT, "--array", a.array, "--weight-rows", WEIGHT_ROWS,
+                "--mem-rows", MEM_ROWS, "--config", cfg_file]
         for s in share:
             args += ["--share", s]
         p = _cmd(args, say)
@@ -373,7 +379,7 @@ def _route(route: str, model, spec: TrainSpec, xs, y, folder: Path, a, say) -> d
         cfg = HwConfig.from_dict(json.loads(cfg_file.read_text()))
         q = Quantized(cfg=cfg, network=load_network(net_file), choices={})
         # the direct import of the same model quantizes to the same integers
-        qd = quantize(imp.model, array=a.array)
+        qd = quantize(imp.model, array=a.array, weight_rows=WEIGHT_ROWS, mem_rows=MEM_ROWS)
         row["nir_equals_direct_import"] = bool(
             qd.cfg == cfg and all(np.array_equal(l1.weight, l2.weight) and
                                   ((l1.bias is None and l2.bias is None) or np.array_equal(l1.bias, l2.bias))
@@ -390,8 +396,8 @@ def _route(route: str, model, spec: TrainSpec, xs, y, folder: Path, a, say) -> d
     row["fixed_acc"] = float(np.mean(fixed_pred == y))
     row["cfg"] = q.cfg.to_dict()
     row["config_name"] = q.cfg.name
-    rep = agreement_report(ref_model, q if q.choices else quantize(ref_model, array=a.array),
-                           imp.spikes)
+    rep = agreement_report(ref_model, q if q.choices else quantize(
+        ref_model, array=a.array, weight_rows=WEIGHT_ROWS, mem_rows=MEM_ROWS), imp.spikes)
     row["agreement_md"] = report_markdown(rep)
     row["import_seconds"] = time.monotonic() - t0
     if a.no_rtl:
