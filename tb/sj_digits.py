@@ -32,8 +32,8 @@ mismatches, RTL == fixed point on every sample and the float reference
 reproduces SpikingJelly spike for spike; 1 otherwise; 2 bad option.
 
 Trained weights are cached in ``build/sj_digits/cache/`` under a SHA-256 of
-the hyperparameters, the torch and SpikingJelly versions and this file's
-source. Training is seeded (torch's generator, one thread): the same weights
+the hyperparameters, the torch and SpikingJelly versions and the source of
+the models and the training loop. Training is seeded (torch's generator, one thread): the same weights
 on one machine; another CPU or torch build may give other float32 roundings.
 """
 
@@ -178,7 +178,9 @@ def cache_key(spec: TrainSpec) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(asdict(spec), sort_keys=True).encode())
     h.update(f"torch {torch.__version__} spikingjelly {getattr(spikingjelly, '__version__', '?')}".encode())
-    h.update(Path(__file__).read_bytes())
+    import inspect
+    for f in (lif, divlif, PoolNet, StridedNet, build_model, train):   # what the weights depend on
+        h.update(inspect.getsource(f).encode())
     return h.hexdigest()[:16]
 
 
@@ -537,7 +539,7 @@ def main(argv=None) -> int:
         md += [f"## Route {r['route']} ({r['model']})", "",
                "* layers: " + "; ".join(f"{l['name']} {l['kind']} {l['mode']}"
                                         f"{' block ' + str(l['block']) if l['block'] is not None else ''}"
-                                        f"{' pool ' + str(l['pool']) if l['pool'] > 1 else ''}"
+                                        f"{' (input max-pooled ' + str(l['pool']) + 'x' + str(l['pool']) + ')' if l['pool'] > 1 else ''}"
                                         f"{' +bias' if l['bias'] else ''}" for l in r["layers"]),
                f"* SpikingJelly forward in float32 (as trained): {_pct(r['framework_acc_float32'])}",
                f"* build: `{r['config_name']}`",

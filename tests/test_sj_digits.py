@@ -55,6 +55,7 @@ def test_tiny_run_end_to_end(report):
         assert r["rtl_checked"]["beats"] == r["rtl_checked"]["beats_expected"] > 0
     assert [l["pool"] for l in rows["sj"]["layers"]] == [1, 2, 1, 2]     # max pooling read
     assert rows["nir"]["nir_equals_direct_import"]
+    assert rows["nir"]["cfg"]["weight_rows"] == sj_digits.WEIGHT_ROWS      # golden.convert --weight-rows
     assert "| sj | PoolNet |" in md and "python -m golden.convert" in md and "python -m tb.run" in md
 
 
