@@ -39,6 +39,7 @@ on one machine; another CPU or torch build may give other float32 roundings.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import resource
@@ -457,12 +458,22 @@ def _cpu() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except the "not given" ones (None, False): their help says it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv):
-    p = OneLineParser(prog=PROG, description="Train a conv SNN in SpikingJelly on 8x8 digits, import it "
+    p = OneLineParser(prog=PROG, formatter_class=_Help, description="Train a conv SNN in SpikingJelly on 8x8 digits, import it "
                       "(directly and through NIR), quantize it and run the whole test set on the RTL.")
     p.add_argument("--routes", default=",".join(ROUTES), help="comma-separated: sj (direct import), nir")
-    p.add_argument("--epochs", type=posint("--epochs"), default=TrainSpec.epochs)
-    p.add_argument("-T", "--timesteps", type=posint("-T"), default=TrainSpec.timesteps)
+    p.add_argument("--epochs", type=posint("--epochs"), default=TrainSpec.epochs, help="training epochs")
+    p.add_argument("-T", "--timesteps", type=posint("-T"), default=TrainSpec.timesteps,
+                   help="timesteps per sample")
     p.add_argument("--channels", type=posint("--channels"), default=TrainSpec.channels,
                    help="conv channels (a multiple of --groups)")
     p.add_argument("--groups", type=posint("--groups"), default=TrainSpec.groups, help="C#N group count")
@@ -471,7 +482,7 @@ def parse_args(argv):
     p.add_argument("--samples", type=posint("--samples"), default=None,
                    help="run the first N test images (default: all 360)")
     p.add_argument("--array", type=posint("--array"), default=32, help="PE array of the build")
-    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     p.add_argument("--workers", type=posint("--workers"), default=1,
                    help="tb.run --workers (1: one process, no Dask)")
     p.add_argument("--no-rtl", action="store_true", help="stop after the fixed-point model")
