@@ -332,6 +332,7 @@ def _run_rtl(net: Path, cfg: Path, x: Path, out: Path, a, say) -> dict:
     res = json.loads(res_file.read_text())
     res["summary"] = summary
     res["exit"] = p.returncode
+    res["command"] = "python -m tb.run " + " ".join(shlex.quote(str(v)) for v in args[3:])
     return res
 
 
@@ -408,9 +409,7 @@ def _route(route: str, model, spec: TrainSpec, xs, y, folder: Path, a, say) -> d
         return row
     t0 = time.monotonic()
     res = _run_rtl(net_file, cfg_file, x_file, folder / "rtl", a, say)
-    row["commands"].append("python -m tb.run " + " ".join(
-        shlex.quote(str(v)) for v in ["--network", net_file, "--config", cfg_file, "--inputs", x_file,
-                                      "--out", folder / "rtl"]))
+    row["commands"].append(res["command"])
     rtl_pred = np.array(res["predictions"], dtype=np.int64)
     row.update(rtl_acc=float(np.mean(rtl_pred == y)), rtl_mismatches=int(res["checked"]["mismatches"]),
                rtl_ok=bool(res["ok"]), rtl_golden_equal=bool(res["golden_equal"]),
