@@ -476,6 +476,7 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
         readout = layer.mode == "readout"
         x_in = (spikes[b, t] if i == 0 else
                 pool_spikes(result.layers[i - 1].spikes[t, b][None], layer.pool)[0]).ravel()
+        x_skip = None if layer.skip is None else result.layers[layer.skip].spikes[t, b].ravel()
         vals = (tr.current if readout else tr.membrane)[t, b].ravel()
         spk = tr.spikes[t, b].ravel()
         cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first, int(pp.spill))] \
@@ -508,6 +509,11 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
                 # F2b: the bias rows first, every tile and timestep, then the input spikes
                 cmds.extend(Command(OP_EVENT, r) for r in (tp.bias_rows + wbase).tolist())
                 cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
+                if x_skip is not None:
+                    # F2c: the shortcut's events (source layer's spikes) after the layer's own
+                    srel = tp.skip_rows[np.flatnonzero(x_skip[tp.skip_fanin])]
+                    synapses += int(blk.synapses[srel].sum())
+                    cmds.extend(Command(OP_EVENT, r) for r in (srel + wbase).tolist())
                 cmds.append(tile_cmd)
                 bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
                 bs = _gather(spk, tp.pe_neurons).reshape(n, s_)

@@ -478,9 +478,10 @@ def hw_traffic(cfg: HwConfig, net, samples: int, timesteps: int, burst_bytes: in
     for i, ly in enumerate(net.layers):
         plan = alloc.plans[i]
         c = ly.out_shape[0]
-        if ly.mode != "chained" or ly.bias is not None or ly.pool > 1:
-            raise TrafficError(f"layer {i} ({ly.name}): only CHAINED layers without bias or "
-                               f"pooling are modelled on the hardware")
+        if ly.mode != "chained" or ly.bias is not None or ly.pool > 1 or \
+                getattr(ly, "skip", None) is not None:
+            raise TrafficError(f"layer {i} ({ly.name}): only CHAINED layers without bias, "
+                               f"pooling or a shortcut input are modelled on the hardware")
         if len(plan.tiles) * cfg.array != math.prod(ly.out_shape) or c % len(plan.blocks):
             raise TrafficError(f"layer {i} ({ly.name}): tiles with padding slots or uneven "
                                f"weight blocks are not modelled on the hardware")
