@@ -365,6 +365,7 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
     ring = _Ring(cfg.weight_rows)
     mring = _Ring(cfg.mem_rows)       # spilled membranes: on-chip rows of the passes
     last_spill: dict = {}             # off-chip base row -> index of the pass that spilled it
+    mfence = -1                       # fills_after never decreases along the passes
     index = 0
     for b0 in range(0, n_samples, alloc.batch):
         batch = range(b0, min(n_samples, b0 + alloc.batch))
@@ -393,7 +394,9 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
                             spill = i != blk_[-1] or t < n_t - 1
                             # the fill also waits for the pass that spilled these rows
                             # (its beats received => its spills received)
-                            fafter = max(fafter, last_spill.get(base, -1))
+                            # and never before an earlier pass's fills (the ring forgets
+                            # a partly overwritten pass, an earlier fence does not)
+                            fafter = mfence = max(fafter, last_spill.get(base, -1), mfence)
                             if spill:
                                 last_spill[base] = index
                             mem = dict(vbase=base, rows=nrows, fills_after=fafter,

@@ -163,3 +163,33 @@ def test_spilled_l_block_replays_and_matches_the_model():
     assert replay(cfg, sched) > 0
     assert schedule_traffic(cfg, sched) == model_traffic(cfg, net, 2, 3)
     assert hw_traffic(cfg, net, 2, 3).layers[0].mode == "layer-major"
+
+
+def mixed_net(seed: int = 4) -> Network:
+    """Spilled: a CHAINED conv, a residual conv (position mapping, one tile per
+    weight block), an INDEPENDENT conv and a readout."""
+    rng = np.random.default_rng(seed)
+    return Network((2, 4, 4), (
+        Layer.conv((2, 4, 4), rng.integers(-8, 12, (8, 2, 3, 3)), padding=1, name="a"),
+        Layer("conv", (8, 4, 4), 8, rng.integers(-4, 6, (8, 8, 3, 3)), 3, 1, 1, skip=0,
+              skip_in_shape=(8, 4, 4), skip_weight=rng.integers(-4, 6, (8, 8, 1, 1)), name="b"),
+        Layer.conv((8, 4, 4), rng.integers(-4, 6, (8, 8, 3, 3)), padding=1, mode="independent",
+                   name="c"),
+        Layer.linear(rng.integers(-4, 6, (3, 128)), mode="readout", name="r")))
+
+
+@pytest.mark.parametrize("mem_rows", [32, 40])
+def test_spilled_mixed_network_replays(mem_rows):
+    """Every mode, a shortcut, both mappings; partly overwritten ring rows
+    (a 1-row pass over a 16-row one) need the monotone fills_after."""
+    cfg = HwConfig(array=8, groups=2, weight_rows=128, mem_rows=mem_rows)
+    net = mixed_net()
+    x = (np.random.default_rng(5).random((2, 3, 2, 4, 4)) < 0.5).astype(np.uint8)
+    sched = build_schedule(cfg, net, x)
+    assert sched.allocation.membranes == "spilled"
+    assert {p.mapping for p in sched.allocation.plans.values()} == {"weight_stationary", "position"}
+    assert replay(cfg, sched) == 256
+    fences = [it.fills_after for it in sched.items if isinstance(it, LayerPass) and it.fills]
+    assert fences == sorted(fences)
+    with pytest.raises(TrafficError):
+        hw_traffic(cfg, net, 2, 3)

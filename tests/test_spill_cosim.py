@@ -105,3 +105,13 @@ def test_tb_run_spilled_network_on_the_per_cycle_path(tmp_path):
     assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
     with pytest.raises(AssertionError, match="spilled membranes .* per-cycle path only"):
         run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--mem-rows", "16")
+
+
+def test_spilled_mixed_network_on_icarus():
+    """CHAINED, residual (position mapping), INDEPENDENT and readout layers, spilled:
+    every beat and every spilled row checked (no traffic model for this layout)."""
+    from test_golden_spill import mixed_net
+    cfg = HwConfig(array=8, groups=2, weight_rows=128, mem_rows=32)
+    _, _, sched, r, sm = _run((cfg, 0, 2, 3), "icarus", net=mixed_net())
+    assert r.ok, r.failure
+    assert sm["offchip"]["spills_checked"] == 256 and sm["offchip"]["spill_mismatches"] == 0
