@@ -31,7 +31,7 @@ from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_wei
 __all__ = [
     "WEIGHT_STATIONARY", "POSITION", "MAPPINGS", "NOMINAL_RATE", "MappingError", "TilePlan",
     "WeightBlock", "LayerPlan", "plan_layer", "mapping_cost", "choose_mappings", "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
-    "membrane_rows_of_block", "rows_needed", "weight_rows_total", "layer_bias_rows", "bias_block_rows",
+    "membrane_rows_of_block", "pass_rows", "rows_needed", "weight_rows_total", "layer_bias_rows", "bias_block_rows",
 ]
 
 #: The two neuron -> PE mappings (docs/schedule.md). Weight-stationary rows
@@ -406,6 +406,16 @@ def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str) ->
         return 0
     tiles = layer_tiles(cfg, layer, mapping)
     return tiles if layer.mode == "chained" else tiles * cfg.groups
+
+
+def pass_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
+    """Membrane rows of the largest weight block's tiles of ``layer`` (what one
+    pass holds on chip when membranes are spilled); 0 for readout."""
+    if layer.mode == "readout":
+        return 0
+    per = 1 if layer.mode == "chained" else cfg.groups
+    blocks = plan_layer(cfg, layer, mapping, False).blocks
+    return max(((b.j1 - b.j0) * per for b in blocks), default=0)
 
 
 def _skip_fanin_sizes(cfg: HwConfig, layer) -> np.ndarray:

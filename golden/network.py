@@ -52,7 +52,7 @@ from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
 from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_bias_rows, layer_tiles,
-                      membrane_rows_of_block, rows_needed)
+                      membrane_rows_of_block, pass_rows, rows_needed)
 
 __all__ = [
     "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
@@ -343,13 +343,9 @@ class Network:
             # can declare a 10^7 x 10^7 input for a 1x1 kernel) and nothing
             # below may allocate per tile before the tile count is known to fit.
             tiles = max(layer_tiles(cfg, layer, m) for m in MAPPINGS)
-            if layer.is_lif:
-                rows = min(membrane_rows_of_block(cfg, layer, m) for m in MAPPINGS)
-                if rows > cfg.mem_rows:
-                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows ({tiles} tiles "
-                                       f"of output shape {layer.out_shape}) > mem_rows={cfg.mem_rows}; "
-                                       f"raise mem_rows, use more groups or shrink the layer")
-            elif tiles > MAX_TILES:
+            # (a LIF layer whose membrane rows exceed mem_rows runs with spilled
+            # membranes, pass by pass: docs/schedule.md "Spilled membranes")
+            if tiles > MAX_TILES:
                 raise NetworkError(f"{where(i, layer)}: {tiles} tiles (output shape {layer.out_shape}) "
                                    f"> {MAX_TILES}, the most one layer may have; use a larger array "
                                    f"or shrink the layer")
@@ -367,24 +363,20 @@ class Network:
                 raise NetworkError(f"{where(i, layer)}: {what} {need} > weight_rows={cfg.weight_rows} "
                                    f"({mappings[i]} mapping); raise weight_rows (twice that lets "
                                    f"weight loading overlap the EVENTs) or shrink the layer")
-            if layer.is_lif:
-                rows = membrane_rows_of_block(cfg, layer, mappings[i])
+        used = sum(membrane_rows_of_block(cfg, self.layers[blk[0]], mappings[blk[0]])
+                   for blk in self.blocks())
+        if used > cfg.mem_rows:
+            # spilled membranes: every pass (one weight block's tiles) must fit on chip
+            for i, layer in enumerate(self.layers):
+                if not layer.is_lif:
+                    continue
+                rows = pass_rows(cfg, layer, mappings[i])
                 if rows > cfg.mem_rows:
-                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows "
-                                       f"({layer_tiles(cfg, layer, mappings[i])} tiles of output shape "
-                                       f"{layer.out_shape}, {mappings[i]} mapping) > "
-                                       f"mem_rows={cfg.mem_rows}; raise mem_rows, use more groups or "
-                                       f"shrink the layer")
-        used = 0
-        for blk in self.blocks():
-            rows = membrane_rows_of_block(cfg, self.layers[blk[0]], mappings[blk[0]])
-            used += rows
-            if used > cfg.mem_rows:
-                i = blk[0]
-                names = ", ".join(where(j, self.layers[j]) for j in blk)
-                raise NetworkError(f"{where(i, self.layers[i])}: membrane region of {names} ends at row "
-                                   f"{used} > mem_rows={cfg.mem_rows}; raise mem_rows, share more "
-                                   f"layers (block) or use more groups")
+                    raise NetworkError(f"{where(i, layer)}: one weight block's tiles need {rows} "
+                                       f"membrane rows ({mappings[i]} mapping, output shape "
+                                       f"{layer.out_shape}) > mem_rows={cfg.mem_rows}, so even "
+                                       f"spilled membranes do not fit; raise mem_rows, use more "
+                                       f"groups or shrink the layer")
         return self
 
     # --------------------------------------------------------------- files

@@ -396,6 +396,10 @@ def main(argv=None) -> int:
         raise InputError(f"--samples: sample {ids[-1]} does not exist ({a.inputs!r} holds "
                          f"{spikes.shape[0]} samples, ids 0-{spikes.shape[0] - 1})")
     cfg, needs = choose_config(net, base, rows_given)
+    if a.path == "bulk" and needs["mem_rows"] > cfg.mem_rows:
+        raise NetworkError(f"the network's membrane regions need {needs['mem_rows']} rows > "
+                           f"mem_rows={cfg.mem_rows}: spilled membranes (docs/schedule.md) run on "
+                           f"the per-cycle path only; add --path bfm or raise --mem-rows")
     out = check_writable_dir(a.out, "--out folder") if a.out else None
     template = _repro_template(a)
     say(f"config: {cfg.name} (the network needs {needs['weight_rows']} weight rows, "
