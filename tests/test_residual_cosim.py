@@ -16,9 +16,9 @@ from test_golden_schedule import replay
 
 from golden.config import HwConfig
 from golden.fixed_model import run_fixed
-from golden.mapping import MappingError, weight_rows_total
+from golden.mapping import MAPPINGS, choose_mappings, weight_rows_total
 from golden.network import Layer, Network
-from golden.schedule import build_schedule
+from golden.schedule import LayerPass, build_schedule
 
 CFG = dict(array=8, groups=2, theta_int=64, leak_int=200)
 
@@ -62,22 +62,58 @@ def test_residual_network_does_something():
     assert not np.array_equal(alt.layers[3].spikes, res.layers[3].spikes)
 
 
-@pytest.mark.parametrize("weight_rows", [None, 1024])
-def test_residual_schedule_replays_on_core_model(weight_rows):
+@pytest.mark.parametrize("mapping,weight_rows", [("position", None), ("position", 1024),
+                                                  ("weight_stationary", None), ("weight_stationary", 256)])
+def test_residual_schedule_replays_on_core_model(mapping, weight_rows):
+    """Both mappings, static and streamed weights, loads early and late. Weight-stationary: the
+    shortcut rows (identity 1x1 stride 1; 1x1 stride 2) follow the layer's own rows in every
+    chunk's block (docs/schedule.md)."""
     net = residual_network()
     base = HwConfig(**CFG)
-    cfg = HwConfig(**CFG, weight_rows=weight_rows or weight_rows_total(base, net.layers), mem_rows=256)
-    sched = build_schedule(cfg, net, net.input_spikes(images()))
+    total = weight_rows_total(base, net.layers, [mapping] * len(net.layers))
+    cfg = HwConfig(**CFG, weight_rows=weight_rows or total, mem_rows=256)
+    sched = build_schedule(cfg, net, net.input_spikes(images()), mapping=mapping)
     assert sched.allocation.weights == ("static" if weight_rows is None else "streamed")
+    for i in (2, 3):
+        plan = sched.allocation.plans[i]
+        assert plan.mapping == mapping
+        assert all(tp.skip_fanin.size and tp.skip_rows.min() > tp.rows.max() or
+                   mapping == "position" for tp in plan.tiles)
+        if mapping == "weight_stationary":   # blocks shared by many tiles
+            assert len(plan.blocks) < len(plan.tiles)
     replay(cfg, sched)
     replay(cfg, sched, loads="late")
 
 
-def test_residual_layers_refuse_weight_stationary():
+def test_residual_weight_stationary_replay_fails_without_the_shortcut_rows():
+    """The replay can fail: zeroing the shortcut's rows of layer 3's ws block breaks it."""
     net = residual_network()
-    with pytest.raises(MappingError, match=r"layer 2 \('c2'\) has a residual \(skip\) input"):
-        build_schedule(HwConfig(**CFG, weight_rows=4096), net, net.input_spikes(images()),
-                       mapping="weight_stationary")
+    cfg = HwConfig(**CFG, weight_rows=256, mem_rows=256)
+    sched = build_schedule(cfg, net, net.input_spikes(images()), mapping="weight_stationary")
+    plan = sched.allocation.plans[3]
+    rows = plan.blocks[0].rows
+    assert all(b.rows == rows for b in plan.blocks)
+    skip = set(plan.tiles[0].skip_rows.tolist())
+    items, zeroed = [], 0
+    for it in sched.items:
+        if isinstance(it, LayerPass) and it.layer == 3 and it.weight_loads:
+            it = it._replace(weight_loads=[wl._replace(data=wl.data * 0) if k % rows in skip else wl
+                                           for k, wl in enumerate(it.weight_loads)])
+            zeroed += 1
+        items.append(it)
+    assert zeroed
+    with pytest.raises(AssertionError):
+        replay(cfg, sched._replace(items=items))
+
+
+def test_choose_mappings_may_pick_weight_stationary_for_residual_units():
+    net = residual_network()
+    cfg = HwConfig(**CFG, weight_rows=4096, mem_rows=256)
+    m = choose_mappings(cfg, net.layers)
+    assert m[3] == "weight_stationary"        # a residual layer is no longer forced to position
+    assert m[1] == m[2]                        # one mapping per sharing unit
+    for forced in MAPPINGS:
+        assert weight_rows_total(cfg, net.layers, [forced] * 5) > 0
 
 
 def test_residual_direct_input_bit_exact_on_verilator(tmp_path):
