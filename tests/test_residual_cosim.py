@@ -118,6 +118,8 @@ def test_choose_mappings_may_pick_weight_stationary_for_residual_units():
 
 def test_residual_direct_input_bit_exact_on_verilator(tmp_path):
     net = residual_network()
+    # the default choice lays the residual layers out weight-stationary (shortcut rows in the block)
+    assert choose_mappings(HwConfig(**CFG), net.layers)[2:4] == ["weight_stationary"] * 2
     x = images()
     doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--stress", "1",
                       "--cfg", "theta_int=64", "leak_int=200")
