@@ -145,3 +145,56 @@ def test_tb_run_inputs_take_integer_images_for_direct_input(tmp_path):
         load_inputs(p, net.in_shape, net)
     np.save(p, net.input_spikes(images()))                # bit planes given directly also work
     np.testing.assert_array_equal(load_inputs(p, net.in_shape, net), spikes)
+
+
+def strided_shortcut_network(skip_kernel: int, size: int = 12) -> Network:
+    """Chained layers with 2 channels on 2 groups of 4 slots, so the ws mapping puts p = 4
+    positions in a tile (full and, at size 12, 2-position edge blocks on the 6-wide map) and the
+    shortcut (1x1, or 3x3 padding 1, stride 2, from the size x size map) has a window of
+    kx = 3·2 + k columns."""
+    rng = np.random.default_rng(41 + skip_kernel)
+    w = lambda *s: rng.integers(-18, 28, s)          # noqa: E731
+    n, h = size, size // 2
+    return Network((2, n, n), (
+        Layer.conv((2, n, n), w(2, 2, 3, 3), padding=1, name="a"),
+        Layer.conv((2, n, n), w(2, 2, 3, 3), stride=2, padding=1, name="b"),
+        Layer("conv", (2, h, h), 2, w(2, 2, 3, 3), 3, 1, 1, name="c", skip=0, skip_in_shape=(2, n, n),
+              skip_kernel=skip_kernel, skip_stride=2, skip_padding=skip_kernel // 2,
+              skip_weight=w(2, 2, skip_kernel, skip_kernel), bias=rng.integers(-40, 40, 2)),
+        Layer.linear(w(3, 2 * h * h), mode="readout", name="fc"),
+    ))
+
+
+@pytest.mark.parametrize("skip_kernel", [1, 3])
+@pytest.mark.parametrize("weight_rows", [None, 200])
+def test_strided_shortcut_weight_stationary_replays(skip_kernel, weight_rows):
+    net = strided_shortcut_network(skip_kernel)
+    spikes = (np.random.default_rng(5).random((2, 3) + net.in_shape) < 0.4).astype(np.uint8)
+    base = HwConfig(**CFG)
+    total = weight_rows_total(base, net.layers, ["weight_stationary"] * 4)
+    cfg = HwConfig(**CFG, weight_rows=weight_rows or total, mem_rows=256)
+    sched = build_schedule(cfg, net, spikes, mapping="weight_stationary")
+    assert sched.allocation.weights == ("static" if weight_rows is None else "streamed")
+    plan = sched.allocation.plans[2]
+    # F2c rows: own, then the shortcut's window (kx = 3·stride + k columns), then the bias rows
+    own = 2 * 3 * (3 + 3)
+    assert all(tp.skip_rows.max() < own + 2 * skip_kernel * (6 + skip_kernel) <= tp.bias_rows.min()
+               and tp.skip_rows.min() >= own for tp in plan.tiles)
+    assert {b.j1 - b.j0 for b in plan.blocks} == {6}            # full and edge variants, 6 tiles each
+    assert len(plan.blocks) == 2
+    assert 0 < sched.result.layers[2].spikes.mean() < 1
+    replay(cfg, sched)
+    replay(cfg, sched, loads="late")
+
+
+def test_strided_3x3_shortcut_weight_stationary_bit_exact_on_verilator(tmp_path):
+    """The RTL runs the ws residual rows of a 3x3 stride-2 shortcut with 4-position tiles (and
+    3-position edge tiles on the 7-wide map), as the default mapping choice lays them out."""
+    net = strided_shortcut_network(3, 14)
+    assert choose_mappings(HwConfig(**CFG), net.layers)[2] == "weight_stationary"
+    x = (np.random.default_rng(5).random((2, 3) + net.in_shape) < 0.4).astype(np.uint8)
+    doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--stress", "1",
+                      "--cfg", "theta_int=64", "leak_int=200")
+    c = doc["checked"]
+    assert doc["ok"] and doc["golden_equal"]
+    assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
