@@ -198,3 +198,25 @@ def test_strided_3x3_shortcut_weight_stationary_bit_exact_on_verilator(tmp_path)
     c = doc["checked"]
     assert doc["ok"] and doc["golden_equal"]
     assert c["mismatches"] == 0 and c["beats"] == c["beats_expected"] > 0 and c["membrane_words"] > 0
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_linear_shortcut_replays_with_both_mappings(mapping):
+    """A linear layer with a linear shortcut: ws rows = the layer's inputs, then the shortcut's."""
+    rng = np.random.default_rng(3)
+    w = lambda *s: rng.integers(-18, 28, s)          # noqa: E731
+    net = Network((20,), (
+        Layer.linear(w(16, 20), name="a"),
+        Layer.linear(w(16, 16), name="b"),
+        Layer("linear", (16,), 12, w(12, 16), name="c", skip=0, skip_in_shape=(16,), skip_weight=w(12, 16)),
+        Layer.linear(w(3, 12), mode="readout", name="fc"),
+    ))
+    cfg = HwConfig(**CFG, weight_rows=512, mem_rows=256)
+    x = (rng.random((2, 3, 20)) < 0.4).astype(np.uint8)
+    sched = build_schedule(cfg, net, x, mapping=mapping)
+    assert 0 < sched.result.layers[2].spikes.mean() < 1
+    tp = sched.allocation.plans[2].tiles[0]
+    np.testing.assert_array_equal(tp.skip_fanin, np.arange(16))
+    np.testing.assert_array_equal(tp.skip_rows, np.arange(16, 32))
+    replay(cfg, sched)
+    replay(cfg, sched, loads="late")
