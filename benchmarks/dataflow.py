@@ -16,15 +16,25 @@ stream waited for a load), LIF cycles (tiles × (N+1)), total cycles, the ideal
 Assumptions (printed): the weight buffer holds two of the largest weight
 blocks (one chunk, double-buffered); the membrane buffer holds the state of a
 mini-batch of ``--batch`` samples (issue 13 streams it otherwise); ``--timesteps``
-timesteps; the first layer is fed spikes at the same rate (the authors' models
-feed the image directly: issue 11); ResNet19's shortcut inputs are not counted
-(residual sums: issue 11). "before" is the position mapping of the previous
-main with per-tile reloading while idle, from expected event counts.
+timesteps; every other layer's input is random spikes at ``--rate``. VGG16's and
+ResNet19's conv1 takes the image directly, as in the authors' networks (F2d,
+``--conv1 direct``, the default): one image per sample, the same every
+timestep, CIFAR-like normalized pixels (``--pixels gaussian``: N(0, 1);
+``uniform``) quantized as ``golden.quantize.quantize_input`` does to signed
+8-bit ``round(x·2^5)`` and fed as 24 bit-plane channels (``Network.input_spikes``;
+the measured bit density, about 50 %, is printed); ``--conv1 spikes`` feeds 3
+channels of spikes at ``--rate`` instead (the earlier benchmark). ResNet19's
+shortcuts are counted (F2c): the second conv of a basic block adds the block's
+input through a 1×1 stride-2 conv where a stage starts, else the identity
+(whose EVENTs count one real synapse each). "before" is the position mapping
+of the previous main with per-tile reloading while idle, from expected event
+counts (without shortcuts).
 
 The last line states, for VGG16-CIFAR at ARRAY=128 GROUPS=4, the ops-weighted
 utilization, the worst layer's utilization and the weight-load share.
 
     python benchmarks/dataflow.py [--rate 0.15] [--batch 8] [--timesteps 2] [--seed 1]
+                                  [--conv1 direct|spikes] [--pixels gaussian|uniform]
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -48,35 +59,73 @@ from golden.memory import ARCHS  # noqa: E402
 from golden.schedule import PassPlan, plan_allocation, plan_passes  # noqa: E402
 
 ARRAY = 128
+#: Bits of the direct (image) input of conv1 (F2d): 3·8 = 24 bit-plane channels.
+INPUT_BITS = 8
 
 
 @dataclass
 class GeoNet:
-    """Layers without weights, as plan_allocation's geometry-only mode reads them."""
+    """Layers without weights, as plan_allocation's geometry-only mode reads them.
+    ``input_bits`` B > 0: direct input (F2d), ``in_shape`` holds the 3·B bit planes;
+    ``identity``: layers whose shortcut is an identity (a 1×1 conv with one real
+    synapse per shortcut EVENT)."""
 
     name: str
     in_shape: tuple
     layers: list
+    input_bits: int = 0
+    identity: frozenset = frozenset()
 
     def blocks(self) -> list:
         return sharing_units(self.layers)
 
 
-def arch_net(name: str, size: int = 32) -> GeoNet:
+def arch_net(name: str, size: int = 32, input_bits: int = INPUT_BITS) -> GeoNet:
     """Conv layers of a golden.memory architecture: 3×3, padding 1; VGG16 pools
     2×2 between stages (the next conv sees the pooled map), ResNet19 starts a
-    stage with a stride-2 conv. Blocks as in golden.memory (L sharing)."""
+    stage with a stride-2 conv. Blocks as in golden.memory (L sharing).
+    ``input_bits`` B > 0: conv1 takes the image directly as 3·B bit planes (F2d,
+    the authors' networks); 0: 3 spike channels. ResNet19: the second conv of
+    every basic block adds the block's input through its shortcut (F2c): a 1×1
+    stride-2 conv where a stage starts (channels change), else the identity."""
     arch = ARCHS[name](size)
-    prev = (3, size, size)
-    layers = []
-    for ly in arch.layers:
+    prev = (3 * (input_bits or 1), size, size)
+    layers, identity = [], set()
+    for i, ly in enumerate(arch.layers):
         c, h, w = ly.shape
         stride = 2 if name.startswith("resnet") and prev[1] == 2 * h else 1
         cin_shape = (prev[0], h * stride, w * stride) if stride == 2 else (prev[0], h, w)
         block = None if ly.block is None else hash(ly.block) % (1 << 30)
-        layers.append(LayerGeometry("conv", cin_shape, c, 3, stride, 1, "chained", block, ly.name))
+        skip = {}
+        if name.startswith("resnet") and i > 0 and i % 2 == 0:
+            # layer i closes the basic block of layers i-1, i; its input is layer i-2's output
+            src = layers[i - 2]
+            sshape = src.out_chw
+            sst = sshape[1] // h
+            skip = dict(skip=i - 2, skip_in_shape=sshape, skip_stride=sst)
+            if sst == 1 and sshape[0] == c:
+                identity.add(i)
+        layers.append(LayerGeometry("conv", cin_shape, c, 3, stride, 1, "chained", block, ly.name, **skip))
         prev = (c, h, w)
-    return GeoNet(f"{name}-{size}", (3, size, size), layers)
+    return GeoNet(f"{name}-{size}", layers[0].in_shape, layers, input_bits, frozenset(identity))
+
+
+def pixel_planes(net: GeoNet, rng, pixels: str) -> np.ndarray:
+    """One direct-input sample as bit-plane spikes ``[3·B·H·W]`` (uint8): CIFAR-like
+    pixels quantized as golden.quantize.quantize_input does with the quantizer's
+    default signed B-bit input and ``input_frac_bits = B − 3`` (range ±4):
+    ``gaussian``: per-channel normalized pixels, x ~ N(0, 1); ``uniform``: x ~
+    U(−1.96, 1.96) (normalized flat histogram). Channel c·B + b is bit b
+    (Network.input_spikes)."""
+    from golden.network import Network
+    b = net.input_bits
+    img = (3,) + tuple(net.in_shape[1:])
+    x = rng.standard_normal(img) if pixels == "gaussian" else rng.uniform(-1.96, 1.96, img)
+    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+    q = np.clip(np.round(x * 2.0 ** (b - 3)), lo, hi).astype(np.int64)
+    view = SimpleNamespace(input_bits=b, image_shape=img, in_shape=tuple(net.in_shape),
+                           input_range=(lo, hi), input_signed=True)
+    return Network.input_spikes(view, q).ravel()
 
 
 def sim_net(cfg: HwConfig) -> GeoNet:
@@ -93,7 +142,7 @@ def largest_block(cfg: HwConfig, net: GeoNet) -> int:
 
 
 def run(net: GeoNet, groups: int, rate: float, batch: int, timesteps: int, seed: int,
-        weight_rows: int | None = None) -> dict:
+        weight_rows: int | None = None, pixels: str = "gaussian") -> dict:
     """Lay ``net`` out, draw spikes, run the cycle model; per-layer figures."""
     cfg = HwConfig(array=ARRAY, groups=groups, weight_rows=1 << 16, mem_rows=1 << 16)
     rows = weight_rows or min(1 << 16, 2 * largest_block(cfg, net))
@@ -105,16 +154,26 @@ def run(net: GeoNet, groups: int, rate: float, batch: int, timesteps: int, seed:
     inputs = {}
     timings, owners = [], []
     per = {i: {"tiles": 0, "events": 0, "synapses": 0, "loads": 0} for i in range(len(net.layers))}
+
+    def spikes(sample, t, i):
+        """Layer ``i``'s input: bit planes of one image per sample (the same every
+        timestep) for a direct-input conv1, else random spikes at ``rate``."""
+        key = (sample, 0 if i == 0 and net.input_bits else t, i)
+        if key not in inputs:
+            inputs[key] = (pixel_planes(net, rng, pixels).astype(bool) if i == 0 and net.input_bits
+                           else rng.random(int(np.prod(net.layers[i].in_shape))) < rate)
+        return inputs[key]
+
     item_to_pass = {}
     for item, pp in enumerate(plan_passes(cfg, net, alloc, batch, timesteps)):
         if not isinstance(pp, PassPlan):
             continue
         item_to_pass[item] = len(timings)
         i = pp.layer
-        key = (pp.sample, pp.t, i)
-        if key not in inputs:
-            inputs[key] = (rng.random(int(np.prod(net.layers[i].in_shape))) < rate)
-        x = inputs[key]
+        x = spikes(pp.sample, pp.t, i)
+        # the shortcut's input is the block's input: the source layer's output spikes
+        skip = net.layers[i].skip
+        xs = None if skip is None else spikes(pp.sample, pp.t, skip + 1)
         plan = alloc.plans[i]
         events, loads = [], 0
         for k, _, load in pp.blocks:
@@ -123,8 +182,16 @@ def run(net: GeoNet, groups: int, rate: float, batch: int, timesteps: int, seed:
             for j in range(blk.j0, blk.j1):
                 tp = plan.tiles[j]
                 rel = tp.rows[x[tp.fanin]]
-                events.append(int(rel.size))
+                nev = int(rel.size) + tp.bias_rows.size
                 per[i]["synapses"] += int(blk.synapses[rel].sum())
+                if xs is not None:
+                    srel = tp.skip_rows[xs[tp.skip_fanin]]
+                    nev += int(srel.size)
+                    # an identity shortcut's EVENT feeds one neuron; a 1×1 conv's all it reaches
+                    per[i]["synapses"] += (int(srel.size) if i in net.identity
+                                           else int(blk.synapses[srel].sum()))
+                    per[i]["skip_events"] = per[i].get("skip_events", 0) + int(srel.size)
+                events.append(nev)
         per[i]["tiles"] += len(events)
         per[i]["events"] += sum(events)
         per[i]["loads"] += loads
@@ -199,12 +266,27 @@ def main(argv=None) -> int:
                     help="samples per weight load (membrane buffer holds their state)")
     ap.add_argument("--timesteps", type=posint("--timesteps", 8), default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--conv1", choices=("direct", "spikes"), default="direct",
+                    help=f"VGG16/ResNet19 conv1 input: the image as {INPUT_BITS}-bit planes (the authors' "
+                         f"networks; default) or 3 channels of spikes at --rate (the earlier benchmark)")
+    ap.add_argument("--pixels", choices=("gaussian", "uniform"), default="gaussian",
+                    help="distribution of the normalized pixels of a direct-input conv1")
     a = ap.parse_args(argv)
     if not 0.0 < a.rate <= 1.0:
         ap.error(f"--rate {a.rate}: expected 0 < rate <= 1")
     t0, cpu0 = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    bits = INPUT_BITS if a.conv1 == "direct" else 0
+    nets = [arch_net("vgg16", input_bits=bits), arch_net("resnet19", input_bits=bits)]
     print(f"rate {a.rate}, batch {a.batch}, T={a.timesteps}, seed {a.seed}; load {os.getloadavg()[0]:.2f}")
-    nets = [arch_net("vgg16"), arch_net("resnet19")]
+    if bits:
+        density = pixel_planes(nets[0], np.random.default_rng(a.seed), a.pixels).mean()
+        print(f"VGG16/ResNet19 conv1: direct input, {a.pixels} normalized pixels quantized to signed "
+              f"{bits}-bit round(x·2^{bits - 3}) (golden.quantize.quantize_input), fed as "
+              f"{3 * bits} bit-plane channels (F2d); measured bit density {100 * density:.1f} %")
+    else:
+        print(f"VGG16/ResNet19 conv1: 3 channels of random spikes at {a.rate} (--conv1 spikes)")
+    print("ResNet19: shortcuts counted (F2c): 1×1 stride-2 conv where a stage starts, identity "
+          "elsewhere (one real synapse per shortcut EVENT)")
     summary = {}
     for net in nets + [None]:
         for groups in (1, 4):
@@ -215,7 +297,7 @@ def main(argv=None) -> int:
                 r = run(n, groups, a.rate, 3, 3, a.seed, weight_rows=cfg.weight_rows)
                 for line in table(n.name + " (make sim build)", r):
                     print(line)
-            r = run(n, groups, a.rate, a.batch, a.timesteps, a.seed)
+            r = run(n, groups, a.rate, a.batch, a.timesteps, a.seed, pixels=a.pixels)
             for line in table(n.name, r):
                 print(line)
             b = before(n, groups, a.rate)

@@ -25,8 +25,8 @@ from .config import HwConfig
 from .errors import ProjectError
 from .fixedpoint import bias_rows, bias_split
 from .geometry import LayerGeometry, sharing_units
-from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_weights,
-                         ws_variants)
+from .ws_mapping import (ws_block_rows, ws_pe_neurons, ws_shape, ws_skip_check, ws_tile_events,
+                         ws_variant_weights, ws_variants)
 
 __all__ = [
     "WEIGHT_STATIONARY", "POSITION", "MAPPINGS", "NOMINAL_RATE", "MappingError", "TilePlan",
@@ -252,6 +252,7 @@ class _SkipView:
         g = layer.skip_geometry
         self.kind, self.in_shape, self.out_chw, self.mode = g.kind, g.in_shape, layer.out_chw, layer.mode
         self.kernel, self.stride, self.padding = g.kernel, g.stride, g.padding
+        self.out_channels = layer.out_channels
         self.weight = getattr(layer, "skip_weight", None)
 
 
@@ -313,20 +314,31 @@ def plan_layer(cfg: HwConfig, layer, mapping: str, weights: bool = True) -> Laye
             w.setflags(write=False)
         return w, conn, np.arange(base, base + nb, dtype=np.int64)
 
+    view = _SkipView(layer) if getattr(layer, "skip", None) is not None else None
     if mapping == WEIGHT_STATIONARY:
-        if getattr(layer, "skip", None) is not None:
-            raise MappingError(f"layer {layer.name!r}: a residual (skip) input needs the position mapping")
         pe = ws_pe_neurons(cfg, layer)
+        own = ws_shape(cfg, layer).rows
+        if view is not None:
+            ws_skip_check(cfg, layer, view)
         for chunk, npos, j0, j1 in ws_variants(cfg, layer):
             w, conn = ws_variant_weights(cfg, layer, chunk, npos, weights)
+            if view is not None:
+                # F2c: the shortcut's rows (its own window) follow the layer's in the block
+                sw, sconn = ws_variant_weights(cfg, view, chunk, npos, weights)
+                conn = np.concatenate([conn, sconn])
+                if w is not None:
+                    w = np.concatenate([w, sw])
             w, conn, brows = with_bias(w, conn, pe[j0])
             blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j0, j1, chunk))
             for j in range(j0, j1):
                 fan, rows = ws_tile_events(cfg, layer, j)
-                tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1, brows))
+                sfan = srows = np.zeros(0, np.int64)
+                if view is not None:
+                    sfan, srows = ws_tile_events(cfg, view, j)
+                    srows = srows + own
+                tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1, brows, sfan, srows))
         return LayerPlan(mapping, tiles, blocks)
     pe = tile_pe_neurons(cfg, layer)
-    view = _SkipView(layer) if getattr(layer, "skip", None) is not None else None
     for j in range(pe.shape[0]):
         fan = tile_fanin(cfg, layer, pe[j])
         w, conn = _tile_weights(cfg, layer, pe[j], fan, weights)
@@ -355,8 +367,10 @@ def _fanin_sizes(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> np.ndarra
 def mapping_cost(cfg: HwConfig, layer: LayerGeometry, mapping: str, rate: float = NOMINAL_RATE) -> float:
     """Estimated cycles of one pass over ``layer`` with input spike ``rate``:
     ``sum over tiles of max(rate·F + R + 1, N + 1)`` (the steady-state tile period of
-    docs/interface.md with ``rate·F`` EVENTs for a fan-in of ``F``)."""
-    f = _fanin_sizes(cfg, layer, _check_mapping(mapping)).astype(np.float64)
+    docs/interface.md with ``rate·F`` EVENTs for a fan-in of ``F``, the shortcut's
+    fan-in included for a residual layer)."""
+    f = (_fanin_sizes(cfg, layer, _check_mapping(mapping))
+         + _skip_fanin_sizes(cfg, layer, mapping)).astype(np.float64)
     nb = layer_bias_rows(cfg, layer)
     return float(np.maximum(rate * f + nb + 1.0, cfg.groups + 1.0).sum())
 
@@ -373,19 +387,10 @@ def choose_mappings(cfg: HwConfig, layers, force=None) -> list:
     """
     layers = list(layers)
     if force is not None:
-        if _check_mapping(force) == WEIGHT_STATIONARY:
-            bad = next((i for i, lay in enumerate(layers) if getattr(lay, "skip", None) is not None), None)
-            if bad is not None:
-                raise MappingError(f"layer {bad} ({layers[bad].name!r}) has a residual (skip) input, which "
-                                   f"only the position mapping runs; do not force weight_stationary")
-        return [force] * len(layers)
+        return [_check_mapping(force)] * len(layers)
     out = [WEIGHT_STATIONARY] * len(layers)
     units = sharing_units(layers) + [[i] for i, lay in enumerate(layers) if lay.mode == "readout"]
     for unit in units:
-        if any(getattr(layers[i], "skip", None) is not None for i in unit):
-            for i in unit:           # residual layers: position mapping only (docs/schedule.md)
-                out[i] = POSITION
-            continue
         if all(layers[i].kind == "linear" for i in unit):
             continue                 # the two mappings coincide for linear layers
         fits = [m for m in MAPPINGS
@@ -418,12 +423,15 @@ def pass_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
     return max(((b.j1 - b.j0) * per for b in blocks), default=0)
 
 
-def _skip_fanin_sizes(cfg: HwConfig, layer) -> np.ndarray:
-    """Per tile: the shortcut's fan-in (0 without a skip input); position mapping only."""
-    tiles = layer_tiles(cfg, layer, POSITION)
+def _skip_fanin_sizes(cfg: HwConfig, layer, mapping: str = POSITION) -> np.ndarray:
+    """Per tile: the shortcut's fan-in (0 without a skip input)."""
+    tiles = layer_tiles(cfg, layer, mapping)
     if getattr(layer, "skip", None) is None:
         return np.zeros(tiles, dtype=np.int64)
     view = _SkipView(layer)
+    if mapping == WEIGHT_STATIONARY:
+        ws_skip_check(cfg, layer, view)
+        return np.array([ws_tile_events(cfg, view, j)[0].size for j in range(tiles)], dtype=np.int64)
     return np.array([tile_fanin(cfg, view, tile_pe_neurons(cfg, layer, [j])[0]).size
                      for j in range(tiles)], dtype=np.int64)
 
@@ -432,7 +440,8 @@ def _largest_block_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> in
     nb = layer_bias_rows(cfg, layer)
     if mapping == POSITION:
         return int((tile_fanin_sizes(cfg, layer) + _skip_fanin_sizes(cfg, layer)).max(initial=0)) + nb
-    return ws_shape(cfg, layer).rows + nb
+    return ws_block_rows(cfg, layer, _SkipView(layer) if getattr(layer, "skip", None) is not None
+                         else None) + nb
 
 
 def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
@@ -447,8 +456,7 @@ def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
             sizes = tile_fanin_sizes(cfg, layer) + _skip_fanin_sizes(cfg, layer)
             total += int(sizes.sum()) + nb * sizes.size
         else:
-            sh = ws_shape(cfg, layer)
-            total += (sh.rows + nb) * sum(1 for _ in ws_variants(cfg, layer))
+            total += _largest_block_rows(cfg, layer, m) * sum(1 for _ in ws_variants(cfg, layer))
     return total
 
 

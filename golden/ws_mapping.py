@@ -27,6 +27,12 @@ every position, timestep and sample:
   ``(h, w0)`` sends input ``(c_in, h·stride − pad + dy, w0·stride − pad + dx')``
   as an EVENT of row ``r``; linear rows: the input index.
 
+Residual layers (docs/fixed-point.md F2c): the shortcut is a second conv (or
+linear) input with the layer's own neurons, so it is laid out the same way
+(:func:`ws_skip_check`): its rows, indexed by the kernel-relative input of the
+shortcut's window, follow the layer's own rows in every weight block, and a
+tile's shortcut EVENTs (ascending source index) follow its own EVENTs.
+
 Pure functions of a build (:class:`golden.config.HwConfig`) and a layer's
 geometry; :func:`ws_variant_weights` also reads the layer's int64 ``weight``.
 """
@@ -41,7 +47,7 @@ from .config import HwConfig
 from .geometry import LayerGeometry
 
 __all__ = ["WsShape", "ws_shape", "ws_pe_neurons", "ws_tile_events", "ws_variants",
-           "ws_variant_weights"]
+           "ws_variant_weights", "ws_skip_check", "ws_block_rows"]
 
 
 class WsShape(NamedTuple):
@@ -191,3 +197,21 @@ def ws_variant_weights(cfg: HwConfig, layer, chunk: int, positions: int, weights
     vals = layer.weight[np.clip(channel, 0, layer.out_channels - 1)[None, :], ci[:, None],
                         dy[:, None], np.clip(dx, 0, kk - 1)]
     return np.where(conn, vals, 0).astype(np.int64), conn
+
+
+def ws_skip_check(cfg: HwConfig, layer, skip) -> WsShape:
+    """The :class:`WsShape` of ``skip`` (a residual layer's shortcut seen as a layer
+    with the same neurons: ``out_chw``, ``mode``, ``kind`` of ``layer``, the
+    shortcut's input, kernel, stride, padding and weight). Its tiles, slots and
+    chunks are those of ``layer`` (they depend on the output only), so tile ``j``
+    of both is the same set of neurons; only ``kx`` and ``rows`` differ."""
+    own, sh = ws_shape(cfg, layer), ws_shape(cfg, skip)
+    if own[:10] != sh[:10]:         # sets .. w: a function of the output shape and mode only
+        raise AssertionError(f"shortcut layout {sh} differs from the layer's {own}")
+    return sh
+
+
+def ws_block_rows(cfg: HwConfig, layer, skip=None) -> int:
+    """Rows of one weight block (without bias rows): the layer's own rows, plus the
+    shortcut's (:func:`ws_skip_check`) for a residual layer."""
+    return ws_shape(cfg, layer).rows + (0 if skip is None else ws_skip_check(cfg, layer, skip).rows)
