@@ -179,15 +179,18 @@ def mixed_net(seed: int = 4) -> Network:
 
 
 @pytest.mark.parametrize("mem_rows", [32, 40])
-def test_spilled_mixed_network_replays(mem_rows):
-    """Every mode, a shortcut, both mappings; partly overwritten ring rows
-    (a 1-row pass over a 16-row one) need the monotone fills_after."""
+@pytest.mark.parametrize("mapping", [None, "position"])
+def test_spilled_mixed_network_replays(mem_rows, mapping):
+    """Every mode, a shortcut, both mappings (the schedule's choice is
+    weight-stationary throughout; forced position); partly overwritten ring
+    rows (a 1-row pass over a 16-row one) need the monotone fills_after."""
     cfg = HwConfig(array=8, groups=2, weight_rows=128, mem_rows=mem_rows)
     net = mixed_net()
     x = (np.random.default_rng(5).random((2, 3, 2, 4, 4)) < 0.5).astype(np.uint8)
-    sched = build_schedule(cfg, net, x)
+    sched = build_schedule(cfg, net, x, mapping=mapping)
     assert sched.allocation.membranes == "spilled"
-    assert {p.mapping for p in sched.allocation.plans.values()} == {"weight_stationary", "position"}
+    assert {p.mapping for p in sched.allocation.plans.values()} == (
+        {"position"} if mapping else {"weight_stationary"})
     assert replay(cfg, sched) == 256
     fences = [it.fills_after for it in sched.items if isinstance(it, LayerPass) and it.fills]
     assert fences == sorted(fences)
