@@ -59,6 +59,13 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   ``busy`` and ``out__valid`` every cycle, of ``cmd__ready`` /
   ``wload__ready`` while offering, and of every output at each IDLE.
 
+The DUT's ``rst`` is the top's ``rst`` registered on the rising edge (the
+DUT is reset one cycle after the top, for as many cycles), and ``n_wq`` /
+``wl_lo`` / ``stall_limit`` are registered when ``go`` toggles: no logic
+outside a clocked process reads a top-level input, so a Verilator build
+evaluates the DUT's next-state logic once per rising edge rather than in
+every ``eval()`` (its input-combinational phase; about a fifth of the time).
+
 Host protocol (ports): after reset, write the binary files, set ``n_ops`` /
 ``n_wt`` / ``n_wq`` / ``wl_lo`` and ``load_ops`` / ``load_wt`` / ``load_wq``,
 then toggle ``go``. The top reads the files (``load_*`` = 1), runs until END,
@@ -76,7 +83,7 @@ Generated from the manifest's port widths (never edit the output);
 from __future__ import annotations
 
 __all__ = ["TOP", "OPW", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
-           "write_bulk_top", "depths_for"]
+           "bulk_top_outputs", "write_bulk_top", "depths_for"]
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +152,16 @@ def bulk_top_ports(manifest: dict) -> list[str]:
             "cycles", "cmd_count", "wl_count", "wl_wait_cycles", "wl_valid_cycles",
             "wl_gap_cycles", "wl_both_cycles", "wl_exp_beats", "rb_cycles", "gap_cycles",
             "bp_cycles", "dut_busy", "dut_error", "dut_out_valid"]
+
+
+#: the inputs of ``tb_bulk_top`` (every other port of :func:`bulk_top_ports` is an output)
+INPUTS = ("rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq", "wl_lo", "seed",
+          "stress", "stall_limit")
+
+
+def bulk_top_outputs(manifest: dict) -> list[str]:
+    """The outputs among :func:`bulk_top_ports` (read-only through VPI)."""
+    return [n for n in bulk_top_ports(manifest) if n not in INPUTS]
 
 
 def _clog2(n: int) -> int:
@@ -237,9 +254,17 @@ module {TOP} (
     reg [31:0] cap_cyc [0:{d.out - 1}];
     reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
 
-    // DUT ports
+    // DUT ports. The DUT's reset is rst registered on the rising edge (one
+    // cycle later than the top's own), and the top's inputs that logic reads
+    // outside the clocked block are registered at go: nothing combinational
+    // depends on a top-level input, so Verilator evaluates the DUT's
+    // next-state logic (Amaranth's "if (rst) next = init" processes) once per
+    // clock edge, not in every eval() call (its input-combinational phase).
     wire d_clk = clk;
-    wire d_rst = rst;
+    reg  d_rst_q;
+    wire d_rst = d_rst_q;
+    always @(posedge clk) d_rst_q <= rst;
+    reg  [31:0] n_wq_q, wl_lo_q, stall_limit_q;
     reg  d_cmd__valid;
     wire d_cmd__ready;
     reg  [{CW - 1}:0] d_cmd__payload;
@@ -309,8 +334,8 @@ module {TOP} (
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
     // weight-load engine: the beat to offer after this edge, its fence and table index
-    wire [31:0] wl_rel = wl_pos - wl_lo;
-    wire wl_have = wl_rel < n_wq;
+    wire [31:0] wl_rel = wl_pos - wl_lo_q;
+    wire wl_have = wl_rel < n_wq_q;
     wire [63:0] wq_w = wq_mem[wl_rel[{QA - 1}:0]];
     wire [31:0] wq_fence = wq_w[31:0];
     wire [31:0] wq_idx = wq_w[63:32];
@@ -322,7 +347,7 @@ module {TOP} (
     wire [31:0] wlfsr_a = wlfsr ^ (wlfsr << 13);
     wire [31:0] wlfsr_b = wlfsr_a ^ (wlfsr_a >> 17);
     wire [31:0] wlfsr_n = wlfsr_b ^ (wlfsr_b << 5);
-    wire timeout = stall >= stall_limit;
+    wire timeout = stall >= stall_limit_q;
     wire [31:0] lfsr_a = lfsr ^ (lfsr << 13);
     wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
     wire [31:0] lfsr_n = lfsr_b ^ (lfsr_b << 5);
@@ -410,6 +435,9 @@ module {TOP} (
             d_wload__valid <= 1'b0;
             d_wload__payload <= {WW}'d0;
             d_dbg_addr <= {AW}'d0;
+            n_wq_q <= 32'd0;
+            wl_lo_q <= 32'd0;
+            stall_limit_q <= 32'hffffffff;
         end else begin
             cycles <= cycles + 32'd1;
             go_q <= go;
@@ -439,6 +467,9 @@ module {TOP} (
                     load_file(1, n_wt);
                 if (load_wq && n_wq != 32'd0)
                     load_file(2, n_wq);
+                n_wq_q <= n_wq;
+                wl_lo_q <= wl_lo;
+                stall_limit_q <= stall_limit;
                 n_out <= 32'd0;
                 n_mem <= 32'd0;
                 done <= 1'b0;
