@@ -3,10 +3,11 @@
 ``tb_bulk_top`` wraps ``lif_pe_array`` and runs a whole block of stimulus
 without Python in the loop (tb/bulk.py fills and drains it between blocks):
 
-* an **operation memory** (``op_mem``, :data:`OPW` = 128 bits per word, read
+* an **operation memory** (``op_mem``, :func:`op_width` bits per word: 64
+  when the command payload fits, else :data:`OPW` = 128; read
   with ``$fread`` from the binary file ``bulk_ops.bin`` in the simulator's
-  working directory, the run directory: 16 bytes per word, most significant
-  byte first; ``$readmemh`` parsing costs more than the simulation) holds
+  working directory, the run directory: 8 or 16 bytes per word, most significant
+  byte first (Verilator's ``$fread`` costs a ``fgetc`` per byte); ``$readmemh`` parsing costs more than the simulation) holds
   the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
@@ -82,7 +83,7 @@ Generated from the manifest's port widths (never edit the output);
 
 from __future__ import annotations
 
-__all__ = ["TOP", "OPW", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
+__all__ = ["TOP", "OPW", "op_width", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
            "bulk_top_outputs", "write_bulk_top", "depths_for"]
 
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ HALF_PERIOD = 5
 VERILATOR_FLAGS = ("--timing", "-CFLAGS", "-fcoroutines", "-CFLAGS", "-std=gnu++20")
 OPW = 128
 ARG_BITS = 32
+
+
+def op_width(cmd_width: int) -> int:
+    """Bits per operation word of a top whose command payload is ``cmd_width`` bits."""
+    return 64 if 3 + ARG_BITS + cmd_width <= 64 else OPW
+
 KINDS = {"END": 0, "IDLE": 1, "CMD": 3, "RB": 4, "WAITWL": 5}
 STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ"}
 #: X/Z finding codes of the ``xz_what`` port
@@ -183,6 +190,7 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
     AW, DW, EW = p["dbg_addr"][1], p["dbg_data"][1], p["error"][1]
     if 3 + ARG_BITS + CW > OPW:
         raise ValueError(f"cmd payload of {CW} bits does not fit the {OPW}-bit operation word")
+    W = op_width(CW)
     OA, WA, CA, MA = _clog2(d.ops), _clog2(d.wt), _clog2(d.out), _clog2(d.mem)
     QA = _clog2(d.wq)
     slack = 8 * 64 + 16   # beats still arriving after the last command of a block (>> 2 tiles x N)
@@ -247,7 +255,7 @@ module {TOP} (
     localparam [1:0] S_WAIT = 2'd0, S_START = 2'd1, S_RUN = 2'd2, S_DUMP = 2'd3;
     localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4, ST_WLQ = 3'd5;
 
-    reg [{OPW - 1}:0] op_mem [0:{d.ops - 1}];
+    reg [{W - 1}:0] op_mem [0:{d.ops - 1}];
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
     reg [63:0] wq_mem [0:{d.wq - 1}];
     reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
@@ -302,8 +310,8 @@ module {TOP} (
     wire running = state == S_RUN;
     wire [{OA - 1}:0] cur_a = op_ptr[{OA - 1}:0];
     wire [{OA - 1}:0] nxt_a = cur_a + {OA}'d1;
-    wire [{OPW - 1}:0] cur = op_mem[cur_a];
-    wire [{OPW - 1}:0] nxt = op_mem[nxt_a];
+    wire [{W - 1}:0] cur = op_mem[cur_a];
+    wire [{W - 1}:0] nxt = op_mem[nxt_a];
     wire [2:0] cur_kind = cur[2:0];
     wire [31:0] cur_arg = cur[34:3];
     wire [{CW - 1}:0] cur_pl = cur[{35 + CW - 1}:35];
@@ -365,7 +373,7 @@ module {TOP} (
                 else if (which == 1) got = $fread(wt_mem, fd, 0, count);
                 else got = $fread(wq_mem, fd, 0, count);
                 $fclose(fd);
-                if (got != count * (which == 0 ? {OPW // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
+                if (got != count * (which == 0 ? {W // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
                     $display("tb_bulk_top: short read of %0d bytes", got);
             end
         end
