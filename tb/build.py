@@ -394,7 +394,13 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
         if sim == "verilator" \
         else ["-g2012", f"waves={waves}"]
     waiver = _waiver_path()
-    key = _sha(Path(verilog).read_bytes(), *(Path(x).read_bytes() for x in extra_sources),
+    core = Path(verilog).read_bytes()
+    if sim == "icarus" and not waves:
+        # the same logic restructured for vvp (several times faster; gen/icarus.py);
+        # waveform builds keep the emitted text and its field names
+        from gen.icarus import icarus_verilog
+        core = icarus_verilog(core.decode())[0].encode()
+    key = _sha(core, *(Path(x).read_bytes() for x in extra_sources),
                waiver.read_bytes() if (waiver and sim == "verilator") else b"",
                json.dumps([sim, flags, TIMESCALE]).encode())
     exe = bdir / (top if sim == "verilator" else "sim.vvp")
@@ -412,7 +418,11 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
             shutil.rmtree(bdir)
         bdir.mkdir(parents=True)
         log = bdir / "build.log"
-        sources, args = [str(verilog)] + [str(x) for x in extra_sources], []
+        src = Path(verilog)
+        if core != src.read_bytes():
+            src = bdir / f"{src.stem}.icarus.v"
+            src.write_bytes(core)
+        sources, args = [str(src)] + [str(x) for x in extra_sources], []
         if sim == "verilator":
             args = _verilator_args(waves, pfile) + list(verilator_flags)
             if public:

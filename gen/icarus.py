@@ -1,0 +1,126 @@
+"""The emitted Verilog restructured for Icarus Verilog (``vvp``): same logic, fewer wide nets.
+
+:func:`icarus_verilog` takes the text :func:`gen.emit.generate_verilog`
+writes and returns an equivalent text that Icarus simulates several times
+faster (tb/build.py compiles it for every Icarus build; Verilator, Yosys and
+the FPGA flow read the emitted text unchanged). Per module, purely textual:
+
+**Dead view-field wires removed** (:func:`strip_field_wires`, the rewrite
+:func:`icarus_verilog` applies). Amaranth names every field of a
+``lib.data`` view signal with a wire of its own (``\weights[121]``,
+``\wload__payload.data[9]``, ``\cmd__payload.first``: 1,790 of them at
+ARRAY=128), driven by a part select of the whole vector and read by
+nothing. Verilator and Yosys drop them; Icarus keeps a functor for each
+and re-evaluates it, with the whole 512-1,032-bit vector converted one bit
+at a time (``vvp_vector4_t::set_bit`` + ``reduce4``, more than half of
+``vvp``'s time at ARRAY=128), whenever that vector changes. Only wires
+declared, assigned once and referenced nowhere else in their module are
+removed, so no logic changes; the fields stay visible as slices of their
+vectors (waveform builds keep the emitted text).
+
+An experiment, not applied: :func:`procedural_wide_nets` computes every
+net with :data:`MIN_PARTS` or more continuous part assignments (``assign
+beat[15:0] = ...``) or a continuous concatenation of as many parts in one
+``always_comb`` instead (Icarus builds those as trees of ``.concat8``
+functors that re-send the whole vector on any change). It gave 2x before
+the field wires were removed and nothing measurable after.
+
+``benchmarks/icarus_nets.py`` measures both in ``vvp`` alone and checks the
+captures are byte-identical; the co-simulation checks every beat and row on
+the rewritten text (tb/test_fault_injection.py runs the mutants on Icarus).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+__all__ = ["MIN_PARTS", "icarus_verilog", "strip_field_wires", "procedural_wide_nets"]
+
+#: part assignments / concatenation parts from which a net is rewritten
+MIN_PARTS = 8
+
+_FIELD_DECL = re.compile(r"^  wire (?:signed )?(?:\[\d+:0\] )?(\\\S*[.\[]\S*) ;\n", re.M)
+_ESCAPED = re.compile(r"\\\S+")
+
+
+def strip_field_wires(text: str) -> tuple[str, int]:
+    """Remove the dead view-field wires of every module (rewrite 1); returns
+    the text and how many were removed."""
+    mods = text.split("endmodule")
+    total = 0
+    for k, mod in enumerate(mods):
+        names = set(_FIELD_DECL.findall(mod))
+        if not names:
+            continue
+        refs = Counter(t for t in _ESCAPED.findall(mod) if t in names)
+        dead = {n for n in names if refs[n] == 2}
+        if not dead:
+            continue
+
+        def keep(line: str, dead=dead) -> bool:
+            m = re.match(r"  wire (?:signed )?(?:\[\d+:0\] )?(\\\S+) ;$", line) or \
+                re.match(r"  assign (\\\S+)\s+= [^;]*;$", line)
+            return not (m and m.group(1) in dead)
+        lines = mod.split("\n")
+        kept = [ln for ln in lines if keep(ln)]
+        if len(lines) - len(kept) != 2 * len(dead):
+            raise RuntimeError(f"internal: field wire removal left {len(lines) - len(kept)} lines "
+                               f"for {len(dead)} wires")
+        mods[k] = "\n".join(kept)
+        total += len(dead)
+    return "endmodule".join(mods), total
+
+
+def procedural_wide_nets(text: str, min_parts: int = MIN_PARTS) -> tuple[str, int]:
+    """Move wide many-part nets of each module into ``always_comb`` blocks
+    (rewrite 2); returns the text and how many nets were moved."""
+    mods = text.split("endmodule")
+    total = 0
+    for k, mod in enumerate(mods):
+        lines = mod.split("\n")
+        decl = {}
+        for ln in lines:
+            m = re.match(r"\s*wire (?:signed )?\[(\d+):0\] (\S+)\s*;", ln)
+            if m:
+                decl[m.group(2)] = int(m.group(1)) + 1
+        parts, drop, extra = {}, set(), []
+        for i, ln in enumerate(lines):
+            m = re.match(r"  assign (\S+)\[(\d+):(\d+)\] = (.*);$", ln) or \
+                re.match(r"  assign (\S+)\[(\d+)()\] = (.*);$", ln)
+            if m:
+                hi = int(m.group(2))
+                lo = int(m.group(3)) if m.group(3) else hi
+                parts.setdefault(m.group(1), []).append((i, hi, lo, m.group(4)))
+
+        def var(net):
+            return net + "__c" if not net.startswith("\\") else net + "__c "
+        for net, ps in parts.items():
+            if len(ps) < min_parts or net not in decl:
+                continue
+            w, c = decl[net], var(net)
+            body = "\n".join(f"    {c}[{hi}:{lo}] = {rhs};" for _, hi, lo, rhs in ps)
+            extra.append(f"  reg [{w - 1}:0] {c};\n  always_comb begin\n    {c} = {{{w}{{1'bz}}}};\n"
+                         f"{body}\n  end\n  assign {net} = {c};")
+            drop.update(i for i, *_ in ps)
+        for i, ln in enumerate(lines):
+            m = re.match(r"  assign (\S+) = (\{.*\});$", ln)
+            if m and m.group(2).count(",") >= min_parts - 1 and m.group(1) in decl:
+                net = m.group(1)
+                w, c = decl[net], var(net)
+                extra.append(f"  reg [{w - 1}:0] {c};\n  always_comb {c} = {m.group(2)};\n"
+                             f"  assign {net} = {c};")
+                drop.add(i)
+        if extra:
+            total += len(extra)
+            mods[k] = "\n".join(ln for i, ln in enumerate(lines) if i not in drop) + "\n" + \
+                "\n".join(extra) + "\n"
+    return "endmodule".join(mods), total
+
+
+def icarus_verilog(text: str) -> tuple[str, dict]:
+    """The text tb/build.py compiles for Icarus: :func:`strip_field_wires`
+    applied; returns it and ``{"field_wires": n}``."""
+    text, nf = strip_field_wires(text)
+    head = "// Restructured for Icarus by gen/icarus.py (same logic; see its docstring).\n"
+    return head + text, {"field_wires": nf}

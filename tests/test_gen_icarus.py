@@ -1,0 +1,59 @@
+"""gen/icarus.py: the text Icarus compiles has the same logic as the emitted one."""
+
+from __future__ import annotations
+
+import re
+
+from gen.icarus import icarus_verilog, procedural_wide_nets, strip_field_wires
+
+SYNTH = """module m(a, y, z);
+  input [15:0] a;
+  output [7:0] y;
+  output z;
+  wire [7:0] \\a.lo ;
+  wire [7:0] \\a.hi ;
+  wire \\a[3] ;
+  assign \\a.lo  = a[7:0];
+  assign \\a.hi  = a[15:8];
+  assign \\a[3]  = a[3];
+  assign y = \\a.hi ;
+  assign z = a[0];
+endmodule
+module n(a);
+  input [15:0] a;
+  wire [7:0] \\a.hi ;
+  assign \\a.hi  = a[15:8];
+endmodule
+"""
+
+
+def test_only_dead_field_wires_are_removed():
+    out, n = strip_field_wires(SYNTH)
+    assert n == 3                                  # \\a.lo and \\a[3] of m, \\a.hi of n
+    assert "\\a.lo" not in out and "\\a[3]" not in out
+    m = out.split("endmodule")[0]
+    assert "wire [7:0] \\a.hi ;" in m and "assign y = \\a.hi ;" in m   # read: kept
+    assert "\\a.hi" not in out.split("endmodule")[1]  # per module: unread in n
+    gone = [ln for ln in SYNTH.splitlines() if ln not in m.splitlines()][:4]
+    assert len(out.splitlines()) == len(SYNTH.splitlines()) - 6
+    assert all(re.match(r"  (wire|assign) .*\\a[.\[]", ln) for ln in gone)
+
+
+def test_emitted_core_loses_only_its_field_wires():
+    from golden.config import HwConfig
+    from gen.emit import generate_verilog
+    text = generate_verilog(HwConfig(array=8, groups=2))
+    out, stats = icarus_verilog(text)
+    assert stats["field_wires"] > 50
+    gone = [ln for ln in text.splitlines() if ln not in set(out.splitlines())]
+    assert len(gone) == 2 * stats["field_wires"]
+    assert all(re.match(r"  (wire (signed )?(\[\d+:0\] )?|assign )\\\S*[.\[]", ln) for ln in gone)
+    assert strip_field_wires(out)[1] == 0          # idempotent
+
+
+def test_procedural_wide_nets_moves_many_part_nets():
+    text = "module m(a, y);\n  input [7:0] a;\n  output [7:0] y;\n  wire [7:0] y;\n" + \
+        "".join(f"  assign y[{i}] = a[{7 - i}];\n" for i in range(8)) + "endmodule\n"
+    out, n = procedural_wide_nets(text)
+    assert n == 1 and "always_comb" in out and "assign y = y__c;" in out
+    assert procedural_wide_nets(text, min_parts=9)[1] == 0
