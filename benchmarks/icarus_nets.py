@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--samples", type=int, default=6)
     ap.add_argument("-T", "--timesteps", type=int, default=3)
+    ap.add_argument("--variants", default="emitted,no_fields,wide_nets,both",
+                    help="comma-separated texts to run (the first is the reference)")
     a = ap.parse_args(argv)
 
     from golden.config import HwConfig
@@ -120,7 +122,9 @@ def main(argv=None) -> int:
     print(f"icarus_nets: {cfg.name}, {a.samples} samples, T={a.timesteps}, stress on; "
           f"{hi - lo} operation words; {n}", flush=True)
     rows = []
-    for name in variants:
+    for name in a.variants.split(","):
+        if name not in variants:
+            ap.error(f"--variants: unknown text {name!r} (expected {', '.join(variants)})")
         core = d / f"core_{name}.v"
         cpu, out = _vvp(d, core, hi - lo + 1, n_wt, whi - wlo, name)
         cyc = int(re.search(r"cycles (\d+)", out).group(1))
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
         print(f"{name:10s} {cyc:8d} cycles {cpu:8.2f} CPU-s {cyc / cpu:12,.0f} cycles/CPU-s",
               flush=True)
     for name, _, cpu, caps in rows[1:]:
-        print(f"{name}: captures identical to emitted: {caps == rows[0][3]}; "
+        print(f"{name}: captures identical to {rows[0][0]}: {caps == rows[0][3]}; "
               f"speed-up {rows[0][2] / cpu:.2f}x")
     return 0
 

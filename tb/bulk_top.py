@@ -389,14 +389,23 @@ module {TOP} (
     endfunction
 
 `ifndef VERILATOR
-    // X/Z checks (four-state simulators; constant false on two-state Verilator)
-    wire [3:0] xz_now = (^{{d_busy}}) === 1'bx ? 4'd1 :
-                        (^{{d_out__valid}}) === 1'bx ? 4'd2 :
-                        (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) ? 4'd3 :
-                        (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) ? 4'd4 :
-                        (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg &&
-                         (^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
-                            d_dbg_data, d_busy, d_error}}) === 1'bx) ? 4'd5 : 4'd0;
+    // X/Z checks (four-state simulators; constant false on two-state Verilator),
+    // evaluated in the clocked block at each rising edge (a continuous
+    // expression would reduce the ~1,100 output bits on every change of them)
+    reg [3:0] xz_now;
+    task automatic xz_check;
+        begin
+            xz_now = 4'd0;
+            if ((^{{d_busy}}) === 1'bx) xz_now = 4'd1;
+            else if ((^{{d_out__valid}}) === 1'bx) xz_now = 4'd2;
+            else if (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) xz_now = 4'd3;
+            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;
+            else if (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg) begin
+                if ((^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
+                       d_dbg_data, d_busy, d_error}}) === 1'bx) xz_now = 4'd5;
+            end
+        end
+    endtask
 `else
     wire [3:0] xz_now = 4'd0;
 `endif
@@ -496,6 +505,9 @@ module {TOP} (
                 state <= S_RUN;
             end
             S_RUN: begin
+`ifndef VERILATOR
+                xz_check;
+`endif
                 // backpressure phases
                 lfsr <= lfsr_n;
                 if (bp_left == 9'd0) begin
