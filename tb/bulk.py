@@ -441,10 +441,9 @@ class BulkRunner:
                                 sb.check_beat(got)
                     if n_mem:
                         lines = _hex_lines(Path(FILES["mem"]).read_text())
-                        for got in decode_rows(lines, self.cfg.slots, self.cfg.mem_width):
-                            te, row = prog.rows[row_i]
-                            row_i += 1
-                            sb.check_membrane(te, row, got)
+                        got = decode_rows(lines, self.cfg.slots, self.cfg.mem_width)
+                        sb.check_membranes(prog.rows[row_i:row_i + len(got)], np.array(got))
+                        row_i += len(got)
                     if self._int("err_seen"):
                         i = lo + self._int("err_op")
                         sb.error_flag(self._int("err_val"),

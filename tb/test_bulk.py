@@ -402,3 +402,28 @@ def test_narrow_operation_words_hold_the_same_operations():
     wide = dataclasses.replace(narrow, pl=np.where(narrow.kind == 3, 1 << 40, 0))
     with pytest.raises(ValueError, match="too wide"):
         ops_bin(wide, 0, n)
+
+
+def test_scoreboard_check_membranes_equals_check_membrane():
+    """The vectorised Scoreboard.check_membranes gives the same counts,
+    coverage and report as check_membrane one row at a time, with bad rows."""
+    from golden.schedule import TimestepEnd, build_schedule
+    from tb.scoreboard import Scoreboard
+    from tb.stimulus import make_network, make_spikes
+    cfg = HwConfig(array=8, groups=2)
+    net = make_network(cfg, 4, True)
+    sched = build_schedule(cfg, net, make_spikes(net, 4, 1, 2))
+    rows = [(te, r) for te in sched.items if isinstance(te, TimestepEnd)
+            for r in sorted(te.membrane)]
+    got = np.stack([np.asarray(te.membrane[r]) for te, r in rows]).copy()
+    got[2, 1] += 1
+    got[-1, :] = cfg.mem_max
+    one, many = Scoreboard(cfg, [], repro="r"), Scoreboard(cfg, [], repro="r")
+    for (te, r), g in zip(rows, got):
+        one.check_membrane(te, r, g)
+    half = len(rows) // 2
+    assert many.check_membranes(rows[:half], got[:half]) == 1
+    assert many.check_membranes(rows[half:], got[half:]) == 1
+    assert many.check_membranes([], got[:0]) == 0
+    assert not one.ok and one.counts() == many.counts()
+    assert one.report() == many.report() and "membrane row" in one.report()
