@@ -18,6 +18,19 @@ declared, assigned once and referenced nowhere else in their module are
 removed, so no logic changes; the fields stay visible as slices of their
 vectors (waveform builds keep the emitted text).
 
+**Next-state processes as continuous assignments** (:func:`continuous_next_state`,
+also applied). Yosys writes the next-state logic of every register as an
+``always @*`` process (a default assignment, an ``if``/``else if`` chain,
+``if (rst)``: 274 of the 283 at ARRAY=128 have exactly that form). ``vvp``
+wakes such a process on any change of any input, compares the wide inputs
+with their old values (``anyedge``) and copies them in and out of the
+thread; one ``assign t = rst ? 0 : c1 ? e1 : ... : default`` is a mux
+functor instead (1.36x on top of the above). The values are the same
+whenever the conditions are 0/1, which they are from the first reset on
+(before it the registers are X either way; an X condition picks the else
+branch in a process but merges both values in ``?:``); processes of any
+other form are left as they are.
+
 An experiment, not applied: :func:`procedural_wide_nets` computes every
 net with :data:`MIN_PARTS` or more continuous part assignments (``assign
 beat[15:0] = ...``) or a continuous concatenation of as many parts in one
@@ -35,7 +48,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-__all__ = ["MIN_PARTS", "icarus_verilog", "strip_field_wires", "procedural_wide_nets"]
+__all__ = ["MIN_PARTS", "icarus_verilog", "strip_field_wires", "continuous_next_state",
+           "procedural_wide_nets"]
 
 #: part assignments / concatenation parts from which a net is rewritten
 MIN_PARTS = 8
@@ -120,7 +134,87 @@ def procedural_wide_nets(text: str, min_parts: int = MIN_PARTS) -> tuple[str, in
 
 def icarus_verilog(text: str) -> tuple[str, dict]:
     """The text tb/build.py compiles for Icarus: :func:`strip_field_wires`
-    applied; returns it and ``{"field_wires": n}``."""
+    and :func:`continuous_next_state` applied; returns it and
+    ``{"field_wires": n, "next_state": m}``."""
     text, nf = strip_field_wires(text)
+    text, nn = continuous_next_state(text)
     head = "// Restructured for Icarus by gen/icarus.py (same logic; see its docstring).\n"
-    return head + text, {"field_wires": nf}
+    return head + text, {"field_wires": nf, "next_state": nn}
+
+
+_ASSIGN = re.compile(r"^(\\\S+ |[A-Za-z_][\w$]*)\s*= (.*);$")
+_IF = re.compile(r"^(?:end else )?if \((.*)\) begin$")
+
+
+def _chain_expr(lines: list, target: str):
+    """The expression of one ``always @*`` body of the emitted form (a default
+    assignment of ``target``, then ``if (c) begin t = e; end [else if (c)
+    begin t = e; end]* [else begin t = e; end]`` chains), or None."""
+    value = None
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        m = _ASSIGN.match(ln)
+        if m:
+            if m.group(1).strip() != target.strip():
+                return None
+            value = f"({m.group(2)})"
+            i += 1
+            continue
+        arms, other = [], None
+        while i < len(lines):
+            m = _IF.match(lines[i])
+            if m and (not arms or lines[i].startswith("end else if")):
+                cond = m.group(1)
+            elif arms and lines[i] == "end else begin":
+                cond = None
+            else:
+                break
+            a = _ASSIGN.match(lines[i + 1]) if i + 1 < len(lines) else None
+            if not a or a.group(1).strip() != target.strip():
+                return None
+            if cond is None:
+                other = f"({a.group(2)})"
+            else:
+                arms.append((cond, f"({a.group(2)})"))
+            i += 2
+            if other is not None:
+                break
+        if not arms or i >= len(lines) or lines[i] != "end" or value is None:
+            return None
+        i += 1
+        expr = other if other is not None else value
+        for cond, e in reversed(arms):
+            expr = f"(({cond}) ? {e} : {expr})"
+        value = expr
+    return value
+
+
+def continuous_next_state(text: str) -> tuple[str, int]:
+    """Each emitted ``always @*`` next-state process of the form
+    :func:`_chain_expr` reads becomes one continuous ``assign`` of nested
+    conditional expressions (its ``reg`` a ``wire``). Same values whenever
+    the conditions are 0/1 (an X condition selects the else branch in the
+    process but merges both values in ``?:``)."""
+    out, n = [], 0
+    for mod in text.split("endmodule"):
+        def repl(m):
+            nonlocal n
+            body = [ln.strip() for ln in m.group(1).split("\n") if ln.strip()
+                    and not ln.strip().startswith("if (\\$auto$verilog_backend")]
+            first = _ASSIGN.match(body[0]) if body else None
+            if not first:
+                return m.group(0)
+            target = first.group(1)
+            expr = _chain_expr(body, target)
+            if expr is None:
+                return m.group(0)
+            n += 1
+            return f"  assign {target} = {expr};\n"
+        new = re.sub(r"  always @\* begin\n(.*?)\n  end\n", repl, mod, flags=re.S)
+        # the converted targets: reg -> wire
+        for t in re.findall(r"^  assign (\\\S+ |[A-Za-z_][\w$]*) = \(", new, re.M):
+            new = re.sub(r"^(  )reg( (?:signed )?(?:\[\d+:0\] )?" + re.escape(t.strip()) + r" ?;)",
+                         r"\1wire\2", new, flags=re.M)
+        out.append(new)
+    return "endmodule".join(out), n
