@@ -110,13 +110,14 @@ def main(argv=None) -> int:
     (d / "bulk_wq.bin").write_bytes(wq_bin(prog, wlo, whi, ids))
     write_bulk_top(mf, d, depths)
     (d / "bench.v").write_text(BENCH)
-    from gen.icarus import continuous_next_state, icarus_verilog, procedural_wide_nets, \
-        strip_field_wires
+    from gen.icarus import concat_part_nets, continuous_next_state, icarus_verilog, \
+        procedural_wide_nets, strip_field_wires
     text = Path(verilog).read_text()
     variants = {"emitted": text, "no_fields": strip_field_wires(text)[0],
                 "wide_nets": procedural_wide_nets(text)[0]}
     variants["both"] = procedural_wide_nets(variants["no_fields"])[0]
     variants["continuous"] = continuous_next_state(variants["no_fields"])[0]
+    variants["concat"] = concat_part_nets(variants["continuous"])[0]
     n = icarus_verilog(text)[1]
     for name, t in variants.items():
         (d / f"core_{name}.v").write_text(t)

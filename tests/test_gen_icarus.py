@@ -95,3 +95,16 @@ endmodule
     assert "  assign \\$1  = ((rst) ? (8'h00) : ((s) ? (a) : ((t) ? (b) : (q))));" in out
     assert "  wire [7:0] \\$1 ;" in out and "  reg [7:0] \\$2 ;" in out   # the case form: kept
     assert out.count("always @*") == 1
+
+
+def test_part_assigned_nets_become_one_concatenation():
+    from gen.icarus import concat_part_nets
+    head = "module m(a, b, y);\n  input [3:0] a;\n  input [7:0] b;\n  wire [15:0] y;\n"
+    parts = "".join(f"  assign y[{2 * i + 1}:{2 * i}] = a[{i % 4}] ? b[1:0] : 2'h{i % 4};\n"
+                    for i in range(7)) + "  assign y[15:14] = b[7:6];\n"
+    out, n = concat_part_nets(head + parts + "endmodule\n")
+    assert n == 1
+    assert "  assign y = { b[7:6], 2'(a[2] ? b[1:0] : 2'h2)," in out
+    assert out.count("assign y") == 1
+    gap = parts.replace("  assign y[15:14] = b[7:6];\n", "")     # bits 15:14 undriven: kept
+    assert concat_part_nets(head + gap + "endmodule\n")[1] == 0
