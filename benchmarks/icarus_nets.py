@@ -5,16 +5,18 @@
 Runs the first block of the simrate workload (benchmarks/simrate.py: the
 seeded test network, its golden schedule compiled for ``tb_bulk_top``) in
 ``vvp`` alone, driven by a small Verilog bench instead of cocotb (so neither
-VPI nor Python is measured), on four texts of the core: as ``gen.emit``
-writes it (``emitted``), without its dead view-field wires (``no_fields``,
-:func:`gen.icarus.strip_field_wires`), with its wide many-part nets computed
-in ``always_comb`` (``wide_nets``, :func:`gen.icarus.procedural_wide_nets`)
-and both (``both``); ``no_fields`` is :func:`gen.icarus.icarus_verilog`,
-what tb/build.py compiles for Icarus. gen/icarus.py explains what each costs Icarus.
+VPI nor Python is measured), on texts of the core (``--variants``): as
+``gen.emit`` writes it (``emitted``); :func:`gen.icarus.strip_field_wires`
+applied (``no_fields``); then :func:`gen.icarus.continuous_next_state`
+(``continuous``); then :func:`gen.icarus.concat_part_nets` (``concat``:
+:func:`gen.icarus.icarus_verilog`, what tb/build.py compiles for Icarus);
+and the unused experiment :func:`gen.icarus.procedural_wide_nets` on the
+emitted text (``wide_nets``) and on ``no_fields`` (``both``).
+gen/icarus.py explains what each costs Icarus.
 
 It prints the CPU seconds and cycles per CPU-second of each, and whether
-the captured beats and membrane rows are byte-identical to the emitted
-text's. It prints and never asserts.
+the captured beats and membrane rows are byte-identical to the first
+variant's. It prints and never asserts.
 """
 
 from __future__ import annotations
