@@ -284,7 +284,8 @@ def main(argv=None) -> int:
     net = make_network(cfg, a.seed, True)
     sched = build_schedule(cfg, net, make_spikes(net, a.seed, a.samples, a.timesteps))
     ops, beats = flatten(sched, layouts_from_manifest(manifest, cfg))
-    prog = serial_program(compile_program(ops, a.seed, bool(a.stress)))
+    cw = {p['name']: p['width'] for p in manifest['ports']}['cmd__payload']
+    prog = serial_program(compile_program(ops, a.seed, bool(a.stress), cw))
     rdir = sim_build_dir() / "raw" / cfg.name
     exe = build_raw(cfg, Path(verilog), manifest, rdir)
     (rdir / "ops.hex").write_text(ops_hex(prog, 0, prog.kind.size))

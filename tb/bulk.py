@@ -40,7 +40,7 @@ import numpy as np
 from golden.files import atomic_write
 
 from .bfm import CMD, IDLE, RB, WAITWL
-from .bulk_top import FILES, KINDS, OPW, STATUS, WQ_BYTES, XZ_WHAT, BulkDepths, depths_for
+from .bulk_top import FILES, KINDS, OPW, STATUS, op_width, WQ_BYTES, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout
 from .session import Session, cpu_seconds
 
@@ -76,14 +76,16 @@ class Program:
     n_ops: int                       # BFM operations
     wl_idx: np.ndarray = None
     wl_fence: np.ndarray = None
+    opw: int = OPW                   # bits per operation word (tb.bulk_top.op_width)
 
 
-def compile_program(ops: list, seed: int, stress: bool) -> Program:
+def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = None) -> Program:
     """Compile :func:`tb.bfm.flatten` operations (a :class:`tb.bfm.Ops`: the
     main stream and its weight-load stream ``ops.wl``); command gaps (valid
     low before a command: 1-6 cycles with probability 1/4) are drawn from
     ``seed`` when ``stress`` (the weight-load gaps come from the top's own
-    generator)."""
+    generator). ``cmd_width`` (the command payload's width; None: unknown)
+    picks the operation word width (:func:`tb.bulk_top.op_width`)."""
     kind, arg, pl, orig, rows = [], [], [], [], []
     wt_index: dict = {}
     wt: list = []
@@ -128,7 +130,7 @@ def compile_program(ops: list, seed: int, stress: bool) -> Program:
         gap = np.where(rng.random(kind.size) < 0.25, rng.integers(1, 7, kind.size), 0)
         arg = np.where(is_cmd, gap, arg)
     return Program(kind, arg, pl, np.array(orig, dtype=np.int64), wt, rows, len(ops),
-                   wl_idx, wl_fence)
+                   wl_idx, wl_fence, OPW if cmd_width is None else op_width(cmd_width))
 
 
 def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
@@ -158,11 +160,12 @@ def wl_window(prog: Program, start: int, depths: BulkDepths):
 
 def ops_hex(prog: Program, lo: int, hi: int) -> str:
     """Hex text (one word per line) of words ``lo..hi-1`` + END (see tb/bulk_top.py)."""
-    return _op_words(prog, lo, hi).tobytes().hex("\n", 16) + "\n"
+    return _op_words(prog, lo, hi).tobytes().hex("\n", prog.opw // 8) + "\n"
 
 
 def _op_words(prog: Program, lo: int, hi: int) -> np.ndarray:
-    """Operation words ``lo..hi-1`` + END as big-endian uint64 pairs ``[n, 2]`` (high, low)."""
+    """Operation words ``lo..hi-1`` + END as big-endian uint64: pairs ``[n, 2]`` (high,
+    low) of 128-bit words, or ``[n, 1]`` of 64-bit words (``prog.opw``)."""
     kind = np.append(prog.kind[lo:hi], KINDS["END"]).astype(np.uint64)
     arg = np.append(prog.arg[lo:hi], 0).astype(np.uint64)
     pl = prog.pl[lo:hi]
@@ -173,13 +176,17 @@ def _op_words(prog: Program, lo: int, hi: int) -> np.ndarray:
         p = np.append(pl, 0).astype(np.uint64)
         lo64, hi64 = p & np.uint64((1 << 29) - 1), p >> np.uint64(29)
     word_lo = kind | (arg << np.uint64(3)) | (lo64 << np.uint64(35))
-    assert OPW == 128
+    if prog.opw == 64:
+        if np.any(hi64):
+            raise ValueError("a command payload too wide for 64-bit operation words")
+        return word_lo.reshape(-1, 1).astype(">u8")
+    assert prog.opw == OPW == 128
     return np.stack([hi64, word_lo], axis=1).astype(">u8")
 
 
 def ops_bin(prog: Program, lo: int, hi: int) -> bytes:
     """The ``$fread`` file of words ``lo..hi-1`` + END: the words of
-    :func:`ops_hex`, 16 bytes each, most significant byte first."""
+    :func:`ops_hex`, ``prog.opw / 8`` bytes each, most significant byte first."""
     return _op_words(prog, lo, hi).tobytes()
 
 
@@ -290,7 +297,8 @@ class BulkRunner:
         self.manifest = json.loads(Path(plan["manifest"]).read_text())
         self.depths = BulkDepths(**dict(vars(depths_for(self.manifest)), **plan["bulk_depths"])) \
             if plan.get("bulk_depths") else depths_for(self.manifest)
-        self.prog = compile_program(session.ops, plan["seed"], plan["stress"])
+        self.prog = compile_program(session.ops, plan["seed"], plan["stress"],
+                                    self.manifest_width("cmd__payload"))
         self.go = 0
         self.wt_loaded = None
         self.wq_end = 0          # end of the weight-load window in the queue (since reset)
@@ -314,11 +322,14 @@ class BulkRunner:
         d.stress.value = int(bool(self.s.plan["stress"]))
         d.stall_limit.value = int(self.s.plan.get("stall_limit", 5000))
         problems = []
+        # the DUT's reset is rst registered in the top (tb/bulk_top.py): its
+        # first reset edge is the second one here, so out__valid is checked
+        # from the second cycle on; it still gets ``cycles`` reset edges
         for k in range(cycles):
             await RisingEdge(d.clk)
             await ReadOnly()
             v = d.dut_out_valid.value
-            if v.is_resolvable and int(v):
+            if k and v.is_resolvable and int(v):
                 problems.append(f"out__valid = 1 while in reset (cycle {k})")
         await FallingEdge(d.clk)
         d.rst.value = 0
@@ -430,10 +441,9 @@ class BulkRunner:
                                 sb.check_beat(got)
                     if n_mem:
                         lines = _hex_lines(Path(FILES["mem"]).read_text())
-                        for got in decode_rows(lines, self.cfg.slots, self.cfg.mem_width):
-                            te, row = prog.rows[row_i]
-                            row_i += 1
-                            sb.check_membrane(te, row, got)
+                        got = decode_rows(lines, self.cfg.slots, self.cfg.mem_width)
+                        sb.check_membranes(prog.rows[row_i:row_i + len(got)], np.array(got))
+                        row_i += len(got)
                     if self._int("err_seen"):
                         i = lo + self._int("err_op")
                         sb.error_flag(self._int("err_val"),

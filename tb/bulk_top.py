@@ -3,10 +3,11 @@
 ``tb_bulk_top`` wraps ``lif_pe_array`` and runs a whole block of stimulus
 without Python in the loop (tb/bulk.py fills and drains it between blocks):
 
-* an **operation memory** (``op_mem``, :data:`OPW` = 128 bits per word, read
+* an **operation memory** (``op_mem``, :func:`op_width` bits per word: 64
+  when the command payload fits, else :data:`OPW` = 128; read
   with ``$fread`` from the binary file ``bulk_ops.bin`` in the simulator's
-  working directory, the run directory: 16 bytes per word, most significant
-  byte first; ``$readmemh`` parsing costs more than the simulation) holds
+  working directory, the run directory: 8 or 16 bytes per word, most significant
+  byte first (Verilator's ``$fread`` costs a ``fgetc`` per byte); ``$readmemh`` parsing costs more than the simulation) holds
   the program; word bits ``[2:0]`` kind, ``[34:3]`` argument,
   ``[35 +: cmd width]`` command payload:
 
@@ -59,6 +60,13 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   ``busy`` and ``out__valid`` every cycle, of ``cmd__ready`` /
   ``wload__ready`` while offering, and of every output at each IDLE.
 
+The DUT's ``rst`` is the top's ``rst`` registered on the rising edge (the
+DUT is reset one cycle after the top, for as many cycles), and ``n_wq`` /
+``wl_lo`` / ``stall_limit`` are registered when ``go`` toggles: no logic
+outside a clocked process reads a top-level input, so a Verilator build
+evaluates the DUT's next-state logic once per rising edge rather than in
+every ``eval()`` (its input-combinational phase; about a fifth of the time).
+
 Host protocol (ports): after reset, write the binary files, set ``n_ops`` /
 ``n_wt`` / ``n_wq`` / ``wl_lo`` and ``load_ops`` / ``load_wt`` / ``load_wq``,
 then toggle ``go``. The top reads the files (``load_*`` = 1), runs until END,
@@ -75,8 +83,8 @@ Generated from the manifest's port widths (never edit the output);
 
 from __future__ import annotations
 
-__all__ = ["TOP", "OPW", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
-           "write_bulk_top", "depths_for"]
+__all__ = ["TOP", "OPW", "op_width", "KINDS", "STATUS", "BulkDepths", "bulk_top_verilog", "bulk_top_ports",
+           "bulk_top_outputs", "write_bulk_top", "depths_for"]
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +98,12 @@ HALF_PERIOD = 5
 VERILATOR_FLAGS = ("--timing", "-CFLAGS", "-fcoroutines", "-CFLAGS", "-std=gnu++20")
 OPW = 128
 ARG_BITS = 32
+
+
+def op_width(cmd_width: int) -> int:
+    """Bits per operation word of a top whose command payload is ``cmd_width`` bits."""
+    return 64 if 3 + ARG_BITS + cmd_width <= 64 else OPW
+
 KINDS = {"END": 0, "IDLE": 1, "CMD": 3, "RB": 4, "WAITWL": 5}
 STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ"}
 #: X/Z finding codes of the ``xz_what`` port
@@ -147,6 +161,16 @@ def bulk_top_ports(manifest: dict) -> list[str]:
             "bp_cycles", "dut_busy", "dut_error", "dut_out_valid"]
 
 
+#: the inputs of ``tb_bulk_top`` (every other port of :func:`bulk_top_ports` is an output)
+INPUTS = ("rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq", "wl_lo", "seed",
+          "stress", "stall_limit")
+
+
+def bulk_top_outputs(manifest: dict) -> list[str]:
+    """The outputs among :func:`bulk_top_ports` (read-only through VPI)."""
+    return [n for n in bulk_top_ports(manifest) if n not in INPUTS]
+
+
 def _clog2(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
@@ -166,6 +190,7 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
     AW, DW, EW = p["dbg_addr"][1], p["dbg_data"][1], p["error"][1]
     if 3 + ARG_BITS + CW > OPW:
         raise ValueError(f"cmd payload of {CW} bits does not fit the {OPW}-bit operation word")
+    W = op_width(CW)
     OA, WA, CA, MA = _clog2(d.ops), _clog2(d.wt), _clog2(d.out), _clog2(d.mem)
     QA = _clog2(d.wq)
     slack = 8 * 64 + 16   # beats still arriving after the last command of a block (>> 2 tiles x N)
@@ -241,16 +266,24 @@ module {TOP} (
     localparam [1:0] S_WAIT = 2'd0, S_START = 2'd1, S_RUN = 2'd2, S_DUMP = 2'd3;
     localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4, ST_WLQ = 3'd5;
 
-    reg [{OPW - 1}:0] op_mem [0:{d.ops - 1}];
+    reg [{W - 1}:0] op_mem [0:{d.ops - 1}];
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
     reg [63:0] wq_mem [0:{d.wq - 1}];
     reg [{OW - 1}:0] cap_out [0:{d.out - 1}];
     reg [31:0] cap_cyc [0:{d.out - 1}];
     reg [{DW - 1}:0] cap_mem [0:{d.mem - 1}];
 
-    // DUT ports
+    // DUT ports. The DUT's reset is rst registered on the rising edge (one
+    // cycle later than the top's own), and the top's inputs that logic reads
+    // outside the clocked block are registered at go: nothing combinational
+    // depends on a top-level input, so Verilator evaluates the DUT's
+    // next-state logic (Amaranth's "if (rst) next = init" processes) once per
+    // clock edge, not in every eval() call (its input-combinational phase).
     wire d_clk = clk;
-    wire d_rst = rst;
+    reg  d_rst_q;
+    wire d_rst = d_rst_q;
+    always @(posedge clk) d_rst_q <= rst;
+    reg  [31:0] n_wq_q, wl_lo_q, stall_limit_q;
     reg  d_cmd__valid;
     wire d_cmd__ready;
     reg  [{CW - 1}:0] d_cmd__payload;
@@ -288,8 +321,8 @@ module {TOP} (
     wire running = state == S_RUN;
     wire [{OA - 1}:0] cur_a = op_ptr[{OA - 1}:0];
     wire [{OA - 1}:0] nxt_a = cur_a + {OA}'d1;
-    wire [{OPW - 1}:0] cur = op_mem[cur_a];
-    wire [{OPW - 1}:0] nxt = op_mem[nxt_a];
+    wire [{W - 1}:0] cur = op_mem[cur_a];
+    wire [{W - 1}:0] nxt = op_mem[nxt_a];
     wire [2:0] cur_kind = cur[2:0];
     wire [31:0] cur_arg = cur[34:3];
     wire [{CW - 1}:0] cur_pl = cur[{35 + CW - 1}:35];
@@ -320,8 +353,8 @@ module {TOP} (
                cur_kind == K_CMD ? cmd_fire :
                cur_kind == K_RB ? !near_mem : 1'b0;
     // weight-load engine: the beat to offer after this edge, its fence and table index
-    wire [31:0] wl_rel = wl_pos - wl_lo;
-    wire wl_have = wl_rel < n_wq;
+    wire [31:0] wl_rel = wl_pos - wl_lo_q;
+    wire wl_have = wl_rel < n_wq_q;
     wire [63:0] wq_w = wq_mem[wl_rel[{QA - 1}:0]];
     wire [31:0] wq_fence = wq_w[31:0];
     wire [31:0] wq_idx = wq_w[63:32];
@@ -333,7 +366,7 @@ module {TOP} (
     wire [31:0] wlfsr_a = wlfsr ^ (wlfsr << 13);
     wire [31:0] wlfsr_b = wlfsr_a ^ (wlfsr_a >> 17);
     wire [31:0] wlfsr_n = wlfsr_b ^ (wlfsr_b << 5);
-    wire timeout = stall >= stall_limit;
+    wire timeout = stall >= stall_limit_q;
     wire [31:0] lfsr_a = lfsr ^ (lfsr << 13);
     wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
     wire [31:0] lfsr_n = lfsr_b ^ (lfsr_b << 5);
@@ -351,7 +384,7 @@ module {TOP} (
                 else if (which == 1) got = $fread(wt_mem, fd, 0, count);
                 else got = $fread(wq_mem, fd, 0, count);
                 $fclose(fd);
-                if (got != count * (which == 0 ? {OPW // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
+                if (got != count * (which == 0 ? {W // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
                     $display("tb_bulk_top: short read of %0d bytes", got);
             end
         end
@@ -367,14 +400,23 @@ module {TOP} (
     endfunction
 
 `ifndef VERILATOR
-    // X/Z checks (four-state simulators; constant false on two-state Verilator)
-    wire [3:0] xz_now = (^{{d_busy}}) === 1'bx ? 4'd1 :
-                        (^{{d_out__valid}}) === 1'bx ? 4'd2 :
-                        (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) ? 4'd3 :
-                        (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) ? 4'd4 :
-                        (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg &&
-                         (^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
-                            d_dbg_data, d_busy, d_error}}) === 1'bx) ? 4'd5 : 4'd0;
+    // X/Z checks (four-state simulators; constant false on two-state Verilator),
+    // evaluated in the clocked block at each rising edge (a continuous
+    // expression would reduce the ~1,100 output bits on every change of them)
+    reg [3:0] xz_now;
+    task automatic xz_check;
+        begin
+            xz_now = 4'd0;
+            if ((^{{d_busy}}) === 1'bx) xz_now = 4'd1;
+            else if ((^{{d_out__valid}}) === 1'bx) xz_now = 4'd2;
+            else if (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) xz_now = 4'd3;
+            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;
+            else if (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg) begin
+                if ((^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
+                       d_dbg_data, d_busy, d_error}}) === 1'bx) xz_now = 4'd5;
+            end
+        end
+    endtask
 `else
     wire [3:0] xz_now = 4'd0;
 `endif
@@ -421,6 +463,9 @@ module {TOP} (
             d_wload__valid <= 1'b0;
             d_wload__payload <= {WW}'d0;
             d_dbg_addr <= {AW}'d0;
+            n_wq_q <= 32'd0;
+            wl_lo_q <= 32'd0;
+            stall_limit_q <= 32'hffffffff;
         end else begin
             cycles <= cycles + 32'd1;
             go_q <= go;
@@ -450,6 +495,9 @@ module {TOP} (
                     load_file(1, n_wt);
                 if (load_wq && n_wq != 32'd0)
                     load_file(2, n_wq);
+                n_wq_q <= n_wq;
+                wl_lo_q <= wl_lo;
+                stall_limit_q <= stall_limit;
                 n_out <= 32'd0;
                 n_mem <= 32'd0;
                 done <= 1'b0;
@@ -468,6 +516,9 @@ module {TOP} (
                 state <= S_RUN;
             end
             S_RUN: begin
+`ifndef VERILATOR
+                xz_check;
+`endif
                 // backpressure phases
                 lfsr <= lfsr_n;
                 if (bp_left == 9'd0) begin

@@ -226,6 +226,26 @@ class Scoreboard:
                    f"(read back via dbg_addr):\n" + "\n".join(lines))
         return False
 
+    def check_membranes(self, rows, got: np.ndarray) -> int:
+        """:meth:`check_membrane` of many rows at once (the bulk path):
+        ``rows`` a list of ``(TimestepEnd, row)``, ``got`` ``[len(rows), S]``.
+        Rows that match are compared and counted with numpy; every other row
+        goes through :meth:`check_membrane` (same counts, coverage and report).
+        Returns the number of mismatching rows."""
+        if not rows:
+            return 0
+        exp = np.stack([np.asarray(te.membrane[r]) for te, r in rows])
+        got = np.asarray(got)
+        bad = (exp != got).any(axis=1)
+        good = exp[~bad]
+        self.membrane_rows_checked += good.shape[0]
+        self.membrane_words_checked += good.size
+        self.coverage["mem_sat_hi"] += int((good == self.cfg.mem_max).sum())
+        self.coverage["mem_sat_lo"] += int((good == self.cfg.mem_min).sum())
+        for i in np.flatnonzero(bad).tolist():
+            self.check_membrane(rows[i][0], rows[i][1], got[i])
+        return int(bad.sum())
+
     def error_flag(self, value: int, when: str) -> None:
         self._fail("error flag", f"error = {value:#x} (bits: 0 bad op/mode, 1 row >= weight_rows, "
                    f"2 membrane row >= mem_rows) {when}")

@@ -379,3 +379,51 @@ def test_binary_files_hold_the_hex_words():
     b = wt_bin(prog, W)
     assert [int.from_bytes(b[i:i + nb], "big") for i in range(0, len(b), nb)] == \
         [int(x, 16) for x in wt_hex(prog, W).split()] == prog.wt
+
+
+def test_narrow_operation_words_hold_the_same_operations():
+    """With a command payload that fits, the words are 64 bits (8 bytes in the
+    $fread file) and decode to the same kind/arg/payload as 128-bit words;
+    a payload too wide for them is refused."""
+    import dataclasses
+
+    from tb.bulk import ops_bin, ops_hex
+    from tb.bulk_top import op_width
+    cfg, lay, ops, prog = _small_program()
+    cw = lay["cmd"].payload_width
+    assert op_width(cw) == 64 and op_width(29) == 64 and op_width(30) == 128
+    narrow = dataclasses.replace(prog, opw=64)
+    n = prog.kind.size
+    assert _parse_ops_hex(ops_hex(narrow, 0, n)) == _parse_ops_hex(ops_hex(prog, 0, n))
+    b = ops_bin(narrow, 0, n)
+    assert len(b) == 8 * (n + 1)
+    assert [int.from_bytes(b[i:i + 8], "big") for i in range(0, len(b), 8)] == \
+        [int(x, 16) for x in ops_hex(prog, 0, n).split()]
+    wide = dataclasses.replace(narrow, pl=np.where(narrow.kind == 3, 1 << 40, 0))
+    with pytest.raises(ValueError, match="too wide"):
+        ops_bin(wide, 0, n)
+
+
+def test_scoreboard_check_membranes_equals_check_membrane():
+    """The vectorised Scoreboard.check_membranes gives the same counts,
+    coverage and report as check_membrane one row at a time, with bad rows."""
+    from golden.schedule import TimestepEnd, build_schedule
+    from tb.scoreboard import Scoreboard
+    from tb.stimulus import make_network, make_spikes
+    cfg = HwConfig(array=8, groups=2)
+    net = make_network(cfg, 4, True)
+    sched = build_schedule(cfg, net, make_spikes(net, 4, 1, 2))
+    rows = [(te, r) for te in sched.items if isinstance(te, TimestepEnd)
+            for r in sorted(te.membrane)]
+    got = np.stack([np.asarray(te.membrane[r]) for te, r in rows]).copy()
+    got[2, 1] += 1
+    got[-1, :] = cfg.mem_max
+    one, many = Scoreboard(cfg, [], repro="r"), Scoreboard(cfg, [], repro="r")
+    for (te, r), g in zip(rows, got):
+        one.check_membrane(te, r, g)
+    half = len(rows) // 2
+    assert many.check_membranes(rows[:half], got[:half]) == 1
+    assert many.check_membranes(rows[half:], got[half:]) == 1
+    assert many.check_membranes([], got[:0]) == 0
+    assert not one.ok and one.counts() == many.counts()
+    assert one.report() == many.report() and "membrane row" in one.report()
