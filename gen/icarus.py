@@ -1,4 +1,4 @@
-"""The emitted Verilog restructured for Icarus Verilog (``vvp``): same logic, fewer wide nets.
+r"""The emitted Verilog restructured for Icarus Verilog (``vvp``): same logic, fewer wide nets.
 
 :func:`icarus_verilog` takes the text :func:`gen.emit.generate_verilog`
 writes and returns an equivalent text that Icarus simulates several times
