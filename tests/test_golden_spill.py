@@ -15,6 +15,7 @@ from golden.core_model import CoreModel
 from golden.network import Layer, Network, NetworkError
 from golden.schedule import LayerPass, build_schedule
 from golden.traffic import TrafficError, hw_traffic, transfers
+from tb.offchip import in_map_bits
 
 
 def conv_net(cout: int, cin: int = 2, hw: int = 4, seed: int = 3) -> Network:
@@ -87,13 +88,36 @@ def schedule_traffic(cfg, sched) -> list:
     for op, arg in ops:
         if op == MARK:
             c[("spike_rd", arg.t, arg.layer, arg.chunk, arg.sample)] += \
-                int(np.prod(sched.net.layers[arg.layer].in_shape))
+                in_map_bits(sched.net.layers[arg.layer])
     return sorted((k[0], b) + k[1:] for k, b in c.items())
 
 
-def model_traffic(cfg, net, samples, T) -> list:
+def items_traffic(cfg, sched) -> list:
+    """The transfers of the schedule's items themselves (resident runs too,
+    where the testbench counts nothing): static and per-pass weight loads,
+    fills, spills, output beats, one input map per pass."""
+    c = Counter()
+    for (i, k), _ in sched.allocation.block_base.items():
+        c[("weight_rd", 0, i, k, -1)] += sched.allocation.plans[i].blocks[k].rows * \
+            cfg.array * cfg.weight_width
+    for it in sched.items:
+        if not isinstance(it, LayerPass):
+            continue
+        key = (it.t, it.layer, it.chunk, it.sample)
+        if it.weight_loads:
+            c[("weight_rd",) + key[:3] + (-1,)] += len(it.weight_loads) * cfg.array * cfg.weight_width
+        if it.fills:
+            c[("mem_rd",) + key] += len(it.fills) * cfg.slots * cfg.mem_width
+        if it.spills:
+            c[("mem_wr",) + key] += len(it.spills) * cfg.slots * cfg.mem_width
+        c[("spike_wr",) + key] += len(it.beats) * cfg.slots
+        c[("spike_rd",) + key] += in_map_bits(sched.net.layers[it.layer])
+    return sorted((k[0], b) + k[1:] for k, b in c.items())
+
+
+def model_traffic(cfg, net, samples, T, mapping=None) -> list:
     return sorted((x.kind, x.bits, x.t, x.layer, x.chunk, x.sample)
-                  for x in transfers(hw_traffic(cfg, net, samples, T)))
+                  for x in transfers(hw_traffic(cfg, net, samples, T, mapping=mapping)))
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
