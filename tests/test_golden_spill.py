@@ -229,6 +229,36 @@ def mixed_net(seed: int = 4) -> Network:
         Layer.linear(rng.integers(-4, 6, (3, 128)), mode="readout", name="r")))
 
 
+def featured_net(seed: int = 8) -> Network:
+    """Bias rows, an L block of 6-channel convs (padded slots), an INDEPENDENT
+    conv after a 2x2 pool, a readout."""
+    rng = np.random.default_rng(seed)
+    return Network((2, 4, 4), (
+        Layer.conv((2, 4, 4), rng.integers(-6, 8, (6, 2, 3, 3)), padding=1, block=0, name="a",
+                   bias=rng.integers(-40, 40, 6)),
+        Layer.conv((6, 4, 4), rng.integers(-3, 5, (6, 6, 3, 3)), padding=1, block=0, name="a2"),
+        Layer.conv((6, 2, 2), rng.integers(-3, 5, (4, 6, 3, 3)), padding=1, pool=2,
+                   mode="independent", name="p", bias=rng.integers(-20, 20, 4)),
+        Layer.linear(rng.integers(-3, 5, (3, 16)), mode="readout", name="r")))
+
+
+@pytest.mark.parametrize("weight_rows,mem_rows", [(64, 16), (4096, 16), (64, 24), (4096, 24)])
+def test_featured_network_traffic_matches_the_schedule(weight_rows, mem_rows):
+    cfg = HwConfig(array=8, groups=2, weight_rows=weight_rows, mem_rows=mem_rows)
+    net = featured_net()
+    x = (np.random.default_rng(21).random((2, 3, 2, 4, 4)) < 0.5).astype(np.uint8)
+    sched = build_schedule(cfg, net, x)
+    a = sched.allocation
+    assert a.plans[0].tiles[0].bias_rows.size and len(a.plans[0].tiles) * cfg.array > 96
+    model = model_traffic(cfg, net, 2, 3)
+    assert items_traffic(cfg, sched) == model
+    if a.membranes == "spilled":
+        assert replay(cfg, sched) > 0 and schedule_traffic(cfg, sched) == model
+    # the pooled layer's input map: 6 x 2 x 2 bits per pass
+    assert {x.bits for x in transfers(hw_traffic(cfg, net, 2, 3))
+            if x.kind == "spike_rd" and x.layer == 2} == {24}
+
+
 @pytest.mark.parametrize("mem_rows", [32, 40])
 @pytest.mark.parametrize("mapping", [None, "position"])
 def test_spilled_mixed_network_replays(mem_rows, mapping):

@@ -116,3 +116,12 @@ def test_spilled_mixed_network_on_icarus():
     cfg = HwConfig(array=8, groups=2, weight_rows=128, mem_rows=32)
     _, _, sm = _check((cfg, 0, 2, 3), "icarus", mixed_net())
     assert sm["offchip"]["spills_checked"] == 256
+
+
+def test_spilled_featured_network_on_icarus():
+    """Bias rows, padded slots, an L block, a pooled INDEPENDENT conv, a
+    readout, spilled with streamed weights: traffic == hw_traffic's."""
+    from test_golden_spill import featured_net
+    cfg = HwConfig(array=8, groups=2, weight_rows=64, mem_rows=16)
+    _, sched, _ = _check((cfg, 0, 2, 3), "icarus", featured_net())
+    assert sched.allocation.weights == "streamed"
