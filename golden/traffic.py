@@ -253,7 +253,8 @@ class LayerTraffic:
     'layer-major', 'fused b=N'), ``sub_batch`` samples per weight load,
     ``unit_layers`` the layers of its unit (m > 1: an L sharing block),
     ``unit`` the unit's index in network order, ``chunk_channels`` the
-    output channels of each weight chunk."""
+    output channels of each weight chunk (:func:`hw_traffic`: the tiles of
+    each weight block)."""
 
     name: str
     chunks: int
