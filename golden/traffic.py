@@ -253,7 +253,8 @@ class LayerTraffic:
     'layer-major', 'fused b=N'), ``sub_batch`` samples per weight load,
     ``unit_layers`` the layers of its unit (m > 1: an L sharing block),
     ``unit`` the unit's index in network order, ``chunk_channels`` the
-    output channels of each weight chunk."""
+    output channels of each weight chunk (:func:`hw_traffic`: the tiles of
+    each weight block)."""
 
     name: str
     chunks: int
@@ -296,6 +297,8 @@ class Traffic:
     groups: int = 1
     membranes_resident: bool = False
     weights_resident: bool = False
+    #: :func:`hw_traffic`: its transfers, one per key (``transfers`` yields them)
+    hw: tuple = ()
 
     def bits(self, kind: Optional[str] = None) -> int:
         return sum(ly.bits[kind] if kind else ly.total_bits for ly in self.layers)
@@ -419,7 +422,11 @@ def transfers(plan: Traffic):
     loop order of docs/traffic.md, with its per-unit choices (resident /
     layer-major / fused b). This is the sequence a schedule emits and a
     testbench's off-chip memory sees; its sums equal ``plan``'s counts (the
-    closed forms are checked against it in tests/test_golden_traffic.py)."""
+    closed forms are checked against it in tests/test_golden_traffic.py).
+    A :func:`hw_traffic` result: its per-key transfers."""
+    if plan.hw:
+        yield from plan.hw
+        return
     geo, rows, g = plan.geometry, plan.layers, plan.groups
     T, B, wb, mb = plan.timesteps, plan.batch, plan.weight_bits, plan.mem_bits
     units: dict = {}
@@ -455,50 +462,124 @@ def transfers(plan: Traffic):
                                     yield Transfer("mem_wr", ch // g * plane * mb, t, i, k, s)
 
 
+def _ring_hits(sizes: list, rows: int) -> list:
+    """For a sequence of weight-block uses ``(key, rows)``, whether each use
+    finds its block still in the weight buffer. The buffer's rule
+    (docs/schedule.md "Streamed weights"): a block is placed at the next
+    free row, back to row 0 when it would pass the end, and evicts every
+    block it overlaps."""
+    where, ptr, out = {}, 0, []
+    for key, size in sizes:
+        if key in where:
+            out.append(True)
+            continue
+        if ptr + size > rows:
+            ptr = 0
+        lo, hi = ptr, ptr + size
+        for k in [k for k, (a, b) in where.items() if a < hi and lo < b]:
+            del where[k]
+        where[key] = (lo, hi)
+        ptr = hi
+        out.append(False)
+    return out
+
+
 def hw_traffic(cfg: HwConfig, net, samples: int, timesteps: int, burst_bytes: int = DEFAULT_BURST,
                mapping: Optional[str] = None) -> Traffic:
-    """The model for one run of ``net`` (a :class:`golden.network.Network`) on
-    build ``cfg`` as :func:`golden.schedule.build_schedule` lays it out:
-    ``cfg``'s buffers (:func:`array_budget`), ``cfg.weight_width`` /
-    ``cfg.mem_width`` bits, 1-bit input spikes, the schedule's weight blocks as
-    chunks, units layer-major, B = ``samples``. ``transfers(hw_traffic(...))``
-    is what the testbench's off-chip memory must count (tb/offchip.py).
+    """The model of one run of ``net`` (a :class:`golden.network.Network`) on
+    build ``cfg`` as :func:`golden.schedule.build_schedule` lays it out, for
+    every layout the schedule runs (docs/traffic.md "The hardware's traffic").
 
-    Only layouts without padding are modelled (the hardware moves whole rows,
-    the model neuron words): CHAINED conv/linear layers whose tiles fill every
-    PE slot, one weight block per chunk, no bias rows, all samples in one
-    mini-batch; anything else raises :class:`TrafficError`."""
+    From the tile mapping (:func:`golden.schedule.plan_allocation`: each
+    layer's tiles and weight blocks, the membrane rows per tile, static or
+    streamed weights, resident or spilled membranes, samples per
+    mini-batch) and the loop order of docs/schedule.md, it counts what the
+    hardware moves, padding included: ``A·WW`` bits per weight row (bias
+    and shortcut rows, edge-variant blocks: every row of every block),
+    ``S·MW`` per membrane row (padded slots; INDEPENDENT: ``N`` rows per
+    tile), ``S`` spike bits per output beat (``N`` beats per tile; a
+    readout's beats too), and per pass the input map the host reads to
+    make its EVENTs (``in_shape``, the pooled map where the layer pools,
+    plus the shortcut's source map of a residual layer). Transfers are
+    keyed ``(kind, t, layer, chunk, sample)`` as tb/offchip.py keys them
+    (bits of one key summed: static weights are keyed ``t = 0``, a streamed
+    block reloaded by a later mini-batch adds to its key);
+    ``transfers(hw_traffic(...))`` lists them."""
     from .schedule import plan_allocation
+    _check_int("samples", samples, 1)
+    _check_int("timesteps", timesteps, 1)
+    _check_int("burst_bytes", burst_bytes, 1)
     net.validate(cfg, mapping=mapping)
     alloc = plan_allocation(cfg, net, mapping, samples)
-    if alloc.batch < samples:
-        raise TrafficError(f"{samples} samples run in mini-batches of {alloc.batch}: model one "
-                           f"mini-batch at a time")
-    layers, chunk = [], None
+    T, A, N, S = timesteps, cfg.array, cfg.groups, cfg.slots
+    wrow, mrow, burst = A * cfg.weight_width, S * cfg.mem_width, burst_bytes * 8
+    static, spilled = alloc.weights == "static", alloc.membranes == "spilled"
+    units = net.blocks()
+    unit_of = {i: (u, blk) for u, blk in enumerate(units) for i in blk}
+    rows, npasses = [], []
     for i, ly in enumerate(net.layers):
         plan = alloc.plans[i]
-        c = ly.out_shape[0]
-        if ly.mode != "chained" or ly.bias is not None or ly.pool > 1 or \
-                getattr(ly, "skip", None) is not None:
-            raise TrafficError(f"layer {i} ({ly.name}): only CHAINED layers without bias, "
-                               f"pooling or a shortcut input are modelled on the hardware")
-        if len(plan.tiles) * cfg.array != math.prod(ly.out_shape) or c % len(plan.blocks):
-            raise TrafficError(f"layer {i} ({ly.name}): tiles with padding slots or uneven "
-                               f"weight blocks are not modelled on the hardware")
-        k = c // len(plan.blocks)
-        if chunk not in (None, k):
-            raise TrafficError(f"layer {i} ({ly.name}): weight blocks of {k} channels, the "
-                               f"previous layers' of {chunk}")
-        chunk = k
-        fanin = plan.blocks[0].rows
-        layers.append(ConvLayer(ly.name, tuple(ly.out_shape), tuple(ly.out_shape),
-                                fanin, math.prod(ly.in_shape), 1, ly.block))
-    scheme = (("L+" if any(len(b) > 1 for b in net.blocks()) else "") + f"C#{cfg.groups}")
+        u, blk = unit_of.get(i, (len(units) + i, [i]))
+        # static weights, resident membranes: one pass per layer and sample
+        npasses.append(1 if static and not spilled else len(plan.blocks))
+        mode = "resident" if not spilled else "layer-major"
+        rows.append(LayerTraffic(ly.name or f"layer{i}", len(plan.blocks), mode,
+                                 alloc.batch, len(blk), u,
+                                 tuple(b.j1 - b.j0 for b in plan.blocks)))
+    acc: dict = {}                     # (kind, t, layer, chunk, sample) -> bits
+
+    def add(kind, key, bits):
+        i = key[1]
+        rows[i].add(kind, bits, 1, burst)
+        k = (kind,) + key
+        acc[k] = acc.get(k, 0) + bits
+
+    if static:
+        for i, plan in alloc.plans.items():
+            for k, b in enumerate(plan.blocks):
+                add("weight_rd", (0, i, k, -1), b.rows * wrow)
+    # streamed weights: the uses in pass order, for the buffer's ring rule
+    uses = []
+    batches = [range(b0, min(samples, b0 + alloc.batch)) for b0 in range(0, samples, alloc.batch)]
+    if not static:
+        for batch in batches:
+            for _t in range(T):
+                for i, plan in alloc.plans.items():
+                    for k, b in enumerate(plan.blocks):
+                        uses += [((i, k), b.rows)] * len(batch)
+    hits = iter(_ring_hits(uses, cfg.weight_rows))
+    for batch in batches:
+        for t in range(T):
+            for i, ly in enumerate(net.layers):
+                plan = alloc.plans[i]
+                _, blk = unit_of.get(i, (0, [i]))
+                readout = ly.mode == "readout"
+                rpt = 1 if ly.mode == "chained" else N
+                in_bits = math.prod(ly.in_shape) + (
+                    math.prod(ly.skip_in_shape) if getattr(ly, "skip", None) is not None else 0)
+                groups = [list(range(len(plan.blocks)))] if npasses[i] == 1 else \
+                    [[k] for k in range(len(plan.blocks))]
+                for ks in groups:
+                    for s in batch:
+                        key = (t, i, ks[0], s)
+                        for k in ks:
+                            if not static and not next(hits):
+                                add("weight_rd", (t, i, k, -1), plan.blocks[k].rows * wrow)
+                        add("spike_rd", key, in_bits)
+                        tiles = sum(plan.blocks[k].j1 - plan.blocks[k].j0 for k in ks)
+                        if spilled and not readout:
+                            if not (t == 0 and i == blk[0]):
+                                add("mem_rd", key, tiles * rpt * mrow)
+                        add("spike_wr", key, tiles * N * S)
+                        if spilled and not readout:
+                            if not (t == T - 1 and i == blk[-1]):
+                                add("mem_wr", key, tiles * rpt * mrow)
+    scheme = (("L+" if any(len(b) > 1 for b in units) else "") + f"C#{cfg.groups}")
     if scheme == "C#1":
         scheme = "baseline"
-    return traffic(layers, scheme, array_budget(cfg), samples, timesteps,
-                   weight_bits=cfg.weight_width, mem_bits=cfg.mem_width, burst_bytes=burst_bytes,
-                   name="network", chunk_channels=chunk, fuse=False)
+    hw = tuple(Transfer(k[0], b, *k[1:]) for k, b in acc.items())
+    return Traffic("network", None, scheme, array_budget(cfg), samples, T, cfg.weight_width,
+                   cfg.mem_width, burst_bytes, rows, (), N, not spilled, static, hw)
 
 
 def _budgets(names: Sequence[str], layers, batch: int, mem_bits: int) -> list:

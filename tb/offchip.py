@@ -8,7 +8,8 @@ data) before storing it, serves every ``mfill`` beat from what was stored
 key ``(kind, t, layer, chunk, sample)`` of :class:`golden.traffic.Transfer`:
 ``weight_rd`` per weight-load beat (``A·WW`` bits), ``mem_rd`` / ``mem_wr``
 per fill / spill beat (``S·MW``), ``spike_rd`` per pass (the pass's input
-map, 1 bit per input neuron: what the host reads to make its EVENTs),
+map, 1 bit per input neuron, plus a residual layer's shortcut source map:
+what the host reads to make its EVENTs),
 ``spike_wr`` per output beat (``S`` spike bits). :meth:`transfers` gives the
 list that must equal ``golden.traffic.transfers(golden.traffic.hw_traffic(...))``.
 """
@@ -21,7 +22,14 @@ import numpy as np
 
 from golden.schedule import LayerPass
 
-__all__ = ["OffChip", "pass_key"]
+__all__ = ["OffChip", "pass_key", "in_map_bits"]
+
+
+def in_map_bits(layer) -> int:
+    """Spike bits the host reads for one pass of ``layer``: its input map
+    (pooled where it pools) and, for a residual layer, the shortcut's source map."""
+    skip = getattr(layer, "skip", None)
+    return math.prod(layer.in_shape) + (0 if skip is None else math.prod(layer.skip_in_shape))
 
 
 def pass_key(item: LayerPass) -> tuple:
@@ -37,7 +45,7 @@ class OffChip:
         self.spill_mismatches: list = []
         self.spills_checked = 0
         self.fills = 0
-        self.in_bits = {i: math.prod(ly.in_shape) for i, ly in enumerate(sched.net.layers)}
+        self.in_bits = {i: in_map_bits(ly) for i, ly in enumerate(sched.net.layers)}
 
     def add(self, kind: str, key: tuple, bits: int) -> None:
         k = (kind,) + tuple(key)
