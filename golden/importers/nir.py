@@ -147,8 +147,10 @@ def _shortcuts(graph, nir) -> tuple:
     inputs into a LIF/IF node where one input is a shortcut branch from a
     node that feeds two nodes (``fork -> [Flatten] [Linear|Affine|Conv2d]
     [Scale...] -> sum``; no node: identity) becomes that layer's ``skip``.
-    When both inputs qualify, the one with no synapse (identity), else the
-    later edge, is the shortcut."""
+    When both inputs qualify, the shortcut is the one with no synapse
+    (identity), else the one with fewer weights (a 1×1 conv), else the later
+    edge; the sum is the same either way, only the layer's name and which
+    synapse is the ``skip`` differ."""
     nodes = dict(graph.nodes)
     edges = [tuple(e) for e in graph.edges]
     succ, pred = {}, {}
@@ -169,14 +171,15 @@ def _shortcuts(graph, nir) -> tuple:
         for k, p in enumerate(ps):
             hit = _branch_back(nodes, succ, pred, p, nir)
             if hit is not None:
-                syn = sum(isinstance(nodes[b], (nir.Linear, nir.Affine, nir.Conv2d)) for b in hit[1])
-                if syn <= 1:
-                    cand.append((syn, -k, hit))
+                syns = [nodes[b] for b in hit[1] if isinstance(nodes[b], (nir.Linear, nir.Affine, nir.Conv2d))]
+                if len(syns) <= 1:
+                    size = int(np.asarray(syns[0].weight).size) if syns else 0
+                    cand.append((len(syns), size, -k, hit))
         if not cand:
             raise ImporterError(f"node {x!r} sums 2 inputs ({', '.join(ps)}), neither of them a shortcut: a "
                                 f"residual shortcut leaves a node that feeds two nodes and is an identity or "
                                 f"one Linear/Affine/Conv2d [+ Scale] into the sum")
-        _, _, (src, branch) = min(cand)
+        *_, (src, branch) = min(cand)
         cuts[x] = (src, branch)
         chainof = [src] + branch + [x]
         for a, b in zip(chainof, chainof[1:]):
