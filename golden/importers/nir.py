@@ -1,6 +1,7 @@
 """NIR (``nir`` 1.0.x) graph -> the project's float reference.
 
-The graph must be one chain ``Input -> ... -> Output`` of
+The graph must be one chain ``Input -> ... -> Output`` (plus residual
+shortcuts, below) of
 
 * ``Linear``, ``Affine``, ``Conv2d`` (no dilation, no groups, square kernel,
   equal stride/padding): the synaptic layers. An ``Affine`` / ``Conv2d``
@@ -28,7 +29,15 @@ must be one value for the whole network; the gain one value per output
 channel), non-finite τ, ``CubaLIF``/``CubaLI``/``LI``/``I``, a ``SumPool2d`` /
 ``AvgPool2d`` that cannot be folded (overlapping or padded windows, not after
 neurons, before a conv whose map the window does not divide), ``Conv1d``, any
-other node, branches (residual sums) and recurrent edges.
+other node, branches and sums other than residual shortcuts, and recurrent
+edges.
+
+Residual sums: NIR sums the inputs of a node with several incoming edges.
+Two edges into a LIF/IF node, one of them a shortcut branch from a LIF/IF
+node (identity, or one Linear/Affine/Conv2d [+ Scale]; :func:`_shortcuts`),
+become the layer's ``skip`` fields (docs/fixed-point.md F2c), mapped with
+the helpers the PyTorch importers use (``identity_shortcut``,
+``skip_fields``); refused otherwise, naming the node.
 
 ``SumPool2d`` / ``AvgPool2d`` of a layer's spikes is folded exactly into the
 next layer's weights (divisor 1 / ``k·k``; docs/fixed-point.md, "Average pooling").
