@@ -518,21 +518,24 @@ def res_graph(shortcut="identity", beta=0.75, seed=0, order="main-first"):
     """conv1 -> lif1 -> conv2 (+ shortcut of lif1's spikes) -> lif2 -> flatten -> fc -> output.
 
     ``shortcut``: "identity" (lif1 -> lif2), "conv" (lif1 -> 1×1 Conv2d with bias -> Scale -> lif2),
-    "identity+scale" (lif1 -> Scale -> lif2); conv2 goes through a Scale of its own."""
+    "identity+scale" (lif1 -> Scale -> lif2), "conv-s2" (conv2 and the 1×1 shortcut with stride 2,
+    ResNet's downsampling block); conv2 goes through a Scale of its own."""
     rng = np.random.default_rng(seed)
     c, hw = 4, 5
-    shp = (c, hw, hw)
+    s2 = 2 if shortcut == "conv-s2" else 1
+    ho = (hw - 1) // s2 + 1
+    shp = (c, ho, ho)
     nodes = {
         "input": nir.Input(np.array([2, hw, hw])),
         "conv1": nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, 2, 3, 3)) * 0.7 + 0.1, stride=1,
                             padding=1, dilation=1, groups=1, bias=rng.normal(size=c) * 0.2),
-        "lif1": lif_node(beta, shp),
-        "conv2": nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 3, 3)) * 0.5 + 0.05, stride=1,
+        "lif1": lif_node(beta, (c, hw, hw)),
+        "conv2": nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 3, 3)) * 0.5 + 0.05, stride=s2,
                             padding=1, dilation=1, groups=1, bias=np.zeros(c)),
         "sc2": nir.Scale(scale=chan([1.0, 0.5, 1.5, 0.75], shp)),
         "lif2": lif_node(beta, shp),
         "flat": nir.Flatten(input_type={"input": np.array(shp)}, start_dim=0),
-        "fc": nir.Affine(weight=rng.normal(size=(3, c * hw * hw)) * 0.2, bias=rng.normal(size=3)),
+        "fc": nir.Affine(weight=rng.normal(size=(3, c * ho * ho)) * 0.2, bias=rng.normal(size=3)),
         "output": nir.Output(np.array([3])),
     }
     main = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "conv2"), ("conv2", "sc2"), ("sc2", "lif2"),
@@ -543,7 +546,7 @@ def res_graph(shortcut="identity", beta=0.75, seed=0, order="main-first"):
         nodes["ssc"] = nir.Scale(scale=chan([0.5, 1.0, 2.0, 1.25], shp))
         skip = [("lif1", "ssc"), ("ssc", "lif2")]
     else:
-        nodes["short"] = nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 1, 1)), stride=1,
+        nodes["short"] = nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 1, 1)), stride=s2,
                                     padding=0, dilation=1, groups=1, bias=rng.normal(size=c) * 0.3)
         nodes["ssc"] = nir.Scale(scale=chan([0.5, 1.0, 2.0, 1.25], shp))
         skip = [("lif1", "short"), ("short", "ssc"), ("ssc", "lif2")]
@@ -554,7 +557,7 @@ def res_graph(shortcut="identity", beta=0.75, seed=0, order="main-first"):
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("shortcut,order", [("identity", "main-first"), ("identity", "skip-first"),
                                             ("identity+scale", "main-first"), ("conv", "main-first"),
-                                            ("conv", "skip-first")])
+                                            ("conv", "skip-first"), ("conv-s2", "main-first")])
 def test_residual_graph_spike_for_spike(tmp_path, shortcut, order, reset):
     """A residual NIR graph (two edges summed into lif2) -> skip fields; the project's float reference
     equals an independent evaluation of the graph spike for spike, every layer, every timestep."""
@@ -565,8 +568,8 @@ def test_residual_graph_spike_for_spike(tmp_path, shortcut, order, reset):
     s1 = model.layers[1]
     assert [l.name for l in model.layers] == ["conv1", "conv2", "fc"]
     assert (s1.skip, s1.skip_in_shape) == (0, (4, 5, 5))
-    assert (s1.skip_kernel, s1.skip_stride, s1.skip_padding) == (1, 1, 0)
-    assert s1.bias == (shortcut == "conv") and model.layers[0].bias and model.layers[2].bias
+    assert (s1.skip_kernel, s1.skip_stride, s1.skip_padding) == (1, 2 if shortcut == "conv-s2" else 1, 0)
+    assert s1.bias == shortcut.startswith("conv") and model.layers[0].bias and model.layers[2].bias
     x = spikes((6, 3, 2, 5, 5), seed=7)
     with torch.no_grad():
         tr = model.run(x)
@@ -578,7 +581,7 @@ def test_residual_graph_spike_for_spike(tmp_path, shortcut, order, reset):
     # the shortcut matters: without it the spikes of lif2 differ
     with torch.no_grad():
         model.skip_weights["1"].zero_()
-        if shortcut == "conv":
+        if shortcut.startswith("conv"):
             model.biases["1"].zero_()
         assert not torch.equal(model.run(x).spikes[1], ref["lif2"])
 
