@@ -685,3 +685,26 @@ def test_residual_identity_shape_and_kind_refusals():
     m = from_nir(nir.NIRGraph(nodes=nodes, edges=edges + [("l1", "sc"), ("sc", "l2")], type_check=False),
                  reset="soft", dt=DT)
     assert (m.layers[1].skip, m.layers[1].skip_in_shape, m.layers[1].bias) == (0, (3,), True)
+
+
+def test_residual_graph_converts_and_runs_bit_exact_on_verilator(tmp_path):
+    """``golden.convert`` a residual NIR graph (stride-2 conv + 1×1 stride-2 shortcut, C#2), then
+    ``python -m tb.run`` with the configuration convert wrote: every beat and membrane row equals
+    the golden model, and the outputs equal golden.fixed_model's."""
+    from tbrun_util import run_network
+
+    src, out, cfg = tmp_path / "res.nir", tmp_path / "net.npz", tmp_path / "cfg.json"
+    nir.write(str(src), res_graph("conv-s2", seed=2))
+    assert conv_cli.main([str(src), "-o", str(out), "--reset", "soft", "--dt", str(DT), "--array", "8",
+                          "--share", "lif1:2", "--config", str(cfg)]) == 0
+    net = load_network(out)
+    assert net.layers[1].skip == 0 and net.layers[1].skip_stride == 2
+    x = spikes((4, 6, 2, 5, 5), seed=9).numpy().astype(np.uint8)        # [samples, T, C, H, W]
+    doc = run_network(tmp_path / "run", net, x, "--config", str(cfg))
+    c = doc["checked"]
+    assert doc["ok"] and doc["golden_equal"] and c["mismatches"] == 0 and c["beats"] > 0
+    q = conv_cli.convert(src, reset="soft", dt=DT, share=["lif1:2"], array=8)
+    want = run_fixed(q.cfg, net, x.swapaxes(0, 1)).output.swapaxes(0, 1)
+    got = np.load(tmp_path / "run" / "out" / "outputs.npy")
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert len({tuple(r) for r in want.sum(1).reshape(4, -1)}) > 1     # the samples differ
