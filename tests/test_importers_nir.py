@@ -708,3 +708,26 @@ def test_residual_graph_converts_and_runs_bit_exact_on_verilator(tmp_path):
     got = np.load(tmp_path / "run" / "out" / "outputs.npy")
     np.testing.assert_array_equal(got.reshape(want.shape), want)
     assert len({tuple(r) for r in want.sum(1).reshape(4, -1)}) > 1     # the samples differ
+
+
+def test_residual_shortcut_weight_refusals():
+    """A linear shortcut that does not take the source's spikes; a Linear shortcut into a conv layer."""
+    inp, outp = ("input", nir.Input(np.array([4]))), ("output", nir.Output(np.array([2])))
+    nodes = dict([inp, ("fc1", lin(4, 3)), ("l1", lif_node(0.5, (3,))), ("fc2", lin(3, 5)),
+                  ("l2", lif_node(0.5, (5,))), ("fc3", lin(5, 2)), outp,
+                  ("sc", nir.Affine(weight=np.ones((5, 2)), bias=np.zeros(5)))])
+    edges = [("input", "fc1"), ("fc1", "l1"), ("l1", "fc2"), ("fc2", "l2"), ("l2", "fc3"), ("fc3", "output"),
+             ("l1", "sc"), ("sc", "l2")]
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False),
+           r"node 'sc' \(Affine\): weight \(5, 2\) does not take the spikes of 'l1' \(shape \(3,\)\)")
+    # conv1 -> (2, 2, 2) -> lif1 -> conv2 (36 weights) -> lif2; Linear shortcut (16 weights) of lif1
+    cv = lambda pad: nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 2, 3, 3)), stride=1,  # noqa: E731
+                                padding=pad, dilation=1, groups=1, bias=np.zeros(2))
+    nodes = {"input": nir.Input(np.array([2, 4, 4])), "c1": cv(0), "lif1": lif_node(0.5, (2, 2, 2)),
+             "c2": cv(1), "lif2": lif_node(0.5, (2, 2, 2)), "sc": nir.Linear(weight=np.ones((2, 8))),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0), "fc": lin(8, 2),
+             "output": nir.Output(np.array([2]))}
+    edges = [("input", "c1"), ("c1", "lif1"), ("lif1", "c2"), ("c2", "lif2"), ("lif2", "flat"), ("flat", "fc"),
+             ("fc", "output"), ("lif1", "sc"), ("sc", "lif2")]
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False),
+           r"node 'sc' \(Linear\): a linear shortcut into the conv layer 'c2'")
