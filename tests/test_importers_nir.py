@@ -194,7 +194,7 @@ def test_refusals_name_the_node():
                             "lif": lif_node(0.5, (4,)), "output": nir.Output(np.array([4]))},
                      edges=[("input", "a"), ("input", "b"), ("a", "lif"), ("b", "lif"), ("lif", "output")],
                      type_check=False)
-    refuse(g, r"node 'input' feeds 2 nodes|node 'lif' sums 2 inputs")
+    refuse(g, r"node 'lif': its residual shortcut leaves 'input', which is not a LIF/IF node")
 
 
 def test_conv_and_pool_refusals_name_the_node():
@@ -293,7 +293,7 @@ NIR_CASES = [
     ("no input", [("fc", lin(4, 3)), LIF3, OUT], r"exactly one Input node"),
     ("not ending at Output", [INP, ("fc", lin(4, 3)), LIF3], r"node 'lif': the chain from the Input ends here"),
     ("node off the chain", None, r"node 'stray' is not on the chain"),
-    ("cycle", None, r"node 'input'.*cycle|node 'fc' sums 2 inputs"),
+    ("cycle", None, r"node 'fc' \(Linear\) sums 2 inputs \(input, lif\); only a LIF/IF node can take a residual sum"),
     ("nested graph", None, r"node 'sub': nested graphs"),
     ("neuron first", [INP, LIF3, ("fc", lin(3, 2)), OUT], r"node 'lif' \(LIF\): a neuron node must follow"),
     ("scale on spikes", [INP, ("fc", lin(4, 3)), LIF3, ("sc", nir.Scale(scale=np.ones(3))), ("fc2", lin(3, 2)), OUT],
@@ -450,3 +450,284 @@ def test_affine_and_conv_bias_become_the_layer_bias():
     gain = m2.weights[0].detach().numpy()[0, 0, 0, 0] * 9          # the LIF input gain r·dt/τ
     np.testing.assert_allclose(m2.biases["0"].detach().numpy(), cb * gain, rtol=1e-15)
     assert not m2.layers[1].bias
+
+
+# ------------------------------------------------------------ residual sums
+def eval_nir(graph, x, *, reset, dt=DT):
+    """An independent float64 evaluation of a feed-forward NIR graph, straight from NIR's semantics:
+    every timestep the nodes run in topological order, a node's input is the sum of its incoming
+    edges (NIR's rule for several edges into one node); LIF/IF are NIR's equations discretized by
+    forward Euler (v ← v + dt/τ·(v_leak − v + r·I), IF: v ← v + dt·r·I), firing v > θ, then reset
+    (``hard``: v ← v_reset, ``soft``: v ← v − θ). ``x`` [T, B, *in]; returns {node: [T, B, ...]}."""
+    import torch.nn.functional as F
+
+    nodes, edges = graph.nodes, graph.edges
+    pred = {k: [a for a, b in edges if b == k] for k in nodes}
+    order, done = [], set()
+    while len(order) < len(nodes):
+        for k in nodes:
+            if k not in done and all(p in done for p in pred[k]):
+                order.append(k)
+                done.add(k)
+    t_ = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
+    state, rec = {}, {k: [] for k in nodes}
+    for t in range(x.shape[0]):
+        val = {}
+        for k in order:
+            n = nodes[k]
+            if isinstance(n, nir.Input):
+                val[k] = x[t]
+                continue
+            i = sum(val[p] for p in pred[k])
+            if isinstance(n, nir.Output):
+                y = i
+            elif isinstance(n, nir.Affine):
+                y = i @ t_(n.weight).T + t_(n.bias)
+            elif isinstance(n, nir.Linear):
+                y = i @ t_(n.weight).T
+            elif isinstance(n, nir.Conv2d):
+                y = F.conv2d(i, t_(n.weight), t_(n.bias), stride=tuple(np.broadcast_to(n.stride, 2)),
+                             padding=tuple(np.broadcast_to(n.padding, 2)))
+            elif isinstance(n, nir.Scale):
+                s = t_(n.scale)
+                y = i * (s.view(-1, *([1] * (i.dim() - 2))) if s.dim() == 1 else s)
+            elif isinstance(n, nir.Flatten):
+                y = i.flatten(1)
+            elif isinstance(n, (nir.LIF, nir.IF)):
+                v = state.get(k, torch.zeros_like(i))
+                if isinstance(n, nir.LIF):
+                    v = v + dt / t_(n.tau) * (t_(n.v_leak) - v + t_(n.r) * i)
+                else:
+                    v = v + dt * t_(n.r) * i
+                th = t_(n.v_threshold)
+                y = (v > th).to(torch.float64)
+                state[k] = torch.where(y > 0, t_(n.v_reset).expand_as(v), v) if reset == "hard" else v - th * y
+            else:
+                raise AssertionError(f"evaluator: no rule for {type(n).__name__}")
+            val[k] = y
+            rec[k].append(y)
+    return {k: torch.stack(v) for k, v in rec.items() if v}
+
+
+def chan(v, shape):
+    """A per-channel constant as a full [C, H, W] array (nir's type check wants the node's shape)."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float64)[:, None, None], shape))
+
+
+def res_graph(shortcut="identity", beta=0.75, seed=0, order="main-first"):
+    """conv1 -> lif1 -> conv2 (+ shortcut of lif1's spikes) -> lif2 -> flatten -> fc -> output.
+
+    ``shortcut``: "identity" (lif1 -> lif2), "conv" (lif1 -> 1×1 Conv2d with bias -> Scale -> lif2),
+    "identity+scale" (lif1 -> Scale -> lif2), "conv-s2" (conv2 and the 1×1 shortcut with stride 2,
+    ResNet's downsampling block); conv2 goes through a Scale of its own."""
+    rng = np.random.default_rng(seed)
+    c, hw = 4, 5
+    s2 = 2 if shortcut == "conv-s2" else 1
+    ho = (hw - 1) // s2 + 1
+    shp = (c, ho, ho)
+    nodes = {
+        "input": nir.Input(np.array([2, hw, hw])),
+        "conv1": nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, 2, 3, 3)) * 0.7 + 0.1, stride=1,
+                            padding=1, dilation=1, groups=1, bias=rng.normal(size=c) * 0.2),
+        "lif1": lif_node(beta, (c, hw, hw)),
+        "conv2": nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 3, 3)) * 0.5 + 0.05, stride=s2,
+                            padding=1, dilation=1, groups=1, bias=np.zeros(c)),
+        "sc2": nir.Scale(scale=chan([1.0, 0.5, 1.5, 0.75], shp)),
+        "lif2": lif_node(beta, shp),
+        "flat": nir.Flatten(input_type={"input": np.array(shp)}, start_dim=0),
+        "fc": nir.Affine(weight=rng.normal(size=(3, c * ho * ho)) * 0.2, bias=rng.normal(size=3)),
+        "output": nir.Output(np.array([3])),
+    }
+    main = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "conv2"), ("conv2", "sc2"), ("sc2", "lif2"),
+            ("lif2", "flat"), ("flat", "fc"), ("fc", "output")]
+    if shortcut == "identity":
+        skip = [("lif1", "lif2")]
+    elif shortcut == "identity+scale":
+        nodes["ssc"] = nir.Scale(scale=chan([0.5, 1.0, 2.0, 1.25], shp))
+        skip = [("lif1", "ssc"), ("ssc", "lif2")]
+    else:
+        nodes["short"] = nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(size=(c, c, 1, 1)), stride=s2,
+                                    padding=0, dilation=1, groups=1, bias=rng.normal(size=c) * 0.3)
+        nodes["ssc"] = nir.Scale(scale=chan([0.5, 1.0, 2.0, 1.25], shp))
+        skip = [("lif1", "short"), ("short", "ssc"), ("ssc", "lif2")]
+    edges = main + skip if order == "main-first" else skip + main
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("shortcut,order", [("identity", "main-first"), ("identity", "skip-first"),
+                                            ("identity+scale", "main-first"), ("conv", "main-first"),
+                                            ("conv", "skip-first"), ("conv-s2", "main-first")])
+def test_residual_graph_spike_for_spike(tmp_path, shortcut, order, reset):
+    """A residual NIR graph (two edges summed into lif2) -> skip fields; the project's float reference
+    equals an independent evaluation of the graph spike for spike, every layer, every timestep."""
+    g = res_graph(shortcut, order=order)
+    path = tmp_path / "res.nir"
+    nir.write(str(path), g)
+    model = from_nir(path, reset=reset, dt=DT)
+    s1 = model.layers[1]
+    assert [l.name for l in model.layers] == ["conv1", "conv2", "fc"]
+    assert (s1.skip, s1.skip_in_shape) == (0, (4, 5, 5))
+    assert (s1.skip_kernel, s1.skip_stride, s1.skip_padding) == (1, 2 if shortcut == "conv-s2" else 1, 0)
+    assert s1.bias == shortcut.startswith("conv") and model.layers[0].bias and model.layers[2].bias
+    x = spikes((6, 3, 2, 5, 5), seed=7)
+    with torch.no_grad():
+        tr = model.run(x)
+    ref = eval_nir(nir.read(str(path)), x, reset=reset)
+    for i, node in enumerate(["lif1", "lif2"]):
+        assert torch.equal(tr.spikes[i], ref[node]), f"{node}: spikes differ"
+        assert 0 < int(ref[node].sum()) < ref[node].numel(), node
+    torch.testing.assert_close(tr.per_step, ref["output"], rtol=0, atol=1e-9)
+    # the shortcut matters: without it the spikes of lif2 differ
+    with torch.no_grad():
+        model.skip_weights["1"].zero_()
+        if shortcut.startswith("conv"):
+            model.biases["1"].zero_()
+        assert not torch.equal(model.run(x).spikes[1], ref["lif2"])
+
+
+def test_residual_graph_converts_and_runs_fixed(tmp_path):
+    """``python -m golden.convert`` on a residual graph: the network file carries the skip and the
+    fixed-point model runs it, close to the float reference."""
+    g = res_graph("conv", seed=2)
+    src, out = tmp_path / "res.nir", tmp_path / "net.npz"
+    nir.write(str(src), g)
+    assert conv_cli.main([str(src), "-o", str(out), "--reset", "soft", "--dt", str(DT), "--array", "16",
+                          "--share", "lif1,lif2"]) == 0
+    net = load_network(out)
+    assert net.layers[1].skip == 0 and [l.block for l in net.layers] == [0, 0, None]
+    q = conv_cli.convert(src, reset="soft", dt=DT, share=["lif1,lif2"], array=16)
+    x = spikes((6, 3, 2, 5, 5), seed=8)
+    fixed = run_fixed(q.cfg, net, x.numpy().astype(np.uint8))
+    model = from_nir(src, reset="soft", dt=DT, share=["lif1,lif2"])
+    with torch.no_grad():
+        tr = model.run(x)
+    agree = [float(np.mean(fixed.layers[i].spikes == tr.spikes[i].numpy())) for i in range(2)]
+    assert min(agree) > 0.9, agree
+
+
+def _res_variant(case):
+    g = res_graph("conv")
+    nodes, edges = dict(g.nodes), list(g.edges)
+    c = nodes["short"]
+    if case == "sum into a conv":
+        edges = [e for e in edges if e != ("ssc", "lif2")] + [("ssc", "conv2")]
+        edges = [e for e in edges if e != ("lif1", "short")] + [("lif1", "short")]
+    elif case == "sum of three":
+        nodes["id2"] = nir.Scale(scale=np.ones(4))
+        edges += [("lif1", "lif2")]
+    elif case == "shortcut from the input":
+        nodes["short"] = nir.Conv2d(input_shape=(5, 5), weight=np.ones((4, 2, 1, 1)), stride=1, padding=0,
+                                    dilation=1, groups=1, bias=np.zeros(4))
+        edges = [e for e in edges if e != ("lif1", "short")] + [("input", "short")]
+    elif case == "two synapses":
+        nodes["short2"] = nir.Conv2d(input_shape=(5, 5), weight=np.ones((4, 4, 1, 1)), stride=1, padding=0,
+                                     dilation=1, groups=1, bias=np.zeros(4))
+        edges = [e for e in edges if e != ("short", "ssc")] + [("short", "short2"), ("short2", "ssc")]
+        edges = [e for e in edges if e != ("conv2", "sc2")] + [("conv2", "lif2x"), ("lif2x", "sc2")]
+        nodes["lif2x"] = lif_node(0.75, (4, 5, 5))
+    elif case == "conv shortcut on a linear layer":
+        pass
+    elif case == "shortcut shape":
+        nodes["short"] = nir.Conv2d(input_shape=(5, 5), weight=np.ones((4, 4, 1, 1)), stride=2, padding=0,
+                                    dilation=1, groups=1, bias=np.zeros(4))
+    elif case == "dilated shortcut":
+        nodes["short"] = nir.Conv2d(input_shape=(5, 5), weight=np.ones((4, 4, 1, 1)), stride=1, padding=0,
+                                    dilation=2, groups=1, bias=np.zeros(4))
+    elif case == "shortcut channels":
+        nodes["short"] = nir.Conv2d(input_shape=(5, 5), weight=np.ones((3, 4, 1, 1)), stride=1, padding=0,
+                                    dilation=1, groups=1, bias=np.zeros(3))
+        nodes["ssc"] = nir.Scale(scale=np.ones((3, 5, 5)))
+    elif case == "pool in the shortcut":
+        nodes["short"] = nir.AvgPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]),
+                                       padding=np.array([0, 0]))
+    elif case == "linear shortcut into conv":
+        nodes["short"] = nir.Linear(weight=np.ones((4, 100)))
+    del c
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+RES_CASES = [
+    ("sum into a conv", r"node 'conv2' \(Conv2d\) sums 2 inputs .*only a LIF/IF node can take a residual sum"),
+    ("sum of three", r"node 'lif2' sums 3 inputs"),
+    ("shortcut from the input", r"node 'lif2': its residual shortcut leaves 'input', which is not a LIF/IF node"),
+    ("two synapses", r"node 'lif2' sums 2 inputs \(.*\), neither of them a shortcut"),
+    ("shortcut shape", r"node 'conv2'.*shortcut \(1x1, stride 2, padding 0\)"),
+    ("dilated shortcut", r"node 'short' \(Conv2d\): dilation"),
+    ("shortcut channels", r"node 'short' \(Conv2d\): gives 3 channels, the layer 'conv2' has 4"),
+    # the main branch (lif1 -> conv2 -> sc2) then looks like the shortcut; what is left is refused
+    ("pool in the shortcut", r"node 'ssc' \(Scale\): a Scale node must sit between a layer and its neurons"),
+    # here the Linear has more weights than conv2, so conv2 is taken as the shortcut
+    ("linear shortcut into conv", r"node 'short' \(Linear\): takes 100 inputs, but receives shape \(4, 5, 5\)"),
+]
+
+
+@pytest.mark.parametrize("case,match", RES_CASES, ids=[c[0] for c in RES_CASES])
+def test_residual_refusals_name_the_node(case, match):
+    refuse(_res_variant(case), match)
+
+
+def test_residual_identity_shape_and_kind_refusals():
+    """An identity shortcut of another shape, a conv shortcut into a linear layer."""
+    rng = np.random.default_rng(0)
+    inp, outp = ("input", nir.Input(np.array([4]))), ("output", nir.Output(np.array([2])))
+    nodes = dict([inp, ("fc1", lin(4, 3)), ("l1", lif_node(0.5, (3,))), ("fc2", lin(3, 5)),
+                  ("l2", lif_node(0.5, (5,))), ("fc3", lin(5, 2)), outp])
+    edges = [("input", "fc1"), ("fc1", "l1"), ("l1", "fc2"), ("fc2", "l2"), ("l2", "fc3"), ("fc3", "output")]
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges + [("l1", "l2")], type_check=False),
+           r"node 'l2': its identity shortcut from 'l1' carries shape \(3,\), the layer's output is \(5,\)")
+    nodes["sc"] = nir.Conv2d(input_shape=(1, 1), weight=rng.normal(size=(5, 3, 1, 1)), stride=1, padding=0,
+                             dilation=1, groups=1, bias=np.zeros(5))
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges + [("l1", "sc"), ("sc", "l2")], type_check=False),
+           r"node 'sc' \(Conv2d\): a conv shortcut into the linear layer 'fc2'")
+    # a linear residual layer with an Affine shortcut maps (its bias joins the layer's)
+    nodes["sc"] = nir.Affine(weight=rng.normal(size=(5, 3)), bias=np.full(5, 0.25))
+    m = from_nir(nir.NIRGraph(nodes=nodes, edges=edges + [("l1", "sc"), ("sc", "l2")], type_check=False),
+                 reset="soft", dt=DT)
+    assert (m.layers[1].skip, m.layers[1].skip_in_shape, m.layers[1].bias) == (0, (3,), True)
+
+
+def test_residual_graph_converts_and_runs_bit_exact_on_verilator(tmp_path):
+    """``golden.convert`` a residual NIR graph (stride-2 conv + 1×1 stride-2 shortcut, C#2), then
+    ``python -m tb.run`` with the configuration convert wrote: every beat and membrane row equals
+    the golden model, and the outputs equal golden.fixed_model's."""
+    from tbrun_util import run_network
+
+    src, out, cfg = tmp_path / "res.nir", tmp_path / "net.npz", tmp_path / "cfg.json"
+    nir.write(str(src), res_graph("conv-s2", seed=2))
+    assert conv_cli.main([str(src), "-o", str(out), "--reset", "soft", "--dt", str(DT), "--array", "8",
+                          "--share", "lif1:2", "--config", str(cfg)]) == 0
+    net = load_network(out)
+    assert net.layers[1].skip == 0 and net.layers[1].skip_stride == 2
+    x = spikes((4, 6, 2, 5, 5), seed=9).numpy().astype(np.uint8)        # [samples, T, C, H, W]
+    doc = run_network(tmp_path / "run", net, x, "--config", str(cfg))
+    c = doc["checked"]
+    assert doc["ok"] and doc["golden_equal"] and c["mismatches"] == 0 and c["beats"] > 0
+    q = conv_cli.convert(src, reset="soft", dt=DT, share=["lif1:2"], array=8)
+    want = run_fixed(q.cfg, net, x.swapaxes(0, 1)).output.swapaxes(0, 1)
+    got = np.load(tmp_path / "run" / "out" / "outputs.npy")
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert len({tuple(r) for r in want.sum(1).reshape(4, -1)}) > 1     # the samples differ
+
+
+def test_residual_shortcut_weight_refusals():
+    """A linear shortcut that does not take the source's spikes; a Linear shortcut into a conv layer."""
+    inp, outp = ("input", nir.Input(np.array([4]))), ("output", nir.Output(np.array([2])))
+    nodes = dict([inp, ("fc1", lin(4, 3)), ("l1", lif_node(0.5, (3,))), ("fc2", lin(3, 5)),
+                  ("l2", lif_node(0.5, (5,))), ("fc3", lin(5, 2)), outp,
+                  ("sc", nir.Affine(weight=np.ones((5, 2)), bias=np.zeros(5)))])
+    edges = [("input", "fc1"), ("fc1", "l1"), ("l1", "fc2"), ("fc2", "l2"), ("l2", "fc3"), ("fc3", "output"),
+             ("l1", "sc"), ("sc", "l2")]
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False),
+           r"node 'sc' \(Affine\): weight \(5, 2\) does not take the spikes of 'l1' \(shape \(3,\)\)")
+    # conv1 -> (2, 2, 2) -> lif1 -> conv2 (36 weights) -> lif2; Linear shortcut (16 weights) of lif1
+    cv = lambda pad: nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 2, 3, 3)), stride=1,  # noqa: E731
+                                padding=pad, dilation=1, groups=1, bias=np.zeros(2))
+    nodes = {"input": nir.Input(np.array([2, 4, 4])), "c1": cv(0), "lif1": lif_node(0.5, (2, 2, 2)),
+             "c2": cv(1), "lif2": lif_node(0.5, (2, 2, 2)), "sc": nir.Linear(weight=np.ones((2, 8))),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0), "fc": lin(8, 2),
+             "output": nir.Output(np.array([2]))}
+    edges = [("input", "c1"), ("c1", "lif1"), ("lif1", "c2"), ("c2", "lif2"), ("lif2", "flat"), ("flat", "fc"),
+             ("fc", "output"), ("lif1", "sc"), ("sc", "lif2")]
+    refuse(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False),
+           r"node 'sc' \(Linear\): a linear shortcut into the conv layer 'c2'")

@@ -64,7 +64,7 @@ from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
 
 __all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map", "fold_batchnorm",
-           "missing_operator", "fold_avg"]
+           "missing_operator", "fold_avg", "identity_shortcut", "skip_fields"]
 
 
 class ImporterError(ProjectError, ValueError):
@@ -917,8 +917,28 @@ def fold_avg(name: str, kind: str, avg: tuple, w: torch.Tensor, in_shape: tuple,
     return (w.repeat_interleave(a, 2).repeat_interleave(a, 3) / div, (c, h, wd), a * k, a * st, a * pd)
 
 
+def identity_shortcut(kind: str, shape: tuple) -> torch.Tensor:
+    """The float64 shortcut weight ``W_s`` of an identity shortcut of a ``shape`` spike map into a
+    ``kind`` ("linear" | "conv") layer (docs/fixed-point.md F2c): the identity, as a 1×1 conv for
+    a conv layer."""
+    c = shape[0]
+    eye = torch.eye(c, dtype=torch.float64)
+    return eye if kind == "linear" else eye.reshape(c, c, 1, 1)
+
+
+def skip_fields(src: int, src_shape: tuple, kernel: int = 1, stride: int = 1, padding: int = 0,
+                kind: str = "conv") -> dict:
+    """The :class:`golden.reference.LayerSpec` keyword arguments of a residual shortcut of layer
+    ``src``'s spikes (shape ``src_shape``): ``skip``, ``skip_in_shape`` and, for a conv shortcut,
+    its geometry."""
+    kw = dict(skip=src, skip_in_shape=tuple(int(d) for d in src_shape))
+    if kind == "conv":
+        kw.update(skip_kernel=kernel, skip_stride=stride, skip_padding=padding)
+    return kw
+
+
 def _shortcut_of(tr: _Tracer, rec: _LayerRec, li: int, T: int, n: int):
-    """``(source layer, W_s, b_s, geometry kwargs)`` of layer ``li``'s residual shortcut, or None."""
+    """``(source layer, W_s, b_s, (kernel, stride, padding))`` of layer ``li``'s residual shortcut, or None."""
     if rec.skip is None and rec.identity_from is None:
         return None
     if rec.res_steps != set(range(T)):
@@ -929,11 +949,7 @@ def _shortcut_of(tr: _Tracer, rec: _LayerRec, li: int, T: int, n: int):
         raise ImporterError(f"module {rec.name!r}: a readout layer cannot take a residual shortcut")
     if rec.identity_from is not None:
         src = rec.identity_from
-        shape = tuple(tr.layers[src].outputs[0].shape[1:])
-        c = shape[0]
-        if rec.kind == "linear":
-            return src, torch.eye(c, dtype=torch.float64), None, {}
-        return src, torch.eye(c, dtype=torch.float64).reshape(c, c, 1, 1), None, {}
+        return src, identity_shortcut(rec.kind, tuple(tr.layers[src].outputs[0].shape[1:])), None, (1, 1, 0)
     sk = tr.skips[rec.skip]
     if len(sk.outputs) != T:
         raise ImporterError(f"module {sk.name!r} (a shortcut) was called {len(sk.outputs)} times for {T} "
@@ -949,10 +965,9 @@ def _shortcut_of(tr: _Tracer, rec: _LayerRec, li: int, T: int, n: int):
     b = None if m.bias is None else m.bias.detach().to(torch.float64)
     if sk.bn is not None:
         w, b = fold_batchnorm(w, b, sk.bn)
-    geo = {}
+    geo = (1, 1, 0)
     if sk.kind == "conv":
-        k, st, pd = _conv_geometry(m, sk.name)
-        geo = dict(skip_kernel=k, skip_stride=st, skip_padding=pd)
+        geo = _conv_geometry(m, sk.name)
     return sk.source, w, b, geo
 
 
@@ -1087,10 +1102,11 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         skw = {}
         w_s = None
         if skip is not None:
-            src, w_s, b_s, skw = skip
+            src, w_s, b_s, geo = skip
             if b_s is not None:
                 b_l = b_s if b_l is None else b_l + b_s
-            skw = dict(skip=src, skip_in_shape=tuple(tr.layers[src].outputs[0].shape[1:]), **skw)
+            skw = skip_fields(src, tuple(tr.layers[src].outputs[0].shape[1:]), *geo,
+                              kind=rec.kind)
         if rec.kind == "linear":
             in_shape, k, st, pd = (m.in_features,), 1, 1, 0
         else:

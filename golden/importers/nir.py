@@ -1,6 +1,7 @@
 """NIR (``nir`` 1.0.x) graph -> the project's float reference.
 
-The graph must be one chain ``Input -> ... -> Output`` of
+The graph must be one chain ``Input -> ... -> Output`` (plus residual
+shortcuts, below) of
 
 * ``Linear``, ``Affine``, ``Conv2d`` (no dilation, no groups, square kernel,
   equal stride/padding): the synaptic layers. An ``Affine`` / ``Conv2d``
@@ -28,7 +29,15 @@ must be one value for the whole network; the gain one value per output
 channel), non-finite τ, ``CubaLIF``/``CubaLI``/``LI``/``I``, a ``SumPool2d`` /
 ``AvgPool2d`` that cannot be folded (overlapping or padded windows, not after
 neurons, before a conv whose map the window does not divide), ``Conv1d``, any
-other node, branches (residual sums) and recurrent edges.
+other node, branches and sums other than residual shortcuts, and recurrent
+edges.
+
+Residual sums: NIR sums the inputs of a node with several incoming edges.
+Two edges into a LIF/IF node, one of them a shortcut branch from a LIF/IF
+node (identity, or one Linear/Affine/Conv2d [+ Scale]; :func:`_shortcuts`),
+become the layer's ``skip`` fields (docs/fixed-point.md F2c), mapped with
+the helpers the PyTorch importers use (``identity_shortcut``,
+``skip_fields``); refused otherwise, naming the node.
 
 ``SumPool2d`` / ``AvgPool2d`` of a layer's spikes is folded exactly into the
 next layer's weights (divisor 1 / ``k·k``; docs/fixed-point.md, "Average pooling").
@@ -50,7 +59,7 @@ import torch
 from ..config import FIRE_MODES, RESET_MODES
 from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
-from .common import ImporterError, fold_avg
+from .common import ImporterError, fold_avg, identity_shortcut, skip_fields
 
 __all__ = ["from_nir", "read_graph", "parse_share"]
 
@@ -124,22 +133,85 @@ def _per_channel(v, out_shape: tuple, what: str, node: str) -> np.ndarray:
     return flat[:, 0].copy()
 
 
-def _chain(graph) -> list:
-    nir = _nir()
+def _branch_back(nodes, succ, pred, start, nir):
+    """Walk back from ``start`` (a predecessor of a sum node) over a shortcut branch
+    ``fork -> [Flatten] [synapse] [Scale...] -> sum``: ``(fork, [branch nodes in order])``,
+    or None when the nodes before the sum are not such a branch."""
+    branch, cur = [], start
+    while True:
+        n = nodes.get(cur)
+        if len(succ.get(cur, [])) > 1:
+            return cur, branch[::-1]
+        if not isinstance(n, (nir.Scale, nir.Linear, nir.Affine, nir.Conv2d, nir.Flatten)) \
+                or len(pred.get(cur, [])) != 1:
+            return None
+        branch.append(cur)
+        cur = pred[cur][0]
+
+
+def _shortcuts(graph, nir) -> tuple:
+    """Split the residual shortcuts off the graph: ``(nodes, edges, {sum node: (source, branch)})``.
+
+    NIR sums the inputs of a node with several incoming edges. A sum of two
+    inputs into a LIF/IF node where one input is a shortcut branch from a
+    node that feeds two nodes (``fork -> [Flatten] [Linear|Affine|Conv2d]
+    [Scale...] -> sum``; no node: identity) becomes that layer's ``skip``.
+    When both inputs qualify, the shortcut is the one with no synapse
+    (identity), else the one with fewer weights (a 1×1 conv), else the later
+    edge; the sum is the same either way, only the layer's name and which
+    synapse is the ``skip`` differ."""
     nodes = dict(graph.nodes)
+    edges = [tuple(e) for e in graph.edges]
     succ, pred = {}, {}
-    for a, b in graph.edges:
+    for a, b in edges:
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
-    for name, n in nodes.items():
+    cuts = {}
+    for x, ps in pred.items():
+        if len(ps) < 2 or x not in nodes:
+            continue
+        t = type(nodes[x]).__name__
+        if len(ps) > 2:
+            raise ImporterError(f"node {x!r} sums {len(ps)} inputs ({', '.join(ps)}); a residual sum has two")
+        if not isinstance(nodes[x], (nir.LIF, nir.IF)):
+            raise ImporterError(f"node {x!r} ({t}) sums 2 inputs ({', '.join(ps)}); only a LIF/IF node can "
+                                f"take a residual sum")
+        cand = []
+        for k, p in enumerate(ps):
+            hit = _branch_back(nodes, succ, pred, p, nir)
+            if hit is not None:
+                syns = [nodes[b] for b in hit[1] if isinstance(nodes[b], (nir.Linear, nir.Affine, nir.Conv2d))]
+                if len(syns) <= 1:
+                    size = int(np.asarray(syns[0].weight).size) if syns else 0
+                    cand.append((len(syns), size, -k, hit))
+        if not cand:
+            raise ImporterError(f"node {x!r} sums 2 inputs ({', '.join(ps)}), neither of them a shortcut: a "
+                                f"residual shortcut leaves a node that feeds two nodes and is an identity or "
+                                f"one Linear/Affine/Conv2d [+ Scale] into the sum")
+        *_, (src, branch) = min(cand)
+        cuts[x] = (src, branch)
+        chainof = [src] + branch + [x]
+        for a, b in zip(chainof, chainof[1:]):
+            edges.remove((a, b))
+        for b in branch:
+            del nodes[b]
+    return nodes, edges, cuts
+
+
+def _chain(graph) -> tuple:
+    nir = _nir()
+    for name, n in graph.nodes.items():
         if isinstance(n, nir.NIRGraph):
             raise ImporterError(f"node {name!r}: nested graphs (recurrent layers) are not supported")
+    nodes, edges, cuts = _shortcuts(graph, nir)
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    for name in nodes:
         if len(succ.get(name, [])) > 1:
             raise ImporterError(f"node {name!r} feeds {len(succ[name])} nodes ({', '.join(succ[name])}); "
-                                f"only a chain is supported (residual branches are not supported yet)")
-        if len(pred.get(name, [])) > 1:
-            raise ImporterError(f"node {name!r} sums {len(pred[name])} inputs ({', '.join(pred[name])}); "
-                                f"residual sums are not supported yet")
+                                f"only a chain plus residual shortcuts into a LIF/IF node is supported")
     inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
     if len(inputs) != 1:
         raise ImporterError(f"the graph needs exactly one Input node, found {len(inputs)}")
@@ -158,7 +230,8 @@ def _chain(graph) -> list:
     left = set(nodes) - seen
     if left:
         raise ImporterError(f"node {sorted(left)[0]!r} is not on the chain from the Input to the Output")
-    return [(k, nodes[k]) for k in order]
+    return [(k, nodes[k]) for k in order], {x: (src, [(b, graph.nodes[b]) for b in br])
+                                            for x, (src, br) in cuts.items()}
 
 
 def _conv_spec(name, node, in_shape):
@@ -192,6 +265,62 @@ def _conv_spec(name, node, in_shape):
     return w, int(kh), int(stride[0]), int(pad[0])
 
 
+def _shortcut(lay, layers, pos, cut, nir) -> tuple:
+    """``(skip fields, W_s, b_s)`` (float64, the LIF node's input gain folded in) of the shortcut
+    ``cut = (source node, branch)`` into layer ``lay``'s neuron node (docs/fixed-point.md F2c)."""
+    src, branch = cut
+    x = lay["neuron"][0]
+    if src not in pos:
+        raise ImporterError(f"node {x!r}: its residual shortcut leaves {src!r}, which is not a LIF/IF node; "
+                            f"a shortcut takes the spikes of an earlier LIF layer")
+    j = pos[src]
+    shape = layers[j]["out"]
+    out = lay["out"]
+    syn = [(n, b) for n, b in branch if not isinstance(b, (nir.Scale, nir.Flatten))]
+    flat = any(isinstance(b, nir.Flatten) for _, b in branch)
+    geo = (1, 1, 0)
+    bias = None
+    if not syn:
+        ok = shape == out if lay["kind"] == "conv" else (math.prod(shape) == out[0]
+                                                          and (len(shape) == 1 or flat))
+        if not ok:
+            raise ImporterError(f"node {x!r}: its identity shortcut from {src!r} carries shape {shape}, the "
+                                f"layer's output is {out}")
+        w = identity_shortcut(lay["kind"], (math.prod(shape),) if lay["kind"] == "linear" else shape).numpy()
+    else:
+        name, node = syn[0]
+        t = type(node).__name__
+        if isinstance(node, nir.Conv2d):
+            if lay["kind"] != "conv" or flat:
+                raise ImporterError(f"node {name!r} (Conv2d): a conv shortcut into the {lay['kind']} layer "
+                                    f"{lay['name']!r}; the shortcut must be of the layer's kind")
+            w, k, st, pd = _conv_spec(name, node, shape)
+            geo = (k, st, pd)
+        else:
+            w = _arr(node.weight)
+            if lay["kind"] != "linear":
+                raise ImporterError(f"node {name!r} ({t}): a linear shortcut into the conv layer "
+                                    f"{lay['name']!r}; the shortcut must be of the layer's kind")
+            if w.ndim != 2 or w.shape[1] != math.prod(shape) or (len(shape) > 1 and not flat):
+                raise ImporterError(f"node {name!r} ({t}): weight {w.shape} does not take the spikes of {src!r} "
+                                    f"(shape {shape}" + (", a Flatten node is needed" if len(shape) > 1
+                                                          and not flat else "") + ")")
+        if w.shape[0] != out[0]:
+            raise ImporterError(f"node {name!r} ({t}): gives {w.shape[0]} channels, the layer "
+                                f"{lay['name']!r} has {out[0]}")
+        b = getattr(node, "bias", None)
+        if b is not None and np.any(_arr(b) != 0):
+            bias = _per_channel(b, out, "bias", name)
+    scale = np.ones(out[0])
+    for n, b in branch:
+        if isinstance(b, nir.Scale):
+            scale = scale * _per_channel(b.scale, out, "scale", n)
+    g = scale * lay["lif_gain"]
+    w_s = np.ascontiguousarray(w * g.reshape((-1,) + (1,) * (w.ndim - 1)))
+    kw = skip_fields(j, shape, *geo, kind=lay["kind"])
+    return kw, torch.from_numpy(w_s), (None if bias is None else bias * g)
+
+
 def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Optional[float] = None,
              share: Sequence = ()) -> EfficientLIFNet:
     """Map a ``nir.NIRGraph`` (or a path to a .nir file) to a float64 EfficientLIFNet (module docstring).
@@ -223,7 +352,7 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
         raise ImporterError(f"dt={dt!r}: must be a positive number")
     shares = [parse_share(s) if isinstance(s, str) else (tuple(s[0]), int(s[1])) for s in share]
 
-    chain = _chain(graph)
+    chain, cuts = _chain(graph)
     in_shape = tuple(int(d) for d in np.asarray(chain[0][1].input_type["input"]).ravel())
     if not in_shape:
         raise ImporterError(f"node {chain[0][0]!r} (Input): empty input shape")
@@ -307,6 +436,7 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
         while i < len(chain) and isinstance(chain[i][1], nir.Scale):
             gain = gain * _per_channel(chain[i][1].scale, out, "scale", chain[i][0])
             i += 1
+        lay["scale"] = gain
         if i >= len(chain):
             raise ImporterError(f"node {name!r}: the chain ends after it")
         nname, nnode = chain[i]
@@ -363,6 +493,7 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             raise ImporterError(f"node {nname!r} ({t}): λ={lm!r}, θ={th!r} differ from λ={lam!r}, θ={theta!r} of "
                                 f"{first!r}; the project has one λ and θ per network")
         lay["gain"] = lay["gain"] * g
+        lay["lif_gain"] = g
     if lam is None:
         raise ImporterError("the graph has no LIF or IF node")
 
@@ -393,23 +524,39 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             if len(idx) > 1:
                 block[li] = idx[0]
 
-    specs, weights, biases = [], [], []
+    specs, weights, biases, skip_ws = [], [], [], []
     for li, lay in enumerate(layers):
         m = mode.get(li, "readout")
-        s = LayerSpec(lay["kind"], lay["in_shape"], lay["out"][0], kernel=lay["k"], stride=lay["s"],
-                      padding=lay["p"], mode=m, block=block.get(li), name=lay["name"],
-                      bias=lay["bias"] is not None)
-        specs.append(s)
         g = lay["gain"].reshape((-1,) + (1,) * (lay["weight"].ndim - 1))
         # Folding in float64: W·gain is rounded once to float64; the integer
         # rounding happens later, in golden.quantize.
+        bias = None if lay["bias"] is None else lay["bias"] * lay["gain"]
+        skw, w_s = {}, None
+        if lay["neuron"] is not None and lay["neuron"][0] in cuts:
+            skw, w_s, b_s = _shortcut(lay, layers, pos, cuts[lay["neuron"][0]], nir)
+            if b_s is not None:
+                bias = b_s if bias is None else bias + b_s
+        try:
+            s = LayerSpec(lay["kind"], lay["in_shape"], lay["out"][0], kernel=lay["k"], stride=lay["s"],
+                          padding=lay["p"], mode=m, block=block.get(li), name=lay["name"],
+                          bias=bias is not None, **skw)
+        except ValueError as e:
+            raise ImporterError(f"node {lay['name']!r}: {e}") from None
+        specs.append(s)
         weights.append(torch.from_numpy(np.ascontiguousarray(lay["weight"] * g)))
-        biases.append(None if lay["bias"] is None else torch.from_numpy(lay["bias"] * lay["gain"]))
+        biases.append(None if bias is None else torch.from_numpy(bias))
+        skip_ws.append(w_s)
     params = LIFParams(leak=lam, theta=theta, fire=fire, reset=reset)
-    net = EfficientLIFNet(specs, groups=groups, params=params, dtype=torch.float64)
+    try:
+        net = EfficientLIFNet(specs, groups=groups, params=params, dtype=torch.float64)
+    except ValueError as e:
+        raise ImporterError(f"the graph's network cannot be built: {e}") from None
     with torch.no_grad():
         for w, src in zip(net.weights, weights):
             w.copy_(src)
+        for i, w_s in enumerate(skip_ws):
+            if w_s is not None:
+                net.skip_weights[str(i)].copy_(w_s)
         for i, b in enumerate(biases):
             if b is not None:
                 net.biases[str(i)].copy_(b)
