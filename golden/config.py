@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from .errors import ProjectError
 
-__all__ = ["ConfigError", "HwConfig", "RESET_MODES", "FIRE_MODES"]
+__all__ = ["ConfigError", "HwConfig", "RESET_MODES", "FIRE_MODES", "ARITHMETIC_FIELDS"]
 
 #: Reset applied after a spike: subtract θ ("soft", paper default) or set to 0 ("hard").
 RESET_MODES = ("soft", "hard")
@@ -67,6 +67,12 @@ def _clog2(n: int) -> int:
     """Bits needed to address ``n`` items (at least 1)."""
     return max(1, (n - 1).bit_length())
 
+
+
+#: The :class:`HwConfig` fields that define the integer arithmetic (F1-F8) a
+#: network was quantized for; a network file records them (docs/network-format.md).
+ARITHMETIC_FIELDS = ("weight_width", "acc_width", "mem_width", "frac_bits", "leak_bits",
+                     "leak_int", "theta_int", "reset", "fire")
 
 @dataclass(frozen=True)
 class HwConfig:
@@ -184,6 +190,10 @@ class HwConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def arithmetic(self) -> dict:
+        """The :data:`ARITHMETIC_FIELDS` of this configuration (what a quantized network depends on)."""
+        return {k: getattr(self, k) for k in ARITHMETIC_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HwConfig":

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import HwConfig
+from .config import ARITHMETIC_FIELDS, ConfigError, HwConfig
 from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
@@ -60,10 +60,10 @@ __all__ = [
 ]
 
 FILE_FORMAT = "efficientlif-network"
-FILE_VERSION = 3
+FILE_VERSION = 4
 #: Versions :func:`load_network` reads (version 1: no bias, no pool fields; version 2: no skip
-#: fields, no input_bits / input_signed).
-READ_VERSIONS = (1, 2, 3)
+#: fields, no input_bits / input_signed; version 3: no arithmetic record).
+READ_VERSIONS = (1, 2, 3, 4)
 
 
 class NetworkError(ProjectError, ValueError):
@@ -203,6 +203,11 @@ class Network:
     layers: tuple
     input_bits: int = 0
     input_signed: bool = True
+    #: The integer arithmetic the weights were quantized for (the
+    #: :data:`golden.config.ARITHMETIC_FIELDS` of an :class:`HwConfig`, set by
+    #: :func:`golden.quantize.quantize`), or None when unknown (hand-made networks,
+    #: files before version 4). :meth:`check_quantized_for` compares it with a configuration.
+    arithmetic: Optional[dict] = None
 
     def __post_init__(self) -> None:
         try:
@@ -231,6 +236,29 @@ class Network:
         if b and shape[0] % b:
             raise NetworkError(f"network in_shape {shape}: direct input with input_bits={b} needs a "
                                f"multiple of {b} channels (features), one per bit plane")
+        if self.arithmetic is not None:
+            ar = self.arithmetic
+            if not isinstance(ar, dict) or set(ar) != set(ARITHMETIC_FIELDS):
+                raise NetworkError(f"network arithmetic: expected an object with exactly the fields "
+                                   f"{', '.join(ARITHMETIC_FIELDS)}")
+            try:
+                HwConfig(**ar)
+            except (ConfigError, TypeError) as e:
+                raise NetworkError(f"network arithmetic: {e}") from None
+            object.__setattr__(self, "arithmetic", {k: ar[k] for k in ARITHMETIC_FIELDS})
+
+    def check_quantized_for(self, cfg: HwConfig, where: str = "configuration") -> None:
+        """Raise :class:`NetworkError` naming the first field in which ``cfg``'s
+        arithmetic differs from the one the network was quantized for (nothing
+        to check when :attr:`arithmetic` is None)."""
+        if self.arithmetic is None:
+            return
+        have = cfg.arithmetic()
+        for k in ARITHMETIC_FIELDS:
+            if have[k] != self.arithmetic[k]:
+                raise NetworkError(f"{where}: {k}={have[k]!r}, but the network was quantized for "
+                                   f"{k}={self.arithmetic[k]!r}; running it so would change its "
+                                   f"behaviour (use the configuration it was quantized for)")
 
     # ------------------------------------------------------- direct input
     @property
@@ -383,6 +411,7 @@ class Network:
     def describe(self) -> dict:
         return {"format": FILE_FORMAT, "version": FILE_VERSION, "in_shape": list(self.in_shape),
                 "input_bits": self.input_bits, "input_signed": self.input_signed,
+                "arithmetic": self.arithmetic,
                 "layers": [dict(layer.describe(), weight=f"w{i}",
                                 bias=None if layer.bias is None else f"b{i}",
                                 skip_weight=None if layer.skip_weight is None else f"s{i}")
@@ -500,6 +529,10 @@ def load_network(path) -> Network:
             if k not in desc:
                 raise NetworkError(f"{where_f}: missing field {k!r}")
             extra[k] = desc[k]
+    if version >= 4:
+        if "arithmetic" not in desc:
+            raise NetworkError(f"{where_f}: missing field 'arithmetic' (null when unknown)")
+        extra["arithmetic"] = desc["arithmetic"]
     try:
         return Network(tuple(desc["in_shape"]), tuple(layers), **extra)
     except NetworkError as e:

@@ -246,6 +246,7 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
     }
     if direct:
         choices["input"] = {"bits": input_bits, "frac_bits": input_frac_bits, "signed": bool(input_signed)}
+    net = replace(net, arithmetic=cfg.arithmetic())
     return Quantized(cfg=cfg, network=net, choices=choices)
 
 

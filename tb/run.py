@@ -382,6 +382,24 @@ def results_json(a, cfg, net, merged, executor, needs, wall: float, template: st
     }
 
 
+def _network_arithmetic(net, base: HwConfig, a) -> HwConfig:
+    """The configuration with the arithmetic the network was quantized for:
+    ``--config`` / ``--cfg`` must agree with it (one line naming the field),
+    the defaults are replaced by it; a network without the record (hand-made,
+    file version < 4) runs on ``base`` as given."""
+    if net.arithmetic is None:
+        return base
+    if a.config:
+        net.check_quantized_for(base, f"--config {a.config!r}")
+        return base
+    given = parse_cfg_items(a.cfg, lambda msg: None) if a.cfg else {}
+    for k, v in given.items():
+        if k in net.arithmetic and v != net.arithmetic[k]:
+            raise NetworkError(f"--cfg {k}={v!r}, but the network was quantized for "
+                               f"{k}={net.arithmetic[k]!r}; running it so would change its behaviour")
+    return base.replace(**net.arithmetic)
+
+
 # -------------------------------------------------------------------- main
 def main(argv=None) -> int:
     t_start = time.monotonic()
@@ -390,6 +408,7 @@ def main(argv=None) -> int:
     say = (lambda text: None) if a.quiet else phase
     base, rows_given = _base_config(a, p)
     net = load_network(a.network)
+    base = _network_arithmetic(net, base, a)
     spikes = load_inputs(a.inputs, net.in_shape, net)
     ids = a.samples if a.samples is not None else list(range(spikes.shape[0]))
     if ids and ids[-1] >= spikes.shape[0]:

@@ -224,7 +224,8 @@ def test_file_round_trip_and_version_1(tmp_path):
         if a.bias is not None:
             np.testing.assert_array_equal(a.bias, b.bias)
     desc = json.loads(str(np.load(p)["network.json"][()]))
-    assert desc["version"] == 3 and desc["layers"][1]["bias"] == "b1" and desc["layers"][2]["bias"] is None
+    assert desc["version"] == 4 and desc["layers"][1]["bias"] == "b1" and desc["layers"][2]["bias"] is None
+    assert desc["arithmetic"] is None and back.arithmetic is None
     # a version-2 file (no skip fields, no input_bits/input_signed) still loads
     d2 = net.describe()
     d2["version"] = 2
@@ -328,3 +329,40 @@ def test_independent_layers_with_bias_and_pool_replay(mapping):
         np.testing.assert_array_equal(sched.result.layers[i].current, s["current"])
     replay(CFG, sched)
     assert sched.result.layers[0].spikes.any() and sched.result.layers[1].spikes.any()
+
+
+def test_arithmetic_record_round_trips_and_is_checked(tmp_path):
+    """Version 4 records the arithmetic a network was quantized for; a
+    configuration that differs in any of those fields is refused by name, and
+    version-3 files (no record) still load as "unknown"."""
+    import dataclasses
+    from golden.config import ARITHMETIC_FIELDS, HwConfig
+    rng = np.random.default_rng(3)
+    cfg = HwConfig(array=8, groups=2, theta_int=300, leak_int=200, fire="ge")
+    net = dataclasses.replace(ops_net(rng, 2), arithmetic=cfg.arithmetic())
+    p = tmp_path / "net.npz"
+    save_network(net, p)
+    back = load_network(p)
+    assert back.arithmetic == {k: getattr(cfg, k) for k in ARITHMETIC_FIELDS}
+    back.check_quantized_for(cfg.replace(array=16, weight_rows=512))   # rows and shape are free
+    for k, v in (("theta_int", 256), ("leak_int", 64), ("fire", "gt"), ("frac_bits", 7)):
+        with pytest.raises(NetworkError, match=f"{k}=.*quantized for {k}="):
+            back.check_quantized_for(cfg.replace(**{k: v}))
+    with pytest.raises(NetworkError, match="network arithmetic: expected an object"):
+        dataclasses.replace(net, arithmetic={"theta_int": 3})
+    with pytest.raises(NetworkError, match="network arithmetic: "):
+        dataclasses.replace(net, arithmetic=dict(cfg.arithmetic(), reset="sideways"))
+    d = net.describe()
+    del d["arithmetic"]
+    with open(p, "wb") as fh:
+        np.savez(fh, **{"network.json": np.array(json.dumps(d))},
+                 **{f"w{i}": lay.weight for i, lay in enumerate(net.layers)},
+                 **{f"b{i}": lay.bias for i, lay in enumerate(net.layers) if lay.bias is not None})
+    with pytest.raises(NetworkError, match="missing field 'arithmetic'"):
+        load_network(p)
+    d["version"] = 3
+    with open(p, "wb") as fh:
+        np.savez(fh, **{"network.json": np.array(json.dumps(d))},
+                 **{f"w{i}": lay.weight for i, lay in enumerate(net.layers)},
+                 **{f"b{i}": lay.bias for i, lay in enumerate(net.layers) if lay.bias is not None})
+    assert load_network(p).arithmetic is None

@@ -467,3 +467,27 @@ def test_progress_lines_without_a_terminal():
     lines = log.getvalue().splitlines()
     assert [ln.split(",")[0] for ln in lines] == ["run:   1/3 samples done", "run:   1/3 samples done",
                                                   "run:   3/3 samples done"]
+
+
+def test_configuration_must_match_the_quantized_arithmetic(files, tmp_path):
+    """A network quantized for some theta/leak/widths is never run with others:
+    --config and --cfg that differ are refused by field; without them the
+    network's own arithmetic replaces the defaults."""
+    import dataclasses
+    from golden.network import load_network
+    from tb import run
+    d, _, _ = files
+    q = HwConfig(array=8, groups=2, theta_int=300, reset="hard")
+    net = dataclasses.replace(load_network(d / "net.npz"), arithmetic=q.arithmetic())
+    save_network(net, tmp_path / "net.npz")
+    (tmp_path / "cfg.json").write_text(json.dumps(HwConfig(array=8, groups=2).to_dict()))
+    args = ["--network", str(tmp_path / "net.npz"), "--inputs", str(d / "x.npy"), "--workers", "1"]
+    code, _, err = cli(args + ["--config", str(tmp_path / "cfg.json")])
+    _one_line_error(code, err, "theta_int=256, but the network was quantized for theta_int=300")
+    code, _, err = cli(args + ["--array", "8", "--groups", "2", "--cfg", "theta_int=256"])
+    _one_line_error(code, err, "--cfg theta_int=256, but the network was quantized for theta_int=300")
+    a = run.build_parser().parse_args(args + ["--array", "8", "--groups", "2"])
+    got = run._network_arithmetic(net, HwConfig(array=8, groups=2), a)
+    assert got.theta_int == 300 and got.reset == "hard" and got.array == 8
+    plain = load_network(d / "net.npz")
+    assert run._network_arithmetic(plain, HwConfig(array=8, groups=2), a) == HwConfig(array=8, groups=2)
