@@ -47,7 +47,9 @@ class LifStage(wiring.Component):
       ``dbg`` otherwise. The read data is registered (``mem_q``) before the
       LIF units, so every row is read one cycle ahead: a tile's first row in
       the cycle before it starts (from ``next_tile``), an INDEPENDENT group's
-      row two group steps ahead.
+      row two group steps ahead. The start cycle's own decisions (read the
+      buffer or 0, INDEPENDENT read-ahead, its row) are registered from
+      ``next_tile`` too (``pre_q``, ``ahead_q``, ``row1_q``).
     * ``mem_wr_addr``/``mem_wr_en``/``mem_wr_data`` Out: membrane write.
     * ``out`` Out stream (:func:`gen.layouts.out_layout`): a registered beat;
       ``valid`` is a flip-flop and never depends on ``ready``.
