@@ -33,6 +33,7 @@ help:
 	@echo '  make sim       emit, build and co-simulate one configuration (tb.sim)'
 	@echo '  make soak      long randomized co-simulation (tb.soak)'
 	@echo '  make demo      train, quantize and run 8x8 digits bit-exact on the RTL (tb.demo)'
+	@echo '  make demo-sj   the same for a SpikingJelly-trained net, imported directly and via NIR (tb.sj_digits)'
 	@echo '  make report    hardware cost report into reports/ (python -m flow.report)'
 	@echo '  make formal    formal proofs of the LIF arithmetic and the stream contract'
 	@echo '  make fpga      ECP5 place and route + iCE40 fit of the I/O-wrapped core (flow.fpga)'
@@ -49,6 +50,7 @@ help:
 	  "WAVES=[$(WAVES)]" 'sim: 1 writes a waveform into the run folder (Icarus VCD, Verilator FST); command line only' \
 	  "SPIKES=[$(SPIKES)] SOAK_SEED=[$(SOAK_SEED)]" 'soak: target spike bits, seed of the first run' \
 	  "REPORT_ARGS=[$(REPORT_ARGS)]" 'report: options of python -m flow.report' \
+	  "SJ_ARGS=[$(SJ_ARGS)]" 'demo-sj: options of python -m tb.sj_digits (default ARRAY=32)' \
 	  "FORMAL_ARGS=[$(FORMAL_ARGS)]" 'formal: options of python -m formal.run (e.g. --faults)' \
 	  "FPGA_ARGS=[$(FPGA_ARGS)]" 'fpga: options of python -m flow.fpga (default ARRAY=32 GROUPS=1,4,8)' \
 	  "PYTHON=[$(PYTHON)] VENV=[$(VENV)]" 'interpreter that creates the venv, its folder'
@@ -135,6 +137,16 @@ report: setup
 .PHONY: demo report
 demo: setup
 	$(VPY) -m tb.demo
+
+# SpikingJelly-trained digits (owned by tb/sj_digits.py; see docs/demo.md): train a conv SNN with
+# C#4 and L sharing, BatchNorm and max pooling in SpikingJelly, import it (golden.importers), and a
+# pooling-free twin through NIR (snnTorch's exporter, python -m golden.convert); quantize, run the
+# whole test set with python -m tb.run (ARRAY=32 unless given); writes reports/sj_digits.md.
+#   make demo-sj [ARRAY=32] [SJ_ARGS='--routes sj --epochs 10 --workers 2']
+SJ_ARGS ?=
+.PHONY: demo-sj
+demo-sj: setup
+	$(VPY) -m tb.sj_digits --array '$(if $(filter command line environment,$(origin ARRAY)),$(ARRAY),32)' $(SJ_ARGS)
 
 # Long randomized co-simulation (tb/soak.py, docs/reliability.md): new seed per
 # run (network, spikes, backpressure, command gaps, occasional mid-run reset)

@@ -129,6 +129,8 @@ class IoWrapper(Elaboratable):
                 else:
                     ports[("i_" if p["dir"] == "in" else "o_") + p["name"]] = c[p["name"]]
             m.submodules[CORE_INSTANCE] = Instance(self.core_module, **ports)
+            if "mspill__ready" in c:    # membrane spill/fill not wired to pins: never blocks
+                m.d.comb += c["mspill__ready"].eq(1)
         else:
             core = self.core
             m.submodules[CORE_INSTANCE] = core
@@ -141,6 +143,7 @@ class IoWrapper(Elaboratable):
                 c["out__valid"].eq(core.out.valid),
                 c["out__payload"].eq(Value.cast(core.out.payload)),
                 core.out.ready.eq(c["out__ready"]),
+                core.mspill.ready.eq(1),
                 core.dbg_addr.eq(c["dbg_addr"]), c["dbg_data"].eq(core.dbg_data),
                 c["busy"].eq(core.busy), c["error"].eq(core.error),
             ]

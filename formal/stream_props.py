@@ -2,7 +2,8 @@
 
 The environment is free except for the stream rules: ``cmd`` keeps
 ``valid`` and payload until accepted, ``rst`` is 1 exactly in step 0. Every
-other input (``out__ready``, ``wload``, ``dbg_addr``, command contents,
+other input (``out__ready``, ``wload``, ``mfill``, ``mspill__ready``,
+``dbg_addr``, command contents,
 including reserved op/mode codes and out-of-range rows) is free in every
 step. Checked from the first cycle after reset:
 
@@ -11,7 +12,9 @@ step. Checked from the first cycle after reset:
   ``0..N-1`` with ``last`` on ``N-1``, the tile index it was closed with and
   the READOUT flag of its layer; no beat without an accepted TILE;
 * ``busy = 0`` only when every accepted TILE has delivered its beats, and
-  after ``W`` cycles with ``out__ready = 1`` and no command the core is idle;
+  after ``W`` cycles with ``out__ready = 1``, ``mspill__ready = 1`` and no
+  command the core is idle;
+* ``mspill``: ``valid`` and payload stable until accepted;
 * ``error`` bits are sticky; bit 0 is set exactly by an accepted reserved
   op or LAYER mode, bit 1 exactly by an accepted EVENT with ``row >=
   weight_rows``, bit 2 only by an accepted TILE;
@@ -50,8 +53,9 @@ FIFO = 4          # tiles that can be pending delivery: 2 banks + 1 beat in `out
 def drain_cycles(cfg: HwConfig) -> int:
     """Cycles after which an idle input and a free ``out`` must leave the core idle:
     up to 3 pending tiles (two full banks and a last beat in ``out``), ``N+1``
-    LIF cycles each, plus the EVENT pipeline and the output register."""
-    return 3 * (cfg.groups + 1) + 2
+    LIF cycles each, plus the EVENT pipeline, the output register and the
+    mspill register (``mspill__ready`` = 1 too)."""
+    return 3 * (cfg.groups + 1) + 3
 
 
 def core_harness(cfg: HwConfig):
@@ -62,7 +66,7 @@ def core_harness(cfg: HwConfig):
     m.submodules.dut = dut.instance()
     started = h.started
     for name in ("cmd.valid", "cmd.payload", "out.ready", "wload.valid", "wload.payload",
-                 "dbg_addr"):
+                 "dbg_addr", "mfill.valid", "mfill.payload", "mspill.ready"):
         h.input(dut[name])
     cvalid, cready, cmd = dut["cmd.valid"], dut["cmd.ready"], dut["cmd.payload"]
     ovalid, oready, beat = dut["out.valid"], dut["out.ready"], dut["out.payload"]
@@ -116,7 +120,10 @@ def core_harness(cfg: HwConfig):
     p_bad_row = h.past(bad_row, "past_bad_row")
     p_tile = h.past(is_tile, "past_tile")
     quiet = Signal(range(drain_cycles(cfg) + 2), name="h_quiet")   # cycles ready & no command
-    with m.If(started & oready & ~cvalid):
+    svalid, sready, sbeat = dut["mspill.valid"], dut["mspill.ready"], dut["mspill.payload"]
+    p_sp_wait = h.past(svalid & ~sready, "past_spill_wait")
+    p_sbeat = h.past(sbeat, "past_spill_beat")
+    with m.If(started & oready & sready & ~cvalid):
         with m.If(quiet <= drain_cycles(cfg)):
             m.d.sync += quiet.eq(quiet + 1)
     with m.Else():
@@ -129,6 +136,9 @@ def core_harness(cfg: HwConfig):
             Assert((quiet <= drain_cycles(cfg)) | ~busy,
                    "idle within W cycles of free out and no command"),
         ]
+        with m.If(p_started & p_sp_wait):
+            m.d.comb += Assert(svalid & (sbeat.as_value() == p_sbeat.as_value()),
+                               "mspill: valid and payload stable until accepted")
         with m.If(p_started & p_out_wait):
             m.d.comb += Assert(ovalid & (beat.as_value() == p_beat.as_value()),
                                "out: valid and payload stable until accepted")

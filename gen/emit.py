@@ -37,8 +37,8 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from .core import core_signature
-from .layouts import (Error, Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, out_layout,
-                      wload_layout)
+from .layouts import (Error, Mode, Op, TILE_INDEX_WIDTH, cmd_layout, layout_fields, mrow_layout,
+                      out_layout, wload_layout)
 from .timing import cycles
 
 __all__ = ["DEFAULT_TOP", "EmitError", "build_manifest", "generate_verilog", "emit",
@@ -114,7 +114,9 @@ def build_manifest(cfg: HwConfig, top: str = DEFAULT_TOP) -> dict:
         "ports": [{"name": nm, "dir": d, "width": w} for nm, d, w in ports],
         "streams": {"cmd": _stream_entry(cmd_layout(cfg)),
                     "out": _stream_entry(out_layout(cfg)),
-                    "wload": _stream_entry(wload_layout(cfg))},
+                    "wload": _stream_entry(wload_layout(cfg)),
+                    "mfill": _stream_entry(mrow_layout(cfg)),
+                    "mspill": _stream_entry(mrow_layout(cfg))},
         "opcodes": {m.name: m.value for m in Op if m is not Op.RESERVED},
         "modes": {m.name: m.value for m in Mode if m is not Mode.RESERVED},
         "error_bits": {e.name: e.value.bit_length() - 1 for e in Error},

@@ -11,8 +11,9 @@ Public names:
 * :class:`Op`, :class:`Mode`, :class:`Error`, :data:`TILE_INDEX_WIDTH` --
   re-exported from :mod:`golden.encoding`, where the command set is defined.
 * :func:`error_layout` -- the ``error`` output as named 1-bit fields.
-* :func:`cmd_layout`, :func:`out_layout`, :func:`wload_layout` -- the payloads
-  of the three top-level streams.
+* :func:`cmd_layout`, :func:`out_layout`, :func:`wload_layout`,
+  :func:`mrow_layout` -- the payloads of the top-level streams (``mrow`` is
+  both ``mfill`` and ``mspill``).
 * :func:`tile_layout` -- the internal descriptor of a closed tile, passed from
   the :class:`gen.sequencer.Sequencer` to the :class:`gen.lif_stage.LifStage`.
 * :func:`row_cursor_width` -- width of the full-width membrane-row cursor.
@@ -27,18 +28,29 @@ from golden.config import HwConfig
 from golden.encoding import ERROR_WIDTH, TILE_INDEX_WIDTH, Error, Mode, Op, error_layout
 
 __all__ = ["Op", "Mode", "Error", "ERROR_WIDTH", "TILE_INDEX_WIDTH", "error_layout",
-           "cmd_layout", "out_layout", "wload_layout", "tile_layout", "row_cursor_width",
+           "cmd_layout", "out_layout", "wload_layout", "mrow_layout", "tile_layout", "row_cursor_width",
            "layout_fields"]
 
 
 def cmd_layout(cfg: HwConfig) -> data.StructLayout:
-    """Command payload: ``op``, ``row`` (RA), ``base`` (MA), ``mode``, ``first``."""
+    """Command payload: ``op``, ``row`` (RA), ``base`` (MA), ``mode``, ``first``,
+    ``spill`` (LAYER: offer the layer's write-backs on ``mspill``)."""
     return data.StructLayout({
         "op": Op,
         "row": unsigned(cfg.weight_addr_width),
         "base": unsigned(cfg.mem_addr_width),
         "mode": Mode,
         "first": unsigned(1),
+        "spill": unsigned(1),
+    })
+
+
+def mrow_layout(cfg: HwConfig) -> data.StructLayout:
+    """Membrane row beat of ``mfill`` (in) and ``mspill`` (out): ``addr`` (MA),
+    ``data`` (S x signed MW, slot ``k`` at bits ``k*MW``)."""
+    return data.StructLayout({
+        "addr": unsigned(cfg.mem_addr_width),
+        "data": data.ArrayLayout(signed(cfg.mem_width), cfg.slots),
     })
 
 
@@ -85,7 +97,8 @@ def tile_layout(cfg: HwConfig) -> data.StructLayout:
     the output beats; ``row``: first membrane row (CHAINED: the row,
     INDEPENDENT: row of group 0); ``mode``/``first``: latched from the LAYER
     command; ``bad``: a membrane row would be out of range (error bit 2), so the
-    buffer is neither read (V = 0) nor written.
+    buffer is neither read (V = 0) nor written; ``spill``: latched from the
+    LAYER command, the tile's write-backs go out on ``mspill``.
     """
     return data.StructLayout({
         "bank": unsigned(1),
@@ -94,6 +107,7 @@ def tile_layout(cfg: HwConfig) -> data.StructLayout:
         "mode": Mode,
         "first": unsigned(1),
         "bad": unsigned(1),
+        "spill": unsigned(1),
     })
 
 

@@ -82,6 +82,7 @@ class Sequencer(wiring.Component):
         # Layer state (LAYER command). Reset: CHAINED, first = 1, base 0.
         layer_mode = Signal(Mode, init=Mode.CHAINED)
         layer_first = Signal(1, init=1)
+        layer_spill = Signal(1)
         tile_index = Signal(unsigned(TILE_INDEX_WIDTH))
         # row_cursor = base + tile*stride (stride 1 CHAINED, N INDEPENDENT) at
         # full width (row_cursor_width): it stops advancing once out of range,
@@ -163,7 +164,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [
             desc.bank.eq(acc_sel), desc.tile.eq(tile_index),
             desc.row.eq(row_cursor), desc.mode.eq(layer_mode),
-            desc.first.eq(layer_first), desc.bad.eq(tile_bad),
+            desc.first.eq(layer_first), desc.bad.eq(tile_bad), desc.spill.eq(layer_spill),
         ]
         # ---- The tile after the current one (see `next_tile`).
         other_full = Mux(lif_sel, bank_full[0], bank_full[1])
@@ -190,7 +191,8 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += [
                             layer_mode.eq(cmd.mode),
-                            layer_first.eq(cmd.first), tile_index.eq(0),
+                            layer_first.eq(cmd.first), layer_spill.eq(cmd.spill),
+                            tile_index.eq(0),
                             row_cursor.eq(cmd.base),
                         ]
                 with m.Case(Op.EVENT):

@@ -51,6 +51,9 @@ def cycles(cfg: HwConfig) -> dict:
         "tile_period_formula": TILE_PERIOD_FORMULA,
         "wload_interval": 1,
         "dbg_latency": 1,
+        "mfill_interval": 1,            # one fill per cycle, except a write-back cycle
+        "mspill_latency": 1,            # write-back on edge k -> mspill__valid after edge k
+        "mspill_beats_per_tile": 1,     # CHAINED; INDEPENDENT: N (one per group)
     }
 
 

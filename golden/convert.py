@@ -3,7 +3,7 @@
 Reads the graph with :func:`golden.importers.nir.from_nir` (``--reset`` is
 required, ``--fire``, ``--dt``, ``--share``), quantizes it with
 :func:`golden.quantize.quantize` for the hardware options (``--array``,
-widths, ``--frac-bits``) and writes the integer :class:`golden.network.Network`
+widths, ``--frac-bits``, ``--weight-rows`` / ``--mem-rows``) and writes the integer :class:`golden.network.Network`
 (docs/network-format.md) plus, with ``--config``, the :class:`HwConfig` as
 JSON. Both files are written all-or-nothing. Every problem is one
 ``python -m golden.convert: error: ...`` line, exit status 2.
@@ -18,6 +18,7 @@ import sys
 from typing import Optional, Sequence
 
 from .cli import OneLineParser, posint, run_main
+from .config import MAX_ROWS
 from .files import atomic_write
 from .network import Network
 
@@ -28,13 +29,15 @@ PROG = "python -m golden.convert"
 
 def convert(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Optional[float] = None,
             share: Sequence = (), array: int = 128, weight_width: int = 8, acc_width: int = 16,
-            mem_width: int = 16, leak_bits: int = 8, frac_bits: Optional[int] = None):
+            mem_width: int = 16, leak_bits: int = 8, frac_bits: Optional[int] = None,
+            weight_rows: Optional[int] = None, mem_rows: Optional[int] = None):
     """NIR graph (object or path) -> :class:`golden.quantize.Quantized` (cfg, network, choices)."""
     from .importers.nir import from_nir
     from .quantize import quantize
     model = from_nir(graph, reset=reset, fire=fire, dt=dt, share=share)
     return quantize(model, weight_width=weight_width, acc_width=acc_width, mem_width=mem_width,
-                    leak_bits=leak_bits, array=array, frac_bits=frac_bits)
+                    leak_bits=leak_bits, array=array, frac_bits=frac_bits, weight_rows=weight_rows,
+                    mem_rows=mem_rows)
 
 
 def _network_bytes(net: Network) -> bytes:
@@ -65,11 +68,16 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-width", type=posint("--mem-width"), default=16, help="membrane bits")
     ap.add_argument("--leak-bits", type=posint("--leak-bits"), default=8, help="leak fraction bits")
     ap.add_argument("--frac-bits", type=int, default=None, help="fixed-point fraction bits (default: chosen)")
+    ap.add_argument("--weight-rows", type=posint("--weight-rows", MAX_ROWS), default=None,
+                    help="weight buffer rows of the configuration (default: the fewest that hold the network)")
+    ap.add_argument("--mem-rows", type=posint("--mem-rows", MAX_ROWS), default=None,
+                    help="membrane buffer rows of the configuration (default: the fewest that hold the network)")
     ap.add_argument("--config", default=None, help="also write the hardware configuration (JSON) here")
     a = ap.parse_args(argv)
     q = convert(a.graph, reset=a.reset, fire=a.fire, dt=a.dt, share=a.share, array=a.array,
                 weight_width=a.weight_width, acc_width=a.acc_width, mem_width=a.mem_width,
-                leak_bits=a.leak_bits, frac_bits=a.frac_bits)
+                leak_bits=a.leak_bits, frac_bits=a.frac_bits, weight_rows=a.weight_rows,
+                mem_rows=a.mem_rows)
     files = {a.output: _network_bytes(q.network)}
     if a.config:
         files[a.config] = json.dumps(q.cfg.to_dict(), indent=2, sort_keys=True) + "\n"

@@ -89,7 +89,11 @@ class CoreModel:
         self.base = 0
         self.mode = Mode.CHAINED
         self.first = 1
+        self.spill = 0
         self.error = 0
+        #: (row, int64 [S]) of every write-back of a LAYER with ``spill = 1``, in
+        #: order: what the core offers on ``mspill`` (the caller may clear it)
+        self.spilled = []
 
     # ------------------------------------------------------------ streams
     def load_weight(self, addr: int, data) -> None:
@@ -105,6 +109,15 @@ class CoreModel:
         self.weights[addr] = d
         self.weight_written[addr] = True
 
+    def fill(self, row: int, data) -> None:
+        """An ``mfill`` beat: write membrane row ``row`` (rows >= mem_rows are ignored)."""
+        d = np.asarray(data, dtype=np.int64)
+        if d.shape != (self.cfg.slots,):
+            raise ValueError(f"membrane row must have {self.cfg.slots} entries, got shape {d.shape}")
+        if 0 <= row < self.cfg.mem_rows:
+            self.mem[row] = d
+            self.mem_written[row] = True
+
     def read_membrane(self, row: int) -> np.ndarray:
         """Membrane row ``row`` (int64 [S]), like ``dbg_data``."""
         return self.mem[row].copy()
@@ -118,6 +131,7 @@ class CoreModel:
                 self.error |= Error.RESERVED_OP_OR_MODE
                 return []
             self.base, self.mode, self.first = int(cmd.base), mode, int(cmd.first)
+            self.spill = int(getattr(cmd, "spill", 0))
             self.tile = 0
             return []
         if op == Op.EVENT:
@@ -174,4 +188,6 @@ class CoreModel:
             for row, v in writes:
                 self.mem[row] = v
                 self.mem_written[row] = True
+                if self.spill:
+                    self.spilled.append((row, v.copy()))
         return beats

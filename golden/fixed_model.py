@@ -5,8 +5,10 @@ core computes when driven by the schedule of :mod:`golden.schedule`:
 
 * input pooling: a layer with ``pool = k`` takes the previous layer's spikes
   ORed over k×k windows (:func:`golden.geometry.pool_spikes`);
-* F2 currents: the saturating sum of the layer's bias pieces (F2b) and then
-  the weights of the active inputs in ascending flat pre-synaptic index order. Fast path: P = sum of positive and
+* F2 currents: the saturating sum of the layer's bias pieces (F2b), then
+  the weights of the active inputs in ascending flat pre-synaptic index order,
+  then (F2c, a residual layer) the shortcut weights of the active spikes of
+  its source layer in ascending flat index. Fast path: P = sum of positive and
   Q = sum of negative weights over the active inputs (a matmul each); every
   partial sum lies in [Q, P], so where ``Q >= acc_min`` and ``P <= acc_max``
   no step saturates and X = P + Q exactly. The other neurons fall back to the
@@ -146,21 +148,34 @@ def _patches(layer: Layer, x: np.ndarray) -> np.ndarray:
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(m, ho * wo, c * k * k)
 
 
-def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray) -> np.ndarray:
+def layer_currents(cfg: HwConfig, layer: Layer, spikes: np.ndarray,
+                   skip_spikes: Optional[np.ndarray] = None) -> np.ndarray:
     """F2 currents of ``layer`` for a batch of inputs.
 
     ``spikes`` [M, *layer.in_shape] (or [M, F] flattened for linear) 0/1;
-    returns int64 [M, *layer.out_shape]. The layer's bias pieces (F2b) come
-    first, then the events in ascending flat input index, with saturation at
+    ``skip_spikes`` [M, *layer.skip_in_shape] the output spikes of the layer's
+    shortcut source (F2c; required exactly when ``layer.skip`` is set).
+    Returns int64 [M, *layer.out_shape]. The layer's bias pieces (F2b) come
+    first, then its own events in ascending flat input index, then the
+    shortcut's events in ascending flat source index, with saturation at
     every step (F2).
     """
     m = spikes.shape[0]
+    if (skip_spikes is None) != (layer.skip is None):
+        raise ValueError(f"layer {layer.name!r}: skip_spikes must be given exactly when the layer has a "
+                         f"skip input")
     if layer.kind == "linear":
         cols = spikes.reshape(m, 1, -1)                            # [M, 1, F]
         wmat = layer.weight                                        # [out, F]
     else:
         cols = _patches(layer, spikes.reshape((m,) + layer.in_shape))   # [M, P, K]
         wmat = layer.weight.reshape(layer.out_channels, -1)            # [out, K]
+    if layer.skip is not None:                                     # F2c: the shortcut's events last
+        g = layer.skip_geometry
+        scols = (skip_spikes.reshape(m, 1, -1) if g.kind == "linear" else
+                 _patches(g, skip_spikes.reshape((m,) + g.in_shape)))
+        cols = np.concatenate([cols, scols.astype(cols.dtype)], axis=2)
+        wmat = np.concatenate([wmat, layer.skip_weight.reshape(layer.out_channels, -1)], axis=1)
     pieces = fp.bias_split(cfg, layer.bias)                        # F2b: [R, out]
     if pieces.shape[0]:
         # R always-on events first, then the inputs in ascending index (F2b order)
@@ -255,7 +270,8 @@ def run_fixed(cfg: HwConfig, net: Network, spikes_in) -> FixedResult:
         for i, layer in enumerate(net.layers):
             tr = traces[i]
             x_in = pool_spikes(x_in, layer.pool)                    # input max pooling (OR)
-            cur = layer_currents(cfg, layer, x_in)                 # F2
+            skip_in = None if layer.skip is None else traces[layer.skip].spikes[t].astype(np.uint8)
+            cur = layer_currents(cfg, layer, x_in, skip_in)        # F2 (+ F2c shortcut)
             tr.current[t] = cur
             flat = cur.reshape(batch, -1)
             if layer.mode == "readout":                            # F8

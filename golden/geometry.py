@@ -1,7 +1,7 @@
 """Layer geometry shared by the float reference and the integer network.
 
-:class:`LayerGeometry` holds the ten fields that describe one synaptic
-layer (kind, shapes, mode, block, name, input pooling) without its weights, checks them, and derives the shapes. The float
+:class:`LayerGeometry` holds the fifteen fields that describe one synaptic
+layer (kind, shapes, mode, block, name, input pooling, residual input) without its weights, checks them, and derives the shapes. The float
 model's :class:`golden.reference.LayerSpec` and the integer network's
 :class:`golden.network.Layer` (which adds the int64 weight) are subclasses,
 so each field and each rule is written here once.
@@ -28,6 +28,15 @@ column dropped as PyTorch's ``MaxPool2d(k)`` does): ``(C, H, W) -> (C, H//k,
 W//k)``, and ``in_shape`` is that pooled shape (a linear layer takes it
 flattened). ``pool = 1``: no pooling. The first layer cannot pool (the host
 pools the network input itself). :func:`pool_spikes` is the one implementation.
+
+``skip`` (residual sum, docs/network-format.md): ``skip = j`` (a LIF layer
+before this one) adds a second synaptic input to this layer's current, a
+shortcut from layer ``j``'s output spikes (unpooled): ``X = W·O_in + W_s·O_j
+(+ b)``. The shortcut is a conv with ``skip_kernel`` / ``skip_stride`` /
+``skip_padding`` (an identity shortcut is a 1×1 conv with an identity
+weight) or, on a linear layer, a linear map of ``O_j`` flattened;
+``skip_in_shape`` is layer ``j``'s output shape and the shortcut's output
+must be this layer's output shape. ``skip = None``: one input.
 """
 
 from __future__ import annotations
@@ -109,6 +118,11 @@ class LayerGeometry:
     block: Optional[int] = None
     name: str = ""
     pool: int = 1
+    skip: Optional[int] = None
+    skip_in_shape: Optional[tuple] = None
+    skip_kernel: int = 1
+    skip_stride: int = 1
+    skip_padding: int = 0
 
     #: Exception class raised for a bad field (subclasses override it).
     _error: ClassVar[type] = LayerGeometryError
@@ -164,6 +178,47 @@ class LayerGeometry:
             if h + 2 * self.padding < self.kernel or w + 2 * self.padding < self.kernel:
                 raise bad(f"kernel {self.kernel} is larger than the padded input "
                           f"{h + 2 * self.padding}x{w + 2 * self.padding}")
+        self._check_skip(bad, put)
+
+    def _check_skip(self, bad, put) -> None:
+        for fname in ("skip_kernel", "skip_stride"):
+            v = getattr(self, fname)
+            if not is_int(v) or v < 1:
+                raise bad(f"{fname}={v!r}: must be a positive integer")
+            put(fname, int(v))
+        if not is_int(self.skip_padding) or self.skip_padding < 0:
+            raise bad(f"skip_padding={self.skip_padding!r}: must be a non-negative integer")
+        put("skip_padding", int(self.skip_padding))
+        if self.skip is None:
+            if self.skip_in_shape is not None or (self.skip_kernel, self.skip_stride,
+                                                  self.skip_padding) != (1, 1, 0):
+                raise bad("skip_in_shape/skip_kernel/skip_stride/skip_padding need skip (the "
+                          "shortcut's source layer)")
+            return
+        if not is_int(self.skip) or self.skip < 0:
+            raise bad(f"skip={self.skip!r}: must be the index of an earlier LIF layer or None")
+        put("skip", int(self.skip))
+        if self.mode == "readout":
+            raise bad("a readout layer cannot take a residual (skip) input")
+        try:
+            shape = tuple(self.skip_in_shape)
+        except TypeError:
+            shape = ()
+        if not shape or not all(is_int(d) and d > 0 for d in shape):
+            raise bad(f"skip_in_shape={self.skip_in_shape!r}: must be a tuple of positive integers")
+        put("skip_in_shape", tuple(int(d) for d in shape))
+        if self.kind == "linear":
+            if (self.skip_kernel, self.skip_stride, self.skip_padding) != (1, 1, 0):
+                raise bad("skip_kernel/skip_stride/skip_padding must keep their defaults on a "
+                          "linear layer")
+        else:
+            if len(shape) != 3:
+                raise bad(f"a conv layer's shortcut takes a (C, H, W) source, got {shape}")
+            if output_shape(self.skip_geometry) != self.out_shape:
+                raise bad(f"shortcut ({self.skip_kernel}x{self.skip_kernel}, stride "
+                          f"{self.skip_stride}, padding {self.skip_padding}) of {shape} gives "
+                          f"{output_shape(self.skip_geometry)}, not the layer's output "
+                          f"{self.out_shape}")
 
     # ----------------------------------------------------------- derived
     @property
@@ -197,12 +252,48 @@ class LayerGeometry:
     def is_lif(self) -> bool:
         return self.mode in LIF_MODES
 
+    @property
+    def skip_geometry(self) -> Optional["_SkipGeometry"]:
+        """The shortcut synapse as a plain geometry (kind, in_shape, kernel, stride,
+        padding, out_channels), or None without a skip input."""
+        if self.skip is None:
+            return None
+        if self.kind == "linear":
+            return _SkipGeometry("linear", (math.prod(self.skip_in_shape),), self.out_channels)
+        return _SkipGeometry("conv", self.skip_in_shape, self.out_channels, self.skip_kernel,
+                             self.skip_stride, self.skip_padding)
+
+    @property
+    def skip_weight_shape(self) -> Optional[tuple]:
+        """Shape of the shortcut weight: linear ``(out, F_j)``, conv ``(out, C_j, k_s, k_s)``."""
+        g = self.skip_geometry
+        if g is None:
+            return None
+        if g.kind == "linear":
+            return (self.out_channels, g.in_shape[0])
+        return (self.out_channels, g.in_shape[0], g.kernel, g.kernel)
+
     def describe(self) -> dict:
-        """JSON-able description of the ten fields (the network file's layer entry)."""
+        """JSON-able description of the fields (the network file's layer entry)."""
         return {"kind": self.kind, "in_shape": list(self.in_shape),
                 "out_channels": self.out_channels, "kernel": self.kernel,
                 "stride": self.stride, "padding": self.padding, "mode": self.mode,
-                "block": self.block, "name": self.name, "pool": self.pool}
+                "block": self.block, "name": self.name, "pool": self.pool, "skip": self.skip,
+                "skip_in_shape": None if self.skip_in_shape is None else list(self.skip_in_shape),
+                "skip_kernel": self.skip_kernel, "skip_stride": self.skip_stride,
+                "skip_padding": self.skip_padding}
+
+
+@dataclass(frozen=True)
+class _SkipGeometry:
+    """The shortcut synapse of a layer with a skip input (what :func:`output_shape` needs)."""
+
+    kind: str
+    in_shape: tuple
+    out_channels: int
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
 
 
 # ------------------------------------------------------------ layer chains
@@ -256,6 +347,14 @@ def check_chain(layers, in_shape: tuple, error: type) -> None:
             raise error(f"{where(i, layer)}: in_shape {layer.in_shape} does not match "
                         f"{src} {prev}" + (f" (after pool={layer.pool})" if layer.pool > 1 else "") + (" (flattened: a conv output feeds a linear layer"
                                            " as C*H*W features)" if layer.kind == "linear" else ""))
+        if layer.skip is not None:
+            j = layer.skip
+            if j >= i or not layers[j].is_lif:
+                raise error(f"{where(i, layer)}: skip={j} must name an earlier LIF layer (the "
+                            f"shortcut takes its output spikes)")
+            if layer.skip_in_shape != layers[j].out_shape:
+                raise error(f"{where(i, layer)}: skip_in_shape {layer.skip_in_shape} does not "
+                            f"match the output {layers[j].out_shape} of {where(j, layers[j])}")
         prev = layer.out_shape
     for blk in sharing_units(layers):
         first = layers[blk[0]]

@@ -31,7 +31,7 @@ from .ws_mapping import (ws_pe_neurons, ws_shape, ws_tile_events, ws_variant_wei
 __all__ = [
     "WEIGHT_STATIONARY", "POSITION", "MAPPINGS", "NOMINAL_RATE", "MappingError", "TilePlan",
     "WeightBlock", "LayerPlan", "plan_layer", "mapping_cost", "choose_mappings", "layer_tiles", "tile_pe_neurons", "tile_fanin", "tile_fanin_sizes", "tile_weights",
-    "membrane_rows_of_block", "rows_needed", "weight_rows_total", "layer_bias_rows", "bias_block_rows",
+    "membrane_rows_of_block", "pass_rows", "rows_needed", "weight_rows_total", "layer_bias_rows", "bias_block_rows",
 ]
 
 #: The two neuron -> PE mappings (docs/schedule.md). Weight-stationary rows
@@ -238,6 +238,21 @@ class TilePlan(NamedTuple):
     rows: np.ndarray
     block: int
     bias_rows: np.ndarray = np.zeros(0, np.int64)
+    #: residual layer (F2c): the shortcut's fan-in (flat indices of the source layer's
+    #: output spikes, ascending) and its block rows; EVENTs after the layer's own
+    skip_fanin: np.ndarray = np.zeros(0, np.int64)
+    skip_rows: np.ndarray = np.zeros(0, np.int64)
+
+
+class _SkipView:
+    """A residual layer's shortcut seen as a layer of its own (same neurons, the
+    shortcut's input, kernel and weight) for :func:`tile_fanin` / :func:`_tile_weights`."""
+
+    def __init__(self, layer):
+        g = layer.skip_geometry
+        self.kind, self.in_shape, self.out_chw, self.mode = g.kind, g.in_shape, layer.out_chw, layer.mode
+        self.kernel, self.stride, self.padding = g.kernel, g.stride, g.padding
+        self.weight = getattr(layer, "skip_weight", None)
 
 
 class WeightBlock(NamedTuple):
@@ -299,6 +314,8 @@ def plan_layer(cfg: HwConfig, layer, mapping: str, weights: bool = True) -> Laye
         return w, conn, np.arange(base, base + nb, dtype=np.int64)
 
     if mapping == WEIGHT_STATIONARY:
+        if getattr(layer, "skip", None) is not None:
+            raise MappingError(f"layer {layer.name!r}: a residual (skip) input needs the position mapping")
         pe = ws_pe_neurons(cfg, layer)
         for chunk, npos, j0, j1 in ws_variants(cfg, layer):
             w, conn = ws_variant_weights(cfg, layer, chunk, npos, weights)
@@ -309,12 +326,22 @@ def plan_layer(cfg: HwConfig, layer, mapping: str, weights: bool = True) -> Laye
                 tiles.append(TilePlan(pe[j], fan, rows, len(blocks) - 1, brows))
         return LayerPlan(mapping, tiles, blocks)
     pe = tile_pe_neurons(cfg, layer)
+    view = _SkipView(layer) if getattr(layer, "skip", None) is not None else None
     for j in range(pe.shape[0]):
         fan = tile_fanin(cfg, layer, pe[j])
         w, conn = _tile_weights(cfg, layer, pe[j], fan, weights)
+        sfan = srows = np.zeros(0, np.int64)
+        if view is not None:
+            # F2c: the shortcut's rows follow the layer's own in the tile's block
+            sfan = tile_fanin(cfg, view, pe[j])
+            sw, sconn = _tile_weights(cfg, view, pe[j], sfan, weights)
+            srows = np.arange(fan.size, fan.size + sfan.size, dtype=np.int64)
+            conn = np.concatenate([conn, sconn])
+            if w is not None:
+                w = np.concatenate([w, sw])
         w, conn, brows = with_bias(w, conn, pe[j])
         blocks.append(WeightBlock(w, conn.sum(axis=1).astype(np.int64), j, j + 1, j))
-        tiles.append(TilePlan(pe[j], fan, np.arange(fan.size, dtype=np.int64), j, brows))
+        tiles.append(TilePlan(pe[j], fan, np.arange(fan.size, dtype=np.int64), j, brows, sfan, srows))
     return LayerPlan(mapping, tiles, blocks)
 
 
@@ -346,10 +373,19 @@ def choose_mappings(cfg: HwConfig, layers, force=None) -> list:
     """
     layers = list(layers)
     if force is not None:
-        return [_check_mapping(force)] * len(layers)
+        if _check_mapping(force) == WEIGHT_STATIONARY:
+            bad = next((i for i, lay in enumerate(layers) if getattr(lay, "skip", None) is not None), None)
+            if bad is not None:
+                raise MappingError(f"layer {bad} ({layers[bad].name!r}) has a residual (skip) input, which "
+                                   f"only the position mapping runs; do not force weight_stationary")
+        return [force] * len(layers)
     out = [WEIGHT_STATIONARY] * len(layers)
     units = sharing_units(layers) + [[i] for i, lay in enumerate(layers) if lay.mode == "readout"]
     for unit in units:
+        if any(getattr(layers[i], "skip", None) is not None for i in unit):
+            for i in unit:           # residual layers: position mapping only (docs/schedule.md)
+                out[i] = POSITION
+            continue
         if all(layers[i].kind == "linear" for i in unit):
             continue                 # the two mappings coincide for linear layers
         fits = [m for m in MAPPINGS
@@ -372,10 +408,30 @@ def membrane_rows_of_block(cfg: HwConfig, layer: LayerGeometry, mapping: str) ->
     return tiles if layer.mode == "chained" else tiles * cfg.groups
 
 
+def pass_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
+    """Membrane rows of the largest weight block's tiles of ``layer`` (what one
+    pass holds on chip when membranes are spilled); 0 for readout."""
+    if layer.mode == "readout":
+        return 0
+    per = 1 if layer.mode == "chained" else cfg.groups
+    blocks = plan_layer(cfg, layer, mapping, False).blocks
+    return max(((b.j1 - b.j0) * per for b in blocks), default=0)
+
+
+def _skip_fanin_sizes(cfg: HwConfig, layer) -> np.ndarray:
+    """Per tile: the shortcut's fan-in (0 without a skip input); position mapping only."""
+    tiles = layer_tiles(cfg, layer, POSITION)
+    if getattr(layer, "skip", None) is None:
+        return np.zeros(tiles, dtype=np.int64)
+    view = _SkipView(layer)
+    return np.array([tile_fanin(cfg, view, tile_pe_neurons(cfg, layer, [j])[0]).size
+                     for j in range(tiles)], dtype=np.int64)
+
+
 def _largest_block_rows(cfg: HwConfig, layer: LayerGeometry, mapping: str) -> int:
     nb = layer_bias_rows(cfg, layer)
     if mapping == POSITION:
-        return int(tile_fanin_sizes(cfg, layer).max(initial=0)) + nb
+        return int((tile_fanin_sizes(cfg, layer) + _skip_fanin_sizes(cfg, layer)).max(initial=0)) + nb
     return ws_shape(cfg, layer).rows + nb
 
 
@@ -388,7 +444,7 @@ def weight_rows_total(cfg: HwConfig, layers, mappings=None) -> int:
     for layer, m in zip(layers, mappings):
         nb = layer_bias_rows(cfg, layer)
         if m == POSITION:
-            sizes = tile_fanin_sizes(cfg, layer)
+            sizes = tile_fanin_sizes(cfg, layer) + _skip_fanin_sizes(cfg, layer)
             total += int(sizes.sum()) + nb * sizes.size
         else:
             sh = ws_shape(cfg, layer)

@@ -15,12 +15,23 @@ id form a sharing block and use one membrane (F7). All layers of a block have
 the same output shape and the same mode (chained or independent).
 
 A layer may carry an integer ``bias`` [out_channels] (folded BatchNorm, F2b:
-added to X every timestep through always-on bias rows) and an input ``pool``
-(OR max pooling of the previous layer's spikes, :mod:`golden.geometry`).
+added to X every timestep through always-on bias rows), an input ``pool``
+(OR max pooling of the previous layer's spikes, :mod:`golden.geometry`) and a
+residual ``skip`` input with its own integer ``skip_weight`` (F2c: the
+shortcut's events accumulate into the same current after the layer's own).
+
+Direct input (F2d): ``Network(..., input_bits=B)`` takes B-bit integers (an
+image) instead of spikes; layer 0 sees their bit planes as spikes, channel
+``c·B + b`` = bit b of channel c (two's complement when ``input_signed``), and
+its weight rows for bit b hold ``w·2^b`` (negated for the sign bit), so the
+adder-only PEs compute ``Σ w·x`` exactly. :meth:`Network.input_spikes` makes
+the bit planes; everything downstream (fixed-point model, schedule, RTL) sees
+an ordinary spike input of shape ``in_shape``.
 
 Network files are ``.npz`` archives holding one JSON description under the
-key ``network.json``, one int64 array per layer (``w0``, ``w1``, ...) and one
-per layer with a bias (``b0``, ...), docs/network-format.md;
+key ``network.json``, one int64 array per layer (``w0``, ``w1``, ...), one
+per layer with a bias (``b0``, ...) and one per layer with a skip input
+(``s0``, ...), docs/network-format.md;
 :func:`save_network` / :func:`load_network` read and write them.
 """
 
@@ -41,7 +52,7 @@ from .errors import ProjectError
 from .files import atomic_write, require_file
 from .geometry import LayerGeometry, check_chain, is_int, sharing_units, where
 from .mapping import (MAPPINGS, POSITION, choose_mappings, layer_bias_rows, layer_tiles,
-                      membrane_rows_of_block, rows_needed)
+                      membrane_rows_of_block, pass_rows, rows_needed)
 
 __all__ = [
     "NetworkError", "Layer", "Network", "save_network", "load_network", "FILE_FORMAT",
@@ -49,9 +60,10 @@ __all__ = [
 ]
 
 FILE_FORMAT = "efficientlif-network"
-FILE_VERSION = 2
-#: Versions :func:`load_network` reads (version 1: no bias, no pool fields).
-READ_VERSIONS = (1, 2)
+FILE_VERSION = 3
+#: Versions :func:`load_network` reads (version 1: no bias, no pool fields; version 2: no skip
+#: fields, no input_bits / input_signed).
+READ_VERSIONS = (1, 2, 3)
 
 
 class NetworkError(ProjectError, ValueError):
@@ -101,11 +113,13 @@ def _int64_weights(weight, bad, what: str = "weight") -> np.ndarray:
 
 @dataclass(frozen=True, eq=False, init=False)
 class Layer(LayerGeometry):
-    """One layer of integer weights: the ten fields of
-    :class:`golden.geometry.LayerGeometry` plus ``weight`` and ``bias``.
+    """One layer of integer weights: the fifteen fields of
+    :class:`golden.geometry.LayerGeometry` plus ``weight``, ``bias`` and ``skip_weight``.
 
     ``Layer(kind, in_shape, out_channels, weight, kernel=1, stride=1,
-    padding=0, mode="chained", block=None, name="", pool=1, bias=None)``;
+    padding=0, mode="chained", block=None, name="", pool=1, skip=None, ...,
+    bias=None, skip_weight=None)``; ``skip_weight`` int64 of ``skip_weight_shape``
+    exactly when ``skip`` is set (F2c);
     ``weight`` is int64, linear ``[out, F]``, conv ``[out, C, k, k]``
     (``weight_shape``); ``bias`` None or int64 ``[out]`` in the weights'
     scale, not limited to the weight range (the schedule splits it into
@@ -118,12 +132,15 @@ class Layer(LayerGeometry):
 
     weight: np.ndarray = field(default=None, repr=False)
     bias: Optional[np.ndarray] = field(default=None, repr=False)
+    skip_weight: Optional[np.ndarray] = field(default=None, repr=False)
 
     _error = NetworkError
 
-    def __init__(self, kind, in_shape, out_channels, weight, *args, bias=None, **kwargs):
+    def __init__(self, kind, in_shape, out_channels, weight, *args, bias=None, skip_weight=None,
+                 **kwargs):
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "bias", bias)
+        object.__setattr__(self, "skip_weight", skip_weight)
         super().__init__(kind, in_shape, out_channels, *args, **kwargs)
 
     def __post_init__(self) -> None:
@@ -141,6 +158,15 @@ class Layer(LayerGeometry):
                                 f"[out_channels]")
             b.setflags(write=False)
             object.__setattr__(self, "bias", b)
+        if (self.skip is None) != (self.skip_weight is None):
+            raise self._bad("skip_weight must be given exactly when skip (the shortcut's source "
+                            "layer) is")
+        if self.skip_weight is not None:
+            sw = _int64_weights(self.skip_weight, lambda m: self._bad(m.replace("weight", "skip_weight", 1)))
+            if sw.shape != self.skip_weight_shape:
+                raise self._bad(f"skip_weight shape {sw.shape} does not match {self.skip_weight_shape}")
+            sw.setflags(write=False)
+            object.__setattr__(self, "skip_weight", sw)
 
     # ------------------------------------------------------- constructors
     @classmethod
@@ -175,6 +201,8 @@ class Network:
 
     in_shape: tuple
     layers: tuple
+    input_bits: int = 0
+    input_signed: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -193,6 +221,58 @@ class Network:
             if not isinstance(layer, Layer):
                 raise NetworkError(f"layer {i}: expected a Layer, got {type(layer).__name__}")
         check_chain(layers, shape, NetworkError)
+        b = self.input_bits
+        if not is_int(b) or not 0 <= b <= 32:
+            raise NetworkError(f"network input_bits={b!r}: must be 0 (spike input) or 1..32 (direct input)")
+        object.__setattr__(self, "input_bits", int(b))
+        if not isinstance(self.input_signed, (bool, np.bool_)):
+            raise NetworkError(f"network input_signed={self.input_signed!r}: must be True or False")
+        object.__setattr__(self, "input_signed", bool(self.input_signed))
+        if b and shape[0] % b:
+            raise NetworkError(f"network in_shape {shape}: direct input with input_bits={b} needs a "
+                               f"multiple of {b} channels (features), one per bit plane")
+
+    # ------------------------------------------------------- direct input
+    @property
+    def image_shape(self) -> tuple:
+        """Shape of one direct-input sample (``in_shape`` with the bit planes folded back);
+        ``in_shape`` for a spike-input network."""
+        if not self.input_bits:
+            return self.in_shape
+        return (self.in_shape[0] // self.input_bits,) + self.in_shape[1:]
+
+    @property
+    def input_range(self) -> tuple:
+        """(lo, hi) of a direct-input value: B-bit two's complement or unsigned."""
+        b = self.input_bits
+        return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if self.input_signed else (0, (1 << b) - 1)
+
+    def input_spikes(self, values) -> np.ndarray:
+        """Direct input ``values [..., *image_shape]`` (integers in :attr:`input_range`) ->
+        bit-plane spikes ``[..., *in_shape]`` (uint8), channel ``c·B + b`` = bit b of
+        ``values mod 2^B`` for channel c. Raises :class:`NetworkError` for a bad array."""
+        if not self.input_bits:
+            raise NetworkError("input_spikes(): the network takes spikes, not direct input")
+        v = np.asarray(values)
+        img = self.image_shape
+        if v.ndim < len(img) or tuple(v.shape[v.ndim - len(img):]) != img:
+            raise NetworkError(f"direct input: shape {list(v.shape)} does not end in the image shape "
+                               f"{list(img)}")
+        if v.dtype.kind not in "iub" and not (v.dtype.kind == "f" and np.all(v == np.round(v))):
+            raise NetworkError(f"direct input: values must be integers (got dtype {v.dtype})")
+        v = v.astype(np.int64)
+        lo, hi = self.input_range
+        if v.size and (v.min() < lo or v.max() > hi):
+            bad = v.min() if v.min() < lo else v.max()
+            raise NetworkError(f"direct input: value {int(bad)} is outside the "
+                               f"{'signed' if self.input_signed else 'unsigned'} {self.input_bits}-bit "
+                               f"range [{lo}, {hi}]")
+        lead = v.shape[:v.ndim - len(img)]
+        u = v & ((1 << self.input_bits) - 1)
+        bits = (u[..., None] >> np.arange(self.input_bits)) & 1          # [..., C, (H, W), B]
+        ax = len(lead)
+        bits = np.moveaxis(bits, -1, ax + 1)                               # [..., C, B, (H, W)]
+        return bits.reshape(lead + self.in_shape).astype(np.uint8)
 
     # ------------------------------------------------------------ structure
     def blocks(self) -> list:
@@ -229,11 +309,12 @@ class Network:
         if not isinstance(cfg, HwConfig):
             raise NetworkError(f"validate() needs an HwConfig, got {type(cfg).__name__}")
         for i, layer in enumerate(self.layers):
-            w = layer.weight
-            if w.size and (w.min() < cfg.weight_min or w.max() > cfg.weight_max):
-                bad = w.min() if w.min() < cfg.weight_min else w.max()
-                raise NetworkError(f"{where(i, layer)}: weight {int(bad)} is outside the "
-                                   f"{cfg.weight_width}-bit range [{cfg.weight_min}, {cfg.weight_max}]")
+            for what, w in (("weight", layer.weight), ("skip_weight", layer.skip_weight)):
+                if w is not None and w.size and (w.min() < cfg.weight_min or w.max() > cfg.weight_max):
+                    bad = w.min() if w.min() < cfg.weight_min else w.max()
+                    raise NetworkError(f"{where(i, layer)}: {what} {int(bad)} is outside the "
+                                       f"{cfg.weight_width}-bit range [{cfg.weight_min}, "
+                                       f"{cfg.weight_max}]")
             b = layer.bias
             if b is not None and b.size and (b.min() < cfg.acc_min or b.max() > cfg.acc_max):
                 bad = b.min() if b.min() < cfg.acc_min else b.max()
@@ -262,13 +343,9 @@ class Network:
             # can declare a 10^7 x 10^7 input for a 1x1 kernel) and nothing
             # below may allocate per tile before the tile count is known to fit.
             tiles = max(layer_tiles(cfg, layer, m) for m in MAPPINGS)
-            if layer.is_lif:
-                rows = min(membrane_rows_of_block(cfg, layer, m) for m in MAPPINGS)
-                if rows > cfg.mem_rows:
-                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows ({tiles} tiles "
-                                       f"of output shape {layer.out_shape}) > mem_rows={cfg.mem_rows}; "
-                                       f"raise mem_rows, use more groups or shrink the layer")
-            elif tiles > MAX_TILES:
+            # (a LIF layer whose membrane rows exceed mem_rows runs with spilled
+            # membranes, pass by pass: docs/schedule.md "Spilled membranes")
+            if tiles > MAX_TILES:
                 raise NetworkError(f"{where(i, layer)}: {tiles} tiles (output shape {layer.out_shape}) "
                                    f"> {MAX_TILES}, the most one layer may have; use a larger array "
                                    f"or shrink the layer")
@@ -278,37 +355,37 @@ class Network:
             if need > cfg.weight_rows:
                 what = ("tile fan-in" if mappings[i] == POSITION else
                         "weight rows per chunk (input channels x kernel rows x window width)")
+                if layer.skip is not None:
+                    what += " (with the shortcut's fan-in)"
                 nb = layer_bias_rows(cfg, layer)
                 if nb:
                     what += f" + {nb} bias rows"
                 raise NetworkError(f"{where(i, layer)}: {what} {need} > weight_rows={cfg.weight_rows} "
                                    f"({mappings[i]} mapping); raise weight_rows (twice that lets "
                                    f"weight loading overlap the EVENTs) or shrink the layer")
-            if layer.is_lif:
-                rows = membrane_rows_of_block(cfg, layer, mappings[i])
+        used = sum(membrane_rows_of_block(cfg, self.layers[blk[0]], mappings[blk[0]])
+                   for blk in self.blocks())
+        if used > cfg.mem_rows:
+            # spilled membranes: every pass (one weight block's tiles) must fit on chip
+            for i, layer in enumerate(self.layers):
+                if not layer.is_lif:
+                    continue
+                rows = pass_rows(cfg, layer, mappings[i])
                 if rows > cfg.mem_rows:
-                    raise NetworkError(f"{where(i, layer)}: needs {rows} membrane rows "
-                                       f"({layer_tiles(cfg, layer, mappings[i])} tiles of output shape "
-                                       f"{layer.out_shape}, {mappings[i]} mapping) > "
-                                       f"mem_rows={cfg.mem_rows}; raise mem_rows, use more groups or "
-                                       f"shrink the layer")
-        used = 0
-        for blk in self.blocks():
-            rows = membrane_rows_of_block(cfg, self.layers[blk[0]], mappings[blk[0]])
-            used += rows
-            if used > cfg.mem_rows:
-                i = blk[0]
-                names = ", ".join(where(j, self.layers[j]) for j in blk)
-                raise NetworkError(f"{where(i, self.layers[i])}: membrane region of {names} ends at row "
-                                   f"{used} > mem_rows={cfg.mem_rows}; raise mem_rows, share more "
-                                   f"layers (block) or use more groups")
+                    raise NetworkError(f"{where(i, layer)}: one weight block's tiles need {rows} "
+                                       f"membrane rows ({mappings[i]} mapping, output shape "
+                                       f"{layer.out_shape}) > mem_rows={cfg.mem_rows}, so even "
+                                       f"spilled membranes do not fit; raise mem_rows, use more "
+                                       f"groups or shrink the layer")
         return self
 
     # --------------------------------------------------------------- files
     def describe(self) -> dict:
         return {"format": FILE_FORMAT, "version": FILE_VERSION, "in_shape": list(self.in_shape),
+                "input_bits": self.input_bits, "input_signed": self.input_signed,
                 "layers": [dict(layer.describe(), weight=f"w{i}",
-                                bias=None if layer.bias is None else f"b{i}")
+                                bias=None if layer.bias is None else f"b{i}",
+                                skip_weight=None if layer.skip_weight is None else f"s{i}")
                            for i, layer in enumerate(self.layers)]}
 
     def save(self, path) -> None:
@@ -326,6 +403,8 @@ def save_network(net: Network, path) -> None:
     """
     arrays = {f"w{i}": layer.weight for i, layer in enumerate(net.layers)}
     arrays.update({f"b{i}": layer.bias for i, layer in enumerate(net.layers) if layer.bias is not None})
+    arrays.update({f"s{i}": layer.skip_weight for i, layer in enumerate(net.layers)
+                   if layer.skip_weight is not None})
     desc = json.dumps(net.describe(), sort_keys=True)
     buf = io.BytesIO()
     np.savez(buf, **{"network.json": np.array(desc)}, **arrays)
@@ -377,6 +456,8 @@ def load_network(path) -> Network:
     keys = ("kind", "in_shape", "out_channels", "kernel", "stride", "padding", "mode", "block", "name", "weight")
     if version >= 2:
         keys += ("pool", "bias")
+    if version >= 3:
+        keys += ("skip", "skip_in_shape", "skip_kernel", "skip_stride", "skip_padding", "skip_weight")
     for i, ld in enumerate(desc["layers"]):
         if not isinstance(ld, dict):
             raise NetworkError(f"{where_f}: layer {i}: must be a JSON object")
@@ -394,16 +475,32 @@ def load_network(path) -> Network:
         bkey = ld.get("bias")
         if bkey is not None and (not isinstance(bkey, str) or bkey not in contents):
             raise NetworkError(f"{where_f}: layer {i}: bias array {bkey!r} is not in the archive")
+        skey = ld.get("skip_weight")
+        if skey is not None and (not isinstance(skey, str) or skey not in contents):
+            raise NetworkError(f"{where_f}: layer {i}: skip_weight array {skey!r} is not in the archive")
+        sis = ld.get("skip_in_shape")
+        if sis is not None and not isinstance(sis, list):
+            raise NetworkError(f"{where_f}: layer {i}: skip_in_shape must be a list or null")
         try:
             layers.append(Layer(kind=ld["kind"], in_shape=tuple(ld["in_shape"]),
                                 out_channels=ld["out_channels"], weight=contents[wkey],
                                 kernel=ld["kernel"], stride=ld["stride"], padding=ld["padding"],
                                 mode=ld["mode"], block=ld["block"], name=ld["name"],
                                 pool=ld.get("pool", 1),
-                                bias=None if bkey is None else contents[bkey]))
+                                bias=None if bkey is None else contents[bkey],
+                                skip=ld.get("skip"), skip_in_shape=None if sis is None else tuple(sis),
+                                skip_kernel=ld.get("skip_kernel", 1), skip_stride=ld.get("skip_stride", 1),
+                                skip_padding=ld.get("skip_padding", 0),
+                                skip_weight=None if skey is None else contents[skey]))
         except NetworkError as e:
             raise NetworkError(f"{where_f}: layer {i}: {e}") from None
+    extra = {}
+    if version >= 3:
+        for k in ("input_bits", "input_signed"):
+            if k not in desc:
+                raise NetworkError(f"{where_f}: missing field {k!r}")
+            extra[k] = desc[k]
     try:
-        return Network(tuple(desc["in_shape"]), tuple(layers))
+        return Network(tuple(desc["in_shape"]), tuple(layers), **extra)
     except NetworkError as e:
         raise NetworkError(f"{where_f}: {e}") from None

@@ -45,7 +45,7 @@ from .network import Layer, Network
 from .reference import EfficientLIFNet
 
 __all__ = ["QuantizeError", "Quantized", "quantize", "agreement_report", "report_markdown",
-           "float_model_of"]
+           "float_model_of", "quantize_input", "bit_plane_weights"]
 
 
 class QuantizeError(ProjectError, ValueError):
@@ -63,6 +63,32 @@ class Quantized:
 
 def _weights(model: EfficientLIFNet) -> list:
     return [w.detach().to(torch.float64).cpu().numpy() for w in model.weights]
+
+
+def bit_plane_weights(w: np.ndarray, bits: int, frac_bits: int, signed: bool) -> np.ndarray:
+    """Layer-0 float weights ``w [out, C, ...]`` of a direct-input layer -> the weights of its
+    bit planes ``[out, C·bits, ...]`` (docs/fixed-point.md F2d): plane b of channel c holds
+    ``w·2^(b − frac_bits)``, negated for the sign bit b = bits − 1 when ``signed``, so that
+    ``Σ_b w_b·bit_b(x_int) = w·x_int·2^(−frac_bits)`` exactly (powers of two)."""
+    scale = 2.0 ** (np.arange(bits) - frac_bits)
+    if signed:
+        scale[-1] = -scale[-1]
+    out, c = w.shape[:2]
+    rest = w.shape[2:]
+    planes = w[:, :, None] * scale.reshape((1, 1, bits) + (1,) * len(rest))
+    return planes.reshape((out, c * bits) + rest)
+
+
+def quantize_input(q: "Quantized", x) -> np.ndarray:
+    """Analog direct input ``x`` -> the integers the network takes: ``clip(round_half_even(
+    x·2^input_frac_bits))`` to the ``input_bits`` range (the only rounding of the input, F2d)."""
+    net = q.network
+    if not net.input_bits:
+        raise QuantizeError("quantize_input(): the network takes spikes, not direct input")
+    p = q.choices["input"]["frac_bits"]
+    v = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    lo, hi = net.input_range
+    return np.clip(np.round(v * 2.0 ** p), lo, hi).astype(np.int64)
 
 
 def _fits(ws: list, f: int, lo: int, hi: int) -> bool:
@@ -103,8 +129,15 @@ def _choose_frac_bits(ws, theta: float, fire: str, weight_width: int, mem_width:
 def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 16,
              mem_width: int = 16, leak_bits: int = 8, array: int = 128,
              frac_bits: Optional[int] = None, theta_headroom_bits: int = 2,
-             weight_rows: Optional[int] = None, mem_rows: Optional[int] = None) -> Quantized:
-    """Map ``model`` onto an :class:`HwConfig` + integer :class:`Network` (see module docstring)."""
+             weight_rows: Optional[int] = None, mem_rows: Optional[int] = None,
+             input_bits: int = 8, input_frac_bits: Optional[int] = None,
+             input_signed: bool = True) -> Quantized:
+    """Map ``model`` onto an :class:`HwConfig` + integer :class:`Network` (see module docstring).
+
+    A direct-input model (``model.direct_input``) needs ``input_frac_bits`` p: the input is
+    quantized to ``input_bits``-bit integers ``round(x·2^p)`` (two's complement when
+    ``input_signed``) and layer 0 takes their bit planes (F2d, :func:`bit_plane_weights`).
+    """
     if not isinstance(model, EfficientLIFNet):
         raise QuantizeError(f"quantize() needs an EfficientLIFNet, got {type(model).__name__}")
     p = model.params
@@ -118,9 +151,21 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
     except ConfigError as e:
         raise QuantizeError(f"hardware parameters: {e}") from None
     ws = _weights(model)
+    direct = bool(getattr(model, "direct_input", False))
+    specs = list(model.layers)
+    if direct:
+        if isinstance(input_bits, bool) or not isinstance(input_bits, int) or not 1 <= input_bits <= 16:
+            raise QuantizeError(f"input_bits={input_bits!r}: expected an integer in 1..16")
+        if isinstance(input_frac_bits, bool) or not isinstance(input_frac_bits, int):
+            raise QuantizeError(f"direct input needs input_frac_bits (the input is quantized to "
+                                f"round(x·2^input_frac_bits) in {input_bits} bits), got {input_frac_bits!r}")
+        ws[0] = bit_plane_weights(ws[0], input_bits, input_frac_bits, bool(input_signed))
+        s0 = specs[0]
+        specs[0] = replace(s0, in_shape=(s0.in_shape[0] * input_bits,) + s0.in_shape[1:])
+    skips = {int(i): w.detach().to(torch.float64).cpu().numpy() for i, w in model.skip_weights.items()}
     if frac_bits is None:
-        frac_bits, why = _choose_frac_bits(ws, p.theta, p.fire, weight_width, mem_width,
-                                           theta_headroom_bits)
+        frac_bits, why = _choose_frac_bits(ws + list(skips.values()), p.theta, p.fire, weight_width,
+                                           mem_width, theta_headroom_bits)
     else:
         why = "given"
     scale = 2.0 ** frac_bits
@@ -129,11 +174,18 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
     wlo, whi = -(1 << (weight_width - 1)), (1 << (weight_width - 1)) - 1
 
     layers, wstats = [], []
-    for i, (spec, w) in enumerate(zip(model.layers, ws)):
+    for i, (spec, w) in enumerate(zip(specs, ws)):
         wq_raw = np.round(w * scale)
         wq = np.clip(wq_raw, wlo, whi).astype(np.int64)
         clipped = int(np.count_nonzero(wq != wq_raw))
-        bound = int(np.abs(wq).reshape(wq.shape[0], -1).sum(axis=1).max(initial=0))
+        row_abs = np.abs(wq).reshape(wq.shape[0], -1).sum(axis=1)
+        sq = None
+        if i in skips:
+            sq_raw = np.round(skips[i] * scale)
+            sq = np.clip(sq_raw, wlo, whi).astype(np.int64)
+            clipped += int(np.count_nonzero(sq != sq_raw))
+            row_abs = row_abs + np.abs(sq).reshape(sq.shape[0], -1).sum(axis=1)
+        bound = int(row_abs.max(initial=0))
         wstats.append({"layer": spec.name or f"layer{i}", "max_abs": float(np.abs(w).max(initial=0)),
                        "clipped": clipped,
                        "max_abs_error": float(np.abs(wq / scale - w).max(initial=0)),
@@ -155,8 +207,11 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         layers.append(Layer(kind=spec.kind, in_shape=spec.in_shape, out_channels=spec.out_channels,
                             weight=wq, kernel=spec.kernel, stride=spec.stride, padding=spec.padding,
                             mode=spec.mode, block=spec.block, name=spec.name or f"layer{i}",
-                            pool=spec.pool, bias=bq))
-    net = Network(model.layers[0].in_shape, tuple(layers))
+                            pool=spec.pool, bias=bq, skip=spec.skip, skip_in_shape=spec.skip_in_shape,
+                            skip_kernel=spec.skip_kernel, skip_stride=spec.skip_stride,
+                            skip_padding=spec.skip_padding, skip_weight=sq))
+    net = Network(specs[0].in_shape, tuple(layers), input_bits=input_bits if direct else 0,
+                  input_signed=bool(input_signed))
 
     base = dict(array=array, groups=model.groups, weight_width=weight_width, acc_width=acc_width,
                 mem_width=mem_width, frac_bits=frac_bits, leak_bits=leak_bits, leak_int=leak_int,
@@ -189,6 +244,8 @@ def quantize(model: EfficientLIFNet, *, weight_width: int = 8, acc_width: int = 
         "weight_rows": {"value": cfg.weight_rows, "needed": need_w},
         "mem_rows": {"value": cfg.mem_rows, "needed": need_m},
     }
+    if direct:
+        choices["input"] = {"bits": input_bits, "frac_bits": input_frac_bits, "signed": bool(input_signed)}
     return Quantized(cfg=cfg, network=net, choices=choices)
 
 
@@ -196,10 +253,15 @@ def float_model_of(q: Quantized, model: EfficientLIFNet) -> EfficientLIFNet:
     """The float64 model with ``q``'s integer weights, λ and θ (real-valued)."""
     cfg = q.cfg
     params = replace(model.params, leak=cfg.leak, theta=cfg.theta)
-    fm = EfficientLIFNet(model.layers, model.groups, params, dtype=torch.float64)
+    specs = list(model.layers)
+    if q.network.input_bits:         # direct input: the quantized model takes the bit planes
+        specs[0] = replace(specs[0], in_shape=q.network.in_shape)
+    fm = EfficientLIFNet(specs, model.groups, params, dtype=torch.float64)
     with torch.no_grad():
         for w, layer in zip(fm.weights, q.network.layers):
             w.copy_(torch.from_numpy(layer.weight.astype(np.float64) * cfg.scale))
+        for i, w in fm.skip_weights.items():
+            w.copy_(torch.from_numpy(q.network.layers[int(i)].skip_weight.astype(np.float64) * cfg.scale))
         for i, b in fm.biases.items():
             b.copy_(torch.from_numpy(q.network.layers[int(i)].bias.astype(np.float64) * cfg.scale))
     return fm
@@ -249,10 +311,15 @@ def agreement_report(model: EfficientLIFNet, q: Quantized, spikes) -> dict:
     """
     x = torch.as_tensor(np.asarray(spikes)) if not isinstance(spikes, torch.Tensor) else spikes
     model.check_input(x)
-    fixed = run_fixed(q.cfg, q.network, x.detach().cpu().numpy().astype(np.uint8))
+    if q.network.input_bits:         # direct input: x is analog; the fixed model takes bit planes
+        planes = q.network.input_spikes(quantize_input(q, x))
+        xq = torch.from_numpy(planes.astype(np.float64))
+    else:
+        planes, xq = x.detach().cpu().numpy().astype(np.uint8), x
+    fixed = run_fixed(q.cfg, q.network, planes)
     return {"config": q.cfg.to_dict(), "choices": q.choices,
             "float": _compare(q.cfg, model, x, fixed),
-            "float_quantized": _compare(q.cfg, float_model_of(q, model), x, fixed)}
+            "float_quantized": _compare(q.cfg, float_model_of(q, model), xq, fixed)}
 
 
 def report_markdown(rep: dict) -> str:

@@ -21,6 +21,13 @@ Sharing = *which* V a step starts from (docs/fixed-point.md F7):
   carries to the block's first layer at t+1.
 * **readout**: the layer outputs its current X (no LIF). The network's output
   is the read-out current summed over timesteps (or per timestep).
+
+Residual sums: a layer with ``skip = j`` adds a shortcut synapse of layer j's
+spikes of the same timestep, ``X = W·O_in + W_s·O_j (+ b)`` (weights in
+``skip_weights[str(i)]``; docs/fixed-point.md F2c). Direct input
+(``direct_input=True``): the first layer takes the input values themselves
+(any finite numbers, e.g. the same image every timestep) instead of 0/1
+spikes (F2d; the integer network sends them as bit planes).
 """
 
 from __future__ import annotations
@@ -52,8 +59,9 @@ def _pos_int(v, name: str) -> None:
 class LayerSpec(LayerGeometry):
     """One synaptic layer followed by its neurons, for the float model.
 
-    The ten fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
-    out_channels, kernel, stride, padding, mode, block, name, pool) and its
+    The fifteen fields of :class:`golden.geometry.LayerGeometry` (kind, in_shape,
+    out_channels, kernel, stride, padding, mode, block, name, pool, skip, skip_in_shape,
+    skip_kernel, skip_stride, skip_padding) and its
     checks, plus ``bias``: True when the layer adds a per-output-channel bias
     current every timestep (``X = W·O + b``; folded BatchNorm). A bad field
     raises :class:`ReferenceModelError`. Its weight (a float tensor of
@@ -167,7 +175,7 @@ class EfficientLIFNet(nn.Module):
     def __init__(self, layers: Sequence[LayerSpec], groups: int = 1,
                  params: LIFParams = LIFParams(), backward: str = "autograd",
                  checkpoint_every: Optional[int] = None, init_gain: float = 2.0,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, direct_input: bool = False):
         super().__init__()
         layers = list(layers)
         validate_layers(layers, groups)
@@ -178,9 +186,13 @@ class EfficientLIFNet(nn.Module):
         if backward == "reversible" and params.reset != "soft":
             raise ReferenceModelError("backward='reversible' needs reset='soft': a hard reset "
                                  "destroys the residual membrane the reverse step recomputes from")
-        if backward == "reversible" and any(s.bias or s.pool > 1 for s in layers):
-            raise ReferenceModelError("backward='reversible' does not support bias or input "
-                                      "pooling; use backward='autograd'")
+        if not isinstance(direct_input, bool):
+            raise ReferenceModelError(f"direct_input={direct_input!r}: must be True or False")
+        if backward == "reversible" and (direct_input or any(s.bias or s.pool > 1 or s.skip is not None
+                                                             for s in layers)):
+            raise ReferenceModelError("backward='reversible' does not support bias, input "
+                                      "pooling, residual (skip) inputs or direct input; use "
+                                      "backward='autograd'")
         if checkpoint_every is not None:
             _pos_int(checkpoint_every, "checkpoint_every")
         self.layers = layers
@@ -188,6 +200,7 @@ class EfficientLIFNet(nn.Module):
         self.params = params
         self.backward_mode = backward
         self.checkpoint_every = checkpoint_every
+        self.direct_input = direct_input
         gen = torch.Generator().manual_seed(0)
         self.weights = nn.ParameterList([
             nn.Parameter(torch.randn(s.weight_shape, generator=gen, dtype=dtype)
@@ -196,6 +209,11 @@ class EfficientLIFNet(nn.Module):
         # only layers with a bias have one (models without bias keep their state_dict)
         self.biases = nn.ParameterDict({str(i): nn.Parameter(torch.zeros(s.out_channels, dtype=dtype))
                                         for i, s in enumerate(layers) if s.bias})
+        # shortcut weights of the layers with a residual (skip) input
+        self.skip_weights = nn.ParameterDict({
+            str(i): nn.Parameter(torch.randn(s.skip_weight_shape, generator=gen, dtype=dtype)
+                                 * (init_gain / math.sqrt(math.prod(s.skip_weight_shape[1:]))))
+            for i, s in enumerate(layers) if s.skip is not None})
         self._chains = self._plan_chains()
 
     # ------------------------------------------------------------- structure
@@ -221,10 +239,13 @@ class EfficientLIFNet(nn.Module):
         chain, _, size = self._chains[index]
         return timesteps * size * self.lif_groups(index)
 
-    def _synapse(self, i: int, o_in: torch.Tensor) -> torch.Tensor:
-        """X = W·O (+ b broadcast over positions when layer ``i`` has a bias)."""
+    def _synapse(self, i: int, o_in: torch.Tensor, outs: Optional[list] = None) -> torch.Tensor:
+        """X = W·O (+ W_s·O_skip for a residual layer; + b broadcast over positions when layer
+        ``i`` has a bias). ``outs[j]``: the spikes layer j emitted this timestep."""
         spec = self.layers[i]
         x = synapse(spec, o_in, self.weights[i])
+        if spec.skip is not None:
+            x = x + synapse(spec.skip_geometry, outs[spec.skip], self.skip_weights[str(i)])
         if spec.bias:
             b = self.biases[str(i)]
             x = x + (b.view(1, -1, 1, 1) if spec.kind == "conv" else b.view(1, -1))
@@ -239,7 +260,10 @@ class EfficientLIFNet(nn.Module):
             raise ReferenceModelError(f"input spikes: shape {tuple(spikes.shape)} is not [T, B, *{want}]")
         if spikes.shape[0] < 1 or spikes.shape[1] < 1:
             raise ReferenceModelError(f"input spikes: shape {tuple(spikes.shape)} has an empty T or B axis")
-        if not bool(((spikes == 0) | (spikes == 1)).all()):
+        if self.direct_input:
+            if not bool(torch.isfinite(spikes).all()):
+                raise ReferenceModelError("direct input: values must be finite")
+        elif not bool(((spikes == 0) | (spikes == 1)).all()):
             raise ReferenceModelError("input spikes: values must be 0 or 1")
 
     def forward(self, spikes: torch.Tensor, per_step: bool = False) -> torch.Tensor:
@@ -265,6 +289,7 @@ class EfficientLIFNet(nn.Module):
         final = [None] * n
         for t in range(T):
             o_in = spikes[t]
+            o_of = [None] * n                              # spikes of each layer at step t
             for i, spec in enumerate(self.layers):
                 w = self.weights[i]
                 if spec.pool > 1:                          # OR of 0/1 spikes = max
@@ -288,7 +313,7 @@ class EfficientLIFNet(nn.Module):
                     o, v, u, x = rev.rev_layer_step(tapes[chain], steps.get(chain, 0), v, o_in, w,
                                                     spec, ng, p, record)
                 else:
-                    x = self._synapse(i, o_in)
+                    x = self._synapse(i, o_in, o_of)
                     us, os_ = [], []
                     for xg in x.chunk(ng, dim=1):
                         u, og, v = lif_step(v, xg, p)
@@ -303,6 +328,7 @@ class EfficientLIFNet(nn.Module):
                     rec_s[i].append(o)
                     rec_u[i].append(u)
                     rec_x[i].append(x)
+                o_of[i] = o
                 o_in = o
             if self.layers[-1].mode != "readout":
                 outs.append(o_in)

@@ -37,7 +37,7 @@ MODE_CODES = MODE_BY_NAME
 
 __all__ += [
     "OP_EVENT", "OP_TILE", "OP_LAYER", "MODE_CHAINED", "MODE_READOUT", "MODE_INDEPENDENT",
-    "MODE_CODES", "Command", "WeightLoad", "Beat", "LayerPass", "TimestepEnd", "Region",
+    "MODE_CODES", "Command", "WeightLoad", "MemRow", "Beat", "LayerPass", "TimestepEnd", "Region",
     "TilePlan", "Allocation", "Schedule", "PassPlan", "plan_allocation", "plan_passes", "build_schedule",
 ]
 
@@ -53,12 +53,25 @@ class Command(NamedTuple):
     base: int = 0
     mode: int = 0
     first: int = 0
+    spill: int = 0
 
 
 class WeightLoad(NamedTuple):
     """One ``wload`` beat: ``data[p]`` is the signed weight of PE ``p`` (int64 [A])."""
 
     addr: int
+    data: np.ndarray
+
+
+class MemRow(NamedTuple):
+    """One membrane row moved off chip: an ``mfill`` beat into on-chip row
+    ``addr`` or an ``mspill`` beat out of it; ``vrow`` is its off-chip address
+    (the row the layer would use with an unbounded buffer: region base + batch
+    slot * ``sample_rows`` + row in the region); ``data`` int64 [S] (a fill:
+    what the last spill of ``vrow`` carried; a spill: the expected row)."""
+
+    addr: int
+    vrow: int
     data: np.ndarray
 
 
@@ -74,6 +87,13 @@ class LayerPass(NamedTuple):
     core is idle (``busy`` = 0, every earlier beat received). The core then
     produces exactly ``beats``. ``tile`` .. ``tile + tiles - 1`` are the
     layer's tiles it covers.
+
+    Spilled membranes (``allocation.membranes == "spilled"``): ``fills``
+    (:class:`MemRow`) go on ``mfill`` before the pass's first command, the
+    first of them only once every beat of ``sched.items[fills_after]`` was
+    received (-1: no such constraint); the core then offers exactly
+    ``spills`` on ``mspill`` (its LAYER has ``spill = 1``). ``chunk`` is the
+    layer's weight block (traffic transfers are per layer, chunk and sample).
     """
 
     sample: int
@@ -86,6 +106,10 @@ class LayerPass(NamedTuple):
     tiles: int = 1
     wait_idle: bool = True
     loads_after: int = -1
+    fills: list = []
+    spills: list = []
+    fills_after: int = -1
+    chunk: int = 0
 
 
 class TimestepEnd(NamedTuple):
@@ -122,6 +146,11 @@ class Allocation(NamedTuple):
     ``batch``         samples that run interleaved per weight block (1 = sample after
                       sample); each batch slot has its own membrane regions.
     ``sample_rows``   membrane rows of one sample (the offset between batch slots).
+    ``membranes``     "resident" (every region of a batch stays on chip) or
+                      "spilled" (the regions of one sample exceed ``mem_rows``:
+                      they live off chip, each pass fills its rows into a ring of
+                      on-chip rows, runs and spills them; ``batch`` = all samples,
+                      ``layer_base`` / ``regions`` are off-chip rows).
     """
 
     weights: str
@@ -134,10 +163,12 @@ class Allocation(NamedTuple):
     block_base: dict
     batch: int
     sample_rows: int
+    membranes: str = "resident"
 
     def describe(self) -> dict:
         """JSON-able summary (no weight data)."""
-        return {"weights": self.weights, "weight_rows_used": self.weight_rows_used,
+        return {"weights": self.weights, "membranes": self.membranes,
+                "weight_rows_used": self.weight_rows_used,
                 "mem_rows_used": self.mem_rows_used, "batch": self.batch,
                 "sample_rows": self.sample_rows,
                 "regions": [{"layers": list(r.layers), "base": r.base, "rows": r.rows, "mode": r.mode}
@@ -184,10 +215,14 @@ def plan_allocation(cfg: HwConfig, net, mapping: Optional[str] = None, samples: 
     for i in range(len(net.layers)):
         base_of.setdefault(i, 0)
     # samples interleaved per layer (and weight block) as far as their membranes fit
-    batch = max(1, min(int(samples), cfg.mem_rows // mrow if mrow else int(samples)))
+    spilled = mrow > cfg.mem_rows
+    batch = max(1, int(samples) if spilled else
+                min(int(samples), cfg.mem_rows // mrow if mrow else int(samples)))
     used = total if static else _ring_extent(cfg, plans)
-    return Allocation("static" if static else "streamed", int(used), regions, mrow * batch, base_of,
-                      {i: p.tiles for i, p in plans.items()}, plans, block_base, batch, mrow)
+    mem_used = cfg.mem_rows if spilled else mrow * batch
+    return Allocation("static" if static else "streamed", int(used), regions, mem_used, base_of,
+                      {i: p.tiles for i, p in plans.items()}, plans, block_base, batch, mrow,
+                      "spilled" if spilled else "resident")
 
 
 def _ring_extent(cfg: HwConfig, plans: dict) -> int:
@@ -308,6 +343,11 @@ class PassPlan(NamedTuple):
     tile0: int
     wait_idle: bool
     loads_after: int
+    fill: bool = False
+    spill: bool = False
+    vbase: int = 0
+    rows: int = 0
+    fills_after: int = -1
 
 
 def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int):
@@ -319,8 +359,13 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
     """
     n = cfg.groups
     static = alloc.weights == "static"
+    spilled = alloc.membranes == "spilled"
+    blocks_of = {i: blk for blk in net.blocks() for i in blk}
     firsts = {blk[0] for blk in net.blocks()}
     ring = _Ring(cfg.weight_rows)
+    mring = _Ring(cfg.mem_rows)       # spilled membranes: on-chip rows of the passes
+    last_spill: dict = {}             # off-chip base row -> index of the pass that spilled it
+    mfence = -1                       # fills_after never decreases along the passes
     index = 0
     for b0 in range(0, n_samples, alloc.batch):
         batch = range(b0, min(n_samples, b0 + alloc.batch))
@@ -331,16 +376,32 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
                 readout = layer.mode == "readout"
                 first = int(t == 0 and (readout or i in firsts))
                 rows_per_tile = 1 if layer.mode == "chained" else n
-                groups = [list(range(len(plan.blocks)))] if static else \
+                groups = [list(range(len(plan.blocks)))] if static and not spilled else \
                     [[k] for k in range(len(plan.blocks))]
                 layer_start = True
                 for ks in groups:
                     for b in batch:
                         j0 = plan.blocks[ks[0]].j0
-                        start = prev != (i, b)
+                        start = prev != (i, b) or spilled
                         tile0 = j0 if start else prev_tile0
                         base = 0 if readout or not start else \
                             alloc.layer_base[i] + (b - b0) * alloc.sample_rows + j0 * rows_per_tile
+                        mem = {}
+                        if spilled and not readout:
+                            blk_ = blocks_of[i]
+                            nrows = (plan.blocks[ks[-1]].j1 - j0) * rows_per_tile
+                            lo, fafter = mring.place(("m", index), nrows, index)
+                            spill = i != blk_[-1] or t < n_t - 1
+                            # the fill also waits for the pass that spilled these rows
+                            # (its beats received => its spills received)
+                            # and never before an earlier pass's fills (the ring forgets
+                            # a partly overwritten pass, an earlier fence does not)
+                            fafter = mfence = max(fafter, last_spill.get(base, -1), mfence)
+                            if spill:
+                                last_spill[base] = index
+                            mem = dict(vbase=base, rows=nrows, fills_after=fafter,
+                                       fill=not first, spill=spill)
+                            base = lo
                         blocks, after = [], -1
                         for k in ks:
                             if static:
@@ -353,7 +414,8 @@ def plan_passes(cfg: HwConfig, net, alloc: Allocation, n_samples: int, n_t: int)
                             else:
                                 ring.use((i, k), index)
                                 blocks.append((k, hit[0], False))
-                        yield PassPlan(b, t, i, blocks, start, base, first, tile0, layer_start, after)
+                        yield PassPlan(b, t, i, blocks, start, base, first, tile0, layer_start, after,
+                                       **mem)
                         index += 1
                         layer_start = False
                         prev, prev_tile0 = (i, b), tile0
@@ -394,6 +456,8 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
             static_loads.extend(WeightLoad(base + r, w[r]) for r in range(w.shape[0]))
 
     region_words = [(_region_words(cfg, plans[r.layers[0]], r), r) for r in alloc.regions]
+    spilled = alloc.membranes == "spilled"
+    unit_of = {i: (w, r) for w, r in region_words for i in r.layers}
     items = []
     synapses = bias_events = 0
     tile_cmd = Command(OP_TILE)
@@ -407,16 +471,34 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
                 vals = _gather(state, words)
                 for r in range(region.rows):
                     mem[slot_base + region.base + r] = vals[r]
-            items.append(TimestepEnd(b, t, mem))
+            # spilled: the rows are checked on mspill instead (nothing stays on chip)
+            items.append(TimestepEnd(b, t, {} if spilled else mem))
             continue
         b, t, i = pp.sample, pp.t, pp.layer
         layer, plan, tr = net.layers[i], plans[i], result.layers[i]
         readout = layer.mode == "readout"
         x_in = (spikes[b, t] if i == 0 else
                 pool_spikes(result.layers[i - 1].spikes[t, b][None], layer.pool)[0]).ravel()
+        x_skip = None if layer.skip is None else result.layers[layer.skip].spikes[t, b].ravel()
         vals = (tr.current if readout else tr.membrane)[t, b].ravel()
         spk = tr.spikes[t, b].ravel()
-        cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first)] if pp.layer_cmd else []
+        cmds = [Command(OP_LAYER, 0, pp.base, MODE_CODES[layer.mode], pp.first, int(pp.spill))] \
+            if pp.layer_cmd else []
+        fills, spills = [], []
+        if pp.rows:
+            words, region = unit_of[i]
+            r0 = pp.vbase - region.base - (b % alloc.batch) * alloc.sample_rows
+            seg = words[r0:r0 + pp.rows]
+            blk_ = region.layers
+            if pp.fill:
+                prev = (result.layers[blk_[-1]].v_after[t - 1] if i == blk_[0] else
+                        result.layers[blk_[blk_.index(i) - 1]].v_after[t])[b].ravel()
+                fills = [MemRow(pp.base + r, pp.vbase + r, _gather(prev, seg[r]))
+                         for r in range(pp.rows)]
+            if pp.spill:
+                now = tr.v_after[t, b].ravel()
+                spills = [MemRow(pp.base + r, pp.vbase + r, _gather(now, seg[r]))
+                          for r in range(pp.rows)]
         loads, beats = [], []
         for k, wbase, load in pp.blocks:
             blk = plan.blocks[k]
@@ -430,6 +512,11 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
                 # F2b: the bias rows first, every tile and timestep, then the input spikes
                 cmds.extend(Command(OP_EVENT, r) for r in (tp.bias_rows + wbase).tolist())
                 cmds.extend(Command(OP_EVENT, r) for r in (rel + wbase).tolist())
+                if x_skip is not None:
+                    # F2c: the shortcut's events (source layer's spikes) after the layer's own
+                    srel = tp.skip_rows[np.flatnonzero(x_skip[tp.skip_fanin])]
+                    synapses += int(blk.synapses[srel].sum())
+                    cmds.extend(Command(OP_EVENT, r) for r in (srel + wbase).tolist())
                 cmds.append(tile_cmd)
                 bv = _gather(vals, tp.pe_neurons).reshape(n, s_)
                 bs = _gather(spk, tp.pe_neurons).reshape(n, s_)
@@ -437,5 +524,6 @@ def build_schedule(cfg: HwConfig, net, spikes_in, mapping: Optional[str] = None)
                              for g in range(n))
         j0 = plan.blocks[pp.blocks[0][0]].j0
         items.append(LayerPass(b, t, i, loads, cmds, beats, j0, plan.blocks[pp.blocks[-1][0]].j1 - j0,
-                               pp.wait_idle, pp.loads_after))
+                               pp.wait_idle, pp.loads_after, fills, spills,
+                               pp.fills_after if fills else -1, pp.blocks[0][0]))
     return Schedule(cfg, net, static_loads, items, alloc, result, synapses, bias_events)

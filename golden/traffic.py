@@ -86,7 +86,7 @@ from .memory import ARCHS, Arch, MemoryCalcError, parse_scheme, scheme_memory
 __all__ = [
     "TrafficError", "ConvLayer", "Budget", "LayerTraffic", "Traffic", "KINDS",
     "DEFAULT_SCHEMES", "DEFAULT_ARCHS", "DEFAULT_SIZES", "DEFAULT_BATCHES", "PAPER_L_REDUCTION",
-    "SATA_SOURCE", "Transfer", "transfers", "layer_table", "array_budget", "sata_budget", "block_budget", "conv_layers", "traffic",
+    "SATA_SOURCE", "Transfer", "transfers", "hw_traffic", "layer_table", "array_budget", "sata_budget", "block_budget", "conv_layers", "traffic",
     "sweep", "markdown_table", "comparison_lines", "plot_png", "traffic_markdown", "main",
 ]
 
@@ -327,9 +327,15 @@ def _chunks(cout: int, per_channel_bits: int, groups: int, cap_bits: int, name: 
 def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, batch: int = 1,
             timesteps: int = DEFAULT_T, input_size: Optional[int] = None, weight_bits: int = 8,
             mem_bits: int = 16, burst_bytes: int = DEFAULT_BURST, pixel_bits: int = 8,
-            name: Optional[str] = None) -> Traffic:
+            name: Optional[str] = None, chunk_channels: Optional[int] = None,
+            fuse: bool = True) -> Traffic:
     """DRAM traffic of one mini-batch (module docstring, docs/traffic.md).
-    ``name`` labels the result (default: the architecture's name)."""
+    ``name`` labels the result (default: the architecture's name).
+    ``chunk_channels``: output channels per weight chunk (default: as many
+    multiples of N as fit the weight buffer; the hardware schedule's weight
+    blocks hold one tile's channels, :func:`hw_traffic`); ``fuse=False``:
+    never fuse an L block (the hardware schedule runs every unit
+    layer-major)."""
     for what, v, lo in (("batch", batch, 1), ("timesteps", timesteps, 1),
                         ("weight_bits", weight_bits, 1), ("mem_bits", mem_bits, 1),
                         ("burst_bytes", burst_bytes, 1), ("pixel_bits", pixel_bits, 1)):
@@ -348,6 +354,8 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
     w_all = sum(ly.fanin * ly.lif_shape[0] * weight_bits for ly in layers)
     w_resident = w_all <= budget.weight_bits
     chunks = [_chunks(ly.lif_shape[0], ly.fanin * weight_bits, groups, budget.weight_bits, ly.name)
+              if chunk_channels is None else
+              [min(chunk_channels, ly.lif_shape[0])] * -(-ly.lif_shape[0] // chunk_channels)
               for ly in layers]
 
     def unit_rows(u: int, unit, sub: int, fused: bool) -> list:
@@ -381,7 +389,7 @@ def traffic(arch, scheme: str = "baseline", budget: Optional[Budget] = None, bat
     for u, (unit, wd) in enumerate(zip(units, words)):
         rows = unit_rows(u, unit, B, False)
         sub = budget.membrane_bits // (wd * mem_bits)
-        if not resident and len(unit) > 1 and sub >= 1:
+        if fuse and not resident and len(unit) > 1 and sub >= 1:
             fused = unit_rows(u, unit, min(sub, B), True)
             if sum(r.total_bits for r in fused) < sum(r.total_bits for r in rows):
                 rows = fused
@@ -445,6 +453,52 @@ def transfers(plan: Traffic):
                                 spill = (t < T - 1) if j == m - 1 else not fused
                                 if spill:
                                     yield Transfer("mem_wr", ch // g * plane * mb, t, i, k, s)
+
+
+def hw_traffic(cfg: HwConfig, net, samples: int, timesteps: int, burst_bytes: int = DEFAULT_BURST,
+               mapping: Optional[str] = None) -> Traffic:
+    """The model for one run of ``net`` (a :class:`golden.network.Network`) on
+    build ``cfg`` as :func:`golden.schedule.build_schedule` lays it out:
+    ``cfg``'s buffers (:func:`array_budget`), ``cfg.weight_width`` /
+    ``cfg.mem_width`` bits, 1-bit input spikes, the schedule's weight blocks as
+    chunks, units layer-major, B = ``samples``. ``transfers(hw_traffic(...))``
+    is what the testbench's off-chip memory must count (tb/offchip.py).
+
+    Only layouts without padding are modelled (the hardware moves whole rows,
+    the model neuron words): CHAINED conv/linear layers whose tiles fill every
+    PE slot, one weight block per chunk, no bias rows, all samples in one
+    mini-batch; anything else raises :class:`TrafficError`."""
+    from .schedule import plan_allocation
+    net.validate(cfg, mapping=mapping)
+    alloc = plan_allocation(cfg, net, mapping, samples)
+    if alloc.batch < samples:
+        raise TrafficError(f"{samples} samples run in mini-batches of {alloc.batch}: model one "
+                           f"mini-batch at a time")
+    layers, chunk = [], None
+    for i, ly in enumerate(net.layers):
+        plan = alloc.plans[i]
+        c = ly.out_shape[0]
+        if ly.mode != "chained" or ly.bias is not None or ly.pool > 1 or \
+                getattr(ly, "skip", None) is not None:
+            raise TrafficError(f"layer {i} ({ly.name}): only CHAINED layers without bias, "
+                               f"pooling or a shortcut input are modelled on the hardware")
+        if len(plan.tiles) * cfg.array != math.prod(ly.out_shape) or c % len(plan.blocks):
+            raise TrafficError(f"layer {i} ({ly.name}): tiles with padding slots or uneven "
+                               f"weight blocks are not modelled on the hardware")
+        k = c // len(plan.blocks)
+        if chunk not in (None, k):
+            raise TrafficError(f"layer {i} ({ly.name}): weight blocks of {k} channels, the "
+                               f"previous layers' of {chunk}")
+        chunk = k
+        fanin = plan.blocks[0].rows
+        layers.append(ConvLayer(ly.name, tuple(ly.out_shape), tuple(ly.out_shape),
+                                fanin, math.prod(ly.in_shape), 1, ly.block))
+    scheme = (("L+" if any(len(b) > 1 for b in net.blocks()) else "") + f"C#{cfg.groups}")
+    if scheme == "C#1":
+        scheme = "baseline"
+    return traffic(layers, scheme, array_budget(cfg), samples, timesteps,
+                   weight_bits=cfg.weight_width, mem_bits=cfg.mem_width, burst_bytes=burst_bytes,
+                   name="network", chunk_channels=chunk, fuse=False)
 
 
 def _budgets(names: Sequence[str], layers, batch: int, mem_bits: int) -> list:

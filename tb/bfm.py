@@ -1,6 +1,6 @@
 """Bus-functional model of ``lif_pe_array`` for cocotb 2.x.
 
-One coroutine (:meth:`CoreBfm.run`) drives all four interfaces, because every
+One coroutine (:meth:`CoreBfm.run`) drives all the interfaces, because every
 awaited trigger costs tens of microseconds in Verilator. Each clock cycle it
 
 1. waits for the falling edge and drives the inputs for the next rising edge:
@@ -26,6 +26,15 @@ operations
 
 and its weight-load stream ``Ops.wl`` of ``(payload, fence)``: beat ``j`` is
 presented only after ``fence`` command beats were accepted.
+
+Spilled membranes (docs/schedule.md "Spilled membranes"): the main stream
+also holds ``(MARK, pass)`` (the host reads the pass's input map: counted by
+:class:`tb.offchip.OffChip`) and ``(WAITMF, f)`` (wait until ``f`` fill beats
+were accepted, before the pass's first command); ``Ops.mf`` is the ``mfill``
+stream, driven concurrently, each beat presented only once the beats of its
+pass's ``fills_after`` item were received, with its data taken from the
+off-chip memory; every ``mspill`` beat (random ``mspill__ready`` under
+stress) is checked against ``Ops.spills`` in order.
 
 Every received beat goes to the :class:`~tb.scoreboard.Scoreboard`. A
 watchdog ends the run when no progress is made for ``stall_limit`` cycles
@@ -61,9 +70,10 @@ __all__ = ["Ops", "DRIVER_FAULTS", "ScheduleError", "WAITWL", "flatten", "flatte
 #: Amaranth flattens stream members with "__"): ``cmd_valid`` -> ``cmd__valid``,
 #: ``wl_payload`` -> ``wload__payload``, ...
 PORTS = {name.replace("wload__", "wl_").replace("__", "_"): name for name in PORT_NAMES}
-OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "busy", "error")
+OUTPUTS = ("cmd_ready", "out_valid", "out_payload", "wl_ready", "dbg_data", "busy", "error",
+           "mfill_ready", "mspill_valid")
 
-IDLE, WL, CMD, RB, WAITWL = 0, 1, 2, 3, 4
+IDLE, WL, CMD, RB, WAITWL, WAITMF, MARK = 0, 1, 2, 3, 4, 5, 6
 
 
 class BfmTimeout(ProjectError, RuntimeError):
@@ -90,6 +100,49 @@ class Ops(list):
     def __init__(self, ops=(), wl=()):
         super().__init__(ops)
         self.wl = list(wl)
+        # spilled membranes (docs/schedule.md "Spilled membranes"): the mfill
+        # stream [(MemRow, fence in beats received, pass key)], the expected
+        # mspill beats [(MemRow, pass key)], the traffic key of every wl beat
+        # and of every expected out beat
+        self.mf: list = []
+        self.spills: list = []
+        self.wl_key: list = []
+        self.beat_key: list = []
+
+
+def _mem_ops(ops: Ops, item, fills_fence: int, n_beats: int) -> None:
+    """Append a pass's fills / expected spills / traffic keys; ``(MARK, item)``
+    and ``(WAITMF, fills so far)`` go on the main stream before its commands."""
+    from .offchip import pass_key
+    key = pass_key(item)
+    ops.mf.extend((f, fills_fence, key) for f in getattr(item, "fills", []))
+    ops.spills.extend((sp, key) for sp in getattr(item, "spills", []))
+    ops.beat_key.extend([key] * len(item.beats))
+    ops.append((MARK, item))
+    if getattr(item, "fills", []):
+        ops.append((WAITMF, len(ops.mf)))
+
+
+def _beats_through(sched) -> dict:
+    """item index -> beats of items 0..index (the fills_after fences)."""
+    out, nb = {}, 0
+    for idx, it in enumerate(sched.items):
+        if isinstance(it, LayerPass):
+            nb += len(it.beats)
+        out[idx] = nb
+    return out
+
+
+def _wl_keys(sched) -> list:
+    """Traffic key of every weight-load beat, in stream order."""
+    keys = []
+    static = sched.allocation.block_base
+    for (i, k), _ in static.items():
+        keys.extend([(0, i, k, -1)] * sched.allocation.plans[i].blocks[k].rows)
+    for it in sched.items:
+        if isinstance(it, LayerPass) and it.weight_loads:
+            keys.extend([(it.t, it.layer, it.chunk, -1)] * len(it.weight_loads))
+    return keys
 
 
 #: driver faults of :func:`flatten` (fault injection, tb/test_fault_injection.py)
@@ -175,6 +228,8 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
         k = wl_first[id(lst)]
         wl.extend(zip(wl_words[k:k + len(lst)], repeat(fence)))
 
+    thru = _beats_through(sched)
+    spilled = getattr(sched.allocation, "membranes", "resident") == "spilled"
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
         idle = True
@@ -190,6 +245,8 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
             if nw > waited:
                 ops.append((WAITWL, nw))
                 waited = nw
+            if spilled:
+                _mem_ops(ops, item, thru.get(getattr(item, "fills_after", -1), 0), len(beats))
             ops.extend(zip(repeat(CMD), cmd_words[nc:nc + len(item.commands)]))
             idle = idle and not item.commands
             nc += len(item.commands)
@@ -203,6 +260,7 @@ def flatten(sched, layouts: dict[str, StreamLayout], fault: str | None = None) -
     if len(wl) > waited:
         ops.append((WAITWL, len(wl)))
     ops.append((IDLE, len(beats)))
+    ops.wl_key = _wl_keys(sched)
     return ops, beats
 
 
@@ -211,7 +269,7 @@ def pack_commands(cmd_l: StreamLayout, cmds) -> list[int]:
     if not cmds:
         return []
     a = np.array(cmds, dtype=np.int64).reshape(len(cmds), -1)
-    names = ("op", "row", "base", "mode", "first")
+    names = ("op", "row", "base", "mode", "first", "spill")
     return cmd_l.pack_rows(len(cmds), **{k: a[:, i] for i, k in enumerate(names)})
 
 
@@ -232,6 +290,8 @@ def flatten_scalar(sched, layouts: dict[str, StreamLayout],
     beats: list = []
     waited = 0
     idle = False
+    thru = _beats_through(sched)
+    spilled = getattr(sched.allocation, "membranes", "resident") == "spilled"
     if sched.static_weight_loads:
         ops.append((IDLE, 0))
         idle = True
@@ -246,8 +306,10 @@ def flatten_scalar(sched, layouts: dict[str, StreamLayout],
             if nw > waited:
                 ops.append((WAITWL, nw))
                 waited = nw
+            if spilled:
+                _mem_ops(ops, item, thru.get(getattr(item, "fills_after", -1), 0), len(beats))
             ops.extend((CMD, cmd_l.pack(op=c.op, row=c.row, base=c.base, mode=c.mode,
-                                        first=c.first)) for c in item.commands)
+                                        first=c.first, spill=c.spill)) for c in item.commands)
             idle = idle and not item.commands
             beats.extend(item.beats)
         elif isinstance(item, TimestepEnd):
@@ -259,6 +321,7 @@ def flatten_scalar(sched, layouts: dict[str, StreamLayout],
     if len(ops.wl) > waited:
         ops.append((WAITWL, len(ops.wl)))
     ops.append((IDLE, len(beats)))
+    ops.wl_key = _wl_keys(sched)
     return ops, beats
 
 
@@ -322,6 +385,8 @@ class CoreBfm:
         self._out_fields = [(f.name, f) for f in out.fields.values()]
         self.mem_words = cfg.slots
         self.mem_width = cfg.mem_width
+        #: tb.offchip.OffChip of a spilled-membrane run (set by the caller)
+        self.offchip = None
 
     # ------------------------------------------------------------- helpers
     def drive(self, key: str, value: int) -> None:
@@ -333,7 +398,8 @@ class CoreBfm:
     def drive_all_idle(self, rst: int) -> None:
         self._driven.clear()
         for key, v in (("rst", rst), ("cmd_valid", 0), ("cmd_payload", 0), ("wl_valid", 0),
-                       ("wl_payload", 0), ("out_ready", 0), ("dbg_addr", 0)):
+                       ("wl_payload", 0), ("out_ready", 0), ("dbg_addr", 0), ("mfill_valid", 0),
+                       ("mfill_payload", 0), ("mspill_ready", 1)):
             self.drive(key, v)
 
     def decode_beat(self, word: int) -> dict:
@@ -414,6 +480,15 @@ class CoreBfm:
         n = len(ops)
         wls = getattr(ops, "wl", [])
         nwl = len(wls)
+        mfs, exp_sp = getattr(ops, "mf", []), getattr(ops, "spills", [])
+        wl_key, beat_key = getattr(ops, "wl_key", []), getattr(ops, "beat_key", [])
+        oc = self.offchip
+        mf_l, sp_l = self.layouts.get("mfill"), self.layouts.get("mspill")
+        nmf = len(mfs)
+        mi = n_mf = sp_i = 0       # next fill beat / fills accepted / spills received
+        mf_v = 0
+        mf_gap = 0
+        sp_bp = Backpressure(random.Random(rng.random()), self.stress)
         i = j = 0                  # next main operation / next weight-load beat
         n_cmd = n_wl = 0           # command / weight-load beats accepted in this run
         cmd_v = wl_v = 0
@@ -422,6 +497,8 @@ class CoreBfm:
         rb = None                  # [TimestepEnd, sorted rows, index of the next row to drive]
         prev_row = cur_row = None  # dbg row driven in the previous / this cycle
         stall = 0
+        # (the last operation is an IDLE: busy = 0 includes the mspill register,
+        # so every spill was received before the loop ends)
         while i < n:
             if abort_at_op is not None and i >= abort_at_op:
                 return
@@ -452,6 +529,15 @@ class CoreBfm:
                         break
                     i += 1
                     stall = 0
+                elif kind == WAITMF:
+                    if n_mf < arg:
+                        break
+                    i += 1
+                    stall = 0
+                elif kind == MARK:
+                    if oc is not None:
+                        oc.spike_in(arg)
+                    i += 1
                 elif kind == CMD:
                     if gap:
                         gap -= 1
@@ -471,8 +557,20 @@ class CoreBfm:
                 elif n_cmd >= wls[j][1]:
                     self.drive("wl_payload", wls[j][0])
                     wl_v = 1
+            # membrane fill stream: fenced on the beats received; data from the off-chip memory
+            if not mf_v and mi < nmf:
+                if mf_gap:
+                    mf_gap -= 1
+                elif sb.next_beat >= mfs[mi][1]:
+                    row = mfs[mi][0]
+                    data = oc.fill(row, mfs[mi][2]) if oc is not None else row.data
+                    self.drive("mfill_payload", mf_l.pack(addr=row.addr, data=data))
+                    mf_v = 1
             self.drive("cmd_valid", cmd_v)
             self.drive("wl_valid", wl_v)
+            self.drive("mfill_valid", mf_v)
+            sp_ready = sp_bp.next() if exp_sp else 1
+            self.drive("mspill_ready", sp_ready)
             if rb is not None and rb[2] < len(rb[1]):
                 cur_row = rb[1][rb[2]]
                 self.drive("dbg_addr", cur_row)
@@ -511,6 +609,8 @@ class CoreBfm:
                 if not v.is_resolvable:
                     return self._x(sb, "wl_ready", v, i, n)
                 if int(v):
+                    if oc is not None and j < len(wl_key):
+                        oc.weight(wl_key[j])
                     wl_v = 0
                     j += 1
                     n_wl += 1
@@ -520,10 +620,40 @@ class CoreBfm:
                     stall = 0
                     if gap_p and wl_rng.random() < gap_p:
                         wl_gap = wl_rng.randint(1, 6)
+            if mf_v:
+                v = sig["mfill_ready"].value
+                if not v.is_resolvable:
+                    return self._x(sb, "mfill_ready", v, i, n)
+                if int(v):
+                    mf_v = 0
+                    mi += 1
+                    n_mf += 1
+                    stall = 0
+                    if gap_p and wl_rng.random() < gap_p:
+                        mf_gap = wl_rng.randint(1, 6)
+            v = sig["mspill_valid"].value
+            if not v.is_resolvable:
+                return self._x(sb, "mspill_valid", v, i, n)
+            if int(v) and sp_ready:
+                word = sig["mspill_payload"].value.to_unsigned()
+                fa, fd = sp_l.fields["addr"], sp_l.fields["data"]
+                addr = (word >> fa.offset) & ((1 << fa.width) - 1)
+                data = unpack_bits((word >> fd.offset) & ((1 << fd.width) - 1), fd.count,
+                                   fd.elem_width, fd.signed)
+                if sp_i >= len(exp_sp):
+                    sb._fail("spill", f"unexpected mspill beat (row {addr}) after the "
+                                      f"{len(exp_sp)} expected")
+                elif not oc.spill(exp_sp[sp_i][0], exp_sp[sp_i][1], addr, data):
+                    sb._fail("spill", oc.spill_mismatches[-1] if oc.spill_mismatches else
+                             f"spill {sp_i} differs")
+                sp_i += 1
+                stall = 0
             v = sig["out_valid"].value
             if not v.is_resolvable:
                 return self._x(sb, "out_valid", v, i, n)
             if int(v):
+                if ready and oc is not None and sb.next_beat < len(beat_key):
+                    oc.spike_out(beat_key[sb.next_beat])
                 if ready:
                     v = sig["out_payload"].value
                     sb.check_beat(self.decode_beat(v.to_unsigned()) if v.is_resolvable

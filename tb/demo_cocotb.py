@@ -265,6 +265,10 @@ if cocotb is not None:
         bfm = CoreBfm(dut, nr.layouts, nr.cfg, plan.get("seed", 1),
                       stress=plan.get("stress", False), stall_limit=plan.get("stall_limit", 5000))
         sb._stats = bfm.stats   # sample_first_cycle from the BFM's cycle count
+        oc = None
+        if getattr(nr.sched.allocation, "membranes", "resident") == "spilled":
+            from tb.offchip import OffChip
+            oc = bfm.offchip = OffChip(nr.sched)
         bfm.drive_all_idle(rst=1)
         Clock(dut.clk, 10, unit="ns").start()
         problems = await bfm.reset(cycles=3)
@@ -279,13 +283,19 @@ if cocotb is not None:
                 timeout = str(e)
             if timeout is None and sb.ok:
                 sb.missing_beats()
+            if oc is not None and timeout is None and oc.spills_checked != len(nr.ops.spills):
+                sb._fail("spill", f"{oc.spills_checked} mspill beats received, "
+                                  f"{len(nr.ops.spills)} expected")
         t_sim = time.monotonic() - t_sim
+        extra = {"sim_cpu_seconds": cpu_seconds() - cpu0}
+        if oc is not None:
+            extra["offchip"] = oc.summary()
+            extra["transfers"] = oc.transfers()
         cyc = {"cycles": st.cycles - c0, "wload_cycles": st.wload_cycles,
                "readback_cycles": st.readback_cycles, "gap_cycles": st.gap_cycles,
                "backpressure_cycles": st.backpressure_cycles, "wl_beats": st.wl_beats,
                "wl_exposed_beats": st.wl_exposed_beats, "wl_overlap_cycles": st.wl_overlap_cycles}
-        _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm",
-                {"sim_cpu_seconds": cpu_seconds() - cpu0})
+        _finish(plan, nr, sb, problems, timeout, c0, cyc, t_sched, t_sim, "bfm", extra)
 
     @cocotb.test()
     async def demo_network_bulk(dut):
@@ -301,6 +311,9 @@ if cocotb is not None:
         plan = load_plan()
         plan = dict(plan, seed=plan.get("seed", 1), stress=plan.get("stress", False))
         nr, sb, t_sched = _setup(plan)
+        if getattr(nr.sched.allocation, "membranes", "resident") == "spilled":
+            raise AssertionError("spilled membranes (a region larger than mem_rows) run on the "
+                                 "per-cycle path only: use --path bfm")
         # BulkRunner reads the plan, the flattened operations and the layouts of a Session
         r = BulkRunner(dut, SimpleNamespace(plan=plan, cfg=nr.cfg, ops=nr.ops,
                                             layouts=nr.layouts))

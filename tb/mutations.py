@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Mutation", "MutationNotFound", "MUTATIONS", "X_MUTATIONS"]
+__all__ = ["Mutation", "MutationNotFound", "MUTATIONS", "X_MUTATIONS", "SPILL_MUTATIONS"]
 
 
 class MutationNotFound(RuntimeError):
@@ -75,6 +75,19 @@ MUTATIONS = (
 X_MUTATIONS = (
     Mutation("busy_x_backpressure", "busy goes X while a beat is held by backpressure "
              "(out__valid = 1, out__ready = 0), e.g. an uninitialised status register",
-             r"^(\s*assign busy = )(\\busy\$\d+\s*\|\s*\\busy\$\d+\s*);$",
+             # (the core's busy also ORs the mspill register: `\$N | mspill__valid`)
+             r"^(\s*assign busy = )((?:\\busy\$\d+\s*\|\s*\\busy\$\d+|"
+             r"\\\$\d+\s*\|\s*mspill__valid)\s*);$",
              r"\1(out__valid & ~out__ready) ? 1'bx : (\2);"),
+)
+
+
+#: Mutations of the membrane spill path (gen/core.py ``spill_beat``), detected
+#: only by a spilled-membrane run (tests/test_spill_cosim.py): the buffer
+#: itself stays right, so the beats are right and only the mspill check of
+#: tb/offchip.py can see them.
+SPILL_MUTATIONS = (
+    Mutation("spill_addr_plus_one", "mspill carries the written row's address + 1 "
+             "(the row is right, its label wrong: the host would store it elsewhere)",
+             r"^(\s*\\\$\d+ \[\d+:0\] = )mem_wr_addr;$", r"\1mem_wr_addr + 1'b1;"),
 )

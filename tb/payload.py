@@ -270,7 +270,8 @@ def expected_layouts(cfg: HwConfig) -> dict[str, StreamLayout]:
     """The stream layouts ``docs/interface.md`` specifies for ``cfg``."""
     S, VW = cfg.slots, cfg.value_width
     cmd = _sequential("cmd", [("op", 2), ("row", cfg.weight_addr_width),
-                              ("base", cfg.mem_addr_width), ("mode", 2), ("first", 1)])
+                              ("base", cfg.mem_addr_width), ("mode", 2), ("first", 1),
+                              ("spill", 1)])
     out = _sequential("out", [("spikes", S, (S, 1, False)),
                               ("values", S * VW, (S, VW, True)),
                               ("tile", 16), ("group", cfg.group_width),
@@ -278,7 +279,10 @@ def expected_layouts(cfg: HwConfig) -> dict[str, StreamLayout]:
     wload = _sequential("wload", [("addr", cfg.weight_addr_width),
                                   ("data", cfg.array * cfg.weight_width,
                                    (cfg.array, cfg.weight_width, True))])
-    return {"cmd": cmd, "out": out, "wload": wload}
+    mrow = [("addr", cfg.mem_addr_width),
+            ("data", cfg.slots * cfg.mem_width, (cfg.slots, cfg.mem_width, True))]
+    return {"cmd": cmd, "out": out, "wload": wload, "mfill": _sequential("mfill", mrow),
+            "mspill": _sequential("mspill", mrow)}
 
 
 def layouts_from_manifest(manifest: dict, cfg: HwConfig) -> dict[str, StreamLayout]:

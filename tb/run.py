@@ -70,8 +70,11 @@ class InputError(ProjectError, ValueError):
 
 
 # ------------------------------------------------------------------- inputs
-def load_inputs(path, in_shape: tuple) -> np.ndarray:
-    """The 0/1 spikes of ``path`` (.npy, uint8 or bool ``[samples, T, *in_shape]``) as uint8."""
+def load_inputs(path, in_shape: tuple, net=None) -> np.ndarray:
+    """The 0/1 spikes of ``path`` (.npy, uint8 or bool ``[samples, T, *in_shape]``) as uint8.
+
+    A direct-input network (``net.input_bits``, docs/fixed-point.md F2d) also takes
+    integers ``[samples, T, *net.image_shape]`` and returns their bit planes."""
     path = require_file(path, "inputs", InputError)
     where = f"inputs {path!r}"
     try:
@@ -81,6 +84,15 @@ def load_inputs(path, in_shape: tuple) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         x.close()
         raise InputError(f"{where}: an .npz archive, expected one .npy array")
+    img = getattr(net, "image_shape", None)
+    if getattr(net, "input_bits", 0) and x.dtype.kind in "iu" and x.ndim == 2 + len(img) \
+            and tuple(x.shape[2:]) == tuple(img) and tuple(img) != tuple(in_shape):
+        if x.shape[0] < 1 or x.shape[1] < 1:
+            raise InputError(f"{where}: shape {tuple(x.shape)} has an empty samples or T axis")
+        try:
+            return net.input_spikes(x)
+        except ValueError as e:
+            raise InputError(f"{where}: {e}") from None
     if x.dtype not in (np.uint8, np.bool_):
         raise InputError(f"{where}: dtype {x.dtype}, expected uint8 (or bool) 0/1 spikes")
     want = ("samples", "T") + tuple(in_shape)
@@ -378,12 +390,16 @@ def main(argv=None) -> int:
     say = (lambda text: None) if a.quiet else phase
     base, rows_given = _base_config(a, p)
     net = load_network(a.network)
-    spikes = load_inputs(a.inputs, net.in_shape)
+    spikes = load_inputs(a.inputs, net.in_shape, net)
     ids = a.samples if a.samples is not None else list(range(spikes.shape[0]))
     if ids and ids[-1] >= spikes.shape[0]:
         raise InputError(f"--samples: sample {ids[-1]} does not exist ({a.inputs!r} holds "
                          f"{spikes.shape[0]} samples, ids 0-{spikes.shape[0] - 1})")
     cfg, needs = choose_config(net, base, rows_given)
+    if a.path == "bulk" and needs["mem_rows"] > cfg.mem_rows:
+        raise NetworkError(f"the network's membrane regions need {needs['mem_rows']} rows > "
+                           f"mem_rows={cfg.mem_rows}: spilled membranes (docs/schedule.md) run on "
+                           f"the per-cycle path only; add --path bfm or raise --mem-rows")
     out = check_writable_dir(a.out, "--out folder") if a.out else None
     template = _repro_template(a)
     say(f"config: {cfg.name} (the network needs {needs['weight_rows']} weight rows, "

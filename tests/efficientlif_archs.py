@@ -12,13 +12,15 @@ channel halves of a layer (C#2), and one LIFNode reused by consecutive layers
 conv11-13; ResNet: one LIFNode per stage for every conv of the stage).
 The forward returns the list of per-timestep classifier outputs, as theirs.
 
-These networks need the operators issue 11 adds (BatchNorm/bias and max
-pooling exist; average pooling, residual sums and direct analog input do
-not yet); until then the importer refuses them at the first missing one
-(tests/test_importers_spikingjelly.py).
+They use every operator of issue 11: BatchNorm (bias), max pooling, average
+pooling (folded into the classifier), residual sums and direct analog input;
+tests/test_importers_spikingjelly.py checks that the importer reproduces
+SpikingJelly's forward exactly.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -142,3 +144,20 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
     return model.eval()
+
+
+def excite(model: nn.Module, gain: float = 5.0, seed: int = 1) -> nn.Module:
+    """Random weights large enough that every LIF layer spikes at a moderate rate.
+
+    PyTorch's default init with θ = 1 leaves the deep layers silent (a conformance test on
+    silent layers could not fail): every Conv2d/Linear weight is redrawn N(0, (gain/√fan_in)²),
+    1×1 shortcuts three times that.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                w = m.weight
+                k = 3.0 if w.dim() == 4 and w.shape[-1] == 1 else 1.0
+                w.copy_(torch.randn(w.shape, generator=g, dtype=w.dtype) * (k * gain / math.sqrt(w[0].numel())))
+    return model

@@ -70,7 +70,7 @@ def test_manifest_matches_verilog_ports_and_layouts(tmp_path):
     vpath, mpath = emit(cfg, tmp_path)
     m = json.loads(mpath.read_text())
     assert list(m) == sorted(m), "manifest keys not sorted"
-    header = re.search(r"^module lif_pe_array\((.*?)\);", vpath.read_text(), re.M).group(1)
+    header = re.search(r"^module lif_pe_array\((.*?)\);", vpath.read_text(), re.M | re.S).group(1)
     assert sorted(p.strip() for p in header.split(",")) == sorted(p["name"] for p in m["ports"])
     ma, ra, gw, s = 5, 7, 2, 8          # clog2(20), clog2(100), clog2(4), 32/4
     widths = {p["name"]: (p["dir"], p["width"]) for p in m["ports"]}
@@ -78,13 +78,14 @@ def test_manifest_matches_verilog_ports_and_layouts(tmp_path):
     assert widths["dbg_data"] == ("out", s * cfg.mem_width)
     assert widths["error"] == ("out", 3)
     # docs/interface.md field order, packed from bit 0 with no gaps
-    order = {"cmd": ["op", "row", "base", "mode", "first"],
+    order = {"cmd": ["op", "row", "base", "mode", "first", "spill"],
              "out": ["spikes", "values", "tile", "group", "last", "readout"],
-             "wload": ["addr", "data"]}
-    expect_w = {"cmd": {"op": 2, "row": ra, "base": ma, "mode": 2, "first": 1},
+             "wload": ["addr", "data"], "mfill": ["addr", "data"], "mspill": ["addr", "data"]}
+    expect_w = {"cmd": {"op": 2, "row": ra, "base": ma, "mode": 2, "first": 1, "spill": 1},
                 "out": {"spikes": s, "values": s * 16, "tile": 16, "group": gw, "last": 1,
                         "readout": 1},
-                "wload": {"addr": ra, "data": 32 * 8}}
+                "wload": {"addr": ra, "data": 32 * 8},
+                "mfill": {"addr": ma, "data": s * 16}, "mspill": {"addr": ma, "data": s * 16}}
     for name, fields in order.items():
         st = m["streams"][name]
         pos = 0

@@ -224,13 +224,29 @@ def test_file_round_trip_and_version_1(tmp_path):
         if a.bias is not None:
             np.testing.assert_array_equal(a.bias, b.bias)
     desc = json.loads(str(np.load(p)["network.json"][()]))
-    assert desc["version"] == 2 and desc["layers"][1]["bias"] == "b1" and desc["layers"][2]["bias"] is None
+    assert desc["version"] == 3 and desc["layers"][1]["bias"] == "b1" and desc["layers"][2]["bias"] is None
+    # a version-2 file (no skip fields, no input_bits/input_signed) still loads
+    d2 = net.describe()
+    d2["version"] = 2
+    del d2["input_bits"], d2["input_signed"]
+    for ld in d2["layers"]:
+        for k in ("skip", "skip_in_shape", "skip_kernel", "skip_stride", "skip_padding", "skip_weight"):
+            del ld[k]
+    v2 = tmp_path / "v2.npz"
+    with open(v2, "wb") as fh:
+        np.savez(fh, **{"network.json": np.array(json.dumps(d2))},
+                 **{f"w{i}": lay.weight for i, lay in enumerate(net.layers)},
+                 **{f"b{i}": lay.bias for i, lay in enumerate(net.layers) if lay.bias is not None})
+    got2 = load_network(v2)
+    assert all(lay.skip is None for lay in got2.layers) and got2.input_bits == 0
     # a version-1 file (no bias, no pool fields) still loads
     plain = Network((2, 5, 5), (Layer.conv((2, 5, 5), rand_weights(rng, (2, 2, 3, 3), -5, 5), padding=1),))
     d1 = plain.describe()
     d1["version"] = 1
     for ld in d1["layers"]:
         del ld["pool"], ld["bias"]
+        for k in ("skip", "skip_in_shape", "skip_kernel", "skip_stride", "skip_padding", "skip_weight"):
+            del ld[k]
     old = tmp_path / "v1.npz"
     with open(old, "wb") as fh:
         np.savez(fh, **{"network.json": np.array(json.dumps(d1))}, w0=plain.layers[0].weight)

@@ -213,12 +213,42 @@ def test_conv_and_pool_refusals_name_the_node():
     refuse(chain(inp, ("c", conv(groups=2, weight=np.ones((2, 1, 3, 3)))), *tail), r"node 'c' \(Conv2d\): grouped")
     refuse(chain(inp, ("c", conv(bias=np.arange(2 * 4 * 4.0).reshape(2, 4, 4))), *tail),
            r"node 'c': bias differs across the positions of one channel")
-    for pool in (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-                 nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))):
+    for pool in (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]), padding=np.array([0, 0])),
+                 nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([1, 1]))):
         refuse(chain(inp, ("c", conv()), ("lif", lif_node(0.5, (2, 4, 4))), ("pool", pool),
                      ("flat", nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0)),
                      ("fc", lin(8, 2)), ("output", nir.Output(np.array([2])))),
-               rf"node 'pool' \({type(pool).__name__}\): pooling is not supported yet")
+               rf"node 'pool' \({type(pool).__name__}\): .*only non-overlapping windows")
+    pool = nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+    refuse(chain(inp, ("pool", pool), ("c", conv()), *tail),
+           r"node 'pool' \(AvgPool2d\): pooling is supported once, on a layer's \[C, H, W\] spikes")
+
+
+@pytest.mark.parametrize("kind", ["SumPool2d", "AvgPool2d"])
+def test_sum_and_average_pooling_fold_into_the_next_layer(kind):
+    """conv -> LIF -> pool 2x2 -> flatten -> linear readout: the folded readout equals the
+    framework-free computation pool(spikes) · W on the model's own spikes."""
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    inp = ("input", nir.Input(np.array([2, 6, 6])))
+    c = nir.Conv2d(input_shape=(6, 6), weight=rng.normal(size=(2, 2, 3, 3)) * 0.8, stride=1, padding=1,
+                   dilation=1, groups=1, bias=np.zeros(2))
+    pool = getattr(nir, kind)(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+    fc = lin(18, 3)
+    g = chain(inp, ("c", c), ("lif", lif_node(0.5, (2, 6, 6))), ("pool", pool),
+              ("flat", nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0)),
+              ("fc", fc), ("output", nir.Output(np.array([3]))))
+    m = from_nir(g, reset="soft", dt=DT)
+    assert m.layers[1].in_shape == (2 * 6 * 6,)
+    x = torch.from_numpy((rng.random((4, 2, 2, 6, 6)) < 0.5).astype(np.float64))
+    with torch.no_grad():
+        tr = m.run(x)
+    s = tr.spikes[0]
+    assert 0 < float(s.mean()) < 1
+    pooled = F.avg_pool2d(s.flatten(0, 1), 2) * (4 if kind == "SumPool2d" else 1)
+    want = (pooled.flatten(1) @ torch.from_numpy(fc.weight).T).reshape(4, 2, 3)
+    torch.testing.assert_close(tr.currents[1], want, rtol=0, atol=1e-12)
 
 
 def test_scale_and_if_fold_into_weights():

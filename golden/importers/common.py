@@ -52,7 +52,7 @@ weights), the input spikes, and the framework's own per-layer record
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import torch
@@ -64,7 +64,7 @@ from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
 
 __all__ = ["ImporterError", "NeuronSpec", "Adapter", "FrameworkTrace", "Imported", "trace_and_map", "fold_batchnorm",
-           "missing_operator"]
+           "missing_operator", "fold_avg"]
 
 
 class ImporterError(ProjectError, ValueError):
@@ -138,6 +138,8 @@ class _Tag:
     what: str = ""
     bn: bool = False       # current: a folded BatchNorm has been applied
     pool: int = 1          # spikes: max-pooled over pool x pool windows
+    avg: tuple = ()        # spikes: average/sum-pooled, (kh, kw, divisor, (C, H, W) before)
+    res: bool = False      # current: the residual (shortcut) sum has been added
 
 
 @dataclass
@@ -151,6 +153,12 @@ class _LayerRec:
     bn_name: str = ""
     bn_steps: set = field(default_factory=set)     # timesteps at which it was applied
     pool: Optional[int] = None                     # input max pooling (None: not seen yet)
+    avg: Optional[tuple] = None                    # input average pooling folded into the weights
+    static: bool = False                           # computed once, its current used every timestep
+    skip: Optional[int] = None                     # index into _Tracer.skips of its shortcut
+    identity_from: Optional[int] = None            # identity shortcut: the source layer
+    res_steps: set = field(default_factory=set)    # timesteps at which the shortcut was added
+    source: Optional[int] = None                   # a shortcut's source layer (its input spikes)
 
 
 @dataclass
@@ -209,6 +217,7 @@ _PASS = {"clone", "detach", "contiguous", "float", "double", "to", "type_as", "r
 _FLATTEN = {"flatten", "view", "reshape"}
 _CAT = {"cat", "concat", "concatenate"}
 _SPLIT = {"chunk", "split", "tensor_split"}
+_ADD = {"add", "__add__", "__radd__"}
 _BN = (nn.modules.batchnorm._BatchNorm,)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
          nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
@@ -219,11 +228,13 @@ def missing_operator(what: str) -> str:
     """The hint for an operation the project does not have yet (issue 11), from its description."""
     w = what.lower()
     if "pool" in w:
-        return "pooling is not supported yet"
+        return ("only MaxPool2d of a layer's spikes and average pooling folded into the next layer "
+                "are supported")
     if "batch_norm" in w or "batchnorm" in w:
-        return "BatchNorm (bias) is not supported yet"
+        return "BatchNorm folds only directly after a Linear/Conv2d layer"
     if any(k in w for k in ("add", "sum", "sub")):
-        return "residual sums are not supported yet"
+        return ("the only sum supported is a residual one: a layer's output plus a shortcut (identity, "
+                "or Linear/Conv2d [+ BatchNorm]) of an earlier layer's spikes")
     return "only Linear/Conv2d layers, channel slices, cat and flatten are supported between neurons"
 
 
@@ -313,6 +324,9 @@ class _Tracer(TorchFunctionMode):
         self.tags: dict = {}          # id(tensor) -> (tensor, _Tag)
         self.layers: list = []
         self.layer_of: dict = {}      # id(module) -> layer index
+        self.skips: list = []         # shortcut convs / linears (_LayerRec), residual sums
+        self.skip_of: dict = {}       # id(module) -> index into skips
+        self.slice_calls: dict = {}   # (layer, t, c0, c1) -> neuron calls on that current
         self.calls: list = []
         self.state_owner: dict = {}   # id(state tensor) -> (tensor, call index)
         self.stack: list = []
@@ -332,7 +346,12 @@ class _Tracer(TorchFunctionMode):
     def name(self, m) -> str:
         return self.names.get(id(m), type(m).__name__)
 
+    def rec_of(self, tag: _Tag) -> _LayerRec:
+        return self.skips[tag.layer] if tag.kind == "shortcut" else self.layers[tag.layer]
+
     def describe(self, tag: _Tag) -> str:
+        if tag.kind == "shortcut":
+            return f"the output of the shortcut {self.skips[tag.layer].name!r}"
         if tag.kind == "current":
             rec = self.layers[tag.layer]
             return f"the output of {rec.name!r}"
@@ -376,8 +395,7 @@ class _Tracer(TorchFunctionMode):
         if name == "__getitem__" and tag.kind == "current" and len(outs) == 1 and src is args[0]:
             sl = _channel_slice(args[1] if len(args) > 1 else None, tag.c1 - tag.c0)
             if sl is not None:
-                self.put(outs[0], _Tag("current", tag.layer, tag.t, tag.c0 + sl[0], tag.c0 + sl[1],
-                                       bn=tag.bn))
+                self.put(outs[0], replace(tag, c0=tag.c0 + sl[0], c1=tag.c0 + sl[1]))
                 return
         if name in _SPLIT and tag.kind == "current" and len(tagged) == 1:
             c0 = tag.c0
@@ -385,7 +403,7 @@ class _Tracer(TorchFunctionMode):
                      for o in outs) and sum(o.shape[1] for o in outs) == src.shape[1]
             if ok and len(outs) > 1:
                 for o in outs:
-                    self.put(o, _Tag("current", tag.layer, tag.t, c0, c0 + o.shape[1], bn=tag.bn))
+                    self.put(o, replace(tag, c0=c0, c1=c0 + o.shape[1]))
                     c0 += o.shape[1]
                 return
         if name in _CAT and len(outs) == 1:
@@ -409,7 +427,24 @@ class _Tracer(TorchFunctionMode):
             full = self.layers[tag.layer].outputs[tag.t].shape[1]
             if (tag.c0, tag.c1) == (0, full) and o.dim() == 2 and o.shape[0] == src.shape[0] \
                     and o.shape[1] == math.prod(src.shape[1:]):
-                self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=True, pool=tag.pool))
+                self.put(o, replace(tag, c0=0, c1=full, flat=True))
+                return
+        if name in ("avg_pool2d", "adaptive_avg_pool2d") and tag.kind == "spikes" and len(tagged) == 1 \
+                and len(outs) == 1 and args and src is args[0]:
+            if name == "avg_pool2d":
+                keys = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                        "divisor_override")
+                p = dict(zip(keys, args), **kwargs)
+                avg = self._avg_pool(f"avg_pool2d of {self.describe(tag)}", src, tag, p.get("kernel_size"),
+                                     p.get("stride"), p.get("padding", 0), p.get("ceil_mode", False),
+                                     p.get("divisor_override"))
+            else:
+                size = args[1] if len(args) > 1 else kwargs.get("output_size")
+                avg = self._adaptive(f"adaptive_avg_pool2d of {self.describe(tag)}", src, tag, size)
+            self.put(outs[0], replace(tag, avg=avg))
+            return
+        if name in _ADD and len(outs) == 1 and len(tagged) == 2 and len(ins) == 2:
+            if self._residual(name, tagged, outs[0]):
                 return
         if name == "max_pool2d" and tag.kind == "spikes" and len(tagged) == 1 and len(outs) == 1 \
                 and args and src is args[0]:
@@ -461,7 +496,7 @@ class _Tracer(TorchFunctionMode):
         if spec is not None:
             return ("neuron", self._neuron_call(module, name, spec, args, kwargs, tag))
         if isinstance(module, (nn.Linear, nn.Conv2d)) and type(module) in (nn.Linear, nn.Conv2d):
-            return ("layer", self._layer_call(module, name, x, tag))
+            return self._layer_call(module, name, x, tag)
         if tag is None:
             # before the first layer: input encoding. A neuron there is recorded as nothing.
             return ("encode", None) if not list(module.children()) else (None, None)
@@ -470,8 +505,18 @@ class _Tracer(TorchFunctionMode):
             return ("bn", self._bn_call(module, name, x, tag))
         if type(module) is nn.MaxPool2d and tag.kind == "spikes":
             return ("pool", self._pool_call(module, name, x, tag))
+        if type(module) is nn.AvgPool2d and tag.kind == "spikes":
+            return ("avgpool", self._avg_pool(f"module {name!r} (AvgPool2d) on {self.describe(tag)}", x,
+                                              tag, module.kernel_size, module.stride, module.padding,
+                                              module.ceil_mode, module.divisor_override))
+        if type(module) is nn.AdaptiveAvgPool2d and tag.kind == "spikes":
+            return ("avgpool", self._adaptive(f"module {name!r} (AdaptiveAvgPool2d) on "
+                                              f"{self.describe(tag)}", x, tag, module.output_size))
+        if isinstance(module, nn.Sequential) and not len(module):
+            return ("pass", None)          # an empty Sequential returns its input (identity shortcut)
         if isinstance(module, _POOL):
-            what = ("average pooling is not supported yet" if "Avg" in cls or "LP" in cls else
+            what = ("only AvgPool2d / AdaptiveAvgPool2d of a layer's spike map (folded into the next "
+                    "layer) is supported" if "Avg" in cls or "LP" in cls else
                     "pooling is not supported yet here (only MaxPool2d of a layer's spikes)")
             raise ImporterError(f"module {name!r} ({cls}) on {self.describe(tag)}: {what}")
         if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -487,10 +532,10 @@ class _Tracer(TorchFunctionMode):
         """Fold check of a BatchNorm on a layer's current; returns the layer index."""
         cls = type(module).__name__
         who = f"module {name!r} ({cls}) on {self.describe(tag)}"
-        if tag.kind != "current":
+        if tag.kind not in ("current", "shortcut") or tag.res:
             raise ImporterError(f"{who}: BatchNorm can be folded only directly after a Linear/Conv2d "
                                 f"layer (into its weights and bias)")
-        rec = self.layers[tag.layer]
+        rec = self.rec_of(tag)
         full = rec.outputs[tag.t].shape[1]
         if tag.bn or (tag.c0, tag.c1) != (0, full):
             raise ImporterError(f"{who}: BatchNorm can be folded only once, on the layer's whole "
@@ -507,7 +552,7 @@ class _Tracer(TorchFunctionMode):
                                 f"BatchNorm module per layer")
         rec.bn, rec.bn_name = module, name
         rec.bn_steps.add(tag.t)
-        return tag.layer
+        return tag
 
     def _pool_call(self, module, name, x, tag) -> tuple:
         """Check a MaxPool2d of a layer's spikes; returns (layer, t, k)."""
@@ -519,9 +564,9 @@ class _Tracer(TorchFunctionMode):
                   return_indices) -> tuple:
         """(layer, t, k) of a max pooling the project maps to ``pool = k``, else ImporterError."""
         full = self.layers[tag.layer].outputs[tag.t].shape[1]
-        if tag.flat or tag.pool != 1 or (tag.c0, tag.c1) != (0, full) or x.dim() != 4:
+        if tag.flat or tag.pool != 1 or tag.avg or (tag.c0, tag.c1) != (0, full) or x.dim() != 4:
             raise ImporterError(f"{who}: max pooling is supported once, on a layer's whole [B, C, H, W] "
-                                f"spike map")
+                                f"spike map" + (" (not after an average pooling)" if tag.avg else ""))
 
         def pair(v):
             return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -535,7 +580,107 @@ class _Tracer(TorchFunctionMode):
                                 f"stride = kernel, no padding or dilation, floor mode) is supported")
         return (tag.layer, tag.t, int(k[0]))
 
+    def _avg_check(self, who, x, tag) -> tuple:
+        full = self.layers[tag.layer].outputs[tag.t].shape[1]
+        if tag.flat or tag.avg or (tag.c0, tag.c1) != (0, full) or x.dim() != 4:
+            raise ImporterError(f"{who}: average pooling is supported once, on a layer's whole "
+                                f"[B, C, H, W] spike map, folded into the next Linear/Conv2d layer")
+        return tuple(x.shape[1:])
+
+    def _avg_pool(self, who, x, tag, kernel_size, stride, padding, ceil_mode, divisor) -> tuple:
+        """(kh, kw, divisor, (C, H, W)) of an AvgPool2d the next layer can fold, else ImporterError."""
+        shape = self._avg_check(who, x, tag)
+
+        def pair(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+        k = pair(kernel_size)
+        st = pair(stride if stride is not None and stride != [] else kernel_size)
+        if st != k or pair(padding) != (0, 0) or ceil_mode:
+            raise ImporterError(f"{who}: kernel {kernel_size}, stride {stride}, padding {padding}, "
+                                f"ceil_mode={ceil_mode}: only non-overlapping windows (stride = kernel, "
+                                f"no padding, floor mode) fold exactly into the next layer's weights")
+        div = divisor if divisor else k[0] * k[1]
+        return (int(k[0]), int(k[1]), int(div), shape)
+
+    def _adaptive(self, who, x, tag, output_size) -> tuple:
+        """An AdaptiveAvgPool2d with equal windows (output size divides the input) as ``_avg_pool``."""
+        shape = self._avg_check(who, x, tag)
+        _, h, w = shape
+        size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+        size = tuple(d if d is not None else full for d, full in zip(size, (h, w)))
+        if h % size[0] or w % size[1]:
+            raise ImporterError(f"{who}: output size {output_size} does not divide the {h}x{w} input; "
+                                f"only equal windows fold exactly into the next layer's weights")
+        kh, kw = h // size[0], w // size[1]
+        return (kh, kw, kh * kw, shape)
+
+    def _residual(self, name, tagged, out) -> bool:
+        """``current + shortcut``: tag ``out`` as the current of the layer, record the shortcut."""
+        kinds = sorted(t.kind for _, t in tagged)
+        if kinds not in (["current", "shortcut"], ["current", "spikes"]):
+            return False
+        (cur_t, cur), (oth_t, oth) = sorted(tagged, key=lambda p: p[1].kind != "current")
+        rec = self.layers[cur.layer]
+        who = f"the residual sum {name} of {self.describe(cur)} and {self.describe(oth)}"
+        full = rec.outputs[cur.t].shape[1]
+        if cur.res or (cur.c0, cur.c1) != (0, full) or cur_t.shape != out.shape:
+            raise ImporterError(f"{who}: a shortcut can be added once, to a layer's whole output")
+        if oth.kind == "shortcut":
+            if oth.t != cur.t:
+                raise ImporterError(f"{who}: the shortcut is of timestep {oth.t}, the layer's output of "
+                                    f"timestep {cur.t}")
+            if rec.skip is not None and rec.skip != oth.layer:
+                raise ImporterError(f"{who}: the layer already takes the shortcut "
+                                    f"{self.skips[rec.skip].name!r}")
+            rec.skip = oth.layer
+        else:
+            sfull = self.layers[oth.layer].outputs[oth.t].shape[1]
+            if oth.flat or oth.pool != 1 or oth.avg or (oth.c0, oth.c1) != (0, sfull) \
+                    or oth_t.shape != cur_t.shape:
+                raise ImporterError(f"{who}: an identity shortcut must add a whole, unpooled spike map "
+                                    f"of the layer's output shape {tuple(cur_t.shape[1:])}")
+            if oth.t != cur.t:
+                raise ImporterError(f"{who}: the spikes are of timestep {oth.t}, the layer's output of "
+                                    f"timestep {cur.t}")
+            if rec.identity_from is not None and rec.identity_from != oth.layer:
+                raise ImporterError(f"{who}: the identity shortcut comes from another layer at another "
+                                    f"timestep")
+            rec.identity_from = oth.layer
+        if rec.bn is not None and not cur.bn:
+            raise ImporterError(f"{who}: the shortcut is added before the layer's BatchNorm "
+                                f"{rec.bn_name!r}; add it after")
+        rec.res_steps.add(cur.t)
+        rec.outputs[cur.t] = out.detach().clone()          # the current the neurons see
+        self.put(out, replace(cur, res=True))
+        return True
+
+    def _shortcut_call(self, module, name, x, tag, idx):
+        """A Linear/Conv2d fed by the spikes of an earlier layer: a residual shortcut."""
+        si = self.skip_of.get(id(module))
+        if si is None:
+            kind = "linear" if isinstance(module, nn.Linear) else "conv"
+            if kind == "conv":
+                _conv_geometry(module, name)
+            si = len(self.skips)
+            self.skips.append(_LayerRec(module, name, kind, source=tag.layer))
+            self.skip_of[id(module)] = si
+        sk = self.skips[si]
+        full = self.layers[tag.layer].outputs[tag.t].shape[1]
+        t = len(sk.inputs)
+        if tag.layer != sk.source or tag.t != t or tag.flat or tag.pool != 1 or tag.avg \
+                or (tag.c0, tag.c1) != (0, full):
+            raise ImporterError(f"module {name!r} (call {t}, a shortcut) is fed by {self.describe(tag)} at "
+                                f"timestep {tag.t}; a shortcut must take all unpooled spikes of one layer "
+                                f"at the current timestep")
+        sk.inputs.append(x.detach().clone())
+        return si
+
     def _layer_call(self, module, name, x, tag):
+        if id(module) in self.skip_of or (
+                id(module) not in self.layer_of and tag is not None and tag.kind == "spikes"
+                and self.layers and tag.layer < len(self.layers) - 1):
+            return ("shortcut", self._shortcut_call(module, name, x, tag, None))
         idx = self.layer_of.get(id(module))
         if idx is None:
             kind = "linear" if isinstance(module, nn.Linear) else "conv"
@@ -573,8 +718,13 @@ class _Tracer(TorchFunctionMode):
                 raise ImporterError(f"module {name!r} (call {t}) takes spikes max-pooled over {tag.pool}, "
                                     f"at call 0 over {rec.pool}; the pooling must be the same every timestep")
             rec.pool = tag.pool
+            avg = tag.avg or None
+            if t and rec.avg != avg:
+                raise ImporterError(f"module {name!r} (call {t}) takes spikes average-pooled as {avg}, at "
+                                    f"call 0 as {rec.avg}; the pooling must be the same every timestep")
+            rec.avg = avg
         rec.inputs.append(x.detach().clone())
-        return idx
+        return ("layer", idx)
 
     def _neuron_call(self, module, name, spec, args, kwargs, tag):
         if tag.kind == "opaque":
@@ -587,6 +737,25 @@ class _Tracer(TorchFunctionMode):
             raise ImporterError(f"neuron module {name!r} takes the output of {self.layers[tag.layer].name!r} "
                                 f"without its BatchNorm {self.layers[tag.layer].bn_name!r}; a folded "
                                 f"BatchNorm must apply at every timestep")
+        rec = self.layers[tag.layer]
+        if (rec.skip is not None or rec.identity_from is not None) and not tag.res:
+            raise ImporterError(f"neuron module {name!r} takes the output of {rec.name!r} without its "
+                                f"residual shortcut; the shortcut must be added at every timestep")
+        key = (tag.layer, tag.t, tag.c0, tag.c1)
+        again = self.slice_calls.get(key, 0)
+        self.slice_calls[key] = again + 1
+        if again:
+            # the same current fed to the neurons again: a layer computed once (direct input,
+            # the authors' static_x = bn1(conv1(image))), its current reused every timestep
+            if tag.layer != 0 or not (rec.static or len(rec.outputs) == 1) or rec.skip is not None:
+                raise ImporterError(f"neuron module {name!r} takes the same output of {rec.name!r} "
+                                    f"(timestep {tag.t}, channels {tag.c0}:{tag.c1}) a second time; only "
+                                    f"the first layer may be computed once and reused every timestep")
+            rec.static = True
+            tag = replace(tag, t=again)
+            while len(rec.outputs) <= again:
+                rec.outputs.append(rec.outputs[0])
+                rec.inputs.append(rec.inputs[0])
         x = self.adapter.current_in(args, kwargs)
         start = self.adapter.start_state(module, name, args, kwargs, x)
         pred, pred_what = None, "zero"
@@ -610,17 +779,21 @@ class _Tracer(TorchFunctionMode):
 
     def _post(self, module, entry, args, output):
         kind, info = entry
-        if kind == "layer":
-            rec = self.layers[info]
+        if kind in ("layer", "shortcut"):
+            rec = (self.layers if kind == "layer" else self.skips)[info]
             out = _tensors(output)[0]
             rec.outputs.append(out.detach().clone())
-            self.put(out, _Tag("current", info, len(rec.outputs) - 1, 0, out.shape[1]))
+            self.put(out, _Tag("current" if kind == "layer" else "shortcut", info, len(rec.outputs) - 1,
+                               0, out.shape[1]))
         elif kind == "bn":
-            rec = self.layers[info]
+            tag = info
+            rec = self.rec_of(tag)
             out = _tensors(output)[0]
-            t = self.tag(args[0]).t
-            rec.outputs[t] = out.detach().clone()          # the current the neurons see
-            self.put(out, _Tag("current", info, t, 0, out.shape[1], bn=True))
+            rec.outputs[tag.t] = out.detach().clone()          # the current the neurons see
+            self.put(out, replace(tag, bn=True))
+        elif kind == "avgpool":
+            src = self.tag(args[0])
+            self.put(_tensors(output)[0], replace(src, avg=info))
         elif kind == "pool":
             layer, t, k = info
             out = _tensors(output)[0]
@@ -648,8 +821,7 @@ class _Tracer(TorchFunctionMode):
                     full = self.layers[tag.layer].outputs[tag.t].shape[1] if tag.kind == "spikes" else -1
                     if (tag.kind == "spikes" and module.start_dim == 1 and module.end_dim == -1
                             and (tag.c0, tag.c1) == (0, full) and o.dim() == 2):
-                        self.put(o, _Tag("spikes", tag.layer, tag.t, 0, full, flat=src.dim() > 2,
-                                         pool=tag.pool))
+                        self.put(o, replace(tag, flat=tag.flat or src.dim() > 2))
                     else:
                         self.put(o, _Tag("opaque", what=f"module {self.name(module)!r} (Flatten) of "
                                                          f"{self.describe(tag)}"))
@@ -714,6 +886,74 @@ def _params_of(calls: list) -> NeuronSpec:
                                     f"{first.name!r}; the project has one set of neuron parameters per "
                                     f"network")
     return first.spec
+
+
+def fold_avg(name: str, kind: str, avg: tuple, w: torch.Tensor, in_shape: tuple, k: int, st: int,
+             pd: int) -> tuple:
+    """Fold the average (or sum) pooling ``avg = (kh, kw, divisor, (C, H, W) before)`` of the
+    input of layer ``name`` (``kind`` "linear" | "conv") into its weights, exactly.
+
+    Linear after a ``kh×kw`` pooling of ``(C, H, W)`` spikes: ``W'[o, c, h, w] =
+    W[o, c, h//kh, w//kw] / divisor`` on the unpooled map flattened (a dropped remainder row
+    or column gets weight 0). Conv (kernel K, stride S, padding P) after a ``a×a`` pooling of a
+    map whose sides ``a`` divides: kernel ``a·K``, stride ``a·S``, padding ``a·P``, ``W'[o, c,
+    a·i + u, a·j + v] = W[o, c, i, j] / divisor``. Returns ``(W', in_shape, k, stride, padding)``;
+    the division is the one float64 rounding (none when the divisor is a power of two).
+    """
+    kh, kw, div, (c, h, wd) = avg
+    ho, wo = h // kh, wd // kw
+    if kind == "linear":
+        if w.shape[1] != c * ho * wo:
+            raise ImporterError(f"{name}: takes {w.shape[1]} features, the average-pooled "
+                                f"spikes are {c}x{ho}x{wo}")
+        full = torch.zeros((w.shape[0], c, h, wd), dtype=w.dtype)
+        rep = w.reshape(w.shape[0], c, ho, wo).repeat_interleave(kh, 2).repeat_interleave(kw, 3)
+        full[:, :, :ho * kh, :wo * kw] = rep / div
+        return full.reshape(w.shape[0], -1), (c * h * wd,), 1, 1, 0
+    if kh != kw or h % kh or wd % kw:
+        raise ImporterError(f"{name} (Conv2d) after a {kh}x{kw} average pooling of a {h}x{wd} "
+                            f"map: folding into a conv needs a square window that divides the map")
+    a = kh
+    return (w.repeat_interleave(a, 2).repeat_interleave(a, 3) / div, (c, h, wd), a * k, a * st, a * pd)
+
+
+def _shortcut_of(tr: _Tracer, rec: _LayerRec, li: int, T: int, n: int):
+    """``(source layer, W_s, b_s, geometry kwargs)`` of layer ``li``'s residual shortcut, or None."""
+    if rec.skip is None and rec.identity_from is None:
+        return None
+    if rec.res_steps != set(range(T)):
+        missing = min(set(range(T)) - rec.res_steps)
+        raise ImporterError(f"module {rec.name!r}: its residual shortcut is not added at timestep {missing}; "
+                            f"it must be added at every timestep")
+    if not n:
+        raise ImporterError(f"module {rec.name!r}: a readout layer cannot take a residual shortcut")
+    if rec.identity_from is not None:
+        src = rec.identity_from
+        shape = tuple(tr.layers[src].outputs[0].shape[1:])
+        c = shape[0]
+        if rec.kind == "linear":
+            return src, torch.eye(c, dtype=torch.float64), None, {}
+        return src, torch.eye(c, dtype=torch.float64).reshape(c, c, 1, 1), None, {}
+    sk = tr.skips[rec.skip]
+    if len(sk.outputs) != T:
+        raise ImporterError(f"module {sk.name!r} (a shortcut) was called {len(sk.outputs)} times for {T} "
+                            f"timesteps")
+    if sk.bn is not None and sk.bn_steps != set(range(T)):
+        raise ImporterError(f"module {sk.bn_name!r} is not applied to the shortcut {sk.name!r} at every "
+                            f"timestep")
+    if sk.kind != rec.kind:
+        raise ImporterError(f"module {sk.name!r}: a {sk.kind} shortcut on the {rec.kind} layer {rec.name!r}; "
+                            f"the shortcut must be of the layer's kind")
+    m = sk.module
+    w = m.weight.detach().to(torch.float64)
+    b = None if m.bias is None else m.bias.detach().to(torch.float64)
+    if sk.bn is not None:
+        w, b = fold_batchnorm(w, b, sk.bn)
+    geo = {}
+    if sk.kind == "conv":
+        k, st, pd = _conv_geometry(m, sk.name)
+        geo = dict(skip_kernel=k, skip_stride=st, skip_padding=pd)
+    return sk.source, w, b, geo
 
 
 def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
@@ -818,7 +1058,14 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         raise ImporterError("the traced run has no neuron (a network needs at least one LIF layer)")
 
     # layer specs and weights
-    specs, weights, biases, modules, notes = [], [], [], [], []
+    specs, weights, biases, modules, notes, skip_ws = [], [], [], [], [], []
+    used = {r.skip for r in layers if r.skip is not None}
+    for si, sk in enumerate(tr.skips):
+        if si not in used:
+            raise ImporterError(f"module {sk.name!r} takes the spikes of {layers[sk.source].name!r}, an "
+                                f"earlier layer than the one before it, but its output is not added to "
+                                f"a layer's current (a residual shortcut); a layer must take the spikes "
+                                f"of the previous layer")
     for li, rec in enumerate(layers):
         x0 = rec.inputs[0]
         n = n_of[li]
@@ -826,7 +1073,7 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         blk = members.get(block_of.get(li, -1), [])
         block = block_of[li] if n and len(blk) > 1 else None
         m = rec.module
-        if rec.bn is not None and rec.bn_steps != set(range(T)):
+        if rec.bn is not None and not rec.static and rec.bn_steps != set(range(T)):
             missing = min(set(range(T)) - rec.bn_steps)
             raise ImporterError(f"module {rec.bn_name!r} ({type(rec.bn).__name__}) is not applied to the "
                                 f"output of {rec.name!r} at timestep {missing}; a folded BatchNorm must "
@@ -836,14 +1083,32 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         if rec.bn is not None:
             w_l, b_l = fold_batchnorm(w_l, b_l, rec.bn)
         pool = rec.pool or 1
+        skip = _shortcut_of(tr, rec, li, T, n)
+        skw = {}
+        w_s = None
+        if skip is not None:
+            src, w_s, b_s, skw = skip
+            if b_s is not None:
+                b_l = b_s if b_l is None else b_l + b_s
+            skw = dict(skip=src, skip_in_shape=tuple(tr.layers[src].outputs[0].shape[1:]), **skw)
         if rec.kind == "linear":
-            s = LayerSpec("linear", (m.in_features,), m.out_features, mode=mode, block=block, name=rec.name,
-                          pool=pool, bias=b_l is not None)
+            in_shape, k, st, pd = (m.in_features,), 1, 1, 0
         else:
             k, st, pd = _conv_geometry(m, rec.name)
-            s = LayerSpec("conv", tuple(x0.shape[1:]), m.out_channels, kernel=k, stride=st, padding=pd,
-                          mode=mode, block=block, name=rec.name, pool=pool, bias=b_l is not None)
+            in_shape = tuple(x0.shape[1:])
+        if rec.avg is not None:
+            w_l, in_shape, k, st, pd = fold_avg(f"module {rec.name!r}", rec.kind, rec.avg, w_l, in_shape,
+                                                k, st, pd)
+            kh, kw, div, _ = rec.avg
+            notes.append(f"average pooling {kh}x{kw} (divisor {div}) folded into the weights of "
+                         f"{rec.name!r}")
+        try:
+            s = LayerSpec(rec.kind, in_shape, w_l.shape[0], kernel=k, stride=st, padding=pd, mode=mode,
+                          block=block, name=rec.name, pool=pool, bias=b_l is not None, **skw)
+        except ValueError as e:
+            raise ImporterError(f"module {rec.name!r}: {e}") from None
         specs.append(s)
+        skip_ws.append(None if w_s is None else w_s)
         gain = 1.0
         if n:
             lc = [calls[i] for t in range(T) for i in per[(li, t)]]
@@ -856,6 +1121,8 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         # float64; the fixed-point rounding to integers happens later, in golden.quantize.
         weights.append(w_l * gain)
         biases.append(None if b_l is None else b_l * gain)
+        if w_s is not None:
+            skip_ws[-1] = w_s * gain
         if rec.bn is not None:
             notes.append(f"{type(rec.bn).__name__} {rec.bn_name!r} folded into {rec.name!r} (scale into "
                          f"the weights, shift into the bias)")
@@ -864,15 +1131,23 @@ def trace_and_map(model: nn.Module, example_input, adapter: Adapter,
         modules.append({"layer": rec.name,
                         "neurons": sorted({calls[i].name for t in range(T) for i in per.get((li, t), [])})})
     inp = torch.stack([r for r in layers[0].inputs])
-    if not bool(((inp == 0) | (inp == 1)).all()):
-        raise ImporterError(f"module {layers[0].name!r}: the first layer receives values other than 0/1 "
-                            f"(direct analog input is not supported yet; encode the input as spikes)")
-    net = EfficientLIFNet(specs, groups=groups, params=spec.lif_params(), dtype=torch.float64)
+    direct = not bool(((inp == 0) | (inp == 1)).all())
+    if direct:
+        notes.append(f"direct (analog) input: {layers[0].name!r} receives the input values themselves"
+                     + (", computed once and reused every timestep" if layers[0].static else ""))
+    try:
+        net = EfficientLIFNet(specs, groups=groups, params=spec.lif_params(), dtype=torch.float64,
+                              direct_input=direct)
+    except ValueError as e:
+        raise ImporterError(f"the traced network cannot be built: {e}") from None
     with torch.no_grad():
         for w, src in zip(net.weights, weights):
             if tuple(w.shape) != tuple(src.shape):
                 raise ImporterError(f"internal: weight shape {tuple(src.shape)} != {tuple(w.shape)}")
             w.copy_(src)
+        for i, w_s in enumerate(skip_ws):
+            if w_s is not None:
+                net.skip_weights[str(i)].copy_(w_s)
         for i, b in enumerate(biases):
             if b is not None:
                 net.biases[str(i)].copy_(b)

@@ -25,9 +25,13 @@ forward Euler of NIR's equations:
 Refused, naming the node: ``v_leak ≠ 0``, ``v_reset ≠ 0``, τ, θ or gain
 differing between neurons of a layer where they cannot be folded (τ and θ
 must be one value for the whole network; the gain one value per output
-channel), non-finite τ, ``CubaLIF``/``CubaLI``/``LI``/``I``, ``SumPool2d`` /
-``AvgPool2d`` (pooling is not supported yet), ``Conv1d``, any other node,
-branches and recurrent edges.
+channel), non-finite τ, ``CubaLIF``/``CubaLI``/``LI``/``I``, a ``SumPool2d`` /
+``AvgPool2d`` that cannot be folded (overlapping or padded windows, not after
+neurons, before a conv whose map the window does not divide), ``Conv1d``, any
+other node, branches (residual sums) and recurrent edges.
+
+``SumPool2d`` / ``AvgPool2d`` of a layer's spikes is folded exactly into the
+next layer's weights (divisor 1 / ``k·k``; docs/fixed-point.md, "Average pooling").
 
 Sharing: NIR has none. ``share`` is a list of ``(nodes, N)``: the named LIF
 nodes (consecutive LIF layers) form one L block (a single node: no block) and
@@ -46,7 +50,7 @@ import torch
 from ..config import FIRE_MODES, RESET_MODES
 from ..lif import LIFParams
 from ..reference import EfficientLIFNet, LayerSpec
-from .common import ImporterError
+from .common import ImporterError, fold_avg
 
 __all__ = ["from_nir", "read_graph", "parse_share"]
 
@@ -228,6 +232,7 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
     shape = in_shape
     i = 1
     flat_pending = False
+    avg_pending = None
     while i < len(chain):
         name, node = chain[i]
         t = type(node).__name__
@@ -241,7 +246,23 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             i += 1
             continue
         if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-            raise ImporterError(f"node {name!r} ({t}): pooling is not supported yet")
+            # folded into the next layer's weights (docs/fixed-point.md, "Average pooling")
+            ks = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
+            st = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride), (2,)))
+            pd = tuple(int(v) for v in np.broadcast_to(np.asarray(node.padding), (2,)))
+            if avg_pending is not None or flat_pending or len(shape) != 3 or not layers \
+                    or layers[-1]["neuron"] is None:
+                raise ImporterError(f"node {name!r} ({t}): pooling is supported once, on a layer's "
+                                    f"[C, H, W] spikes, folded into the next layer")
+            if st != ks or pd != (0, 0):
+                raise ImporterError(f"node {name!r} ({t}): kernel {ks}, stride {st}, padding {pd}: only "
+                                    f"non-overlapping windows (stride = kernel, no padding) fold exactly "
+                                    f"into the next layer's weights")
+            div = 1 if isinstance(node, nir.SumPool2d) else ks[0] * ks[1]
+            avg_pending = (ks[0], ks[1], div, shape)
+            shape = (shape[0], shape[1] // ks[0], shape[2] // ks[1])
+            i += 1
+            continue
         if isinstance(node, (nir.CubaLIF, nir.CubaLI, nir.LI, nir.I)):
             raise ImporterError(f"node {name!r} ({t}): only LIF and IF neurons are supported")
         if isinstance(node, (nir.LIF, nir.IF)):
@@ -269,6 +290,12 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
             out = (w.shape[0], (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1)
         else:
             raise ImporterError(f"node {name!r} ({t}) is not supported")
+        if avg_pending is not None:
+            wf, ins, k2, s2, p2 = fold_avg(f"node {name!r}", lay["kind"], avg_pending,
+                                           torch.from_numpy(np.asarray(lay["weight"], np.float64)),
+                                           lay["in_shape"], lay["k"], lay["s"], lay["p"])
+            lay.update(weight=wf.numpy(), in_shape=ins, k=k2, s=s2, p=p2)
+            avg_pending = None
         flat_pending = False
         lay["out"] = out
         b = getattr(node, "bias", None)
@@ -291,7 +318,7 @@ def from_nir(graph, *, reset: Optional[str] = None, fire: str = "gt", dt: Option
         else:
             raise ImporterError(f"node {nname!r} ({type(nnode).__name__}) follows layer {name!r}; expected a "
                                 f"LIF or IF node (or the Output for a readout layer)"
-                                + (": pooling is not supported yet"
+                                + (": a pooling of currents cannot be folded (only of spikes)"
                                    if isinstance(nnode, (nir.SumPool2d, nir.AvgPool2d)) else ""))
         lay["gain"] = gain
         layers.append(lay)
