@@ -17,10 +17,14 @@ the checkout, or the working directory of an installed copy):
 * ``sim_build/rtl/<cfg.name>/lif_pe_array.v`` (+ manifest JSON) — the Verilog
   emitted by :func:`gen.emit.emit` for one configuration, shared by both
   simulators;
-* ``sim_build/<sim>/<cfg.name>[-<tag>][-waves]/`` — one simulator build. A
-  build is reused when the SHA-256 of (Verilog, lint waiver, simulator flags)
-  matches the ``.build_key`` stored in it; a file lock serialises concurrent
-  builds of the same directory (pytest-xdist workers);
+* ``sim_build/<sim>/<cfg.name>[-<tag>][-waves]/<key>/`` — one simulator
+  build, content-addressed: ``<key>`` is the SHA-256 of (Verilog, extra
+  sources, lint waiver, simulator flags). It is built in a ``.tmp-`` sibling,
+  stamped with ``.build_key`` last and renamed into place, so only a
+  completed build is ever reused and a build in use is never rebuilt in
+  place; a file lock per configuration name serialises concurrent builds
+  (pytest-xdist or Dask workers, also on a shared filesystem). The rule:
+  docs/running.md, "Build cache on a shared filesystem";
 * ``<build dir>/runs/<run id>/`` — one simulation run (plan, summary, log,
   waves), so parallel runs of one build never collide.
 """
@@ -356,7 +360,7 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
           tag: str = "", waves: bool = False, quiet: bool = True, report=None,
           visibility: str | None = None, top: str = TOPLEVEL, extra_sources=(),
           public=None, public_read_only=None, verilator_flags=()) -> Build:
-    """Build ``verilog`` for ``sim`` into ``<sim_build_dir()>/<sim>/<cfg.name>[-tag][-waves|-full]``.
+    """Build ``verilog`` for ``sim`` into ``<sim_build_dir()>/<sim>/<cfg.name>[-tag][-waves|-full]/<key>/``.
 
     Reuses an existing build whose key (hash of the Verilog, the lint waiver
     and the flags) matches. ``report(text)``, if given, is called with one
