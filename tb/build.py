@@ -593,6 +593,8 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
         if proc.poll() is None:   # interrupted: do not leave the simulator running
             _kill_group(proc.pid)
             proc.wait()
+        elif proc.returncode < 0:  # the child was killed (OOM, kill -9): so are its compilers
+            _kill_group(proc.pid)
     try:
         res = json.loads(result.read_text())
         result.unlink()
