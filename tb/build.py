@@ -17,10 +17,14 @@ the checkout, or the working directory of an installed copy):
 * ``sim_build/rtl/<cfg.name>/lif_pe_array.v`` (+ manifest JSON) — the Verilog
   emitted by :func:`gen.emit.emit` for one configuration, shared by both
   simulators;
-* ``sim_build/<sim>/<cfg.name>[-<tag>][-waves]/`` — one simulator build. A
-  build is reused when the SHA-256 of (Verilog, lint waiver, simulator flags)
-  matches the ``.build_key`` stored in it; a file lock serialises concurrent
-  builds of the same directory (pytest-xdist workers);
+* ``sim_build/<sim>/<cfg.name>[-<tag>][-waves]/<key>/`` — one simulator
+  build, content-addressed: ``<key>`` is the SHA-256 of (Verilog, extra
+  sources, lint waiver, simulator flags). It is built in a ``.tmp-`` sibling,
+  stamped with ``.build_key`` last and renamed into place, so only a
+  completed build is ever reused and a build in use is never rebuilt in
+  place; a file lock per configuration name serialises concurrent builds
+  (pytest-xdist or Dask workers, also on a shared filesystem). The rule:
+  docs/running.md, "Build cache on a shared filesystem";
 * ``<build dir>/runs/<run id>/`` — one simulation run (plan, summary, log,
   waves), so parallel runs of one build never collide.
 """
@@ -356,7 +360,7 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
           tag: str = "", waves: bool = False, quiet: bool = True, report=None,
           visibility: str | None = None, top: str = TOPLEVEL, extra_sources=(),
           public=None, public_read_only=None, verilator_flags=()) -> Build:
-    """Build ``verilog`` for ``sim`` into ``<sim_build_dir()>/<sim>/<cfg.name>[-tag][-waves|-full]``.
+    """Build ``verilog`` for ``sim`` into ``<sim_build_dir()>/<sim>/<cfg.name>[-tag][-waves|-full]/<key>/``.
 
     Reuses an existing build whose key (hash of the Verilog, the lint waiver
     and the flags) matches. ``report(text)``, if given, is called with one
@@ -379,7 +383,7 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
     name = cfg.name + (f"-{tag}" if tag else "") + ("-waves" if waves else "") \
         + ("-full" if vis == "full" and sim == "verilator" and not waves else "") \
         + (f"-{top}" if top != TOPLEVEL else "")
-    bdir = root / sim / name
+    home = root / sim / name
     if vis == "ports":
         mports = json.loads(Path(manifest_path).read_text())["ports"] \
             if public is None or public_read_only is None else []
@@ -389,9 +393,9 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
         public = ports_vlt(top, names, ro)
     else:
         public = None
-    pfile = bdir / PORTS_VLT if public else None
-    flags = _verilator_args(waves, pfile) + list(verilator_flags) + [public or ""] \
-        if sim == "verilator" \
+    # the key names the ports file by its base name: its text is in the key
+    flags = _verilator_args(waves, Path(PORTS_VLT) if public else None) + list(verilator_flags) \
+        + [public or ""] if sim == "verilator" \
         else ["-g2012", f"waves={waves}"]
     waiver = _waiver_path()
     core = Path(verilog).read_bytes()
@@ -400,52 +404,127 @@ def build(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *,
         # waveform builds keep the emitted text and its field names
         from gen.icarus import icarus_verilog
         core = icarus_verilog(core.decode())[0].encode()
-    key = _sha(core, *(Path(x).read_bytes() for x in extra_sources),
+    extras = [(Path(x).name, Path(x).read_bytes()) for x in extra_sources]
+    key = _sha(core, *(b for _, b in extras),
                waiver.read_bytes() if (waiver and sim == "verilator") else b"",
                json.dumps([sim, flags, TIMESCALE]).encode())
-    exe = bdir / (top if sim == "verilator" else "sim.vvp")
+    bdir = home / key[:KEY_CHARS]
+    exe_name = top if sim == "verilator" else "sim.vvp"
     t0 = time.monotonic()
     with _locked(root / sim / f"{name}.lock"):
-        keyfile = bdir / ".build_key"
-        if exe.exists() and keyfile.exists() and keyfile.read_text() == key:
+        if _complete(bdir, exe_name, key):
             return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, True,
                          time.monotonic() - t0, tag, top)
+        older = _tidy(home, keep=bdir.name)
         if report is not None:
-            what = "rebuild (sources or flags changed)" if bdir.exists() else \
+            what = "rebuild (sources or flags changed)" if older else \
                 "first build of this configuration"
             report(f"build: {sim} {what}, about {_seconds(build_estimate(cfg, sim))} -> {bdir}")
-        if bdir.exists():
-            shutil.rmtree(bdir)
-        bdir.mkdir(parents=True)
-        log = bdir / "build.log"
-        src = Path(verilog)
-        if core != src.read_bytes():
-            src = bdir / f"{src.stem}.icarus.v"
-            src.write_bytes(core)
-        sources, args = [str(src)] + [str(x) for x in extra_sources], []
-        if sim == "verilator":
-            args = _verilator_args(waves, pfile) + list(verilator_flags)
-            if public:
-                atomic_write({pfile: public})
-        elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one
-            dump = bdir / "tb_iverilog_dump.v"
-            atomic_write({dump: _IVERILOG_DUMP.replace("TOPLEVEL_NAME", top)})
-            sources.append(str(dump))
-            args = ["-s", "tb_iverilog_dump"]
-        error = _runner_call(sim, "build", dict(
-            sources=sources, hdl_toplevel=top, build_dir=str(bdir), build_args=args,
-            timescale=list(TIMESCALE), waves=waves and sim == "verilator", always=True,
-            log_file=str(log) if quiet else None), env=simulator_env(sim), workdir=bdir)
-        if error is not None:
-            raise BuildError(f"{sim} build of {verilog} failed ({error}); log: {log}\n"
-                             f"{log_tail(log)}")
-        if not exe.exists():
-            raise BuildError(f"{sim} build produced no {exe.name}; log: {log}\n{log_tail(log)}")
-        atomic_write({keyfile: key})
+        # Build into a fresh temporary sibling and rename it into place once
+        # complete: a killed build leaves only a .tmp- folder (removed by the
+        # next builder), never a folder under the key's name.
+        tmp = home / f"{TMP_PREFIX}{key[:KEY_CHARS]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            _build_into(tmp, sim, verilog, core, extras, top, waves, public, flags, quiet,
+                        verilator_flags, exe_name)
+            atomic_write({tmp / KEY_FILE: key})        # the completion stamp, written last
+            if bdir.exists():                          # incomplete (e.g. made by hand)
+                shutil.rmtree(bdir)
+            os.rename(tmp, bdir)
+        except BuildError as e:     # keep the failed build's folder for its log
+            failed = home / FAILED_DIR
+            shutil.rmtree(failed, ignore_errors=True)
+            os.rename(tmp, failed)
+            raise BuildError(str(e).replace(str(tmp), str(failed))) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.monotonic() - t0
     _record_build_time(sim, cfg.array, seconds)
     return Build(sim, cfg, Path(verilog), Path(manifest_path), bdir, waves, False, seconds, tag,
                  top)
+
+
+#: the completion stamp of a build folder: the build's content key, written
+#: last, just before the folder is renamed from its temporary name
+KEY_FILE = ".build_key"
+#: hex digits of the key that name a build folder
+KEY_CHARS = 16
+#: prefix of a build folder under construction (a leftover one: a killed build)
+TMP_PREFIX = ".tmp-"
+#: where the last failed build of a configuration name is kept (for its log)
+FAILED_DIR = "failed"
+#: complete builds of one configuration name kept besides the one in use
+KEEP_BUILDS = 3
+
+
+def _complete(bdir: Path, exe_name: str, key: str) -> bool:
+    """``bdir`` is a finished build of ``key``: its stamp holds the key and its binary exists."""
+    try:
+        return (bdir / KEY_FILE).read_text() == key and (bdir / exe_name).is_file()
+    except OSError:
+        return False
+
+
+def _tidy(home: Path, keep: str) -> int:
+    """Under the configuration's lock: remove leftovers of killed builds
+    (``.tmp-*``), files of the old layout (one build directly in ``home``)
+    and all but the :data:`KEEP_BUILDS` newest complete builds other than
+    ``keep``. Returns how many complete builds other than ``keep`` remain."""
+    if not home.is_dir():
+        return 0
+    builds = []
+    for p in home.iterdir():
+        if p.name == keep:
+            continue
+        if p.is_dir() and len(p.name) == KEY_CHARS and (p / KEY_FILE).is_file():
+            builds.append(p)
+        elif p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    builds.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in builds[KEEP_BUILDS:]:
+        shutil.rmtree(p, ignore_errors=True)
+    return min(len(builds), KEEP_BUILDS)
+
+
+def _build_into(bdir: Path, sim: str, verilog: Path, core: bytes, extras, top: str, waves: bool,
+                public, flags, quiet: bool, verilator_flags, exe_name: str) -> None:
+    """Run the simulator build in ``bdir`` on copies of exactly the bytes the
+    key was made of (``core``, ``extras``), so that another process
+    re-emitting the Verilog meanwhile cannot put other code into the binary."""
+    log = bdir / "build.log"
+    src_dir = bdir / "src"
+    src_dir.mkdir()
+    stem = Path(verilog).stem
+    src = src_dir / (f"{stem}.v" if sim == "verilator" or waves else f"{stem}.icarus.v")
+    src.write_bytes(core)
+    sources = [str(src)]
+    for n, data in extras:
+        (src_dir / n).write_bytes(data)
+        sources.append(str(src_dir / n))
+    args = []
+    if sim == "verilator":
+        pfile = bdir / PORTS_VLT if public else None
+        args = _verilator_args(waves, pfile) + list(verilator_flags)
+        if public:
+            atomic_write({pfile: public})
+    elif waves:  # Icarus: our own VCD dump module instead of the runner's FST one
+        dump = bdir / "tb_iverilog_dump.v"
+        atomic_write({dump: _IVERILOG_DUMP.replace("TOPLEVEL_NAME", top)})
+        sources.append(str(dump))
+        args = ["-s", "tb_iverilog_dump"]
+    error = _runner_call(sim, "build", dict(
+        sources=sources, hdl_toplevel=top, build_dir=str(bdir), build_args=args,
+        timescale=list(TIMESCALE), waves=waves and sim == "verilator", always=True,
+        log_file=str(log) if quiet else None), env=simulator_env(sim), workdir=bdir)
+    if error is not None:
+        raise BuildError(f"{sim} build of {verilog} failed ({error}); log: {log}\n"
+                         f"{log_tail(log)}")
+    if not (bdir / exe_name).exists():
+        raise BuildError(f"{sim} build produced no {exe_name}; log: {log}\n{log_tail(log)}")
 
 
 def build_bulk(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *, depths=None,
@@ -514,6 +593,8 @@ def _runner_call(sim: str, method: str, kwargs: dict, *, env: dict, workdir: Pat
         if proc.poll() is None:   # interrupted: do not leave the simulator running
             _kill_group(proc.pid)
             proc.wait()
+        elif proc.returncode < 0:  # the child was killed (OOM, kill -9): so are its compilers
+            _kill_group(proc.pid)
     try:
         res = json.loads(result.read_text())
         result.unlink()

@@ -400,6 +400,90 @@ def test_concurrent_builds_of_one_configuration_build_once(tmp_path):
     assert res[0]["dir"] == res[1]["dir"]
 
 
+SMALL = HwConfig(array=4, groups=2, mem_rows=8, weight_rows=8)
+
+
+def test_a_build_in_use_is_not_replaced_by_a_build_of_other_sources(tmp_path, monkeypatch):
+    """Two checkouts (or an old and a new gen/) share one build folder: a
+    build of other Verilog under the same configuration name goes to its own
+    content-addressed folder, so a Build handed out earlier keeps its binary
+    (before: the folder was rebuilt in place and the first user simulated the
+    other sources' binary)."""
+    import shutil
+
+    from tb.build import KEY_FILE, build, emit_rtl
+    monkeypatch.setenv("TB_SIM_BUILD", str(tmp_path / "sb"))
+    v, m = emit_rtl(SMALL)
+    a = build(SMALL, "icarus", v, m)
+    key_a, vvp_a = (a.build_dir / KEY_FILE).read_text(), (a.build_dir / "sim.vvp").read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(m, other / m.name)
+    (other / v.name).write_text(v.read_text() + "\n// other sources\n")
+    b = build(SMALL, "icarus", other / v.name, other / m.name)
+    assert not b.reused and b.build_dir != a.build_dir
+    assert b.build_dir.parent == a.build_dir.parent            # same configuration name
+    assert (a.build_dir / KEY_FILE).read_text() == key_a
+    assert (a.build_dir / "sim.vvp").read_bytes() == vvp_a
+    assert build(SMALL, "icarus", v, m).reused                # both stay cached
+
+
+def test_an_unstamped_or_temporary_folder_is_never_reused(tmp_path, monkeypatch):
+    """A folder without its completion stamp, and a leftover ``.tmp-`` folder
+    of a killed build (even one holding a binary and the right key), are
+    rebuilt over / removed, not reused."""
+    import shutil
+
+    from tb.build import KEY_FILE, TMP_PREFIX, build, emit_rtl
+    monkeypatch.setenv("TB_SIM_BUILD", str(tmp_path / "sb"))
+    v, m = emit_rtl(SMALL)
+    a = build(SMALL, "icarus", v, m)
+    stale = a.build_dir.parent / f"{TMP_PREFIX}{a.build_dir.name}-deadbeef"
+    shutil.copytree(a.build_dir, stale)
+    (a.build_dir / KEY_FILE).unlink()                         # as if killed before the stamp
+    b = build(SMALL, "icarus", v, m)
+    assert not b.reused and b.build_dir == a.build_dir and (b.build_dir / KEY_FILE).exists()
+    assert not stale.exists()
+    assert sorted(p.name for p in b.build_dir.parent.iterdir()) == [b.build_dir.name]
+
+
+def test_a_build_killed_midway_is_rebuilt_and_runs(tmp_path):
+    """SIGKILL a process while Verilator compiles: it leaves only a ``.tmp-``
+    folder; the next build rebuilds (not reused), removes it, and the result
+    simulates and passes."""
+    import signal
+    code = textwrap.dedent("""
+        import json
+        from golden.config import HwConfig
+        from tb.demo_rtl import build_core
+        b = build_core(HwConfig(array=4, groups=2), "verilator", "bfm")
+        print(json.dumps({"reused": b.reused, "dir": str(b.build_dir)}))
+    """)
+    sb = tmp_path / "sb"
+    env = dict(os.environ, TB_SIM_BUILD=str(sb))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
+    t0 = time.monotonic()
+    while not list(sb.glob("verilator/*/.tmp-*/*.o")) and time.monotonic() - t0 < 240:
+        assert p.poll() is None, "the build ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    home = next(q for q in sb.glob("verilator/*") if q.is_dir())
+    assert [q.name[:5] for q in home.iterdir()] == [".tmp-"]  # nothing under a key's name
+    time.sleep(0.5)                                           # the runner's watchdog kills the compiler
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["reused"] is False
+    assert [q.name for q in home.iterdir()] == [Path(res["dir"]).name]
+    sim = subprocess.run([sys.executable, "-m", "tb.sim", "--array", "4", "--groups", "2",
+                          "--sim", "verilator", "--path", "bfm", "--samples", "1", "-T", "2"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    assert "reused" in sim.stdout
+
+
 def test_every_option_has_help_and_help_runs():
     import argparse
 
