@@ -327,6 +327,7 @@ class BulkRunner:
         self.sp_done = 0          # spills received and checked
         self.mark_i = 0           # next MARK of prog.marks to count
         self.cnt = {"wl": 0, "mf": 0, "beats": 0}   # transfers counted into the traffic
+        self.mq_from = (0, np.zeros(0, dtype=bool))  # fill queue loaded at go: first fill, forwarded?
 
     def _int(self, name: str) -> int:
         return int(getattr(self.dut, name).value)
@@ -438,6 +439,7 @@ class BulkRunner:
             else:
                 q.append((1 << 63) | (min(src - self.sp_done, (1 << 31) - 1) << 32) | fence)
                 data.append(lay.pack(addr=row.addr, data=zeros).to_bytes(nb, "big"))
+        self.mq_from = (pos, np.array([w >> 63 for w in q], dtype=bool))
         Path(FILES["mq"]).write_bytes(np.array(q, dtype=np.uint64).astype(">u8").tobytes())
         Path(FILES["md"]).write_bytes(b"".join(data))
         d.n_mq.value = len(q)
@@ -490,6 +492,10 @@ class BulkRunner:
             oc.spike_out(beat_key[k])
         if self.spill:
             n_mf = self._int("mf_count")
+            pos, fwd = self.mq_from
+            k = int(fwd[:max(0, n_mf - pos)].sum())
+            self.profile["fills_forwarded"] += k
+            self.profile["fills_from_host"] += max(0, n_mf - pos) - k
             bits = self.cfg.slots * self.cfg.mem_width
             for j in range(self.cnt["mf"], n_mf):
                 oc.fills += 1
@@ -522,7 +528,8 @@ class BulkRunner:
 
         d, prog = self.dut, self.prog
         prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0,
-                               "wl_windows": 0, "wt_loads": 0, "mf_windows": 0}
+                               "wl_windows": 0, "wt_loads": 0, "mf_windows": 0,
+                               "fills_forwarded": 0, "fills_from_host": 0}
         c = cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]

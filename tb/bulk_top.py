@@ -218,12 +218,10 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
     if SP:
         MW = p["mfill__payload"][1]
         fa = manifest["streams"]["mfill"]["fields"]["addr"]
-        sa = manifest["streams"]["mspill"]["fields"]["addr"]
-        if fa != sa or manifest["streams"]["mfill"] != manifest["streams"]["mspill"]:
+        if manifest["streams"]["mfill"] != manifest["streams"]["mspill"]:
             raise ValueError("mfill and mspill payload layouts differ: the fill engine cannot "
                              "forward a captured spill")
         addr_mask = ((1 << fa["width"]) - 1) << fa["offset"]
-        SA = _clog2(SP)
         ports_conn += (",\n        .mfill__valid(d_mfill__valid),\n        .mfill__payload(d_mfill__payload),\n"
                        "        .mspill__ready(d_mspill__ready),\n        .mfill__ready(d_mfill__ready),\n"
                        "        .mspill__valid(d_mspill__valid),\n        .mspill__payload(d_mspill__payload)")

@@ -84,13 +84,18 @@ def test_spill_2x_on_icarus():
     assert sched.allocation.sample_rows >= 2 * cfg.mem_rows
 
 
-def test_spill_2x_on_icarus_bulk():
-    """The bulk path with a 16-row spill capture: the top pauses when it fills
-    up, fills of spills drained at a pause come from the host's copy, the
-    others are forwarded from the capture memory inside the simulator."""
-    cfg, sched, sm = _check(SMALL, "icarus", path="bulk", sp=16)
+@pytest.mark.parametrize("sp", [16, 64])
+def test_spill_2x_on_icarus_bulk(sp):
+    """The bulk path with a small spill capture memory (the top pauses when it
+    fills up): fills of spills drained at a pause come from the host's copy of
+    them, the others are forwarded from the capture memory inside the
+    simulator (with 16 rows every fill comes from the host, with 64 both)."""
+    cfg, sched, sm = _check(SMALL, "icarus", path="bulk", sp=sp)
     assert sm["pauses"] > 1
-    assert sm["bulk_cpu_seconds"]["mf_windows"] > 1
+    prof = sm["bulk_cpu_seconds"]
+    assert prof["mf_windows"] > 1 and prof["fills_from_host"] > 0
+    assert (prof["fills_forwarded"] > 0) == (sp == 64)
+    assert prof["fills_forwarded"] + prof["fills_from_host"] == sm["offchip"]["fills"]
 
 
 @pytest.mark.parametrize("path", ["bfm", "bulk"])
