@@ -27,6 +27,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   5     WAITWL  wait until ``arg`` weight-load beats (since reset) were
                 accepted; these cycles are counted in ``wl_wait_cycles``
                 (the *exposed* weight-load cycles)
+  2     WAITMF  wait until ``arg`` membrane fill beats (since reset) were
+                accepted (a top with a spill/fill engine only)
   ====  ======  =========================================================
 
 * a **weight-load engine**, running concurrently with the operation
@@ -43,6 +45,27 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   the counters live across pauses, so a block boundary never breaks a
   fence. When WAITWL waits for a beat beyond the loaded window the top
   pauses with status WLQ (the host loads the next window);
+* with ``BulkDepths.sp`` > 0 (networks whose membranes spill, docs/schedule.md
+  "Spilled membranes"; otherwise ``mfill`` is tied off and ``mspill__ready``
+  high, and none of this exists: no per-cycle cost) a **spill capture
+  memory** ``cap_sp`` (``sp`` words: every ``mspill`` beat of the block,
+  ``bulk_sp.hex``; ``mspill__ready`` is 1 with probability 3/4 under
+  stress, 0 once it is full) and a **fill engine** with its queue ``fq_mem``
+  (``bulk_mq.bin``, 8 bytes per entry, most significant first: bit 63
+  *forward*, ``[62:32]`` capture index, ``[31:0]`` fence in output beats)
+  and data ``fd_mem`` (``bulk_md.bin``, the mfill payload,
+  ``ceil(width / 8)`` bytes): entry 0 is fill ``mf_lo`` (since reset); fill
+  ``mf_count`` is offered once ``beats_total`` (counting this edge's beat)
+  has reached its fence (the beats of the pass's ``fills_after`` item), with
+  the random 1-6 cycle gaps of the weight-load engine under stress, and not
+  while the block ends or a capture memory is nearly full. Its payload is
+  ``fd_mem``'s, or, for a *forward* entry, the data of spill ``cap_sp[index]``
+  of this block with ``fd_mem``'s address, offered only once that spill was
+  captured (a fill that reads a spill of the same block, read in the
+  simulator; the host serves from ``fd_mem`` the fills whose spills it has
+  already drained and checked, and reloads the queue at every ``go``, when
+  ``n_sp`` restarts at 0). WAITMF beyond the loaded queue pauses with status
+  MFQ;
 * a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.bin``,
   ``ceil(width / 8)`` bytes per word, most significant first):
   every distinct weight-load beat once (or those of the window); the queue
@@ -73,7 +96,7 @@ then toggle ``go``. The top reads the files (``load_*`` = 1), runs until END,
 a capture memory being nearly full (only where no beat is offered: never
 mid-handshake), the weight-load window being exhausted while WAITWL waits,
 a timeout or an X/Z, dumps the captures, and raises ``done`` with
-``status`` (1 END, 2 FULL, 3 TIMEOUT, 4 X/Z, 5 WLQ). While paused ``out__ready`` and every ``valid`` are 0, so a
+``status`` (1 END, 2 FULL, 3 TIMEOUT, 4 X/Z, 5 WLQ, 6 MFQ). While paused ``out__ready`` and every ``valid`` are 0, so a
 block may end anywhere in the stream. Toggle ``go`` again to continue
 (``load_ops`` = 0 after FULL or WLQ: same block, next operation).
 
@@ -293,7 +316,6 @@ module {TOP} (
     localparam [2:0] K_END = 3'd0, K_IDLE = 3'd1, K_CMD = 3'd3, K_RB = 3'd4, K_WAITWL = 3'd5;
     localparam [1:0] S_WAIT = 2'd0, S_START = 2'd1, S_RUN = 2'd2, S_DUMP = 2'd3;
     localparam [2:0] ST_END = 3'd1, ST_FULL = 3'd2, ST_TIMEOUT = 3'd3, ST_XZ = 3'd4, ST_WLQ = 3'd5;
-    localparam [2:0] ST_MFQ = 3'd6, K_WAITMF = 3'd2;
 
     reg [{W - 1}:0] op_mem [0:{d.ops - 1}];
     reg [{WW - 1}:0] wt_mem [0:{d.wt - 1}];
@@ -661,6 +683,7 @@ def _spill_fragments(d: BulkDepths, MW: int, addr_mask: int) -> dict:
                   "    output reg  [31:0] n_sp,\n    output reg  [31:0] mf_count,\n"
                   "    output reg  [31:0] sp_count")
     f["decl"] = f"""    // spill capture memory and fill queue (tb/bulk_top.py _spill_fragments)
+    localparam [2:0] ST_MFQ = 3'd6, K_WAITMF = 3'd2;
     reg [{MW - 1}:0] cap_sp [0:{SP - 1}];
     reg [63:0] fq_mem [0:{SP - 1}];
     reg [{MW - 1}:0] fd_mem [0:{SP - 1}];

@@ -320,16 +320,20 @@ def test_bulk_top_is_generated_from_the_manifest_widths():
         bulk_top_verilog(dict(manifest, ports=manifest["ports"][:-1]))
 
 
-def test_bulk_top_passes_verilator_lint(tmp_path):
+@pytest.mark.parametrize("sp", [0, 64])
+def test_bulk_top_passes_verilator_lint(tmp_path, sp):
     """``verilator --lint-only -Wall`` with the generator's waiver file on the
-    emitted core + generated top (the same waivers as the core; no others)."""
+    emitted core + generated top (the same waivers as the core; no others),
+    without and with the spill/fill engine (``sp``)."""
+    import dataclasses
     import json
     from gen.lint import verilator_lint
     from tb.build import emit_rtl
-    from tb.bulk_top import TOP, write_bulk_top
+    from tb.bulk_top import TOP, depths_for, write_bulk_top
     cfg = HwConfig(array=8, groups=2)
     v, m = emit_rtl(cfg)
-    top = write_bulk_top(json.loads(m.read_text()), tmp_path)
+    mf = json.loads(m.read_text())
+    top = write_bulk_top(mf, tmp_path, dataclasses.replace(depths_for(mf), sp=sp))
     both = tmp_path / "both.v"
     both.write_text(v.read_text() + "\n" + top.read_text())
     ok, log = verilator_lint(both, top=TOP)
