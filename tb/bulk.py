@@ -589,7 +589,7 @@ class BulkRunner:
                 if status == "XZ":
                     i = lo + self._int("op_ptr")
                     what = XZ_WHAT.get(self._int("xz_what"), "?")
-                    port = f"{what}=x" if self._int("xz_what") < 5 else what
+                    port = f"{what}=x" if self._int("xz_what") != 5 else what
                     sb.unresolved(self._xz_message(port, i))
                     return None
                 if status == "TIMEOUT":

@@ -130,7 +130,8 @@ def op_width(cmd_width: int) -> int:
 KINDS = {"END": 0, "IDLE": 1, "WAITMF": 2, "CMD": 3, "RB": 4, "WAITWL": 5}
 STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ", 6: "MFQ"}
 #: X/Z finding codes of the ``xz_what`` port
-XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
+XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point",
+           6: "mfill__ready", 7: "mspill__valid"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
 BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
 #: cycles the top's ``cycles`` counter holds beyond the per-cycle BFM's count
@@ -461,7 +462,7 @@ module {TOP} (
             if ((^{{d_busy}}) === 1'bx) xz_now = 4'd1;
             else if ((^{{d_out__valid}}) === 1'bx) xz_now = 4'd2;
             else if (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) xz_now = 4'd3;
-            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;
+            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;{frag['xz']}
             else if (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg) begin
                 if ((^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
                        d_dbg_data, d_busy, d_error}}) === 1'bx) xz_now = 4'd5;
@@ -670,7 +671,7 @@ endmodule
 
 _NO_SPILL = dict.fromkeys(("ports", "decl", "near", "quiet", "adv", "engine_wires", "reset", "capture",
                            "load", "start", "run", "progress", "starved", "st", "dump", "fread",
-                           "fopen", "fbytes"), "")
+                           "fopen", "fbytes", "xz"), "")
 _NO_SPILL["st"] = "ST_WLQ"
 
 
@@ -763,6 +764,8 @@ def _spill_fragments(d: BulkDepths, MW: int, addr_mask: int) -> dict:
                 end
 """
     f["progress"] = " || sp_fire || mf_fire"
+    f["xz"] = ("\n            else if (d_mfill__valid && (^{d_mfill__ready}) === 1'bx) xz_now = 4'd6;"
+               "\n            else if ((^{d_mspill__valid}) === 1'bx) xz_now = 4'd7;")
     f["starved"] = " || mf_starved"
     f["st"] = "wl_starved ? ST_WLQ : ST_MFQ"
     f["dump"] = f"""
