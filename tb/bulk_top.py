@@ -61,7 +61,7 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   while the block ends or a capture memory is nearly full. Its payload is
   ``fd_mem``'s, or, for a *forward* entry, the data of spill ``cap_sp[index]``
   of this block with ``fd_mem``'s address, offered only once that spill was
-  captured (a fill that reads a spill of the same block, read in the
+  captured (from the edge that captures it on, bypassing the memory) (a fill that reads a spill of the same block, read in the
   simulator; the host serves from ``fd_mem`` the fills whose spills it has
   already drained and checked, and reloads the queue at every ``go``, when
   ``n_sp`` restarts at 0). WAITMF beyond the loaded queue pauses with status
@@ -709,10 +709,13 @@ def _spill_fragments(d: BulkDepths, MW: int, addr_mask: int) -> dict:
     wire mf_cap = fq_w[63];
     wire [30:0] mf_ci = fq_w[62:32];
     wire [31:0] beats_next = beats_total + {{31'd0, out_fire}};
-    wire mf_src_ok = !mf_cap || {{1'b0, mf_ci}} < n_sp;
+    // a spill captured on this edge is forwarded at once (as the per-cycle BFM
+    // serves a fill from a spill it sampled in the same cycle)
+    wire mf_byp = sp_fire && {{1'b0, mf_ci}} == n_sp;
+    wire mf_src_ok = !mf_cap || {{1'b0, mf_ci}} < n_sp || mf_byp;
     wire mf_ok = mf_have && fq_w[31:0] <= beats_next && mf_src_ok && !wl_hold;
     wire [{MW - 1}:0] mf_fd = fd_mem[mf_rel[{SA - 1}:0]];
-    wire [{MW - 1}:0] mf_cw = cap_sp[mf_ci[{SA - 1}:0]];
+    wire [{MW - 1}:0] mf_cw = mf_byp ? d_mspill__payload : cap_sp[mf_ci[{SA - 1}:0]];
     localparam [{MW - 1}:0] MF_ADDR = {MW}'h{addr_mask:x};
     wire [{MW - 1}:0] mf_pl = mf_cap ? ((mf_cw & ~MF_ADDR) | (mf_fd & MF_ADDR)) : mf_fd;
     wire mf_starved = cur_kind == K_WAITMF && mf_count < cur_arg && !mf_have && !d_mfill__valid;
