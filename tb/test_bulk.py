@@ -431,3 +431,21 @@ def test_scoreboard_check_membranes_equals_check_membrane():
     assert many.check_membranes([], got[:0]) == 0
     assert not one.ok and one.counts() == many.counts()
     assert one.report() == many.report() and "membrane row" in one.report()
+
+
+def test_bulk_top_spill_engine_only_when_asked():
+    """A top for a resident network (BulkDepths.sp = 0) has no spill/fill
+    engine (mfill tied off, mspill ready high: no per-cycle cost); with sp > 0
+    it has the capture memory, the fill queue and their ports."""
+    import dataclasses
+    from gen.emit import build_manifest
+    from tb.bulk_top import SPILL_PORTS, bulk_top_ports, bulk_top_verilog, depths_for
+    m = build_manifest(HwConfig(array=8, groups=2, mem_rows=16))
+    d0 = depths_for(m)
+    d1 = dataclasses.replace(d0, sp=32)
+    v0, v1 = bulk_top_verilog(m, d0), bulk_top_verilog(m, d1)
+    assert ".mfill__valid(1'b0)" in v0 and ".mspill__ready(1'b1)" in v0
+    assert "cap_sp" not in v0 and "fq_mem" not in v0 and "K_WAITMF" not in v0
+    assert "reg [63:0] fq_mem [0:31];" in v1 and ".mfill__valid(d_mfill__valid)" in v1
+    assert not set(SPILL_PORTS) & set(bulk_top_ports(m, d0))
+    assert set(SPILL_PORTS) <= set(bulk_top_ports(m, d1))
