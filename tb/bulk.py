@@ -313,6 +313,8 @@ class BulkRunner:
         self.mf, self.mf_src = getattr(ops, "mf", []), getattr(ops, "mf_src", [])
         self.exp_sp = getattr(ops, "spills", [])
         self.spill = bool(self.mf or self.exp_sp)
+        # spill index -> the last fill that reads it back (the host keeps a spill's data until then)
+        self.sp_last_use = {s: j for j, s in enumerate(self.mf_src) if s >= 0}
         if self.spill and not self.depths.sp:
             raise RuntimeError("spilled membranes on a tb_bulk_top built without a spill/fill "
                                "engine (tb.build.build_bulk with depths {'sp': N})")
@@ -324,6 +326,7 @@ class BulkRunner:
     def _host_reset(self) -> None:
         """Host-side state of the spill/fill streams and the traffic counts (at reset)."""
         self.sp_data: dict = {}   # spill index (since reset) -> the row data the core spilled
+        #                           (kept while a fill still reads it back)
         self.sp_done = 0          # spills received and checked
         self.mark_i = 0           # next MARK of prog.marks to count
         self.cnt = {"wl": 0, "mf": 0, "beats": 0}   # transfers counted into the traffic
@@ -420,6 +423,8 @@ class BulkRunner:
         pos = self._int("mf_count")
         n = len(self.mf)
         d.mf_lo.value = pos
+        for k in [k for k in self.sp_data if self.sp_last_use[k] < pos]:
+            del self.sp_data[k]     # read back by every fill that needs it
         if pos >= n:
             d.n_mq.value = 0
             d.load_mq.value = 0
@@ -460,7 +465,8 @@ class BulkRunner:
             k = self.sp_done + i
             addr = int(cols["addr"][i]) if cols is not None else words[i]["addr"]
             data = np.asarray(cols["data"][i] if cols is not None else words[i]["data"])
-            self.sp_data[k] = data
+            if k in self.sp_last_use:
+                self.sp_data[k] = data
             if not judge:
                 continue
             if k >= len(self.exp_sp):
