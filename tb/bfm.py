@@ -108,6 +108,10 @@ class Ops(list):
         self.spills: list = []
         self.wl_key: list = []
         self.beat_key: list = []
+        # per fill: the index in ``spills`` of the spill it reads back (-1: none),
+        # and off-chip row -> index of its last spill so far (while flattening)
+        self.mf_src: list = []
+        self.last_spill: dict = {}
 
 
 def _mem_ops(ops: Ops, item, fills_fence: int, n_beats: int) -> None:
@@ -116,7 +120,11 @@ def _mem_ops(ops: Ops, item, fills_fence: int, n_beats: int) -> None:
     from .offchip import pass_key
     key = pass_key(item)
     ops.mf.extend((f, fills_fence, key) for f in getattr(item, "fills", []))
-    ops.spills.extend((sp, key) for sp in getattr(item, "spills", []))
+    # the spill each fill reads back: the last one of its off-chip row before this pass
+    ops.mf_src.extend(ops.last_spill.get(f.vrow, -1) for f in getattr(item, "fills", []))
+    for sp in getattr(item, "spills", []):
+        ops.last_spill[sp.vrow] = len(ops.spills)
+        ops.spills.append((sp, key))
     ops.beat_key.extend([key] * len(item.beats))
     ops.append((MARK, item))
     if getattr(item, "fills", []):

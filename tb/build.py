@@ -547,12 +547,13 @@ def build_bulk(cfg: HwConfig, sim: str, verilog: Path, manifest_path: Path, *, d
     d = None
     if depths:
         d = BulkDepths(**dict(vars(depths_for(mf)), **depths))
-        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "wq", "out", "mem"))
+        dname = "d" + "-".join(str(getattr(d, k)) for k in ("ops", "wt", "wq", "out", "mem")) \
+            + (f"-sp{d.sp}" if d.sp else "")
         tdir, tag = tdir / dname, (f"{tag}-" if tag else "") + dname
         plan_depths = dict(vars(d))
     top_v = write_bulk_top(mf, tdir, d, source=str(manifest_path))
     b = build(cfg, sim, verilog, manifest_path, tag=tag, top=TOP, extra_sources=[top_v],
-              public=bulk_top_ports(mf), public_read_only=bulk_top_outputs(mf), verilator_flags=VERILATOR_FLAGS, **kw)
+              public=bulk_top_ports(mf, d), public_read_only=bulk_top_outputs(mf, d), verilator_flags=VERILATOR_FLAGS, **kw)
     b.bulk_depths = plan_depths
     return b, plan_depths
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from golden.files import atomic_write
 
-from .bfm import CMD, IDLE, RB, WAITWL
+from .bfm import CMD, IDLE, MARK, RB, WAITMF, WAITWL
 from .bulk_top import FILES, KINDS, OPW, STATUS, op_width, WQ_BYTES, XZ_WHAT, BulkDepths, depths_for
 from .payload import StreamLayout
 from .session import Session, cpu_seconds
@@ -52,7 +52,7 @@ __all__ = ["Program", "compile_program", "blocks", "wl_window", "ops_hex", "wt_h
 
 TEST_MODULE = "tb.bulk"
 BULK_TESTS = ("full_run", "reset_mid_run")
-_K = {IDLE: KINDS["IDLE"], WAITWL: KINDS["WAITWL"], CMD: KINDS["CMD"]}
+_K = {IDLE: KINDS["IDLE"], WAITWL: KINDS["WAITWL"], WAITMF: KINDS["WAITMF"], CMD: KINDS["CMD"]}
 
 
 @dataclass
@@ -77,6 +77,9 @@ class Program:
     wl_idx: np.ndarray = None
     wl_fence: np.ndarray = None
     opw: int = OPW                   # bits per operation word (tb.bulk_top.op_width)
+    #: (word index, LayerPass) of every MARK of a spilled run: the pass's input
+    #: map is read (traffic) once the top reaches word ``index``
+    marks: list = None
 
 
 def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = None) -> Program:
@@ -86,7 +89,7 @@ def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = 
     ``seed`` when ``stress`` (the weight-load gaps come from the top's own
     generator). ``cmd_width`` (the command payload's width; None: unknown)
     picks the operation word width (:func:`tb.bulk_top.op_width`)."""
-    kind, arg, pl, orig, rows = [], [], [], [], []
+    kind, arg, pl, orig, rows, marks = [], [], [], [], [], []
     wt_index: dict = {}
     wt: list = []
     wl = getattr(ops, "wl", [])
@@ -101,6 +104,9 @@ def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = 
     if wl_fence.size and (wl_fence.max() >= 1 << 32 or wl_idx.max() >= 1 << 32):
         raise ValueError("weight-load stream too long for the 32-bit fences of tb_bulk_top")
     for i, (k, a) in enumerate(ops):
+        if k == MARK:
+            marks.append((len(kind), a))
+            continue
         if k == RB:
             for r in sorted(a.membrane):
                 kind.append(KINDS["RB"])
@@ -111,7 +117,7 @@ def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = 
             continue
         kind.append(_K[k])
         orig.append(i)
-        if k in (IDLE, WAITWL):
+        if k in (IDLE, WAITWL, WAITMF):
             arg.append(a)
             pl.append(0)
         else:
@@ -130,7 +136,7 @@ def compile_program(ops: list, seed: int, stress: bool, cmd_width: int | None = 
         gap = np.where(rng.random(kind.size) < 0.25, rng.integers(1, 7, kind.size), 0)
         arg = np.where(is_cmd, gap, arg)
     return Program(kind, arg, pl, np.array(orig, dtype=np.int64), wt, rows, len(ops),
-                   wl_idx, wl_fence, OPW if cmd_width is None else op_width(cmd_width))
+                   wl_idx, wl_fence, OPW if cmd_width is None else op_width(cmd_width), marks)
 
 
 def blocks(prog: Program, depths: BulkDepths, stop: int | None = None):
@@ -303,6 +309,28 @@ class BulkRunner:
         self.wt_loaded = None
         self.wq_end = 0          # end of the weight-load window in the queue (since reset)
         self.cfg = session.cfg
+        ops = session.ops
+        self.mf, self.mf_src = getattr(ops, "mf", []), getattr(ops, "mf_src", [])
+        self.exp_sp = getattr(ops, "spills", [])
+        self.spill = bool(self.mf or self.exp_sp)
+        # spill index -> the last fill that reads it back (the host keeps a spill's data until then)
+        self.sp_last_use = {s: j for j, s in enumerate(self.mf_src) if s >= 0}
+        if self.spill and not self.depths.sp:
+            raise RuntimeError("spilled membranes on a tb_bulk_top built without a spill/fill "
+                               "engine (tb.build.build_bulk with depths {'sp': N})")
+        #: tb.offchip.OffChip of a spilled-membrane run (set by the caller): spill
+        #: checks and traffic; the spills are checked in any case
+        self.offchip = None
+        self._host_reset()
+
+    def _host_reset(self) -> None:
+        """Host-side state of the spill/fill streams and the traffic counts (at reset)."""
+        self.sp_data: dict = {}   # spill index (since reset) -> the row data the core spilled
+        #                           (kept while a fill still reads it back)
+        self.sp_done = 0          # spills received and checked
+        self.mark_i = 0           # next MARK of prog.marks to count
+        self.cnt = {"wl": 0, "mf": 0, "beats": 0}   # transfers counted into the traffic
+        self.mq_from = (0, np.zeros(0, dtype=bool))  # fill queue loaded at go: first fill, forwarded?
 
     def _int(self, name: str) -> int:
         return int(getattr(self.dut, name).value)
@@ -321,6 +349,10 @@ class BulkRunner:
         d.seed.value = self.s.plan["seed"] & 0xFFFFFFFF
         d.stress.value = int(bool(self.s.plan["stress"]))
         d.stall_limit.value = int(self.s.plan.get("stall_limit", 5000))
+        if self.depths.sp:
+            d.load_mq.value = 0
+            d.n_mq.value = 0
+            d.mf_lo.value = 0
         problems = []
         # the DUT's reset is rst registered in the top (tb/bulk_top.py): its
         # first reset edge is the second one here, so out__valid is checked
@@ -335,6 +367,7 @@ class BulkRunner:
         d.rst.value = 0
         self.wt_loaded = None
         self.wq_end = 0
+        self._host_reset()
         await ReadOnly()
         bad = [f"{n}={getattr(d, 'dut_' + n).value}" for n in ("busy", "error", "out_valid")
                if not getattr(d, "dut_" + n).value.is_resolvable]
@@ -380,6 +413,107 @@ class BulkRunner:
         d.load_wq.value = 1
         self.wq_end = hi
 
+    def _refill_mf(self) -> None:
+        """Load the fill queue from the next fill on (at every go: the capture
+        indices of fills served from spills of this block count from 0 at go).
+        A fill whose spill the host has received and checked is served from
+        the fill data memory (that spill's data); one whose spill is still to
+        come is forwarded from the top's spill capture memory once captured."""
+        d, sp = self.dut, self.depths.sp
+        pos = self._int("mf_count")
+        n = len(self.mf)
+        d.mf_lo.value = pos
+        for k in [k for k in self.sp_data if self.sp_last_use[k] < pos]:
+            del self.sp_data[k]     # read back by every fill that needs it
+        if pos >= n:
+            d.n_mq.value = 0
+            d.load_mq.value = 0
+            return
+        lay = self.s.layouts["mfill"]
+        nb = (lay.payload_width + 7) // 8
+        zeros = np.zeros(self.cfg.slots, dtype=np.int64)
+        q, data = [], []
+        for j in range(pos, min(n, pos + sp)):
+            row, fence = self.mf[j][0], self.mf[j][1]
+            src = self.mf_src[j]
+            if src < 0:
+                raise RuntimeError(f"fill {j} of off-chip row {row.vrow} that was never spilled")
+            if src < self.sp_done:
+                q.append(fence)
+                data.append(lay.pack(addr=row.addr, data=self.sp_data[src]).to_bytes(nb, "big"))
+            else:
+                q.append((1 << 63) | (min(src - self.sp_done, (1 << 31) - 1) << 32) | fence)
+                data.append(lay.pack(addr=row.addr, data=zeros).to_bytes(nb, "big"))
+        self.mq_from = (pos, np.array([w >> 63 for w in q], dtype=bool))
+        Path(FILES["mq"]).write_bytes(np.array(q, dtype=np.uint64).astype(">u8").tobytes())
+        Path(FILES["md"]).write_bytes(b"".join(data))
+        d.n_mq.value = len(q)
+        d.load_mq.value = 1
+        self.profile["mf_windows"] += 1
+
+    def _drain_spills(self, sb, judge: bool) -> None:
+        """Check the spills captured in this block against the schedule (tb/offchip.py's rules)."""
+        n_sp = self._int("n_sp")
+        if not n_sp:
+            return
+        lay = self.s.layouts["mspill"]
+        lines = _hex_lines(Path(FILES["sp"]).read_text())
+        cols = decode_columns(lines, lay)
+        words = decode_words(lines, lay) if cols is None else None
+        oc = self.offchip
+        for i in range(n_sp):
+            k = self.sp_done + i
+            addr = int(cols["addr"][i]) if cols is not None else words[i]["addr"]
+            data = np.asarray(cols["data"][i] if cols is not None else words[i]["data"])
+            if k in self.sp_last_use:
+                self.sp_data[k] = data
+            if not judge:
+                continue
+            if k >= len(self.exp_sp):
+                sb._fail("spill", f"unexpected mspill beat (row {addr}) after the "
+                                  f"{len(self.exp_sp)} expected")
+                continue
+            exp, key = self.exp_sp[k]
+            if oc is not None:
+                ok = oc.spill(exp, key, addr, data)
+            else:
+                ok = addr == exp.addr and np.array_equal(data, exp.data)
+            if not ok:
+                sb._fail("spill", oc.spill_mismatches[-1] if oc is not None and oc.spill_mismatches
+                         else f"spill {k}: got row {addr} {data.tolist()}, expected row "
+                              f"{exp.addr} {np.asarray(exp.data).tolist()}")
+        self.sp_done += n_sp
+
+    def _count_traffic(self, lo: int) -> None:
+        """Count into the off-chip model what moved since the last pause:
+        weight-load beats, fills accepted, output beats, passes reached."""
+        oc, ops = self.offchip, self.s.ops
+        if oc is None:
+            return
+        wl_key, beat_key = getattr(ops, "wl_key", []), getattr(ops, "beat_key", [])
+        n_wl, n_b = self._int("wl_count"), self._int("beats_total")
+        for j in range(self.cnt["wl"], min(n_wl, len(wl_key))):
+            oc.weight(wl_key[j])
+        for k in range(self.cnt["beats"], min(n_b, len(beat_key))):
+            oc.spike_out(beat_key[k])
+        if self.spill:
+            n_mf = self._int("mf_count")
+            pos, fwd = self.mq_from
+            k = int(fwd[:max(0, n_mf - pos)].sum())
+            self.profile["fills_forwarded"] += k
+            self.profile["fills_from_host"] += max(0, n_mf - pos) - k
+            bits = self.cfg.slots * self.cfg.mem_width
+            for j in range(self.cnt["mf"], n_mf):
+                oc.fills += 1
+                oc.add("mem_rd", self.mf[j][2], bits)
+            self.cnt["mf"] = n_mf
+        self.cnt["wl"], self.cnt["beats"] = n_wl, n_b
+        at = lo + self._int("op_ptr")
+        marks = self.prog.marks or []
+        while self.mark_i < len(marks) and marks[self.mark_i][0] <= at:
+            oc.spike_in(marks[self.mark_i][1])
+            self.mark_i += 1
+
     def progress_record(self, name: str, sb) -> None:
         """Rewrite the plan's ``progress`` file (test, beats received of the
         expected, cycles), as the per-cycle path does, for the host's progress
@@ -400,7 +534,8 @@ class BulkRunner:
 
         d, prog = self.dut, self.prog
         prof = self.profile = {"files": 0.0, "simulate": 0.0, "check": 0.0, "blocks": 0, "pauses": 0,
-                               "wl_windows": 0, "wt_loads": 0}
+                               "wl_windows": 0, "wt_loads": 0, "mf_windows": 0,
+                               "fills_forwarded": 0, "fills_from_host": 0}
         c = cpu_seconds()
         wl_w = self.manifest_width("wload__payload")
         out_l = self.s.layouts["out"]
@@ -417,6 +552,8 @@ class BulkRunner:
                     raise RuntimeError("tb_bulk_top waits for weight-load beats beyond the "
                                        "stream (inconsistent program)")
                 self._refill_wl(wl_w, status == "WLQ")
+                if self.spill:
+                    self._refill_mf()
                 self.go ^= 1
                 d.go.value = self.go
                 c1 = cpu_seconds()
@@ -427,7 +564,10 @@ class BulkRunner:
                 prof["pauses"] += 1
                 status = STATUS.get(self._int("status"), "?")
                 n_out, n_mem = self._int("n_out"), self._int("n_mem")
+                if self.spill:
+                    self._drain_spills(sb, judge)
                 if judge:
+                    self._count_traffic(lo)
                     if n_out:
                         lines = _hex_lines(Path(FILES["out"]).read_text())
                         if hasattr(sb, "beat_cycles"):   # e.g. tb/demo_cocotb.py's recorder
@@ -455,7 +595,7 @@ class BulkRunner:
                 if status == "XZ":
                     i = lo + self._int("op_ptr")
                     what = XZ_WHAT.get(self._int("xz_what"), "?")
-                    port = f"{what}=x" if self._int("xz_what") < 5 else what
+                    port = f"{what}=x" if self._int("xz_what") != 5 else what
                     sb.unresolved(self._xz_message(port, i))
                     return None
                 if status == "TIMEOUT":
@@ -465,11 +605,15 @@ class BulkRunner:
                 d.load_ops.value = 0
                 d.load_wt.value = 0
                 d.load_wq.value = 0
+                if self.spill:
+                    d.load_mq.value = 0
                 c1 = cpu_seconds()
                 prof["check"] += c1 - c
                 c = c1
                 if status == "END":
                     break
+        if judge and stop is None and self.spill and self.sp_done != len(self.exp_sp):
+            sb._fail("spill", f"{self.sp_done} mspill beats received, {len(self.exp_sp)} expected")
         return None
 
     def manifest_width(self, port: str) -> int:
@@ -498,6 +642,8 @@ class BulkRunner:
                     KINDS["CMD"]: "cmd__ready",
                     KINDS["WAITWL"]: f"weight-load beats ({nwl} of {a} accepted; the next "
                                      f"beat's fence is {fence} commands, {ncmd} accepted)",
+                    KINDS["WAITMF"]: f"membrane fill beats ({self._int('mf_count') if self.spill else 0}"
+                                     f" of {a} accepted; spills received {self.sp_done})",
                     KINDS["RB"]: "membrane read-back", KINDS["END"]: "the end of the block"}[k]
         return (f"no progress for {limit} cycles at operation {op} of {self.prog.n_ops} "
                 f"(cycle {self._int('cycles')}, bulk path): waiting for {what}")

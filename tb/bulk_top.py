@@ -27,6 +27,8 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   5     WAITWL  wait until ``arg`` weight-load beats (since reset) were
                 accepted; these cycles are counted in ``wl_wait_cycles``
                 (the *exposed* weight-load cycles)
+  2     WAITMF  wait until ``arg`` membrane fill beats (since reset) were
+                accepted (a top with a spill/fill engine only)
   ====  ======  =========================================================
 
 * a **weight-load engine**, running concurrently with the operation
@@ -43,6 +45,27 @@ without Python in the loop (tb/bulk.py fills and drains it between blocks):
   the counters live across pauses, so a block boundary never breaks a
   fence. When WAITWL waits for a beat beyond the loaded window the top
   pauses with status WLQ (the host loads the next window);
+* with ``BulkDepths.sp`` > 0 (networks whose membranes spill, docs/schedule.md
+  "Spilled membranes"; otherwise ``mfill`` is tied off and ``mspill__ready``
+  high, and none of this exists: no per-cycle cost) a **spill capture
+  memory** ``cap_sp`` (``sp`` words: every ``mspill`` beat of the block,
+  ``bulk_sp.hex``; ``mspill__ready`` is 1 with probability 3/4 under
+  stress, 0 once it is full) and a **fill engine** with its queue ``fq_mem``
+  (``bulk_mq.bin``, 8 bytes per entry, most significant first: bit 63
+  *forward*, ``[62:32]`` capture index, ``[31:0]`` fence in output beats)
+  and data ``fd_mem`` (``bulk_md.bin``, the mfill payload,
+  ``ceil(width / 8)`` bytes): entry 0 is fill ``mf_lo`` (since reset); fill
+  ``mf_count`` is offered once ``beats_total`` (counting this edge's beat)
+  has reached its fence (the beats of the pass's ``fills_after`` item), with
+  the random 1-6 cycle gaps of the weight-load engine under stress, and not
+  while the block ends or a capture memory is nearly full. Its payload is
+  ``fd_mem``'s, or, for a *forward* entry, the data of spill ``cap_sp[index]``
+  of this block with ``fd_mem``'s address, offered only once that spill was
+  captured (from the edge that captures it on, bypassing the memory) (a fill that reads a spill of the same block, read in the
+  simulator; the host serves from ``fd_mem`` the fills whose spills it has
+  already drained and checked, and reloads the queue at every ``go``, when
+  ``n_sp`` restarts at 0). WAITMF beyond the loaded queue pauses with status
+  MFQ;
 * a **weight table** (``wt_mem``, the wload payload width, ``bulk_wt.bin``,
   ``ceil(width / 8)`` bytes per word, most significant first):
   every distinct weight-load beat once (or those of the window); the queue
@@ -73,7 +96,7 @@ then toggle ``go``. The top reads the files (``load_*`` = 1), runs until END,
 a capture memory being nearly full (only where no beat is offered: never
 mid-handshake), the weight-load window being exhausted while WAITWL waits,
 a timeout or an X/Z, dumps the captures, and raises ``done`` with
-``status`` (1 END, 2 FULL, 3 TIMEOUT, 4 X/Z, 5 WLQ). While paused ``out__ready`` and every ``valid`` are 0, so a
+``status`` (1 END, 2 FULL, 3 TIMEOUT, 4 X/Z, 5 WLQ, 6 MFQ). While paused ``out__ready`` and every ``valid`` are 0, so a
 block may end anywhere in the stream. Toggle ``go`` again to continue
 (``load_ops`` = 0 after FULL or WLQ: same block, next operation).
 
@@ -104,10 +127,11 @@ def op_width(cmd_width: int) -> int:
     """Bits per operation word of a top whose command payload is ``cmd_width`` bits."""
     return 64 if 3 + ARG_BITS + cmd_width <= 64 else OPW
 
-KINDS = {"END": 0, "IDLE": 1, "CMD": 3, "RB": 4, "WAITWL": 5}
-STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ"}
+KINDS = {"END": 0, "IDLE": 1, "WAITMF": 2, "CMD": 3, "RB": 4, "WAITWL": 5}
+STATUS = {1: "END", 2: "FULL", 3: "TIMEOUT", 4: "XZ", 5: "WLQ", 6: "MFQ"}
 #: X/Z finding codes of the ``xz_what`` port
-XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point"}
+XZ_WHAT = {1: "busy", 2: "out__valid", 3: "cmd__ready", 4: "wload__ready", 5: "an output at an idle point",
+           6: "mfill__ready", 7: "mspill__valid"}
 #: out__ready probabilities (of 256) of the backpressure phases, indexed by 3 random bits
 BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
 #: cycles the top's ``cycles`` counter holds beyond the per-cycle BFM's count
@@ -116,7 +140,10 @@ BP_LEVELS = (256, 256, 218, 128, 38, 0, 256, 128)
 #: after the last one (END seen, ``S_DUMP``, ``done``)
 START_CYCLES, END_CYCLES = 1, 4
 FILES = {"ops": "bulk_ops.bin", "wt": "bulk_wt.bin", "wq": "bulk_wq.bin", "out": "bulk_out.hex",
-         "mem": "bulk_mem.hex", "cyc": "bulk_cyc.hex"}
+         "mem": "bulk_mem.hex", "cyc": "bulk_cyc.hex", "mq": "bulk_mq.bin", "md": "bulk_md.bin",
+         "sp": "bulk_sp.hex"}
+#: bytes per fill queue entry (use_capture << 63 | capture index << 32 | fence)
+MQ_BYTES = 8
 #: bytes per weight-load queue entry (index << 32 | fence)
 WQ_BYTES = 8
 
@@ -130,6 +157,9 @@ class BulkDepths:
     wq: int = 1 << 15
     out: int = 1 << 12
     mem: int = 1 << 10
+    #: depth of the spill capture memory and of the fill queue; 0: no spill/fill
+    #: engine (mfill tied off, mspill ready high: no per-cycle cost)
+    sp: int = 0
 
 
 def depths_for(manifest: dict) -> BulkDepths:
@@ -151,9 +181,14 @@ def _ports(manifest: dict) -> dict:
     return {p["name"]: (p["dir"], p["width"]) for p in manifest["ports"]}
 
 
-def bulk_top_ports(manifest: dict) -> list[str]:
+SPILL_PORTS = ("load_mq", "n_mq", "mf_lo", "n_sp", "mf_count", "sp_count")
+SPILL_INPUTS = ("load_mq", "n_mq", "mf_lo")
+
+
+def bulk_top_ports(manifest: dict, depths: BulkDepths | None = None) -> list[str]:
     """Names of ``tb_bulk_top``'s ports (the only signals cocotb touches)."""
-    return ["clk", "rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq",
+    extra = list(SPILL_PORTS) if depths is not None and depths.sp else []
+    return extra + ["clk", "rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq",
             "wl_lo", "seed", "stress", "stall_limit", "done", "status", "op_ptr", "n_out",
             "n_mem", "beats_total", "err_seen", "err_val", "err_op", "xz_what", "xz_cycle",
             "cycles", "cmd_count", "wl_count", "wl_wait_cycles", "wl_valid_cycles",
@@ -166,9 +201,9 @@ INPUTS = ("rst", "go", "load_ops", "load_wt", "load_wq", "n_ops", "n_wt", "n_wq"
           "stress", "stall_limit")
 
 
-def bulk_top_outputs(manifest: dict) -> list[str]:
+def bulk_top_outputs(manifest: dict, depths: BulkDepths | None = None) -> list[str]:
     """The outputs among :func:`bulk_top_ports` (read-only through VPI)."""
-    return [n for n in bulk_top_ports(manifest) if n not in INPUTS]
+    return [n for n in bulk_top_ports(manifest, depths) if n not in INPUTS + SPILL_INPUTS]
 
 
 def _clog2(n: int) -> int:
@@ -201,7 +236,23 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
                              "out__valid", "out__ready", "out__payload", "wload__valid",
                              "wload__ready", "wload__payload", "dbg_addr", "dbg_data", "busy",
                              "error"])
-    if "mfill__valid" in p:     # membrane spill/fill ports: not driven on the bulk path (tie-off)
+    SP = d.sp
+    if SP and "mfill__valid" not in p:
+        raise ValueError("a spill/fill engine (BulkDepths.sp) for a core without mfill/mspill ports")
+    if SP:
+        MW = p["mfill__payload"][1]
+        fa = manifest["streams"]["mfill"]["fields"]["addr"]
+        if manifest["streams"]["mfill"] != manifest["streams"]["mspill"]:
+            raise ValueError("mfill and mspill payload layouts differ: the fill engine cannot "
+                             "forward a captured spill")
+        addr_mask = ((1 << fa["width"]) - 1) << fa["offset"]
+        ports_conn += (",\n        .mfill__valid(d_mfill__valid),\n        .mfill__payload(d_mfill__payload),\n"
+                       "        .mspill__ready(d_mspill__ready),\n        .mfill__ready(d_mfill__ready),\n"
+                       "        .mspill__valid(d_mspill__valid),\n        .mspill__payload(d_mspill__payload)")
+        spill_wires = (f"    reg  d_mfill__valid;\n    reg  [{MW - 1}:0] d_mfill__payload;\n"
+                       "    wire d_mfill__ready;\n    wire d_mspill__ready;\n    wire d_mspill__valid;\n"
+                       f"    wire [{MW - 1}:0] d_mspill__payload;\n")
+    elif "mfill__valid" in p:     # membrane spill/fill ports: not driven (tie-off)
         ports_conn += (",\n        .mfill__valid(1'b0),\n        .mfill__payload("
                        f"{p['mfill__payload'][1]}'d0),\n        .mspill__ready(1'b1),\n"
                        "        .mfill__ready(d_mfill__ready),\n        .mspill__valid(d_mspill__valid),\n"
@@ -212,6 +263,7 @@ def bulk_top_verilog(manifest: dict, depths: BulkDepths | None = None, source: s
                        "    /* verilator lint_on UNUSED */\n")
     else:
         spill_wires = ""
+    frag = _spill_fragments(d, MW if SP else 0, addr_mask if SP else 0) if SP else _NO_SPILL
     src = f" from {source}" if source else ""
     HALF = HALF_PERIOD
     return f"""// Generated by tb/bulk_top.py{src}: testbench top of the bulk co-simulation.
@@ -254,7 +306,7 @@ module {TOP} (
     output reg  [31:0] bp_cycles,
     output wire dut_busy,
     output wire [{EW - 1}:0] dut_error,
-    output wire dut_out_valid
+    output wire dut_out_valid{frag['ports']}
 );
     // The clock is generated here (10 time units per cycle, 1 ns with the
     // testbench's 1ns/1ps timescale): no simulator callback per edge.
@@ -337,8 +389,8 @@ module {TOP} (
     wire wl_fire = d_wload__valid & d_wload__ready;
     wire near_out = n_out >= 32'd{d.out - slack};
     wire near_mem = n_mem + 32'd2 >= 32'd{d.mem};
-    wire near_full = near_out | near_mem;
-    wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1;
+{frag['decl']}    wire near_full = near_out | near_mem{frag['near']};
+    wire quiet = !d_cmd__valid && !d_wload__valid && !rb_v0 && !rb_v1{frag['quiet']};
     wire idle_ok = !d_busy && !d_cmd__valid;
     // the weight-load beat to offer after this edge (beats accepted, counting this edge's)
     wire [31:0] wl_pos = wl_count + {{31'd0, wl_fire}};
@@ -351,7 +403,7 @@ module {TOP} (
     wire adv = cur_kind == K_IDLE ? (idle_pass && beats_total >= cur_arg) :
                cur_kind == K_WAITWL ? wl_pos >= cur_arg :
                cur_kind == K_CMD ? cmd_fire :
-               cur_kind == K_RB ? !near_mem : 1'b0;
+               cur_kind == K_RB ? !near_mem :{frag['adv']} 1'b0;
     // weight-load engine: the beat to offer after this edge, its fence and table index
     wire [31:0] wl_rel = wl_pos - wl_lo_q;
     wire wl_have = wl_rel < n_wq_q;
@@ -366,7 +418,7 @@ module {TOP} (
     wire [31:0] wlfsr_a = wlfsr ^ (wlfsr << 13);
     wire [31:0] wlfsr_b = wlfsr_a ^ (wlfsr_a >> 17);
     wire [31:0] wlfsr_n = wlfsr_b ^ (wlfsr_b << 5);
-    wire timeout = stall >= stall_limit_q;
+{frag['engine_wires']}    wire timeout = stall >= stall_limit_q;
     wire [31:0] lfsr_a = lfsr ^ (lfsr << 13);
     wire [31:0] lfsr_b = lfsr_a ^ (lfsr_a >> 17);
     wire [31:0] lfsr_n = lfsr_b ^ (lfsr_b << 5);
@@ -375,16 +427,16 @@ module {TOP} (
         integer fd;
         integer got;
         begin
-            fd = which == 0 ? $fopen("{FILES['ops']}", "rb") :
+            fd = {frag['fopen']}which == 0 ? $fopen("{FILES['ops']}", "rb") :
                  which == 1 ? $fopen("{FILES['wt']}", "rb") : $fopen("{FILES['wq']}", "rb");
             if (fd == 0) begin
                 $display("tb_bulk_top: cannot open the file of memory %0d", which);
             end else begin
-                if (which == 0) got = $fread(op_mem, fd, 0, count);
+                if (which == 0) got = $fread(op_mem, fd, 0, count);{frag['fread']}
                 else if (which == 1) got = $fread(wt_mem, fd, 0, count);
                 else got = $fread(wq_mem, fd, 0, count);
                 $fclose(fd);
-                if (got != count * (which == 0 ? {W // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
+                if (got != count * ({frag['fbytes']}which == 0 ? {W // 8} : which == 1 ? {(WW + 7) // 8} : {WQ_BYTES}))
                     $display("tb_bulk_top: short read of %0d bytes", got);
             end
         end
@@ -410,7 +462,7 @@ module {TOP} (
             if ((^{{d_busy}}) === 1'bx) xz_now = 4'd1;
             else if ((^{{d_out__valid}}) === 1'bx) xz_now = 4'd2;
             else if (d_cmd__valid && (^{{d_cmd__ready}}) === 1'bx) xz_now = 4'd3;
-            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;
+            else if (d_wload__valid && (^{{d_wload__ready}}) === 1'bx) xz_now = 4'd4;{frag['xz']}
             else if (cur_kind == K_IDLE && idle_q && beats_total >= cur_arg) begin
                 if ((^{{d_cmd__ready, d_out__valid, d_out__payload, d_wload__ready,
                        d_dbg_data, d_busy, d_error}}) === 1'bx) xz_now = 4'd5;
@@ -465,7 +517,7 @@ module {TOP} (
             d_dbg_addr <= {AW}'d0;
             n_wq_q <= 32'd0;
             wl_lo_q <= 32'd0;
-            stall_limit_q <= 32'hffffffff;
+            stall_limit_q <= 32'hffffffff;{frag['reset']}
         end else begin
             cycles <= cycles + 32'd1;
             go_q <= go;
@@ -482,7 +534,7 @@ module {TOP} (
                 n_mem <= n_mem + 32'd1;
             end
             if (cmd_fire) cmd_count <= cmd_count + 32'd1;
-            if (wl_fire) wl_count <= wl_count + 32'd1;
+            if (wl_fire) wl_count <= wl_count + 32'd1;{frag['capture']}
             rb_v1 <= rb_v0;
             rb_v0 <= 1'b0;
             case (state)
@@ -495,7 +547,7 @@ module {TOP} (
                     load_file(1, n_wt);
                 if (load_wq && n_wq != 32'd0)
                     load_file(2, n_wq);
-                n_wq_q <= n_wq;
+{frag['load']}                n_wq_q <= n_wq;
                 wl_lo_q <= wl_lo;
                 stall_limit_q <= stall_limit;
                 n_out <= 32'd0;
@@ -511,7 +563,7 @@ module {TOP} (
                 d_cmd__valid <= 1'b0;
                 // the weight-load engine may offer at once (as the per-cycle BFM in its first cycle)
                 d_wload__valid <= wl_gap == 8'd0 && wl_ok;
-                d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
+                d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];{frag['start']}
                 gap_cnt <= 8'd0;
                 state <= S_RUN;
             end
@@ -554,10 +606,10 @@ module {TOP} (
                         d_wload__payload <= wt_mem[wq_idx[{WA - 1}:0]];
                     end
                 end
-                // n rows: n + 1 cycles (the last row's data), as on the per-cycle path
+{frag['run']}                // n rows: n + 1 cycles (the last row's data), as on the per-cycle path
                 if (rb_v0 || cur_kind == K_RB) rb_cycles <= rb_cycles + 32'd1;
                 if (d_out__valid && !d_out__ready) bp_cycles <= bp_cycles + 32'd1;
-                stall <= (out_fire || rb_v1 || wl_fire) ? 32'd0 : stall + 32'd1;
+                stall <= (out_fire || rb_v1 || wl_fire{frag['progress']}) ? 32'd0 : stall + 32'd1;
                 if (xz_now != 4'd0) begin
                     xz_what <= xz_now;
                     xz_cycle <= cycles;
@@ -566,9 +618,9 @@ module {TOP} (
                 end else if (timeout) begin
                     status <= ST_TIMEOUT;
                     state <= S_DUMP;
-                end else if (quiet && (cur_kind == K_END || near_full || wl_starved)) begin
+                end else if (quiet && (cur_kind == K_END || near_full || wl_starved{frag['starved']})) begin
                     // pause where no beat is offered and no row is in flight
-                    status <= cur_kind == K_END ? ST_END : near_full ? ST_FULL : ST_WLQ;
+                    status <= cur_kind == K_END ? ST_END : near_full ? ST_FULL : {frag['st']};
                     gap_cnt <= 8'd0;
                     state <= S_DUMP;
                 end else if (adv) begin
@@ -603,7 +655,7 @@ module {TOP} (
             end
             default: begin   // S_DUMP: the captures of this block are complete
                 d_cmd__valid <= 1'b0;
-                d_wload__valid <= 1'b0;
+                d_wload__valid <= 1'b0;{frag['dump']}
                 if (n_out != 32'd0) $writememh("{FILES['out']}", cap_out, 0, n_out - 32'd1);
                 if (n_out != 32'd0) $writememh("{FILES['cyc']}", cap_cyc, 0, n_out - 32'd1);
                 if (n_mem != 32'd0) $writememh("{FILES['mem']}", cap_mem, 0, n_mem - 32'd1);
@@ -615,6 +667,120 @@ module {TOP} (
     end
 endmodule
 """
+
+
+_NO_SPILL = dict.fromkeys(("ports", "decl", "near", "quiet", "adv", "engine_wires", "reset", "capture",
+                           "load", "start", "run", "progress", "starved", "st", "dump", "fread",
+                           "fopen", "fbytes", "xz"), "")
+_NO_SPILL["st"] = "ST_WLQ"
+
+
+def _spill_fragments(d: BulkDepths, MW: int, addr_mask: int) -> dict:
+    """The Verilog of the spill capture and the fill engine (``d.sp`` > 0)."""
+    SP, SA = d.sp, _clog2(d.sp)
+    NB = (MW + 7) // 8
+    f = dict(_NO_SPILL)
+    f["ports"] = (",\n    input  wire load_mq,\n    input  wire [31:0] n_mq,\n    input  wire [31:0] mf_lo,\n"
+                  "    output reg  [31:0] n_sp,\n    output reg  [31:0] mf_count,\n"
+                  "    output reg  [31:0] sp_count")
+    f["decl"] = f"""    // spill capture memory and fill queue (tb/bulk_top.py _spill_fragments)
+    localparam [2:0] ST_MFQ = 3'd6, K_WAITMF = 3'd2;
+    reg [{MW - 1}:0] cap_sp [0:{SP - 1}];
+    reg [63:0] fq_mem [0:{SP - 1}];
+    reg [{MW - 1}:0] fd_mem [0:{SP - 1}];
+    reg [31:0] n_mq_q, mf_lo_q;
+    reg [7:0] mf_gap;
+    reg sp_rdy;
+    assign d_mspill__ready = running & sp_rdy & (n_sp < 32'd{SP});
+    wire sp_fire = d_mspill__valid & d_mspill__ready;
+    wire mf_fire = d_mfill__valid & d_mfill__ready;
+    wire near_sp = n_sp + 32'd2 >= 32'd{SP};
+"""
+    f["near"] = " | near_sp"
+    f["quiet"] = " && !d_mfill__valid"
+    f["adv"] = "\n               cur_kind == K_WAITMF ? mf_pos >= cur_arg :"
+    f["engine_wires"] = f"""    // fill engine: the fill to offer after this edge; its fence (beats received,
+    // counting this edge's), its source (the fill data memory, or a spill
+    // captured in this block, forwarded once captured) and its payload
+    wire [31:0] mf_pos = mf_count + {{31'd0, mf_fire}};
+    wire [31:0] mf_rel = mf_pos - mf_lo_q;
+    wire mf_have = mf_rel < n_mq_q;
+    wire [63:0] fq_w = fq_mem[mf_rel[{SA - 1}:0]];
+    wire mf_cap = fq_w[63];
+    wire [30:0] mf_ci = fq_w[62:32];
+    wire [31:0] beats_next = beats_total + {{31'd0, out_fire}};
+    // a spill captured on this edge is forwarded at once (as the per-cycle BFM
+    // serves a fill from a spill it sampled in the same cycle)
+    wire mf_byp = sp_fire && {{1'b0, mf_ci}} == n_sp;
+    wire mf_src_ok = !mf_cap || {{1'b0, mf_ci}} < n_sp || mf_byp;
+    wire mf_ok = mf_have && fq_w[31:0] <= beats_next && mf_src_ok && !wl_hold;
+    wire [{MW - 1}:0] mf_fd = fd_mem[mf_rel[{SA - 1}:0]];
+    wire [{MW - 1}:0] mf_cw = mf_byp ? d_mspill__payload : cap_sp[mf_ci[{SA - 1}:0]];
+    localparam [{MW - 1}:0] MF_ADDR = {MW}'h{addr_mask:x};
+    wire [{MW - 1}:0] mf_pl = mf_cap ? ((mf_cw & ~MF_ADDR) | (mf_fd & MF_ADDR)) : mf_fd;
+    wire mf_starved = cur_kind == K_WAITMF && mf_count < cur_arg && !mf_have && !d_mfill__valid;
+"""
+    f["reset"] = """
+            n_sp <= 32'd0;
+            mf_count <= 32'd0;
+            sp_count <= 32'd0;
+            n_mq_q <= 32'd0;
+            mf_lo_q <= 32'd0;
+            mf_gap <= 8'd0;
+            sp_rdy <= 1'b1;
+            d_mfill__valid <= 1'b0;
+            d_mfill__payload <= 0;"""
+    f["capture"] = f"""
+            if (sp_fire) begin
+                cap_sp[n_sp[{SA - 1}:0]] <= d_mspill__payload;
+                n_sp <= n_sp + 32'd1;
+                sp_count <= sp_count + 32'd1;
+            end
+            if (mf_fire) mf_count <= mf_count + 32'd1;"""
+    f["load"] = """                if (load_mq && n_mq != 32'd0) begin
+                    load_file(3, n_mq);
+                    load_file(4, n_mq);
+                end
+                n_mq_q <= n_mq;
+                mf_lo_q <= mf_lo;
+                n_sp <= 32'd0;
+"""
+    f["start"] = """
+                d_mfill__valid <= mf_gap == 8'd0 && mf_ok;
+                d_mfill__payload <= mf_pl;"""
+    f["run"] = """                // mspill ready: 3/4 under stress; fill engine (as the weight-load engine)
+                sp_rdy <= !stress || lfsr[25:24] != 2'd0;
+                if (mf_fire) begin
+                    if (stress && wlfsr[6:5] == 2'd0) begin
+                        mf_gap <= {5'd0, wlfsr[9:7] >= 3'd6 ? wlfsr[9:7] - 3'd5 : wlfsr[9:7] + 3'd1};
+                        d_mfill__valid <= 1'b0;
+                    end else begin
+                        d_mfill__valid <= mf_ok;
+                        d_mfill__payload <= mf_pl;
+                    end
+                end else if (!d_mfill__valid) begin
+                    if (mf_gap != 8'd0) mf_gap <= mf_gap - 8'd1;
+                    if (mf_gap <= 8'd1 && mf_ok) begin
+                        d_mfill__valid <= 1'b1;
+                        d_mfill__payload <= mf_pl;
+                    end
+                end
+"""
+    f["progress"] = " || sp_fire || mf_fire"
+    f["xz"] = ("\n            else if (d_mfill__valid && (^{d_mfill__ready}) === 1'bx) xz_now = 4'd6;"
+               "\n            else if ((^{d_mspill__valid}) === 1'bx) xz_now = 4'd7;")
+    f["starved"] = " || mf_starved"
+    f["st"] = "wl_starved ? ST_WLQ : ST_MFQ"
+    f["dump"] = f"""
+                d_mfill__valid <= 1'b0;
+                if (n_sp != 32'd0) $writememh("{FILES['sp']}", cap_sp, 0, n_sp - 32'd1);"""
+    f["fread"] = """
+                else if (which == 3) got = $fread(fq_mem, fd, 0, count);
+                else if (which == 4) got = $fread(fd_mem, fd, 0, count);"""
+    f["fopen"] = (f"which == 3 ? $fopen(\"{FILES['mq']}\", \"rb\") : "
+                  f"which == 4 ? $fopen(\"{FILES['md']}\", \"rb\") : ")
+    f["fbytes"] = f"which == 3 ? {MQ_BYTES} : which == 4 ? {NB} : "
+    return f
 
 
 def write_bulk_top(manifest: dict, out_dir: Path, depths: BulkDepths | None = None,

@@ -311,12 +311,13 @@ if cocotb is not None:
         plan = load_plan()
         plan = dict(plan, seed=plan.get("seed", 1), stress=plan.get("stress", False))
         nr, sb, t_sched = _setup(plan)
-        if getattr(nr.sched.allocation, "membranes", "resident") == "spilled":
-            raise AssertionError("spilled membranes (a region larger than mem_rows) run on the "
-                                 "per-cycle path only: use --path bfm")
         # BulkRunner reads the plan, the flattened operations and the layouts of a Session
         r = BulkRunner(dut, SimpleNamespace(plan=plan, cfg=nr.cfg, ops=nr.ops,
                                             layouts=nr.layouts))
+        oc = None
+        if getattr(nr.sched.allocation, "membranes", "resident") == "spilled":
+            from tb.offchip import OffChip
+            oc = r.offchip = OffChip(nr.sched)
         problems = await r.reset()
         c0 = r.counters()
         timeout = None
@@ -332,6 +333,10 @@ if cocotb is not None:
         # per-cycle path's counts exactly; DEMO_DEPTHS hold the whole test set)
         prof = getattr(r, "profile", {})
         cyc["cycles"] -= START_CYCLES + END_CYCLES
+        extra = {"sim_cpu_seconds": cpu_seconds() - cpu0, "bulk_cpu_seconds": prof,
+                 "blocks": prof.get("blocks", 0), "pauses": prof.get("pauses", 0)}
+        if oc is not None:
+            extra["offchip"] = oc.summary()
+            extra["transfers"] = oc.transfers()
         _finish(plan, nr, sb, problems, timeout, c0["cycles"] + START_CYCLES, cyc, t_sched, t_sim,
-                "bulk", {"sim_cpu_seconds": cpu_seconds() - cpu0, "bulk_cpu_seconds": prof,
-                         "blocks": prof.get("blocks", 0), "pauses": prof.get("pauses", 0)})
+                "bulk", extra)

@@ -45,6 +45,9 @@ TESTS = {"bulk": "demo_network_bulk", "bfm": "demo_network"}
 #: cycle counts are the core's (equal to the per-cycle path's); a larger
 #: input set runs in several blocks (same checks, a few cycles more per pause)
 DEMO_DEPTHS = {"ops": 1 << 20, "out": 1 << 16, "mem": 1 << 16}
+#: depth of the spill capture memory and fill queue of a bulk build for a
+#: network whose membranes spill (tb/bulk_top.py ``BulkDepths.sp``; 0 otherwise)
+SPILL_DEPTH = 1 << 10
 
 
 @dataclass
@@ -66,16 +69,19 @@ class RtlRun:
 
 
 def build_core(cfg: HwConfig, sim: str = "verilator", path: str = "bulk",
-               depths: Optional[dict] = None) -> Build:
+               depths: Optional[dict] = None, spill: bool = False) -> Build:
     """Emit (cached) and build (cached) the core for ``cfg``: with the bulk
     testbench top (``path`` "bulk", memory ``depths`` as
     :func:`tb.build.build_bulk`; the build's ``top`` says which) or alone
-    ("bfm")."""
+    ("bfm"). ``spill``: the bulk top gets its spill/fill engine
+    (:data:`SPILL_DEPTH`), for networks whose membranes spill."""
     if path not in PATHS:
         raise ValueError(f"unknown simulation path {path!r} (expected one of {', '.join(PATHS)})")
     verilog, manifest = emit_rtl(cfg)
     if path == "bfm":
         return build(cfg, sim, verilog, manifest, quiet=True)
+    if spill:
+        depths = dict(depths or {}, sp=SPILL_DEPTH)
     return build_bulk(cfg, sim, verilog, manifest, depths=depths, quiet=True)[0]
 
 

@@ -415,10 +415,7 @@ def main(argv=None) -> int:
         raise InputError(f"--samples: sample {ids[-1]} does not exist ({a.inputs!r} holds "
                          f"{spikes.shape[0]} samples, ids 0-{spikes.shape[0] - 1})")
     cfg, needs = choose_config(net, base, rows_given)
-    if a.path == "bulk" and needs["mem_rows"] > cfg.mem_rows:
-        raise NetworkError(f"the network's membrane regions need {needs['mem_rows']} rows > "
-                           f"mem_rows={cfg.mem_rows}: spilled membranes (docs/schedule.md) run on "
-                           f"the per-cycle path only; add --path bfm or raise --mem-rows")
+    spill = needs["mem_rows"] > cfg.mem_rows   # spilled membranes (docs/schedule.md)
     out = check_writable_dir(a.out, "--out folder") if a.out else None
     template = _repro_template(a)
     say(f"config: {cfg.name} (the network needs {needs['weight_rows']} weight rows, "
@@ -432,10 +429,12 @@ def main(argv=None) -> int:
         from .shard import remember_build
         verilog, manifest = emit_rtl(cfg, report=say)
         if a.path == "bulk":
-            build = build_bulk(cfg, a.sim, verilog, manifest, quiet=True, report=say)[0]
+            from .demo_rtl import SPILL_DEPTH
+            build = build_bulk(cfg, a.sim, verilog, manifest, quiet=True, report=say,
+                               depths={"sp": SPILL_DEPTH} if spill else None)[0]
         else:
             build = do_build(cfg, a.sim, verilog, manifest, quiet=True, report=say)
-        remember_build(cfg, a.sim, build, a.path)
+        remember_build(cfg, a.sim, build, a.path, spill)
     else:
         say("build: on each worker (cached in its $TB_SIM_BUILD or sim_build/)")
     job = Job(cfg, net, a.sim, bool(a.stress), a.seed, template, a.path)

@@ -106,22 +106,29 @@ _builds: dict = {}
 _builds_lock = threading.Lock()
 
 
-def build_for(cfg: HwConfig, sim: str, path: str = "bulk"):
+def spills(cfg: HwConfig, net: Network) -> bool:
+    """Whether ``net``'s membranes spill on ``cfg`` (a region larger than ``mem_rows``)."""
+    from golden.mapping import rows_needed
+    return rows_needed(cfg, net.layers)[1] > cfg.mem_rows
+
+
+def build_for(cfg: HwConfig, sim: str, path: str = "bulk", spill: bool = False):
     """The :class:`tb.build.Build` of ``cfg`` on ``sim`` for simulation ``path``
     (:func:`tb.demo_rtl.build_core`); emitted and built (or found in the
     cache) once per process, then remembered."""
     from .demo_rtl import build_core
-    key = (cfg.to_json(), sim, path)
+    spill = spill and path == "bulk"
+    key = (cfg.to_json(), sim, path, spill)
     with _builds_lock:
         if key not in _builds:
-            _builds[key] = build_core(cfg, sim, path)
+            _builds[key] = build_core(cfg, sim, path, spill=spill)
         return _builds[key]
 
 
-def remember_build(cfg: HwConfig, sim: str, build, path: str = "bulk") -> None:
+def remember_build(cfg: HwConfig, sim: str, build, path: str = "bulk", spill: bool = False) -> None:
     """Let :func:`build_for` return ``build`` (made by the caller) in this process."""
     with _builds_lock:
-        _builds[(cfg.to_json(), sim, path)] = build
+        _builds[(cfg.to_json(), sim, path, spill and path == "bulk")] = build
 
 
 def _child_cpu() -> float:
@@ -149,7 +156,7 @@ def run_shard(cfg: HwConfig, net: Network, spikes: np.ndarray, sample_ids, sim: 
         raise ValueError(f"run_shard: {spikes.shape[0]} samples of spikes for {len(ids)} sample ids")
     if path not in PATHS:
         raise ValueError(f"run_shard: unknown path {path!r} (expected one of {', '.join(PATHS)})")
-    b = build_for(cfg, sim, path)
+    b = build_for(cfg, sim, path, spills(cfg, net))
     cpu0 = _child_cpu()
     t0 = time.monotonic()
     r = run_network(b, net, spikes, stress=stress, seed=seed, progress=progress,

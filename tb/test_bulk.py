@@ -320,16 +320,20 @@ def test_bulk_top_is_generated_from_the_manifest_widths():
         bulk_top_verilog(dict(manifest, ports=manifest["ports"][:-1]))
 
 
-def test_bulk_top_passes_verilator_lint(tmp_path):
+@pytest.mark.parametrize("sp", [0, 64])
+def test_bulk_top_passes_verilator_lint(tmp_path, sp):
     """``verilator --lint-only -Wall`` with the generator's waiver file on the
-    emitted core + generated top (the same waivers as the core; no others)."""
+    emitted core + generated top (the same waivers as the core; no others),
+    without and with the spill/fill engine (``sp``)."""
+    import dataclasses
     import json
     from gen.lint import verilator_lint
     from tb.build import emit_rtl
-    from tb.bulk_top import TOP, write_bulk_top
+    from tb.bulk_top import TOP, depths_for, write_bulk_top
     cfg = HwConfig(array=8, groups=2)
     v, m = emit_rtl(cfg)
-    top = write_bulk_top(json.loads(m.read_text()), tmp_path)
+    mf = json.loads(m.read_text())
+    top = write_bulk_top(mf, tmp_path, dataclasses.replace(depths_for(mf), sp=sp))
     both = tmp_path / "both.v"
     both.write_text(v.read_text() + "\n" + top.read_text())
     ok, log = verilator_lint(both, top=TOP)
@@ -427,3 +431,21 @@ def test_scoreboard_check_membranes_equals_check_membrane():
     assert many.check_membranes([], got[:0]) == 0
     assert not one.ok and one.counts() == many.counts()
     assert one.report() == many.report() and "membrane row" in one.report()
+
+
+def test_bulk_top_spill_engine_only_when_asked():
+    """A top for a resident network (BulkDepths.sp = 0) has no spill/fill
+    engine (mfill tied off, mspill ready high: no per-cycle cost); with sp > 0
+    it has the capture memory, the fill queue and their ports."""
+    import dataclasses
+    from gen.emit import build_manifest
+    from tb.bulk_top import SPILL_PORTS, bulk_top_ports, bulk_top_verilog, depths_for
+    m = build_manifest(HwConfig(array=8, groups=2, mem_rows=16))
+    d0 = depths_for(m)
+    d1 = dataclasses.replace(d0, sp=32)
+    v0, v1 = bulk_top_verilog(m, d0), bulk_top_verilog(m, d1)
+    assert ".mfill__valid(1'b0)" in v0 and ".mspill__ready(1'b1)" in v0
+    assert "cap_sp" not in v0 and "fq_mem" not in v0 and "K_WAITMF" not in v0
+    assert "reg [63:0] fq_mem [0:31];" in v1 and ".mfill__valid(d_mfill__valid)" in v1
+    assert not set(SPILL_PORTS) & set(bulk_top_ports(m, d0))
+    assert set(SPILL_PORTS) <= set(bulk_top_ports(m, d1))

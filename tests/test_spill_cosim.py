@@ -1,7 +1,8 @@
 """Spilled membranes on the RTL (issue 13): a conv layer whose membrane region
 is 4x ``mem_rows`` and whose weights are 4x ``weight_rows`` runs bit-exact on
 Verilator, a 2x one on Icarus, through the per-cycle BFM with random command,
-weight-load and fill gaps, ``out`` and ``mspill`` backpressure. The
+weight-load and fill gaps, ``out`` and ``mspill`` backpressure, and through
+the bulk path (tb_bulk_top's fill engine and spill capture, tb/bulk_top.py). The
 testbench's off-chip memory (tb/offchip.py) fills every row from what the
 core spilled and checks every ``mspill`` beat against the golden schedule;
 the traffic it counted equals ``golden.traffic.transfers(hw_traffic(...))``.
@@ -27,8 +28,12 @@ SMALL = (HwConfig(array=8, groups=2, weight_rows=18, mem_rows=16), 16, 2, 3)   #
 LARGE = (HwConfig(array=8, groups=2, weight_rows=36, mem_rows=32), 64, 2, 3)   # 4x / 4x
 
 
-def _run(case, sim: str, mutate=None, tag: str = "spill", net=None):
-    from tb.build import build, emit_rtl, mutate_rtl
+def _run(case, sim: str, mutate=None, tag: str = "spill", net=None, path: str = "bfm",
+         sp: int = 0):
+    """``path`` "bulk": tb_bulk_top with a spill/fill engine of depth ``sp``
+    (0: tb.demo_rtl.SPILL_DEPTH)."""
+    from tb.build import build, build_bulk, emit_rtl, mutate_rtl
+    from tb.demo_rtl import SPILL_DEPTH
     from tb.demo_rtl import run_network
     cfg, cout, samples, T = case
     net = net or conv_net(cout)
@@ -36,16 +41,21 @@ def _run(case, sim: str, mutate=None, tag: str = "spill", net=None):
     verilog, manifest = emit_rtl(cfg)
     if mutate is not None:
         verilog = mutate_rtl(cfg, verilog, mutate, tag)
-    b = build(cfg, sim, verilog, manifest, quiet=True, tag=tag if mutate else "")
+    if path == "bulk":
+        b = build_bulk(cfg, sim, verilog, manifest, depths={"sp": sp or SPILL_DEPTH}, quiet=True,
+                       tag=tag if mutate else "")[0]
+    else:
+        b = build(cfg, sim, verilog, manifest, quiet=True, tag=tag if mutate else "")
     r = run_network(b, net, x, stress=True, seed=4, tag=tag)
     sched = build_schedule(cfg, net, x)
     summary = r.summary or json.loads((Path(r.run_dir) / "summary.json").read_text())
     return cfg, net, sched, r, summary
 
 
-def _check(case, sim, net=None):
-    cfg, net, sched, r, sm = _run(case, sim, net=net)
+def _check(case, sim, net=None, path: str = "bfm", sp: int = 0):
+    cfg, net, sched, r, sm = _run(case, sim, net=net, path=path, sp=sp)
     assert r.ok, r.failure
+    assert sm["path"] == path
     a = sched.allocation
     assert a.membranes == "spilled"
     spills = sum(len(it.spills) for it in sched.items if isinstance(it, LayerPass))
@@ -74,8 +84,23 @@ def test_spill_2x_on_icarus():
     assert sched.allocation.sample_rows >= 2 * cfg.mem_rows
 
 
-def test_spill_4x_on_verilator():
-    cfg, sched, sm = _check(LARGE, "verilator")
+@pytest.mark.parametrize("sp", [16, 64])
+def test_spill_2x_on_icarus_bulk(sp):
+    """The bulk path with a small spill capture memory (the top pauses when it
+    fills up): fills of spills drained at a pause come from the host's copy of
+    them, the others are forwarded from the capture memory inside the
+    simulator (with 16 rows every fill comes from the host, with 64 both)."""
+    cfg, sched, sm = _check(SMALL, "icarus", path="bulk", sp=sp)
+    assert sm["pauses"] > 1
+    prof = sm["bulk_cpu_seconds"]
+    assert prof["mf_windows"] > 1 and prof["fills_from_host"] > 0
+    assert (prof["fills_forwarded"] > 0) == (sp == 64)
+    assert prof["fills_forwarded"] + prof["fills_from_host"] == sm["offchip"]["fills"]
+
+
+@pytest.mark.parametrize("path", ["bfm", "bulk"])
+def test_spill_4x_on_verilator(path):
+    cfg, sched, sm = _check(LARGE, "verilator", path=path)
     a = sched.allocation
     assert a.sample_rows >= 4 * cfg.mem_rows
     assert sum(b.rows for b in a.plans[0].blocks) >= 4 * cfg.weight_rows
@@ -83,20 +108,22 @@ def test_spill_4x_on_verilator():
     assert sm["checked"]["mismatches"] == 0 and sm["checked"]["beats"] == sched.counts["beats"]
 
 
+@pytest.mark.parametrize("path", ["bfm", "bulk"])
 @pytest.mark.parametrize("name", ["spill_addr_plus_one"])
-def test_spill_mutant_is_caught_by_the_spill_check(name):
+def test_spill_mutant_is_caught_by_the_spill_check(name, path):
     from tb.mutations import SPILL_MUTATIONS
     mut = next(m for m in SPILL_MUTATIONS if m.name == name)
     cfg = SMALL[0]
-    _, _, _, r, sm = _run(SMALL, "verilator", lambda text: mut.apply(text, cfg.slots), name)
+    _, _, _, r, sm = _run(SMALL, "verilator", lambda text: mut.apply(text, cfg.slots), name,
+                          path=path)
     assert not r.ok
     assert "spill" in (r.failure or ""), r.failure
     assert sm["offchip"]["spill_mismatches"] > 0
 
 
-def test_tb_run_spilled_network_on_the_per_cycle_path(tmp_path):
-    """python -m tb.run: a spilled network runs with --path bfm; the bulk path
-    refuses it with one line."""
+def test_tb_run_spilled_network_on_both_paths(tmp_path):
+    """python -m tb.run: a spilled network runs with --path bfm and on the
+    default (bulk) path."""
     from tbrun_util import run_network
     cfg, cout, samples, T = SMALL
     net = conv_net(cout)
@@ -104,8 +131,9 @@ def test_tb_run_spilled_network_on_the_per_cycle_path(tmp_path):
     doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--weight-rows", "18",
                       "--mem-rows", "16", "--sim", "icarus", "--path", "bfm", "--stress", "1")
     assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
-    with pytest.raises(AssertionError, match="spilled membranes .* per-cycle path only"):
-        run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--mem-rows", "16")
+    doc = run_network(tmp_path, net, x, "--array", "8", "--groups", "2", "--weight-rows", "18",
+                      "--mem-rows", "16", "--sim", "icarus", "--stress", "1")
+    assert doc["ok"] and doc["golden_equal"] and doc["checked"]["mismatches"] == 0
 
 
 def test_spilled_mixed_network_on_icarus():
