@@ -25,7 +25,7 @@ The results are bit-identical to the sequential formulas F3-F6.
 Each LifUnit is elaborated as its own Verilog module so that the number of
 shared LIF units (``HwConfig.lif_units``) can be counted in the netlist.
 Named intermediate signals (``leak_product``, ``u_sum``, ``u_minus_theta``,
-``over``, ``under``, ``theta_ge``, ``theta_gt``, ``u``, ``spike``, ``v_next``) appear as wires of that
+``over``, ``under``, ``theta_ge``, ``u``, ``spike``, ``v_next``) appear as wires of that
 module.
 """
 
@@ -99,9 +99,9 @@ class LifUnit(wiring.Component):
         theta_ge = Signal()                 # L + X >= θ
         m.d.comb += theta_ge.eq(~u_minus_theta[-1])
         if cfg.fire == "gt" and theta < mem_max:
-            theta_gt = Signal()             # L + X > θ
+            # (no named wire in between: Amaranth would name the output port after it)
             above_theta = shifted_sum(theta + 1, "above_theta")   # >= 0 iff L + X > θ
-            m.d.comb += [theta_gt.eq(~above_theta[-1]), self.spike.eq(theta_gt)]
+            m.d.comb += self.spike.eq(~above_theta[-1])
         elif cfg.fire == "gt":
             m.d.comb += self.spike.eq(0)
         else:
