@@ -206,12 +206,27 @@ class LifStage(wiring.Component):
         # row (the read is not transparent); the written V' is in `carry` then.
         forward = Signal(1)
         m.d.sync += forward.eq(pre_read & self.mem_wr_en & (nxt.row == self.mem_wr_addr))
+        # mem_q is loaded on start/advance (`mq_load`, a flip-flop enable),
+        # cleared when the tile does not read the buffer (`mq_zero`, a
+        # synchronous reset) and otherwise takes the read data or, forwarded,
+        # `carry`: the EBR read data meets one 3-input LUT before mem_q.
+        mq_load = Signal(1)
+        mq_zero = Signal(1)
+        mq_fwd = Signal(1)
+        m.d.comb += [
+            mq_load.eq(start | advance),
+            mq_zero.eq(Mux(start, ~pre_q, ~read_buffer)),
+            mq_fwd.eq(start & forward),
+        ]
+        with m.If(mq_load):
+            with m.If(mq_zero):
+                m.d.sync += mem_q.eq(0)
+            with m.Else():
+                m.d.sync += mem_q.eq(Mux(mq_fwd, carry, self.mem_rd_data))
         with m.If(start):
-            m.d.sync += [mem_q.eq(Mux(pre_q, Mux(forward, carry, self.mem_rd_data), 0)),
-                         v_from_q.eq(1)]
+            m.d.sync += v_from_q.eq(1)
         with m.Elif(advance):
-            m.d.sync += [mem_q.eq(Mux(read_buffer, self.mem_rd_data, 0)),
-                         v_from_q.eq(independent | last_group)]
+            m.d.sync += v_from_q.eq(independent | last_group)
         with m.If(start):
             m.d.sync += [x_q.eq(self.currents0), x_group.eq(1 if n > 1 else 0)]
         with m.Elif(advance):

@@ -12,7 +12,8 @@ carry chain on it:
   shift is a floor, and ``(X - c)·2^lb`` is a multiple of ``2^lb``), and
   ``(X - c)·2^lb + 2^(lb-1)`` is a concatenation, not an addition;
 * ``s - c`` for ``c`` = 0 (``u_sum`` = L + X), θ (``u_minus_theta``),
-  ``mem_max + 1`` and ``mem_min`` are formed in parallel, one adder each after
+  ``θ + 1`` (``above_theta``, fire = "gt"), ``mem_max + 1`` and ``mem_min``
+  are formed in parallel, one adder each after
   ``P`` (a shift for a power-of-two ``leak_int``, a shift-add tree otherwise);
   ``X - c`` depends on the current only (not on ``V``);
 * saturation (F4), firing (F5) and ``U - θ`` (F6) are then sign bits and
@@ -24,7 +25,7 @@ The results are bit-identical to the sequential formulas F3-F6.
 Each LifUnit is elaborated as its own Verilog module so that the number of
 shared LIF units (``HwConfig.lif_units``) can be counted in the netlist.
 Named intermediate signals (``leak_product``, ``u_sum``, ``u_minus_theta``,
-``over``, ``under``, ``u``, ``spike``, ``v_next``) appear as wires of that
+``over``, ``under``, ``theta_ge``, ``u``, ``spike``, ``v_next``) appear as wires of that
 module.
 """
 
@@ -92,11 +93,17 @@ class LifUnit(wiring.Component):
 
         # F5: O = U > θ (fire="gt") or U >= θ (fire="ge"); as mem_min < θ <= mem_max,
         # U > θ iff L + X > θ (never if θ = mem_max) and U >= θ iff L + X >= θ.
+        # L + X > θ is the sign bit of its own adder (L + X - θ - 1), in
+        # parallel with the others, not `L + X >= θ` AND a wide OR of
+        # `u_minus_theta` (two more LUT levels on the recurrence).
         theta_ge = Signal()                 # L + X >= θ
-        theta_ne = Signal()                 # L + X != θ
-        m.d.comb += [theta_ge.eq(~u_minus_theta[-1]), theta_ne.eq(u_minus_theta.any())]
-        if cfg.fire == "gt":
-            m.d.comb += self.spike.eq(theta_ge & theta_ne if theta < mem_max else 0)
+        m.d.comb += theta_ge.eq(~u_minus_theta[-1])
+        if cfg.fire == "gt" and theta < mem_max:
+            # (no named wire in between: Amaranth would name the output port after it)
+            above_theta = shifted_sum(theta + 1, "above_theta")   # >= 0 iff L + X > θ
+            m.d.comb += self.spike.eq(~above_theta[-1])
+        elif cfg.fire == "gt":
+            m.d.comb += self.spike.eq(0)
         else:
             m.d.comb += self.spike.eq(theta_ge)
 

@@ -2,7 +2,7 @@
 
 Each :class:`Mutation` rewrites the text of ``lif_pe_array.v`` with a regular
 expression anchored on names the generator keeps stable (``spike``,
-``theta_ge``, ``theta_ne``, ``leak_product``, ``carry``, ``mem_wr_addr``, ``out_free``, ``out__ready``; see
+``theta_ge``, ``leak_product``, ``carry``, ``mem_wr_addr``, ``out_free``, ``out__ready``; see
 ``gen/lif_unit.py`` and ``gen/lif_stage.py``). :meth:`Mutation.apply` raises
 :class:`MutationNotFound` when the pattern does not match the expected number
 of times, so a fault-injection test can never pass because nothing was
@@ -44,9 +44,9 @@ class Mutation:
 
 
 MUTATIONS = (
-    # gen/lif_unit.py: spike = (L+X >= θ) & (L+X != θ) for fire="gt" (the default)
+    # gen/lif_unit.py: spike = (L+X > θ), the sign of L+X-θ-1, for fire="gt" (the default)
     Mutation("fire_ge", "firing comparison U > θ turned into U >= θ (F5)",
-             r"^(\s*assign spike = )theta_ge & theta_ne;$", r"\1theta_ge;", per_unit=True),
+             r"^(\s*assign spike = )~ \\\$\d+ \[\d+\];$", r"\1theta_ge;", per_unit=True),
     # leak_product = V * leak_int; the next line's {X, lb'h2^(lb-1)} gives lb: V * 2^lb = no leak
     Mutation("leak_skipped", "the leak λ·V is skipped: U = V + X instead of λ·V + X (F3)",
              r"^(\s*assign leak_product = )\$signed\(v\) \* \$signed\(\d+'h[0-9a-f]+\);"
