@@ -119,7 +119,7 @@ FORMAL_MUTATIONS = {f.name: f for f in (
     # of the unit's four parallel sums
     TextFault("tie_toward_minus_inf", "F3 rounding ties broken toward -inf (+2^(lb-1) - 1)",
               r"^(\s*assign \\\$\d+\s*= \$signed\(leak_product\) \+ \$signed\(\{ [^{}]*, )"
-              r"(\d+)'h([0-9a-f]+)( \}\);)$", _tie_down, count=4),
+              r"(\d+)'h([0-9a-f]+)( \}\);)$", _tie_down, count=None),
     _FnFault("acc_sat_max_minus_one", "F2 saturation bound off by one: PE 0 saturates at "
              "acc_max - 1", "", _acc_sat_minus_one),
     _FnFault("carry_u", "U carried to the next group instead of V' (F6/F7)", "", _carry_u),

@@ -655,9 +655,12 @@ class CoreBfm:
                 if sp_i >= len(exp_sp):
                     sb._fail("spill", f"unexpected mspill beat (row {addr}) after the "
                                       f"{len(exp_sp)} expected")
-                elif not oc.spill(exp_sp[sp_i][0], exp_sp[sp_i][1], addr, data):
-                    sb._fail("spill", oc.spill_mismatches[-1] if oc.spill_mismatches else
-                             f"spill {sp_i} differs")
+                else:
+                    sb.spill_rows_checked += 1
+                    sb.spill_words_checked += len(data)
+                    if not oc.spill(exp_sp[sp_i][0], exp_sp[sp_i][1], addr, data):
+                        sb._fail("spill", oc.spill_mismatches[-1] if oc.spill_mismatches else
+                                 f"spill {sp_i} differs")
                 sp_i += 1
                 stall = 0
             v = sig["out_valid"].value

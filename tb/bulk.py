@@ -478,6 +478,8 @@ class BulkRunner:
                 ok = oc.spill(exp, key, addr, data)
             else:
                 ok = addr == exp.addr and np.array_equal(data, exp.data)
+            sb.spill_rows_checked += 1
+            sb.spill_words_checked += int(data.size)
             if not ok:
                 sb._fail("spill", oc.spill_mismatches[-1] if oc is not None and oc.spill_mismatches
                          else f"spill {k}: got row {addr} {data.tolist()}, expected row "

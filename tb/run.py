@@ -303,7 +303,8 @@ def format_summary(a, cfg, net, merged, executor, wall: float, run_wall: float, 
     lines += [
         f"   run:     {status}  beats {c['beats']}/{c['beats_expected']}, spikes {c['spikes']}, "
         f"values {c['values']}, membrane words {c['membrane_words']} ({c['membrane_rows']} rows), "
-        f"mismatches {c['mismatches']}; outputs == golden.fixed_model: "
+        + (f"spilled rows {c['spill_rows']} ({c['spill_words']} words), " if c['spill_rows'] else "")
+        + f"mismatches {c['mismatches']}; outputs == golden.fixed_model: "
         f"{'yes' if merged.golden_equal else 'NO'}",
         f"      cycles {cyc} (waiting for weight loads {cy['wload_cycles']}, read-back "
         f"{cy['readback_cycles']}, cmd gaps {cy['gap_cycles']}, out stalled "

@@ -62,6 +62,8 @@ class Scoreboard:
         self.values_checked = 0
         self.membrane_words_checked = 0
         self.membrane_rows_checked = 0
+        self.spill_rows_checked = 0     # mspill beats compared with the schedule's spills
+        self.spill_words_checked = 0
         self.mismatches: list[Mismatch] = []
         self.n_mismatches = 0
         self.unresolved_text = ""   # the first X/Z finding (the BFM stops there)
@@ -284,4 +286,5 @@ class Scoreboard:
                 "spikes": self.spikes_checked, "values": self.values_checked,
                 "membrane_rows": self.membrane_rows_checked,
                 "membrane_words": self.membrane_words_checked,
+                "spill_rows": self.spill_rows_checked, "spill_words": self.spill_words_checked,
                 "mismatches": self.n_mismatches, "coverage": dict(self.coverage)}

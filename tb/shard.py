@@ -44,7 +44,7 @@ PATHS = ("bulk", "bfm")
 
 #: Scoreboard counts that add up over shards (``checked`` of a summary).
 COUNTS = ("beats", "beats_expected", "spikes", "values", "membrane_rows", "membrane_words",
-          "mismatches")
+          "spill_rows", "spill_words", "mismatches")
 #: Cycle counters of a run (a summary's fields of the same name; ``wload_cycles``: the
 #: exposed ones, the command stream waiting for weight loads), with the weight-load beat
 #: counts and the EVENT / synapse counts the utilization is computed from.

@@ -199,7 +199,10 @@ def format_summary(opts: SimOptions, cfg: HwConfig, b, r, wall: float) -> str:
         lines.append(
             f"   {name}: {'PASS' if t['ok'] else 'FAIL'}  beats {c['beats']}/{c['beats_expected']}, "
             f"spikes {c['spikes']}, values {c['values']}, membrane words {c['membrane_words']} "
-            f"({c['membrane_rows']} rows), mismatches {c['mismatches']}")
+            f"({c['membrane_rows']} rows), "
+            + (f"spilled rows {c['spill_rows']} ({c['spill_words']} words), "
+               if c.get('spill_rows') else "")
+            + f"mismatches {c['mismatches']}")
         lines.append(
             f"      cycles {t['cycles']} (waiting for weight loads {t['wload_cycles']}, read-back "
             f"{t['readback_cycles']}, cmd gaps {t['gap_cycles']}, out stalled "

@@ -110,12 +110,32 @@ def test_network_too_big_for_the_given_configuration(files):
     d, _, _ = files
     code, _, err = cli(base_args(d, "--weight-rows", "32", "--workers", "1"))
     _one_line_error(code, err, "layer 1 ('c2'): weight rows per chunk (input channels x kernel rows x window width) 48 > weight_rows=32")
-    code, _, err = cli(base_args(d, "--mem-rows", "16", "--workers", "1"))
-    _one_line_error(code, err, "mem_rows=16")
+    # 16 rows hold one pass of every layer (the membranes spill, test_spilled_membranes_*);
+    # 8 do not hold layer c1's 16
+    code, _, err = cli(base_args(d, "--mem-rows", "8", "--workers", "1"))
+    _one_line_error(code, err, "layer 0 ('c1'): one weight block's tiles need 16 membrane rows")
+    _one_line_error(code, err, "> mem_rows=8, so even spilled membranes do not fit")
     code, _, err = cli(base_args(d, "--config", str(d / "x.npy")))
     _one_line_error(code, err, "--config excludes --array, --groups")
     code, _, err = cli(base_args(d, "--samples", "3,99", "--workers", "1"))
     _one_line_error(code, err, "sample 99 does not exist")
+
+
+def test_spilled_membranes_give_the_resident_outputs(files, single, tmp_path):
+    """The network needs 24 membrane rows; with 16 they spill off chip and back
+    (tb/offchip.py checks every spilled row), and the outputs stay those of the
+    resident run."""
+    d, _, _ = files
+    out = tmp_path / "spilled"
+    code, stdout, err = cli(base_args(d, "--mem-rows", "16", "--workers", "1", "--out", str(out)))
+    assert code == 0, stdout + err
+    res, outputs = load_out(out)
+    res0, outputs0 = load_out(single[0])
+    assert res["rows_needed"]["mem_rows"] > res["cfg"]["mem_rows"] == 16
+    assert res["ok"] and res["golden_equal"] and res["checked"]["mismatches"] == 0
+    assert res["checked"]["spill_rows"] > 0 and "spilled rows" in stdout
+    assert res0["checked"]["spill_rows"] == 0
+    np.testing.assert_array_equal(outputs, outputs0)
 
 
 def test_samples_ranges_round_trip():
